@@ -1,0 +1,22 @@
+# Every target uses the virtual environment in .venv (created by `make install`).
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PYTHON ?= python3
+
+.PHONY: install test test-fast data bench demo reproduce clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --upgrade pip
+	$(VENV)/bin/pip install -r requirements.txt
+	touch $@
+
+# The whole suite, slow statistical checks included (this is what CI runs).
+test: install
+	$(PY) -m pytest -q
+
+# Everything but the tests marked slow.
+test-fast: install
+	$(PY) -m pytest -q -m "not slow"
