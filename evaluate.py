@@ -1,0 +1,581 @@
+"""Evaluate trained runs: the leaderboard, the predictions plot, the attention plot.
+
+Also the physics consistency checks of the data files (exact finite-lattice energy
+distributions by transfer matrix), so that the notebooks hold no logic of their own.
+
+Reference protocol (SEED_FACTS): 32,000 lattices drawn with replacement (fixed seed) from
+`data/eval_data.hdf5`; predictions and true energies are each centred by their own mean
+(the probability route knows E only up to a constant) and the RMSE of the difference is
+the score.
+
+    python evaluate.py --runs runs --eval_path data/eval_data.hdf5 --out results
+    python evaluate.py train-all --profile cpu     # train every combination, then evaluate
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent
+N_EVAL = 32_000
+EVAL_SEED = 0
+
+
+# ----------------------------------------------------------------------------------------
+# Exact physics: energy distribution of a finite periodic lattice by transfer matrix
+# ----------------------------------------------------------------------------------------
+def _row_states(n_y: int) -> np.ndarray:
+    """All 2**n_y rows: int (2**n_y, n_y), values ±1."""
+    bits = (np.arange(2**n_y)[:, None] >> np.arange(n_y)[None, :]) & 1
+    return (2 * bits - 1).astype(np.int64)
+
+
+def exact_energy_distribution(n_x: int, n_y: int, beta: float, model: str = "ISING1"):
+    """Exact Boltzmann distribution of the total energy of an n_x x n_y periodic lattice.
+
+    E = -Σ s_i (s_right + s_down) [ISING1]  - ½ Σ s_i (s_down-right + s_up-right) [ISING2].
+    Row-to-row transfer matrix T(β + iθ) evaluated on M equally spaced θ; Tr T^n_x is the
+    characteristic function of 2E, and an inverse DFT turns it into g(E) e^{-βE}. Exact up to
+    float64 round-off (about 1e-15 of the largest probability); cost O(M · 4**n_y · n_x).
+
+    Returns (energies float64 (K,), probabilities float64 (K,)) over the support g(E) > 0.
+    """
+    if model not in ("ISING1", "ISING2"):
+        raise ValueError(f"unknown model {model!r}; use ISING1 or ISING2")
+    if n_y > 10:
+        raise ValueError("transfer matrix of 2**n_y rows: keep n_y <= 10")
+    rows = _row_states(n_y)
+    right = np.roll(rows, -1, axis=1)
+    intra = -(rows * right).sum(1)  # bonds inside a row, each once
+    # bonds between row r (above) and row r' (below): vertical, and for ISING2 both diagonals
+    pair = -(rows @ rows.T).astype(np.float64)
+    if model == "ISING2":
+        pair = pair - 0.5 * (rows @ right.T + right @ rows.T)
+    # symmetric split of the intra-row energy between the two rows of the pair
+    e2 = np.rint(2 * (pair + 0.5 * intra[:, None] + 0.5 * intra[None, :])).astype(np.int64)  # 2E units
+    # Entries are e2 = shift + g·d with integer d >= 0; the total over the n_x row pairs is
+    # 2E = n_x·shift + g·D with 0 <= D <= n_x·max(d), so M = n_x·max(d) + 1 frequencies
+    # resolve D without aliasing (g = 4 for ISING1 cuts the work fourfold).
+    shift = int(e2.min())
+    g = int(np.gcd.reduce((e2 - shift).ravel())) or 1
+    d = (e2 - shift) // g
+    m = n_x * int(d.max()) + 1
+    theta = 2 * np.pi * np.arange(m) / m
+    real_w = np.exp(-0.5 * beta * g * d)  # the factor exp(-β shift/2) per pair cancels on normalising
+    char = np.empty(m, dtype=np.complex128)
+    for k0 in range(0, m, 32):  # batches of θ keep memory at 32 · 4**n_y complex numbers
+        th = theta[k0 : k0 + 32]
+        t = real_w[None] * np.exp(-1j * th[:, None, None] * d[None])
+        acc, p, n = None, t, n_x
+        while n:  # T**n_x by repeated squaring
+            if n & 1:
+                acc = p if acc is None else acc @ p
+            n >>= 1
+            if n:
+                p = p @ p
+        char[k0 : k0 + 32] = np.trace(acc, axis1=1, axis2=2)
+    # char[k] = Σ_D W(D) e^{-iθ_k D}: the inverse DFT puts W(D) at index D.
+    weights = np.fft.ifft(char).real
+    weights = np.where(weights > 1e-13 * weights.max(), weights, 0.0)
+    keep = np.nonzero(weights > 0)[0]
+    probs = weights[keep] / weights[keep].sum()
+    e2_vals = n_x * shift + g * keep
+    return e2_vals / 2.0, probs
+
+
+def exact_mean_energy(n_x: int, n_y: int, beta: float, model: str = "ISING1") -> float:
+    """<E> of the finite periodic lattice, exact (see exact_energy_distribution)."""
+    e, p = exact_energy_distribution(n_x, n_y, beta, model)
+    return float((e * p).sum())
+
+
+def chi_square_test(observed: np.ndarray, expected_probs: np.ndarray, min_expected: float = 5.0):
+    """Pearson chi-square goodness of fit; bins with expected count < min_expected are pooled
+    with their neighbours (from the tails inwards). Returns (chi2, dof, p_value)."""
+    from scipy.stats import chi2 as chi2_dist
+
+    observed = np.asarray(observed, np.float64)
+    expected = np.asarray(expected_probs, np.float64) * observed.sum()
+    obs_bins, exp_bins, o_acc, e_acc = [], [], 0.0, 0.0
+    for o, e in zip(observed, expected):
+        o_acc += o
+        e_acc += e
+        if e_acc >= min_expected:
+            obs_bins.append(o_acc)
+            exp_bins.append(e_acc)
+            o_acc = e_acc = 0.0
+    if obs_bins:  # the remaining low-expectation tail joins the last bin
+        obs_bins[-1] += o_acc
+        exp_bins[-1] += e_acc
+    o, e = np.array(obs_bins), np.array(exp_bins)
+    stat = float(((o - e) ** 2 / e).sum())
+    dof = max(len(o) - 1, 1)
+    return stat, dof, float(chi2_dist.sf(stat, dof))
+
+
+def _file_info(f: h5py.File) -> dict:
+    a = f.attrs
+    return {"model": str(a["model"]), "n_x": int(a["n_x"]), "n_y": int(a["n_y"]),
+            "betas": [float(b) for b in np.atleast_1d(a["betas"])]}
+
+
+def energy_histogram_check(path, max_samples: int = 200_000) -> list[dict]:
+    """For every beta of an HDF5 data file: sampled energy histogram against the exact one.
+
+    Returns one dict per beta: beta, n, energies (K,), exact probs (K,), observed counts (K,),
+    chi2, dof, p_value, mean ± standard error against the exact mean.
+    """
+    with h5py.File(path, "r") as f:
+        info = _file_info(f)
+        n = min(f["true_energies"].shape[0], max_samples)
+        energies = f["true_energies"][:n].astype(np.float64)
+        betas = f["beta"][:n].astype(np.float64)
+    out = []
+    for beta in info["betas"]:
+        sel = energies[np.isclose(betas, beta)]
+        e_exact, p_exact = exact_energy_distribution(info["n_x"], info["n_y"], beta, info["model"])
+        counts = np.array([np.sum(np.isclose(sel, e)) for e in e_exact], dtype=np.float64)
+        stray = len(sel) - counts.sum()  # sampled energies the exact distribution calls (nearly) impossible
+        stat, dof, p = chi_square_test(counts, p_exact)
+        mean_exact = float((e_exact * p_exact).sum())
+        out.append({
+            "file": str(path), "beta": beta, "n": int(len(sel)), "energies": e_exact, "exact_probs": p_exact,
+            "counts": counts, "stray_samples": int(stray), "chi2": stat, "dof": dof, "p_value": p,
+            "mean": float(sel.mean()), "sem": float(sel.std(ddof=1) / np.sqrt(len(sel))), "exact_mean": mean_exact,
+        })
+    return out
+
+
+def plot_energy_histograms(checks: list[dict], path, ncols: int = 3):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    nrows = math.ceil(len(checks) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4 * ncols, 3.2 * nrows), squeeze=False)
+    for ax, c in zip(axes.flat, checks):
+        width = np.min(np.diff(c["energies"])) * 0.8 if len(c["energies"]) > 1 else 1.0
+        ax.bar(c["energies"], c["counts"] / c["n"], width=width, alpha=0.6, label="sampled")
+        ax.plot(c["energies"], c["exact_probs"], "k.-", lw=1, ms=3, label="exact")
+        ax.set_title(f"{Path(c['file']).stem}  β={c['beta']:.3g}\nχ²/dof={c['chi2']:.0f}/{c['dof']}, p={c['p_value']:.2g}",
+                     fontsize=9)
+        ax.set_xlabel("E")
+        ax.set_ylabel("P(E)")
+    for ax in list(axes.flat)[len(checks):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=8)
+    fig.tight_layout()
+    _save_figure(fig, path)
+    plt.close(fig)
+
+
+def magnetisation_by_beta(path, max_samples: int = 200_000) -> dict:
+    """{beta: per-site magnetisation m = mean spin, float64 (n,)} from a data file."""
+    with h5py.File(path, "r") as f:
+        n = min(f["ising_grids"].shape[0], max_samples)
+        m = f["ising_grids"][:n].astype(np.float64).mean(axis=(1, 2))
+        betas = f["beta"][:n].astype(np.float64)
+    return {float(b): m[betas == b] for b in np.unique(betas)}
+
+
+# ----------------------------------------------------------------------------------------
+# Scores
+# ----------------------------------------------------------------------------------------
+def centred(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    return x - x.mean()
+
+
+def centred_rmse(pred: np.ndarray, true: np.ndarray) -> float:
+    """RMSE after centring predictions and truths by their own means (reference protocol)."""
+    return float(np.sqrt(np.mean((centred(pred) - centred(true)) ** 2)))
+
+
+def rmse(pred: np.ndarray, true: np.ndarray) -> float:
+    d = np.asarray(pred, np.float64) - np.asarray(true, np.float64)
+    return float(np.sqrt(np.mean(d**2)))
+
+
+def eval_indices(n_total: int, n: int = N_EVAL, seed: int = EVAL_SEED) -> np.ndarray:
+    """Reference protocol: n indices drawn uniformly WITH replacement, fixed seed."""
+    return np.random.default_rng(seed).integers(0, n_total, size=n)
+
+
+def load_eval_set(path, n: int = N_EVAL, seed: int = EVAL_SEED):
+    """grids int8 (n, n_x, n_y), energies float64 (n,), betas float64 (n,) from an HDF5 file."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path} not found; make it with `make data` (or `python generate_ising.py "
+            f"--beta_min ... --beta_max ... --n_beta_samples ... --filename {path}`)"
+        )
+    with h5py.File(path, "r") as f:
+        total = f["ising_grids"].shape[0]
+        idx = eval_indices(total, n, seed)
+        uniq, inv = np.unique(idx, return_inverse=True)  # h5py wants increasing indices
+        grids = f["ising_grids"][uniq][inv]
+        energies = f["true_energies"][uniq][inv].astype(np.float64)
+        betas = f["beta"][uniq][inv].astype(np.float64)
+    return grids, energies, betas
+
+
+# ----------------------------------------------------------------------------------------
+# Runs: discover, load, predict
+# ----------------------------------------------------------------------------------------
+FLAG_KEYS = ("cell", "bidirectional", "attention", "two_d", "energy_head", "hidden_size")
+
+
+@dataclass
+class Run:
+    family: str  # "energy" | "probability"
+    name: str  # config name, e.g. 2D_GRU_1L_1H_Bi_Attn
+    dir: Path
+    checkpoint: Path
+    metrics: dict = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return f"{self.family}/{self.name}"
+
+
+def find_runs(root) -> list[Run]:
+    """Every `<root>/<family>/<config>/` holding metrics.json and a checkpoint."""
+    runs = []
+    for metrics_path in sorted(Path(root).glob("*/*/metrics.json")):
+        run_dir = metrics_path.parent
+        family = run_dir.parent.name
+        if family not in ("energy", "probability"):
+            continue
+        metrics = json.loads(metrics_path.read_text())
+        ckpt = metrics.get("best_checkpoint")
+        ckpt = Path(ckpt) if ckpt else None
+        if ckpt is None or not ckpt.exists():
+            found = sorted(run_dir.rglob("*.ckpt"))
+            if not found:
+                continue
+            ckpt = found[0]
+        runs.append(Run(family, run_dir.name, run_dir, ckpt, metrics))
+    return runs
+
+
+def load_model(run: Run):
+    import torch  # noqa: F401  (heavy imports only where needed)
+
+    if run.family == "energy":
+        from energy_models import EnergyModel as cls
+    else:
+        from probability_models import ProbabilityModel as cls
+    model = cls.load_from_checkpoint(str(run.checkpoint), map_location="cpu")
+    model.eval()
+    return model
+
+
+def predict(model, grids: np.ndarray, batch_size: int = 2048, return_attention: bool = False):
+    """Energies float64 (N,) for grids (N, n_x, n_y) ±1, through model.predict_energy."""
+    import torch
+
+    out, attn_sum = [], None
+    with torch.no_grad():
+        for i in range(0, len(grids), batch_size):
+            g = torch.as_tensor(np.asarray(grids[i : i + batch_size]), dtype=torch.float32)
+            if return_attention:
+                e, attn = model.predict_energy(g, return_attention=True)
+                s = {k: v.sum(0).double().numpy() for k, v in attn.items()}
+                attn_sum = s if attn_sum is None else {k: attn_sum[k] + s[k] for k in s}
+            else:
+                e = model.predict_energy(g)
+            out.append(e.double().cpu().numpy())
+    energies = np.concatenate(out)
+    return (energies, attn_sum) if return_attention else energies
+
+
+def n_parameters(model) -> int:
+    return int(sum(p.numel() for p in model.parameters()))
+
+
+def predicts_absolute_energy(model, family: str) -> bool:
+    """Energy regressors and the bidirectional (local-field) probability model predict E itself;
+    the causal probability model knows E only up to log Z."""
+    return family == "energy" or bool(getattr(model.hparams, "bidirectional", False))
+
+
+def score_run(run: Run, grids, energies, betas, model=None) -> dict:
+    model = model if model is not None else load_model(run)
+    t0 = time.perf_counter()
+    pred = predict(model, grids)
+    seconds = time.perf_counter() - t0
+    err = centred(pred) - centred(energies)
+    per_beta = {f"{b:.4g}": float(np.sqrt(np.mean(err[betas == b] ** 2))) for b in np.unique(betas)}
+    absolute = predicts_absolute_energy(model, run.family)
+    hp = dict(model.hparams)
+    return {
+        **{k: hp.get(k) for k in FLAG_KEYS},
+        "run": run.label,
+        "family": run.family,
+        "config": run.name,
+        "rmse_centred": centred_rmse(pred, energies),
+        "rmse_raw": rmse(pred, energies) if absolute else None,
+        "rmse_per_beta": per_beta,
+        "n_params": n_parameters(model),
+        "test_rmse_centred": run.metrics.get("test_rmse_centred"),
+        "epochs": run.metrics.get("epochs"),
+        "train_time_s": run.metrics.get("train_time_s"),
+        "predict_seconds": seconds,
+        "_pred": pred,
+    }
+
+
+def describe(row: dict) -> str:
+    """Readable model description like the reference table's ("Energy GRU + Attention + 2D")."""
+    parts = [("Energy " if row["family"] == "energy" else "Probability ") + str(row.get("cell") or "gru").upper()]
+    parts += [label for key, label in (("attention", "Attention"), ("two_d", "2D"), ("bidirectional", "Bidirectional"))
+              if row.get(key)]
+    if row.get("energy_head") == "site":
+        parts.append("site head")
+    return " + ".join(parts)
+
+
+def select(rows: list[dict], family: str, **flags):
+    """The first (best) row of `family` whose flags match (missing flags count as False/default)."""
+    defaults = {"attention": False, "two_d": False, "bidirectional": False}
+    for r in rows:
+        if r["family"] != family:
+            continue
+        wanted = {**defaults, **flags}
+        if family == "energy":
+            wanted.setdefault("energy_head", "prob")
+        if all((r.get(k) or False) == v if isinstance(v, bool) else r.get(k) == v for k, v in wanted.items()):
+            return r
+    return None
+
+
+def evaluate_runs(runs_root, eval_path, n: int = N_EVAL, seed: int = EVAL_SEED, progress=True):
+    """Score every run under runs_root; rows sorted by centred RMSE. Returns (rows, eval set)."""
+    runs = find_runs(runs_root)
+    if not runs:
+        raise FileNotFoundError(
+            f"no finished runs under {runs_root} (a run is <family>/<config>/metrics.json + *.ckpt); "
+            "train with energy_trainer.py / probability_trainer.py or `make demo`"
+        )
+    grids, energies, betas = load_eval_set(eval_path, n, seed)
+    rows = []
+    iterator = runs
+    if progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(runs, desc="evaluating runs", unit="run")
+    for run in iterator:
+        rows.append(score_run(run, grids, energies, betas))
+    rows.sort(key=lambda r: r["rmse_centred"])
+    return rows, (grids, energies, betas)
+
+
+def leaderboard_markdown(rows: list[dict]) -> str:
+    lines = [
+        "| Model | Run | RMSE (centred) | RMSE (raw) | Params |",
+        "|---|---|---|---|---|",
+    ]
+    for r in rows:
+        raw = "—" if r["rmse_raw"] is None else f"{r['rmse_raw']:.3g}"
+        lines.append(f"| {describe(r)} | `{r['run']}` | {r['rmse_centred']:.3g} | {raw} | {r['n_params']:,} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_leaderboard(rows: list[dict], out_dir) -> dict:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    clean = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
+    paths = {"md": out / "leaderboard.md", "csv": out / "leaderboard.csv", "json": out / "leaderboard.json"}
+    _atomic_write_text(paths["md"], leaderboard_markdown(rows))
+    _atomic_write_text(paths["json"], json.dumps(clean, indent=2))
+    tmp = paths["csv"].with_suffix(".csv.tmp")
+    with open(tmp, "w", newline="") as fh:
+        cols = ["run", "family", "config", "rmse_centred", "rmse_raw", "n_params", "hidden_size", "epochs", "train_time_s"]
+        w = csv.DictWriter(fh, fieldnames=cols + ["rmse_per_beta"])
+        w.writeheader()
+        for r in clean:
+            w.writerow({**{c: r.get(c) for c in cols}, "rmse_per_beta": json.dumps(r["rmse_per_beta"])})
+    os.replace(tmp, paths["csv"])
+    return paths
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+# ----------------------------------------------------------------------------------------
+# Plots
+# ----------------------------------------------------------------------------------------
+def error_by_energy(pred: np.ndarray, true: np.ndarray, min_count: int = 5):
+    """Centred error grouped by centred true energy: (x, mean, std) over values seen >= min_count times."""
+    x = centred(true)
+    err = centred(pred) - x
+    keys = np.round(x, 6)
+    uniq, inv, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    sums = np.bincount(inv, err)
+    sq = np.bincount(inv, err**2)
+    mean = sums / counts
+    std = np.sqrt(np.maximum(sq / counts - mean**2, 0.0))
+    ok = counts >= min_count
+    return uniq[ok], mean[ok], std[ok]
+
+
+def plot_predictions(curves: dict, true: np.ndarray, path, title: str | None = None):
+    """curves: {label: predicted energies (N,)}; x = centred truth, y = centred error, ±2σ band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for label, pred in curves.items():
+        x, m, s = error_by_energy(pred, true)
+        line = ax.plot(x, m, label=label)[0]
+        ax.fill_between(x, m - 2 * s, m + 2 * s, color=line.get_color(), alpha=0.25)
+    ax.axhline(0.0, color="k", ls="--", lw=1)
+    ax.set_xlabel("true energy (centred)")
+    ax.set_ylabel("predicted − true energy (centred)")
+    ax.set_title(title or "Prediction error against energy (mean ± 2σ)")
+    ax.legend()
+    fig.tight_layout()
+    _save_figure(fig, path)
+    plt.close(fig)
+
+
+def attention_map(attn: dict, n_x: int, n_y: int, query=(3, 4)) -> np.ndarray:
+    """Attention weights of the query site `query` (row, col) over the lattice: float (n_x, n_y).
+
+    attn: {"rows": (L_q, L_k) summed weights, optionally "cols": ...} indexed by sequence positions
+    of the snake through rows / columns. 2D models: the mean of the two maps in grid space.
+    """
+    from pytorch_datasets import grid_to_flat, flat_to_grid
+
+    maps = []
+    for order, w in attn.items():
+        w = np.asarray(w)
+        q = grid_to_flat(query[0], query[1], n_x, n_y, order)
+        if q >= w.shape[0]:  # causal models whose last position is never a query
+            q = w.shape[0] - 1
+        grid = np.zeros((n_x, n_y))
+        for k in range(w.shape[1]):
+            r, c = flat_to_grid(k, n_x, n_y, order)
+            grid[r, c] += w[q, k]
+        maps.append(grid)
+    return np.mean(maps, axis=0)
+
+
+def plot_attention(maps: dict, path, query=(3, 4)):
+    """maps: {title: (n_x, n_y) array}, up to 4 panels in a 2 x 2 grid with a shared colour bar."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 2, figsize=(8, 7.5))
+    vmax = max(float(np.max(m)) for m in maps.values()) if maps else 1.0
+    im = None
+    for ax, (title, m) in zip(axes.flat, maps.items()):
+        im = ax.imshow(m, cmap="viridis", vmin=0.0, vmax=vmax)
+        ax.plot(query[1], query[0], "x", color="red", ms=12, mew=3)
+        ax.set_title(title)
+        ax.set_xticks(range(m.shape[1]))
+        ax.set_yticks(range(m.shape[0]))
+    for ax in list(axes.flat)[len(maps):]:
+        ax.axis("off")
+    if im is not None:
+        fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8, label="attention weight (summed over batch)")
+    _save_figure(fig, path)
+    plt.close(fig)
+
+
+def _save_figure(fig, path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
+    fig.savefig(tmp, dpi=120)
+    os.replace(tmp, path)
+
+
+# ----------------------------------------------------------------------------------------
+# The whole report: leaderboard + both images
+# ----------------------------------------------------------------------------------------
+ATTENTION_PANELS = (  # (title, family, two_d), as in the reference figure
+    ("Energy 2D", "energy", True),
+    ("Probability 2D", "probability", True),
+    ("Energy", "energy", False),
+    ("Probability", "probability", False),
+)
+
+
+def attention_maps(rows: list[dict], runs_root, grids: np.ndarray, batch: int = 512, query=(3, 4)) -> dict:
+    """{panel title: (n_x, n_y) summed attention of the query site} for the attention runs found."""
+    runs = {r.label: r for r in find_runs(runs_root)}
+    maps = {}
+    for title, family, two_d in ATTENTION_PANELS:
+        # prefer the unidirectional preset (the reference's), else the bidirectional one
+        row = select(rows, family, attention=True, two_d=two_d) or select(
+            rows, family, attention=True, two_d=two_d, bidirectional=True
+        )
+        if row is None:
+            continue
+        model = load_model(runs[row["run"]])
+        _, attn = predict(model, grids[:batch], batch_size=batch, return_attention=True)
+        if attn:
+            n_x, n_y = grids.shape[1:]
+            maps[f"{title}{' (Bi)' if row.get('bidirectional') else ''}"] = attention_map(attn, n_x, n_y, query)
+    return maps
+
+
+def report(runs_root, eval_path, out_dir, images_dir="images", n: int = N_EVAL, seed: int = EVAL_SEED) -> dict:
+    """Evaluate every run, write leaderboard.{md,csv,json} to out_dir and the two images."""
+    rows, (grids, energies, _) = evaluate_runs(runs_root, eval_path, n, seed)
+    paths = write_leaderboard(rows, out_dir)
+    curves = {}
+    extended = select(rows, "energy", attention=True, two_d=True, bidirectional=True)
+    original = select(rows, "probability")
+    if extended:
+        curves[f"Extended Model ({describe(extended)})"] = extended["_pred"]
+    if original:
+        curves[f"Original Model ({describe(original)})"] = original["_pred"]
+    if curves:
+        paths["predictions_plot"] = Path(images_dir) / "predictions_plot.png"
+        plot_predictions(curves, energies, paths["predictions_plot"])
+    maps = attention_maps(rows, runs_root, grids)
+    if maps:
+        paths["attention_plot"] = Path(images_dir) / "attention_plot.png"
+        plot_attention(maps, paths["attention_plot"])
+    return {"rows": rows, "paths": paths}
+
+
+# ----------------------------------------------------------------------------------------
+# Training every combination (make demo / make reproduce)
+# ----------------------------------------------------------------------------------------
+def combinations(profile: str) -> list[dict]:
+    """The runs of a profile: flags per run (family + booleans + head)."""
+    if profile == "demo":  # the two models of the predictions plot
+        return [
+            {"family": "energy", "attention": True, "two_d": True, "bidirectional": True},
+            {"family": "probability", "attention": False, "two_d": False, "bidirectional": False},
+        ]
+    runs = []
+    for family in ("energy", "probability"):
+        for two_d in (False, True):
+            for attention in (False, True):
+                for bidirectional in (False, True):
+                    runs.append({"family": family, "attention": attention, "two_d": two_d, "bidirectional": bidirectional})
+    runs.append({"family": "energy", "attention": True, "two_d": True, "bidirectional": True, "energy_head": "site"})
+    return runs
