@@ -1,0 +1,162 @@
+"""Energy models: sequence regressors that predict the energy of a lattice.
+
+`EnergyModel` is one configurable LightningModule; the reference's class names are presets
+(`EnergyRNN`, `EnergyAttentionRNN`, `EnergyRNN2D`, `EnergyAttentionRNN2D`) that only change
+defaults.
+
+Input: the FULL snake sequence of the lattice, x (B, L, 1) ±1 (the energy depends on every
+spin, and a regressor has no information leak to worry about, so a bidirectional RNN and
+unmasked attention are fine here). Network: GRU/LSTM (optionally bidirectional, `num_layers`
+deep) -> optional one `nn.MultiheadAttention` layer (residual) -> linear -> a_t per site.
+
+Energy heads (the formula each variant uses):
+- `energy_head="prob"` (default, the reference head): sigmoid(s_t a_t) is read as the
+  probability of the observed spin s_t and E = (1/beta) sum_t log sigmoid(s_t a_t), computed
+  with `logsigmoid` in log space (never a product of probabilities clamped at 1e-40). As in
+  the reference this E can never be positive.
+- `energy_head="site"` (our extension): E = sum_t a_t, an extensive sum of per-site
+  energies that can take either sign.
+- `two_d=True`: one branch on the rows snake and one on the columns snake, E = mean of the
+  two. Loss: L1 (default) or MSE on the true energy.
+
+Any sequence length works, so a model trained on 8 x 8 can predict on other sizes via
+`predict_energy(grids)`.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sequence_blocks import IsingSequenceModule, RNNEncoder, SelfAttention, check_heads, log_prob_energy
+
+ENERGY_HEADS = ("prob", "site")
+LOSSES = ("l1", "mse")
+
+
+class EnergyBranch(nn.Module):
+    """One sequence direction: x (B, L, 1) -> per-site outputs a (B, L) (+ attention (B, L, L))."""
+
+    def __init__(self, cell, hidden_size, num_layers, bidirectional, attention, n_heads):
+        super().__init__()
+        self.encoder = RNNEncoder(cell, hidden_size, num_layers, mode="full", bidirectional=bidirectional)
+        dim = self.encoder.out_dim
+        self.attention = SelfAttention(dim, n_heads) if attention else None
+        self.head = nn.Linear(dim, 1)
+
+    def forward(self, x, need_weights: bool = False):
+        feats = self.encoder(x)
+        weights = None
+        if self.attention is not None:
+            feats, weights = self.attention(feats, need_weights=need_weights)
+        return self.head(feats).squeeze(-1), weights
+
+
+class EnergyModel(IsingSequenceModule):
+    """Configurable energy regressor; see the module docstring.
+
+    Hyper-parameters (all plain values, saved in the checkpoint): cell (gru|lstm),
+    hidden_size, num_layers, bidirectional, attention, n_heads, two_d, energy_head (prob|site),
+    loss (l1|mse), lr (Adam), beta (of the training data, used by the "prob" head), n_x, n_y,
+    model (Ising model name of the training data).
+    """
+
+    family = "energy"
+
+    def __init__(
+        self,
+        cell: str = "gru",
+        hidden_size: int = 512,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        attention: bool = False,
+        n_heads: int = 1,
+        two_d: bool = False,
+        energy_head: str = "prob",
+        loss: str = "l1",
+        lr: float = 1e-4,
+        beta: float = 0.25,
+        n_x: int = 8,
+        n_y: int = 8,
+        model: str = "ISING1",
+    ):
+        super().__init__()
+        if energy_head not in ENERGY_HEADS:
+            raise ValueError(f"energy_head must be one of {ENERGY_HEADS}, got {energy_head!r}")
+        if loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+        self.validate_common(cell, hidden_size, num_layers, n_heads, beta)
+        if attention:
+            check_heads(hidden_size * (2 if bidirectional else 1), n_heads)
+        self.save_hyperparameters()
+        self.branches = nn.ModuleDict(
+            {
+                order: EnergyBranch(cell, hidden_size, num_layers, bidirectional, attention, n_heads)
+                for order in self.orders
+            }
+        )
+
+    # -- energies -------------------------------------------------------------------------
+    def site_outputs(self, x: torch.Tensor, order: str = "rows", need_weights: bool = False):
+        """x (B, L, 1) ±1 -> per-site outputs a (B, L) of the `order` branch (+ weights)."""
+        return self.branches[order](x, need_weights=need_weights)
+
+    def energy_from_sequences(self, seqs: dict, return_attention: bool = False):
+        """seqs {"rows": (B, L, 1)[, "cols": ...]} full snake sequences -> E (B,), attention."""
+        energies, attn = [], {}
+        for order in self.orders:
+            x = seqs[order]
+            a, w = self.site_outputs(x, order, need_weights=return_attention)
+            if self.hparams.energy_head == "prob":
+                energies.append(log_prob_energy(a, x.squeeze(-1), self.hparams.beta))
+            else:
+                energies.append(a.sum(dim=1))
+            if w is not None:
+                attn[order] = w
+        return torch.stack(energies).mean(dim=0), attn
+
+    # -- training -------------------------------------------------------------------------
+    def per_sample_loss(self, batch, with_energies: bool = True):
+        """batch (X, E[, beta]) or (X_rows, X_cols, E[, beta]) -> (loss (B,), pred (B,), true (B,))."""
+        if self.hparams.two_d:
+            seqs, target = {"rows": batch[0], "cols": batch[1]}, batch[2]
+        else:
+            seqs, target = {"rows": batch[0]}, batch[1]
+        pred, _ = self.energy_from_sequences(seqs)
+        target = target.reshape(-1).to(pred.dtype)
+        if self.hparams.loss == "l1":
+            loss = F.l1_loss(pred, target, reduction="none")
+        else:
+            loss = F.mse_loss(pred, target, reduction="none")
+        return loss, pred, target
+
+
+class EnergyRNN(EnergyModel):
+    """Reference preset: GRU -> per-site head."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**{"attention": False, "two_d": False, **kwargs})
+
+
+class EnergyAttentionRNN(EnergyModel):
+    """Reference preset: GRU -> attention -> per-site head."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**{"attention": True, "two_d": False, **kwargs})
+
+
+class EnergyRNN2D(EnergyModel):
+    """Reference preset: rows and columns GRUs, energies averaged."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**{"attention": False, "two_d": True, **kwargs})
+
+
+class EnergyAttentionRNN2D(EnergyModel):
+    """Reference preset: rows and columns GRU + attention, energies averaged."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**{"attention": True, "two_d": True, **kwargs})
+
+
+PRESETS = {cls.__name__: cls for cls in (EnergyRNN, EnergyAttentionRNN, EnergyRNN2D, EnergyAttentionRNN2D)}

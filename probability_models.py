@@ -1,0 +1,234 @@
+"""Probability models: networks whose outputs are honest probabilities of spins.
+
+`ProbabilityModel` is one configurable LightningModule; the reference's class names are
+presets (`ProbabilityRNN`, `ProbabilityAttentionRNN`, `ProbabilityRNN2D`,
+`ProbabilityAttentionRNN2D`) that only change defaults. All logits are logits of
+p(s = +1); every probability is handled in log space (`logsigmoid`), never as a product.
+
+Which formula each variant uses, and why:
+
+- Causal (`bidirectional=False`, the original model). An autoregressive model of the
+  snake sequence: a unidirectional GRU/LSTM reads s_0..s_t and predicts s_{t+1}; the
+  optional attention layer is causally masked (query t sees keys <= t), so the logit for
+  s_{t+1} depends on s_0..s_t only. The first spin is not predicted by the network:
+  p(s_0 = ±1) = 1/2 exactly, by the spin-flip symmetry of a zero-field Ising model. Then
+  log p(lattice) = -log 2 + sum_t log p(s_t | s_<t) is the model's exact log-likelihood, and
+  since p = exp(-beta E) / Z,   E = -(1/beta) log p(lattice) - (1/beta) log Z,
+  i.e. the energy up to a constant (we return -(1/beta) log p; evaluation centres it).
+  Trained by maximum likelihood (BCE on every next spin).
+- Bidirectional (`bidirectional=True`). A model that sees "the other side" cannot be an
+  autoregressive model, so it is a conditional model p(s_i | all other spins): a forward
+  RNN stack gives the state after s_{i-1}, a separate backward stack the state after
+  s_{i+1} (two independent stacks, so no layer ever mixes s_i back in), and a learned vector
+  stands in at the ends. For a pairwise Hamiltonian E = -1/2 sum_i s_i h_i with local field
+  h_i = sum_j J_ij s_j, the exact conditional is p(s_i=+1 | rest) = sigmoid(2 beta h_i), so
+  the logit z_i estimates 2 beta h_i and   E = -1/2 sum_i s_i z_i / (2 beta)
+  (no additive constant). Trained by pseudo-likelihood (BCE on every spin given the rest).
+  Its attention must not see s_i either: queries are the conditional features of spin i,
+  keys/values are a per-spin embedding (linear in s_j plus a sinusoidal position code,
+  defined for any length) and the diagonal is masked, so query i never attends s_i.
+- `two_d=True`: one branch on the rows snake, one on the columns snake (each a valid model
+  of the same lattice), E = mean of the two energies; loss = mean of the two BCEs.
+
+Batches follow `pytorch_datasets`: (X, y[, beta]) with X = spins[:-1] (B, L-1, 1) ±1 and
+y = spins[1:] in {0,1} (B, L-1, 1); 2D: (X_rows, X_cols, y[, beta]) with y (B, 2, L-1, 1).
+The full sequence is cat(X[:, :1], 2y - 1).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sequence_blocks import (
+    IsingSequenceModule,
+    RNNEncoder,
+    SelfAttention,
+    causal_energy,
+    causal_mask,
+    check_heads,
+    conditional_energy,
+    diagonal_mask,
+    sequences_to_grids,
+    sinusoidal_encoding,
+)
+
+
+class ProbabilityBranch(nn.Module):
+    """One snake order.
+
+    causal:      x = s_0..s_{L-2} (B, L-1, 1) -> logits of s_1..s_{L-1} (B, L-1)
+    conditional: x = s_0..s_{L-1} (B, L, 1)   -> logits of every s_i given the others (B, L)
+    Also returns the attention weights (B, Lq, Lk) when asked, else None.
+    """
+
+    def __init__(self, cell, hidden_size, num_layers, conditional, attention, n_heads):
+        super().__init__()
+        self.conditional = conditional
+        self.encoder = RNNEncoder(cell, hidden_size, num_layers, mode="conditional" if conditional else "causal")
+        dim = self.encoder.out_dim
+        self.attention = SelfAttention(dim, n_heads) if attention else None
+        self.spin_embed = nn.Linear(1, dim) if (attention and conditional) else None
+        self.head = nn.Linear(dim, 1)
+
+    def forward(self, x, need_weights: bool = False):
+        feats = self.encoder(x)
+        weights = None
+        if self.attention is not None:
+            length, dim = x.shape[1], feats.shape[-1]
+            if self.conditional:
+                kv = self.spin_embed(x) + sinusoidal_encoding(length, dim, device=x.device).to(feats.dtype)
+                feats, weights = self.attention(feats, kv, diagonal_mask(length, x.device), need_weights)
+            else:
+                feats, weights = self.attention(feats, None, causal_mask(length, x.device), need_weights)
+        return self.head(feats).squeeze(-1), weights
+
+
+class ProbabilityModel(IsingSequenceModule):
+    """Configurable probability model; see the module docstring for the formulas.
+
+    Hyper-parameters (plain values, saved in the checkpoint): cell (gru|lstm), hidden_size,
+    num_layers, bidirectional (False: causal; True: conditional p(s_i | rest)), attention,
+    n_heads, two_d, lr (Adam), beta (of the training data: E = -(1/beta) log p), n_x, n_y,
+    model (Ising model name, used for the true energies in the test metrics).
+    """
+
+    family = "probability"
+
+    def __init__(
+        self,
+        cell: str = "gru",
+        hidden_size: int = 512,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        attention: bool = False,
+        n_heads: int = 1,
+        two_d: bool = False,
+        lr: float = 1e-4,
+        beta: float = 0.25,
+        n_x: int = 8,
+        n_y: int = 8,
+        model: str = "ISING1",
+    ):
+        super().__init__()
+        self.validate_common(cell, hidden_size, num_layers, n_heads, beta)
+        if attention:
+            check_heads(hidden_size * (2 if bidirectional else 1), n_heads)
+        self.save_hyperparameters()
+        self.branches = nn.ModuleDict(
+            {
+                order: ProbabilityBranch(cell, hidden_size, num_layers, bidirectional, attention, n_heads)
+                for order in self.orders
+            }
+        )
+
+    # -- conditionals ---------------------------------------------------------------------
+    def logits(self, seq: torch.Tensor, order: str = "rows", need_weights: bool = False):
+        """Full sequence seq (B, L, 1) ±1 -> (logits, weights).
+
+        causal: logits (B, L-1) of p(s_t=+1 | s_<t) for t = 1..L-1; weights (B, L-1, L-1)
+        over input positions 0..L-2. conditional: logits (B, L) of p(s_i=+1 | rest);
+        weights (B, L, L) with a zero diagonal.
+        """
+        branch = self.branches[order]
+        return branch(seq if self.hparams.bidirectional else seq[:, :-1], need_weights=need_weights)
+
+    def energy_from_sequences(self, seqs: dict, return_attention: bool = False):
+        """seqs {"rows": (B, L, 1)[, "cols": ...]} full snake sequences -> E (B,), attention."""
+        energies, attn = [], {}
+        for order in self.orders:
+            e, _, w = self._order_energy(seqs[order], order, return_attention)
+            energies.append(e)
+            if w is not None:
+                attn[order] = w
+        return torch.stack(energies).mean(dim=0), attn
+
+    def _order_energy(self, seq, order, need_weights=False):
+        z, w = self.logits(seq, order, need_weights)
+        spins = seq.squeeze(-1)
+        beta = self.hparams.beta
+        if self.hparams.bidirectional:
+            return conditional_energy(z, spins, beta), z, w
+        if w is not None:  # causal: pad to (B, L, L); the last spin is never an input
+            w = F.pad(w, (0, 1, 0, 1))
+        return causal_energy(z, spins, beta), z, w
+
+    # -- training -------------------------------------------------------------------------
+    def full_sequences(self, batch) -> dict:
+        """Rebuild the full snake sequences (B, L, 1) ±1 from a dataset batch."""
+        if self.hparams.two_d:
+            x_rows, x_cols, y = batch[0], batch[1], batch[2]
+            return {
+                "rows": torch.cat([x_rows[:, :1], 2 * y[:, 0] - 1], dim=1),
+                "cols": torch.cat([x_cols[:, :1], 2 * y[:, 1] - 1], dim=1),
+            }
+        x, y = batch[0], batch[1]
+        return {"rows": torch.cat([x[:, :1], 2 * y - 1], dim=1)}
+
+    def per_sample_loss(self, batch, with_energies: bool = False):
+        """-> (BCE per sample (B,), predicted E (B,) or None, true E (B,) or None).
+
+        Causal: mean BCE of every next spin (negative log-likelihood / (L-1));
+        bidirectional: mean BCE of every spin given the rest (pseudo-likelihood).
+        """
+        seqs = self.full_sequences(batch)
+        losses, energies = [], []
+        for order in self.orders:
+            seq = seqs[order]
+            energy, z, _ = self._order_energy(seq, order)
+            target = (seq.squeeze(-1) + 1) / 2
+            if not self.hparams.bidirectional:
+                target = target[:, 1:]
+            losses.append(F.binary_cross_entropy_with_logits(z, target, reduction="none").mean(dim=1))
+            energies.append(energy)
+        loss = torch.stack(losses).mean(dim=0)
+        if not with_energies:
+            return loss, None, None
+        return loss, torch.stack(energies).mean(dim=0), self.true_energies(seqs["rows"])
+
+    def true_energies(self, rows_seq: torch.Tensor) -> torch.Tensor:
+        """Exact energies of the lattices behind rows snake sequences (B, L, 1)."""
+        from generate_ising import energy  # the one definition of the Hamiltonian
+
+        n_x, n_y = self.hparams.n_x, self.hparams.n_y
+        if rows_seq.shape[1] != n_x * n_y:
+            raise ValueError(
+                f"sequences of length {rows_seq.shape[1]} do not match the {n_x} x {n_y} lattice in the "
+                "hyper-parameters; test on data of the training lattice size or use predict_energy"
+            )
+        grids = sequences_to_grids(rows_seq, n_x, n_y, "rows").detach().cpu().numpy()
+        return torch.as_tensor(energy(grids, model=self.hparams.model), dtype=torch.float64, device=rows_seq.device)
+
+
+class ProbabilityRNN(ProbabilityModel):
+    """Reference preset: the original causal GRU model."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**{"attention": False, "two_d": False, **kwargs})
+
+
+class ProbabilityAttentionRNN(ProbabilityModel):
+    """Reference preset: GRU -> (masked) attention."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**{"attention": True, "two_d": False, **kwargs})
+
+
+class ProbabilityRNN2D(ProbabilityModel):
+    """Reference preset: rows and columns models, energies averaged."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**{"attention": False, "two_d": True, **kwargs})
+
+
+class ProbabilityAttentionRNN2D(ProbabilityModel):
+    """Reference preset: rows and columns models with (masked) attention."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**{"attention": True, "two_d": True, **kwargs})
+
+
+PRESETS = {
+    cls.__name__: cls
+    for cls in (ProbabilityRNN, ProbabilityAttentionRNN, ProbabilityRNN2D, ProbabilityAttentionRNN2D)
+}
