@@ -1,0 +1,198 @@
+"""Tests of energy_trainer.py, probability_trainer.py and trainer_common.py on tiny files
+made by the real generator (conftest `ising_file`): end-to-end runs, metrics.json checked
+against an independent recomputation from the best checkpoint, flags, errors, and a
+2-process CPU DDP run (slow)."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+import energy_trainer
+import probability_trainer
+from energy_models import EnergyModel
+from generate_ising import energy as ising_energy
+from probability_models import ProbabilityModel
+from trainer_common import config_name
+
+ROOT = Path(__file__).resolve().parents[1]
+N_TEST = 37  # odd on purpose: DDP on 2 processes must not count a padded sample twice
+FAST = ["--hidden_size", "8", "--batch_size", "16", "--max_epochs", "1", "--limit_train_batches", "2",
+        "--limit_val_batches", "2", "--accelerator", "cpu", "--devices", "1", "--no-progress_bar", "--lr", "3e-3"]
+
+
+@pytest.fixture(scope="module")
+def data(ising_file):
+    kw = dict(n_x=4, n_y=4, burn_in=20)
+    files = {
+        "train": ising_file("train_data.hdf5", betas=(0.25,), n_samples=96, seed=1, **kw),
+        "val": [ising_file("val_data_beta_dot25.hdf5", betas=(0.25,), n_samples=32, seed=2, **kw),
+                ising_file("val_data_beta_dot125.hdf5", betas=(0.125,), n_samples=32, seed=3, **kw),
+                ising_file("val_data_beta_dot5.hdf5", betas=(0.5,), n_samples=32, seed=4, **kw)],
+        "test": ising_file("test_data.hdf5", betas=(0.25,), n_samples=N_TEST, seed=5, **kw),
+    }
+    files["args"] = ["--train_path", str(files["train"]), "--val_paths", *map(str, files["val"]),
+                     "--test_path", str(files["test"])]
+    return files
+
+
+def _independent_metrics(ckpt, cls, test_path):
+    """Test RMSE (raw, centred) recomputed from the checkpoint alone through predict_energy."""
+    model = cls.load_from_checkpoint(ckpt, map_location="cpu").eval()
+    with h5py.File(test_path, "r") as f:
+        grids = f["ising_grids"][:]
+    true = np.asarray(ising_energy(grids, model=model.hparams.model), dtype=np.float64)
+    with torch.no_grad():
+        pred = model.predict_energy(torch.as_tensor(grids)).double().numpy()
+    err = pred - true
+    return float(np.sqrt(np.mean(err ** 2))), float(np.sqrt(np.mean((err - err.mean()) ** 2)))
+
+
+def _check_metrics(run_dir, family, cls, test_path, world_size=1):
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    for key in ("test_loss", "test_rmse", "test_rmse_centred", "test_n_samples", "best_checkpoint", "best_val_loss",
+                "epochs", "train_time_s", "train_samples_per_s", "config", "config_name", "family"):
+        assert key in metrics, key
+    assert metrics["family"] == family and metrics["config_name"] == run_dir.name
+    assert metrics["test_n_samples"] == N_TEST
+    assert metrics["config"]["world_size"] == world_size
+    assert metrics["config"]["beta"] == 0.25 and metrics["config"]["n_x"] == 4 and metrics["config"]["model"] == "ISING1"
+    ckpt = Path(metrics["best_checkpoint"])
+    assert ckpt.parent == run_dir.resolve() and ckpt.is_file()
+    rmse, rmse_centred = _independent_metrics(ckpt, cls, test_path)
+    assert metrics["test_rmse"] == pytest.approx(rmse, rel=1e-4)
+    assert metrics["test_rmse_centred"] == pytest.approx(rmse_centred, rel=1e-4)
+    assert metrics["train_samples_per_s"] > 0 and np.isfinite(metrics["test_loss"])
+    assert list((run_dir / "tensorboard").rglob("events.out.tfevents.*"))
+    return metrics
+
+
+def test_energy_trainer_end_to_end(data, tmp_path):
+    out = tmp_path / "runs"
+    energy_trainer.main([*data["args"], *FAST, "--output_dir", str(out), "--attention", "--two_d", "--bidirectional",
+                         "--n_heads", "2", "--energy_head", "site", "--loss", "mse"])
+    run_dir = out / "energy" / "2D_GRU_1L_2H_Bi_Attn_hid8_Site_MSE"
+    metrics = _check_metrics(run_dir, "energy", EnergyModel, data["test"])
+    assert metrics["config"]["energy_head"] == "site" and metrics["config"]["loss"] == "mse"
+    assert metrics["data"]["val_names"] == ["val", "val_beta_0.125", "val_beta_0.5"]
+    # test loss is the MSE, so it equals test_rmse squared
+    assert metrics["test_loss"] == pytest.approx(metrics["test_rmse"] ** 2, rel=1e-4)
+
+
+@pytest.mark.parametrize("extra, name", [([], "GRU_1L_1H_hid8"), (["--bidirectional", "--attention", "--cell", "lstm"],
+                                                                  "LSTM_1L_1H_Bi_Attn_hid8")])
+def test_probability_trainer_end_to_end(data, tmp_path, extra, name):
+    out = tmp_path / "runs"
+    probability_trainer.main([*data["args"], *FAST, "--output_dir", str(out), *extra])
+    _check_metrics(out / "probability" / name, "probability", ProbabilityModel, data["test"])
+
+
+def test_logged_validation_names(data, tmp_path):
+    out = tmp_path / "runs"
+    energy_trainer.main([*data["args"], *FAST, "--output_dir", str(out)])
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(next((out / "energy" / "GRU_1L_1H_hid8" / "tensorboard").iterdir())))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"val/loss", "val_beta_0.125/loss", "val_beta_0.5/loss", "test/rmse_centred"} <= tags
+
+
+def test_fast_dev_run_writes_metrics(data, tmp_path):
+    out = tmp_path / "runs"
+    probability_trainer.main([*data["args"], "--hidden_size", "8", "--fast_dev_run", "--two_d", "--accelerator", "cpu",
+                              "--output_dir", str(out), "--no-progress_bar"])
+    metrics = json.loads((out / "probability" / "2D_GRU_1L_1H_hid8" / "metrics.json").read_text())
+    assert metrics["best_checkpoint"] is None and np.isfinite(metrics["test_rmse_centred"])
+
+
+def test_config_names():
+    base = dict(cell="gru", num_layers=1, n_heads=1, hidden_size=512)
+    assert config_name({**base, "two_d": True, "bidirectional": True}) == "2D_GRU_1L_1H_Bi"
+    assert config_name({**base, "attention": True}) == "GRU_1L_1H_Attn"
+    assert config_name({**base, "cell": "lstm", "num_layers": 2, "n_heads": 4, "attention": True, "two_d": True,
+                        "bidirectional": True, "hidden_size": 64, "energy_head": "site",
+                        "loss": "mse"}) == "2D_LSTM_2L_4H_Bi_Attn_hid64_Site_MSE"
+
+
+# ------------------------------------------------------------------------------ flags and errors
+def _error(main, argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code != 0
+    return capsys.readouterr().err
+
+
+def test_missing_data_file_fails_at_once_with_the_command(data, tmp_path, capsys):
+    args = [*data["args"], "--output_dir", str(tmp_path)]
+    missing = str(tmp_path / "nowhere" / "test_data.hdf5")
+    err = _error(energy_trainer.main, [*args, "--test_path", missing], capsys)
+    assert missing in err and "make data" in err and "generate_ising.py" in err
+    err = _error(probability_trainer.main, [*args, "--train_path", str(tmp_path / "mine.hdf5")], capsys)
+    assert "mine.hdf5 not found" in err and "python generate_ising.py --filename" in err
+    assert not (tmp_path / "energy").exists() and not (tmp_path / "probability").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--attention", "--n_heads", "3", "--hidden_size", "8"], "must divide the attention dimension 8"),
+    (["--attention", "--bidirectional", "--n_heads", "3", "--hidden_size", "8"], "attention dimension 16"),
+    (["--n_heads", "2"], "has no effect without --attention"),
+    (["--hidden_size", "0"], "must be a positive integer"),
+    (["--lr", "-1"], "must be a positive number"),
+    (["--cell", "rnn"], "invalid choice"),
+    (["--patience", "-1"], "--patience must be >= 0"),
+    (["extra_positional"], "unrecognized arguments"),
+])
+def test_bad_flags(data, argv, message, capsys):
+    for main in (energy_trainer.main, probability_trainer.main):
+        assert message in _error(main, [*data["args"], *argv], capsys)
+
+
+def test_energy_only_flags_are_absent_from_the_probability_trainer(data, capsys):
+    assert "unrecognized arguments: --energy_head" in _error(probability_trainer.main,
+                                                             [*data["args"], "--energy_head", "site"], capsys)
+    assert "invalid choice" in _error(energy_trainer.main, [*data["args"], "--energy_head", "logp"], capsys)
+
+
+def test_multi_beta_training_file_needs_beta(ising_file, data, tmp_path, capsys):
+    multi = ising_file("multi.hdf5", betas=(0.2, 0.4), n_samples=16, n_x=4, n_y=4, burn_in=20)
+    argv = ["--train_path", str(multi), "--val_paths", *map(str, data["val"]), "--test_path", str(data["test"]),
+            "--output_dir", str(tmp_path)]
+    assert "holds several betas" in _error(energy_trainer.main, argv, capsys)
+
+
+def test_help_shows_defaults_and_booleans():
+    out = subprocess.run([sys.executable, str(ROOT / "energy_trainer.py"), "--help"], capture_output=True, text=True,
+                         cwd=ROOT, timeout=60)
+    assert out.returncode == 0
+    text = " ".join(out.stdout.split())
+    for piece in ("--bidirectional, --no-bidirectional", "--attention, --no-attention", "--two_d, --no-two_d",
+                  "--hidden_size HIDDEN_SIZE RNN hidden size (default: 512)",
+                  "--lr LR Adam learning rate (default: 0.0001)", "(per process) (default: 512)",
+                  "--num_layers NUM_LAYERS stacked RNN layers (default: 1)", "attention heads",
+                  "(default: data/train_data.hdf5)", "--strategy", "--precision", "--fast_dev_run", "--energy_head"):
+        assert piece in text, piece
+
+
+def test_cli_error_exit_code(data, tmp_path):
+    out = subprocess.run([sys.executable, str(ROOT / "probability_trainer.py"), "--train_path",
+                          str(tmp_path / "absent.hdf5")], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert out.returncode == 2 and "absent.hdf5 not found" in out.stderr
+
+
+# ------------------------------------------------------------------------------ distributed
+@pytest.mark.slow
+def test_ddp_two_cpu_processes(data, tmp_path):
+    """`--strategy ddp --devices 2 --accelerator cpu` runs; the test metrics cover every
+    test sample exactly once (37 samples over 2 ranks) and match a single-process recomputation."""
+    out = tmp_path / "runs"
+    argv = [*data["args"], *FAST, "--output_dir", str(out), "--strategy", "ddp", "--attention"]
+    argv[argv.index("--devices") + 1] = "2"
+    proc = subprocess.run([sys.executable, str(ROOT / "energy_trainer.py"), *argv], capture_output=True, text=True,
+                          cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    _check_metrics(out / "energy" / "GRU_1L_1H_Attn_hid8", "energy", EnergyModel, data["test"], world_size=2)

@@ -1,0 +1,300 @@
+"""What `energy_trainer.py` and `probability_trainer.py` share: flags, checks, run wiring.
+
+A run: parse flags -> check the data files and flag combinations (fail at once, with the
+command that makes a missing file) -> read beta, lattice size and Ising model from the
+training file's metadata -> build the model and `pytorch_datasets.IsingDataModule` ->
+Lightning `Trainer.fit` (early stopping and best checkpoint on the main validation loss,
+`val/loss`; the other validation sets logged as `val_beta_<beta>/loss`) -> `Trainer.test`
+with the best checkpoint -> `metrics.json`.
+
+Run directory: `<output_dir>/<family>/<config_name>/` holding `best.ckpt`, `metrics.json`
+and the TensorBoard logs (`tensorboard/version_N`). A rerun of the same configuration
+replaces `best.ckpt` and `metrics.json`.
+
+Heavy imports (torch, lightning) happen inside `run`, so `--help` and flag errors are instant.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+DEFAULT_TRAIN = "data/train_data.hdf5"
+DEFAULT_VALS = ("data/val_data_beta_dot25.hdf5", "data/val_data_beta_dot125.hdf5", "data/val_data_beta_dot5.hdf5")
+DEFAULT_TEST = "data/test_data.hdf5"
+MAIN_MONITOR = "val/loss"
+
+
+# ----------------------------------------------------------------------------- flags
+def _int_or_float(text: str):
+    """Lightning's limit_*_batches: an int is a number of batches, a float a fraction."""
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
+def _devices(text: str):
+    if text == "auto":
+        return text
+    if "," in text:
+        return [int(t) for t in text.split(",") if t.strip()]
+    return int(text)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def build_parser(family: str, description: str) -> argparse.ArgumentParser:
+    """The flags both trainers share; the energy trainer adds --energy_head and --loss."""
+    p = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    bool_flag = dict(action=argparse.BooleanOptionalAction)
+
+    g = p.add_argument_group("data")
+    g.add_argument("--train_path", default=DEFAULT_TRAIN, help="training HDF5 file (beta, lattice size and Ising "
+                   "model are read from it)")
+    g.add_argument("--val_paths", nargs="+", default=list(DEFAULT_VALS), help="validation HDF5 files; the first "
+                   "is the main one (early stopping, checkpointing), the others are logged as val_beta_<beta>")
+    g.add_argument("--test_path", default=DEFAULT_TEST, help="test HDF5 file")
+    g.add_argument("--batch_size", type=_positive_int, default=512, help="samples per batch (per process)")
+    g.add_argument("--num_workers", type=int, default=0, help="DataLoader worker processes")
+    g.add_argument("--in_memory", default=False, help="load the files into memory instead of reading lazily",
+                   **bool_flag)
+    g.add_argument("--beta", type=_positive_float, default=None,
+                   help="inverse temperature used by the energy formulas "
+                   "(default: the training file's beta)%(default).0s")
+
+    g = p.add_argument_group("model")
+    g.add_argument("--cell", choices=("gru", "lstm"), default="gru", help="recurrent cell")
+    g.add_argument("--hidden_size", type=_positive_int, default=512, help="RNN hidden size")
+    g.add_argument("--num_layers", type=_positive_int, default=1, help="stacked RNN layers")
+    g.add_argument("--bidirectional", default=False, **bool_flag,
+                   help="bidirectional RNN" + (" (probability family: conditional model p(s_i | all other spins))"
+                                                if family == "probability" else ""))
+    g.add_argument("--attention", default=False, help="one multi-head attention layer after the RNN", **bool_flag)
+    g.add_argument("--n_heads", type=_positive_int, default=1, help="attention heads (needs --attention; must "
+                   "divide hidden_size, or 2 x hidden_size when bidirectional)")
+    g.add_argument("--two_d", default=False, help="rows and columns snakes, energies averaged", **bool_flag)
+    if family == "energy":
+        g.add_argument("--energy_head", choices=("prob", "site"), default="prob",
+                       help="prob: reference head E = (1/beta) sum log sigmoid; site: sum of per-site energies")
+        g.add_argument("--loss", choices=("l1", "mse"), default="l1", help="loss on the true energy")
+
+    g = p.add_argument_group("training")
+    g.add_argument("--lr", type=_positive_float, default=1e-4, help="Adam learning rate")
+    g.add_argument("--max_epochs", type=int, default=100, help="upper limit; early stopping usually ends sooner")
+    g.add_argument("--patience", type=int, default=5, help="early stopping patience (epochs) on val/loss")
+    g.add_argument("--seed", type=int, default=0, help="seeds torch, numpy, python and the shuffling")
+    g.add_argument("--output_dir", default="runs", help="runs go to <output_dir>/%s/<config name>/" % family)
+    g.add_argument("--run_name", default=None, help="run directory name (default: from the configuration, e.g. 2D_GRU_1L_1H_Bi_Attn)%(default).0s")
+    g.add_argument("--progress_bar", default=True, help="tqdm progress bar", **bool_flag)
+
+    g = p.add_argument_group("lightning")
+    g.add_argument("--accelerator", default="auto", help="cpu, gpu, auto, ...")
+    g.add_argument("--devices", type=_devices, default="auto", help="auto, a number, or a comma list of ids")
+    g.add_argument("--num_nodes", type=_positive_int, default=1, help="machines (multi-node DDP)")
+    g.add_argument("--strategy", default="auto", help="auto, ddp, ddp_spawn, ...")
+    g.add_argument("--precision", default="32-true", help="32-true, 16-mixed, bf16-mixed, ...")
+    g.add_argument("--fast_dev_run", type=int, nargs="?", const=1, default=0,
+                   help="run N (default 1) batches of train, val and test as a smoke test")
+    g.add_argument("--limit_train_batches", type=_int_or_float, default=1.0, help="an int: batches per epoch; a float: fraction")
+    g.add_argument("--limit_val_batches", type=_int_or_float, default=1.0, help="as --limit_train_batches")
+    g.add_argument("--limit_test_batches", type=_int_or_float, default=1.0, help="as --limit_train_batches")
+    g.add_argument("--log_every_n_steps", type=_positive_int, default=50, help="training-step logging interval")
+    return p
+
+
+def config_name(hparams: dict) -> str:
+    """Run name from the configuration, in the published style, e.g. `2D_GRU_1L_1H_Bi_Attn`.
+
+    [2D_]<CELL>_<layers>L_<heads>H[_Bi][_Attn], then only non-default extras:
+    _hid<hidden_size> (default 512), _Site (energy_head="site"), _MSE (loss="mse").
+    """
+    parts = ["2D"] if hparams.get("two_d") else []
+    parts += [str(hparams.get("cell", "gru")).upper(), f"{hparams.get('num_layers', 1)}L", f"{hparams.get('n_heads', 1)}H"]
+    if hparams.get("bidirectional"):
+        parts.append("Bi")
+    if hparams.get("attention"):
+        parts.append("Attn")
+    if hparams.get("hidden_size", 512) != 512:
+        parts.append(f"hid{hparams['hidden_size']}")
+    if hparams.get("energy_head", "prob") != "prob":
+        parts.append(str(hparams["energy_head"]).capitalize())
+    if hparams.get("loss", "l1") != "l1":
+        parts.append(str(hparams["loss"]).upper())
+    return "_".join(parts)
+
+
+def _missing_message(path: str) -> str:
+    name = Path(path).name
+    made_by_make = name in {Path(p).name for p in (DEFAULT_TRAIN, DEFAULT_TEST, *DEFAULT_VALS)}
+    how = f"python generate_ising.py --filename {path} (see python generate_ising.py --help)"
+    return f"data file {path} not found; create it with: " + (f"make data (or {how})" if made_by_make else how)
+
+
+def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Fail at once (exit 2, message) on missing files and incompatible flags."""
+    for path in [args.train_path, *args.val_paths, args.test_path]:
+        if not Path(path).is_file():
+            parser.error(_missing_message(path))
+    if args.n_heads != 1 and not args.attention:
+        parser.error(f"--n_heads {args.n_heads} has no effect without --attention; add --attention or drop --n_heads")
+    if args.attention:
+        dim = args.hidden_size * (2 if args.bidirectional else 1)
+        if dim % args.n_heads:
+            parser.error(f"--n_heads {args.n_heads} must divide the attention dimension {dim} "
+                         f"(hidden_size{' x 2, bidirectional' if args.bidirectional else ''}); "
+                         f"pick a divisor of {dim} or change --hidden_size")
+    if args.max_epochs < 1 and args.max_epochs != -1:
+        parser.error("--max_epochs must be >= 1 (or -1 for no limit)")
+    if args.patience < 0:
+        parser.error("--patience must be >= 0")
+    if args.num_workers < 0:
+        parser.error("--num_workers must be >= 0")
+
+
+def model_hparams(parser, args, family: str, meta: dict) -> dict:
+    """Model hyper-parameters from the flags and the training file's metadata."""
+    beta = args.beta if args.beta is not None else meta.get("beta")
+    if beta is None:
+        parser.error(f"{args.train_path} holds several betas {meta.get('betas')}; pass --beta explicitly")
+    if meta.get("n_x") is None or meta.get("n_y") is None:
+        parser.error(f"{args.train_path} does not say its lattice size (n_x, n_y)")
+    hp = dict(
+        cell=args.cell, hidden_size=args.hidden_size, num_layers=args.num_layers, bidirectional=args.bidirectional,
+        attention=args.attention, n_heads=args.n_heads, two_d=args.two_d, lr=args.lr, beta=float(beta),
+        n_x=int(meta["n_x"]), n_y=int(meta["n_y"]), model=str(meta.get("model") or "ISING1"),
+    )
+    if family == "energy":
+        hp.update(energy_head=args.energy_head, loss=args.loss)
+    return hp
+
+
+# ----------------------------------------------------------------------------- the run
+def run(family: str, model_cls, parser: argparse.ArgumentParser, argv=None) -> dict | None:
+    """Parse, check, train, test, write metrics.json. Returns the metrics on rank 0."""
+    args = parser.parse_args(argv)
+    check_args(parser, args)
+
+    import lightning.pytorch as pl
+    import torch
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    from pytorch_datasets import IsingDataModule, read_metadata
+
+    # the TensorBoard logs share the run directory with best.ckpt on purpose
+    warnings.filterwarnings("ignore", message=r".*Checkpoint directory .* exists and is not empty")
+    meta = read_metadata(args.train_path)
+    hparams = model_hparams(parser, args, family, meta)
+    if family == "probability":  # the test metrics compare with exact energies of the test lattices
+        test_meta = read_metadata(args.test_path)
+        if (test_meta.get("n_x"), test_meta.get("n_y")) != (hparams["n_x"], hparams["n_y"]):
+            parser.error(f"{args.test_path} holds {test_meta.get('n_x')} x {test_meta.get('n_y')} lattices but the "
+                         f"training file {hparams['n_x']} x {hparams['n_y']}; use a test file of the training size")
+    pl.seed_everything(args.seed, workers=True)
+    try:
+        model = model_cls(**hparams)
+    except ValueError as err:  # anything check_args did not foresee
+        parser.error(str(err))
+
+    datamodule = IsingDataModule(
+        family=family, two_d=args.two_d, train_path=args.train_path, val_paths=args.val_paths,
+        test_path=args.test_path, batch_size=args.batch_size, num_workers=args.num_workers,
+        in_memory=args.in_memory, seed=args.seed,
+    )
+    model.val_names = list(datamodule.val_names)
+
+    name = args.run_name or config_name(hparams)
+    run_dir = Path(args.output_dir) / family / name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint = ModelCheckpoint(dirpath=run_dir, filename="best", monitor=MAIN_MONITOR, mode="min", save_top_k=1,
+                                 enable_version_counter=False, auto_insert_metric_name=False)
+    stopping = EarlyStopping(monitor=MAIN_MONITOR, mode="min", patience=args.patience)
+    clock = make_train_clock()
+    trainer = pl.Trainer(
+        accelerator=args.accelerator, devices=args.devices, num_nodes=args.num_nodes, strategy=args.strategy,
+        precision=args.precision, max_epochs=args.max_epochs, fast_dev_run=args.fast_dev_run,
+        limit_train_batches=args.limit_train_batches, limit_val_batches=args.limit_val_batches,
+        limit_test_batches=args.limit_test_batches, log_every_n_steps=args.log_every_n_steps,
+        logger=TensorBoardLogger(save_dir=str(run_dir), name="tensorboard"),
+        callbacks=[checkpoint, stopping, clock], enable_progress_bar=args.progress_bar,
+        deterministic=False,
+    )
+    trainer.fit(model, datamodule=datamodule)
+    best = checkpoint.best_model_path or None
+    trainer.test(model, datamodule=datamodule, ckpt_path=best if best else None, verbose=trainer.is_global_zero)
+
+    if not trainer.is_global_zero:
+        return None
+    best_score = checkpoint.best_model_score
+    metrics = {
+        "family": family,
+        "config_name": name,
+        "config": {**hparams, "batch_size": args.batch_size, "max_epochs": args.max_epochs,
+                   "patience": args.patience, "seed": args.seed, "precision": args.precision,
+                   "strategy": args.strategy, "world_size": trainer.world_size},
+        "data": {"train_path": args.train_path, "val_paths": list(args.val_paths), "test_path": args.test_path,
+                 "val_names": model.val_names, "train_samples_in_file": meta.get("n_samples")},
+        **{f"test_{k}": v for k, v in model.test_results.items()},
+        "best_checkpoint": str(Path(best).resolve()) if best else None,
+        "best_val_loss": float(best_score) if best_score is not None else None,
+        "epochs": trainer.current_epoch,
+        "global_steps": trainer.global_step,
+        "stopped_early": bool(stopping.stopped_epoch),
+        "train_time_s": clock.seconds,
+        "train_samples": clock.samples * trainer.world_size,
+        "train_samples_per_s": clock.samples * trainer.world_size / clock.seconds if clock.seconds else None,
+        "versions": {"torch": torch.__version__, "lightning": pl.__version__, "python": sys.version.split()[0]},
+        "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
+    }
+    path = run_dir / "metrics.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(metrics, indent=2, default=str) + "\n")
+    os.replace(tmp, path)  # never a half-written metrics.json
+    print(f"run directory: {run_dir}\nmetrics: {path}")
+    return metrics
+
+
+def make_train_clock():
+    """A callback measuring the wall time of the training epochs (data loading included,
+    validation excluded) and the number of training samples this process saw."""
+    from lightning.pytorch.callbacks import Callback
+
+    class TrainClock(Callback):
+        # Each training batch is charged the time since the previous batch ended (or since
+        # the epoch / a validation run ended): data loading + step, nothing else.
+        def __init__(self):
+            self.seconds = 0.0
+            self.samples = 0
+            self._last = None
+
+        def on_train_epoch_start(self, trainer, pl_module):
+            self._last = time.perf_counter()
+
+        def on_validation_end(self, trainer, pl_module):
+            self._last = time.perf_counter()
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            now = time.perf_counter()
+            if self._last is not None:
+                self.seconds += now - self._last
+            self._last = now
+            self.samples += int(batch[0].shape[0])
+
+    return TrainClock()
