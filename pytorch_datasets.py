@@ -1,0 +1,813 @@
+"""Reading Ising HDF5 files into tensors: snake orderings, four dataset classes, a data module.
+
+File contract (written by ``generate_ising.py``): ``ising_grids`` int8 (N, n_x, n_y) with
+values ±1, ``true_energies`` float32 (N,), ``beta`` float32 (N,) (or one value), plus file
+attributes (``model``, ``n_x``, ``n_y``, ``betas``, ...).
+
+Design, and why:
+- Lazy. Constructing a dataset reads shapes, metadata and a small validation sample; the
+  grids are read batch by batch. Each process opens its own file handle on first use
+  (handles are never pickled and are re-opened after a fork), so DataLoader workers work
+  with fork and spawn, with or without ``persistent_workers``.
+- Fast. One batch costs one read: the DataLoader calls ``__getitems__(indices)`` and we
+  fetch all rows at once. When a dataset is stored without filters (contiguous, or
+  chunked but uncompressed) its rows are gathered straight from a read-only memory map of
+  the file; otherwise h5py reads the sorted unique indices in one call (h5py needs
+  increasing indices) and the sort is undone afterwards. Mapped pages are released every
+  ``_RSS_BUDGET_BYTES`` touched, so resident memory stays bounded whatever the file size.
+- The snake (boustrophedon) flattening is a precomputed index permutation applied to the
+  whole batch with one gather, not a Python loop per sample.
+"""
+from __future__ import annotations
+
+import mmap
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, RandomSampler, SequentialSampler
+from torch.utils.data._utils.collate import default_collate
+
+try:  # the data module is optional for users of the plain datasets
+    import lightning.pytorch as pl
+
+    _LightningDataModule = pl.LightningDataModule
+except ImportError:  # pragma: no cover - lightning is in requirements.txt
+    _LightningDataModule = object
+
+__all__ = [
+    "snake_permutation",
+    "flat_to_grid",
+    "grid_to_flat",
+    "read_metadata",
+    "IsingDataError",
+    "ProbabilityDataset",
+    "EnergyDataset",
+    "EnergyDataset2D",
+    "ProbabilityDataset2D",
+    "collate_batched",
+    "make_dataloader",
+    "IsingDataModule",
+]
+
+# Release mapped pages after this many bytes of pages have been touched (keeps RSS bounded).
+_RSS_BUDGET_BYTES = 32 * 2**20
+# How much of a mapped file one row read can make resident: Linux maps 64 KiB around a
+# fault (fault_around_bytes) and may map whole large folios of the page cache (measured: a
+# read of 192 random rows made a 118 MB file resident). Counting 2 MiB a row releases the
+# pages after every batch of 16+ rows; releasing costs ~0.2 ms a batch of 512.
+_RESIDENT_PER_ROW_BYTES = 2 * 2**20
+# Rows per block when a whole dataset is checked (full validation, in-memory loading).
+_CHECK_BLOCK_ROWS = 1 << 16
+
+
+class IsingDataError(ValueError):
+    """A data file exists but cannot be used as it is (wrong key, shape, values)."""
+
+
+# --------------------------------------------------------------------------------------
+# Snake orderings: pure functions
+# --------------------------------------------------------------------------------------
+def _check_order(order: str) -> None:
+    if order not in ("rows", "cols"):
+        raise ValueError(f"order must be 'rows' or 'cols', got {order!r}")
+
+
+def snake_permutation(n_x: int, n_y: int, order: str = "rows") -> np.ndarray:
+    """Index permutation of the snake (boustrophedon) walk over an (n_x, n_y) lattice.
+
+    Returns int64 (L,), L = n_x * n_y, such that ``grid.reshape(-1)[perm]`` is the snake
+    sequence. "rows": row 0 left->right, row 1 right->left, ...; "cols": column 0
+    top->bottom, column 1 bottom->top, ...
+    """
+    _check_order(order)
+    if n_x < 1 or n_y < 1:
+        raise ValueError(f"lattice size must be positive, got {n_x} x {n_y}")
+    idx = np.arange(n_x * n_y, dtype=np.int64).reshape(n_x, n_y)
+    lines = idx if order == "rows" else idx.T.copy()  # one line per row / per column
+    lines[1::2] = lines[1::2, ::-1]
+    return lines.reshape(-1)
+
+
+def flat_to_grid(k, n_x: int, n_y: int, order: str = "rows"):
+    """(row, col) of snake-sequence position ``k`` (an int or an integer array)."""
+    _check_order(order)
+    k_arr = np.asarray(k)
+    if np.any((k_arr < 0) | (k_arr >= n_x * n_y)):
+        raise ValueError(f"sequence position {k} outside 0..{n_x * n_y - 1}")
+    line_len = n_y if order == "rows" else n_x
+    line, pos = np.divmod(k_arr, line_len)
+    along = np.where(line % 2 == 0, pos, line_len - 1 - pos)
+    row, col = (line, along) if order == "rows" else (along, line)
+    if k_arr.ndim == 0:
+        return int(row), int(col)
+    return row, col
+
+
+def grid_to_flat(row, col, n_x: int, n_y: int, order: str = "rows"):
+    """Snake-sequence position of lattice site (row, col) (ints or integer arrays)."""
+    _check_order(order)
+    r, c = np.asarray(row), np.asarray(col)
+    if np.any((r < 0) | (r >= n_x) | (c < 0) | (c >= n_y)):
+        raise ValueError(f"site ({row}, {col}) outside the {n_x} x {n_y} lattice")
+    if order == "rows":
+        k = r * n_y + np.where(r % 2 == 0, c, n_y - 1 - c)
+    else:
+        k = c * n_x + np.where(c % 2 == 0, r, n_x - 1 - r)
+    if k.ndim == 0:
+        return int(k)
+    return k
+
+
+# --------------------------------------------------------------------------------------
+# Files and metadata
+# --------------------------------------------------------------------------------------
+_MAKE_DATA_FILES = {
+    "train_data.hdf5",
+    "val_data_beta_dot25.hdf5",
+    "val_data_beta_dot125.hdf5",
+    "val_data_beta_dot5.hdf5",
+    "test_data.hdf5",
+    "eval_data.hdf5",
+}
+
+
+def _missing_file_error(path: Path) -> FileNotFoundError:
+    how = f"python generate_ising.py --filename {path} (see python generate_ising.py --help)"
+    if path.name in _MAKE_DATA_FILES:
+        how = f"make data (or {how})"
+    return FileNotFoundError(f"data file {path} not found; create it with: {how}")
+
+
+def _open_h5(path: Path) -> h5py.File:
+    if not path.is_file():
+        raise _missing_file_error(path)
+    try:
+        return h5py.File(path, "r")
+    except OSError as err:
+        raise IsingDataError(f"{path} is not a readable HDF5 file ({err})") from err
+
+
+def _get_dataset(f: h5py.File, key: str, path: Path) -> h5py.Dataset:
+    if key not in f or not isinstance(f[key], h5py.Dataset):
+        present = sorted(k for k in f.keys() if isinstance(f[k], h5py.Dataset))
+        raise IsingDataError(
+            f"{path} has no dataset {key!r}; datasets present: {present}. "
+            "Pass the right key (data_key / grids_data_key / energy_data_key)."
+        )
+    return f[key]
+
+
+def _plain(value):
+    """HDF5 attribute -> plain Python value."""
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, np.ndarray):
+        return [_plain(v) for v in value.tolist()] if value.dtype.kind in "SO" else value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def read_metadata(path) -> dict:
+    """File attributes plus ``n_x``, ``n_y``, ``model``, ``betas`` (list of floats),
+    ``beta`` (the single beta, or None for multi-beta files) and ``n_samples``.
+
+    Works on files without attributes too (shapes and the ``beta`` dataset are used).
+    """
+    path = Path(path)
+    with _open_h5(path) as f:
+        meta = {k: _plain(v) for k, v in f.attrs.items()}
+        grids = _get_dataset(f, "ising_grids", path) if "ising_grids" in f else None
+        if grids is not None and grids.ndim == 3:
+            meta.setdefault("n_x", int(grids.shape[1]))
+            meta.setdefault("n_y", int(grids.shape[2]))
+            meta["n_samples"] = int(grids.shape[0])
+        else:
+            meta.setdefault("n_samples", None)
+        if "betas" in meta:
+            betas = np.atleast_1d(np.asarray(meta["betas"], dtype=np.float64))
+        elif "beta" in f:
+            betas = np.unique(_read_in_blocks(f["beta"], np.unique))
+        else:
+            betas = np.array([], dtype=np.float64)
+    meta["betas"] = [float(b) for b in betas]
+    meta["beta"] = meta["betas"][0] if len(meta["betas"]) == 1 else None
+    meta.setdefault("model", None)
+    for key in ("n_x", "n_y"):
+        if key in meta and meta[key] is not None:
+            meta[key] = int(meta[key])
+    return meta
+
+
+def _read_in_blocks(dset: h5py.Dataset, reduce, block: int = _CHECK_BLOCK_ROWS) -> np.ndarray:
+    """Apply ``reduce`` to each block of rows of ``dset``; concatenates the results."""
+    if dset.ndim == 0:
+        return np.atleast_1d(reduce(np.atleast_1d(dset[()])))
+    parts = [reduce(dset[s : s + block]) for s in range(0, dset.shape[0], block)]
+    return np.concatenate([np.atleast_1d(p) for p in parts]) if parts else np.array([])
+
+
+# --------------------------------------------------------------------------------------
+# Per-process readers
+# --------------------------------------------------------------------------------------
+class _MappedRows:
+    """Rows of an unfiltered HDF5 dataset gathered from a read-only memory map of the file.
+
+    ``chunk_offsets[j]`` is the file offset of the j-th block of ``chunk_rows`` rows (one
+    block for a contiguous dataset).
+    """
+
+    def __init__(self, mm_owner, dset: h5py.Dataset, chunk_offsets: np.ndarray, chunk_rows: int):
+        self.owner = mm_owner
+        self.dtype = dset.dtype
+        self.row_shape = tuple(dset.shape[1:])
+        self.row_bytes = int(dset.dtype.itemsize * int(np.prod(self.row_shape, dtype=np.int64)))
+        self.chunk_offsets = chunk_offsets
+        self.chunk_rows = chunk_rows
+        self.contiguous = len(chunk_offsets) == 1
+        self.n = int(dset.shape[0])
+
+    def read(self, idx: np.ndarray) -> np.ndarray:
+        buf = self.owner.buffer()
+        if self.contiguous:
+            start = int(self.chunk_offsets[0])
+            rows = np.frombuffer(buf, dtype=np.uint8, count=self.n * self.row_bytes, offset=start)
+            out = rows.reshape(self.n, self.row_bytes)[idx]
+        else:
+            chunk, within = np.divmod(idx, self.chunk_rows)
+            start = self.chunk_offsets[chunk] + within * self.row_bytes
+            flat = np.frombuffer(buf, dtype=np.uint8)
+            out = flat[start[:, None] + np.arange(self.row_bytes)]
+        self.owner.touched(len(idx) * max(_RESIDENT_PER_ROW_BYTES, self.row_bytes))
+        return out.view(self.dtype).reshape((len(idx),) + self.row_shape)
+
+
+class _FileMap:
+    """One read-only memory map of a file per process; pages released every budget bytes."""
+
+    def __init__(self, path: Path):
+        self._fh = open(path, "rb")
+        self._mm = mmap.mmap(self._fh.fileno(), 0, access=mmap.ACCESS_READ)
+        self._touched = 0
+
+    def buffer(self):
+        return self._mm
+
+    def touched(self, nbytes: int) -> None:
+        # Mapped file pages count in RSS; dropping them from our page table (they stay in
+        # the page cache) keeps resident memory bounded over a pass through a large file.
+        self._touched += nbytes
+        if self._touched >= _RSS_BUDGET_BYTES:
+            self._touched = 0
+            if hasattr(self._mm, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+                self._mm.madvise(mmap.MADV_DONTNEED)
+            else:  # pragma: no cover - non-Linux: re-map instead
+                self._mm.close()
+                self._mm = mmap.mmap(self._fh.fileno(), 0, access=mmap.ACCESS_READ)
+
+    def close(self) -> None:
+        try:
+            self._mm.close()
+        except BufferError:  # pragma: no cover - a caller still holds a view
+            pass
+        self._fh.close()
+
+
+def _chunk_layout(dset: h5py.Dataset):
+    """(chunk_offsets, chunk_rows) when ``dset`` rows can be read from the raw file, else None."""
+    try:
+        if dset.is_virtual or dset.external or dset.ndim < 1 or dset.shape[0] == 0:
+            return None
+        if dset.id.get_create_plist().get_nfilters() != 0:
+            return None
+        if dset.dtype.kind not in "biuf":
+            return None
+        if dset.chunks is None:
+            off = dset.id.get_offset()
+            return None if off is None else (np.array([off], dtype=np.int64), dset.shape[0])
+        if tuple(dset.chunks[1:]) != tuple(dset.shape[1:]):
+            return None  # chunks split a row: not worth mapping
+        chunk_rows = dset.chunks[0]
+        n_chunks = -(-dset.shape[0] // chunk_rows)
+        offsets = np.full(n_chunks, -1, dtype=np.int64)
+
+        def visit(info):
+            offsets[info.chunk_offset[0] // chunk_rows] = info.byte_offset
+
+        if hasattr(dset.id, "chunk_iter"):
+            dset.id.chunk_iter(visit)
+        else:  # pragma: no cover - older HDF5
+            for i in range(dset.id.get_num_chunks()):
+                visit(dset.id.get_chunk_info(i))
+        return None if np.any(offsets < 0) else (offsets, chunk_rows)
+    except Exception:  # any doubt about the layout: let h5py read it
+        return None
+
+
+class _H5Rows:
+    """Rows read through h5py: one call per batch on the sorted unique indices."""
+
+    def __init__(self, dset: h5py.Dataset):
+        self.dset = dset
+
+    def read(self, idx: np.ndarray) -> np.ndarray:
+        if len(idx) == 0:
+            return np.empty((0,) + self.dset.shape[1:], dtype=self.dset.dtype)
+        uniq, inverse = np.unique(idx, return_inverse=True)
+        if uniq[-1] - uniq[0] + 1 == len(uniq):  # a contiguous range: one slice
+            rows = self.dset[int(uniq[0]) : int(uniq[-1]) + 1]
+        else:
+            rows = self.dset[uniq]
+        return rows if len(uniq) == len(idx) and np.all(inverse == np.arange(len(idx))) else rows[inverse]
+
+
+class _Handles:
+    """Everything a process needs to read one file; never pickled."""
+
+    def __init__(self, path: Path, keys, use_mmap: bool):
+        self.pid = os.getpid()
+        self.file = _open_h5(path)
+        self.map = None
+        self.readers = {}
+        for key in keys:
+            dset = self.file[key]
+            layout = _chunk_layout(dset) if use_mmap else None
+            reader = None
+            if layout is not None:
+                if self.map is None:
+                    self.map = _FileMap(path)
+                reader = _MappedRows(self.map, dset, *layout)
+                if not _same_rows(reader, _H5Rows(dset), dset.shape[0]):
+                    reader = None  # the raw layout is not what we think: stay safe
+            self.readers[key] = reader or _H5Rows(dset)
+
+    def close(self) -> None:
+        self.readers = {}
+        if self.map is not None:
+            self.map.close()
+        self.file.close()
+
+
+def _same_rows(a, b, n: int) -> bool:
+    probe = np.unique(np.array([0, n // 3, n // 2, n - 1], dtype=np.int64))
+    try:
+        return np.array_equal(a.read(probe), b.read(probe), equal_nan=True)
+    except Exception:
+        return False
+
+
+# --------------------------------------------------------------------------------------
+# Datasets
+# --------------------------------------------------------------------------------------
+class _Batch(Sequence):
+    """Samples of one batch, already stacked in ``.batch``.
+
+    Returned by ``__getitems__``. ``collate_batched`` passes ``.batch`` through with no
+    copy; any other collate function sees a sequence of per-sample tuples (slower, still
+    correct).
+    """
+
+    def __init__(self, batch: tuple):
+        self.batch = batch
+
+    def __len__(self):
+        return len(self.batch[0])
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        return tuple(t[i] for t in self.batch)
+
+
+def collate_batched(batch):
+    """collate_fn for these datasets: passes a pre-stacked batch through, else default_collate."""
+    if isinstance(batch, _Batch):
+        return batch.batch
+    return default_collate(batch)
+
+
+class _IsingDataset(Dataset):
+    """Shared machinery: lazy per-process handles, validation, batched reads, snake gathers.
+
+    ``validate``: "sample" (default) checks the spins of a few evenly spaced blocks of rows
+    at construction; "full" checks every row (in blocks of 65536); "none" skips it. In every
+    mode each batch read is checked too, so a bad spin is refused when it is reached. Energies
+    and betas (4 bytes a sample) are always checked whole, in blocks.
+    """
+
+    _two_d = False
+    _probability = True
+
+    def __init__(
+        self,
+        filepath,
+        grids_key: str = "ising_grids",
+        energy_key: str | None = None,
+        return_beta: bool = False,
+        in_memory: bool = False,
+        validate: str = "sample",
+        use_mmap: bool = True,
+    ):
+        if validate not in ("sample", "full", "none"):
+            raise ValueError(f"validate must be 'sample', 'full' or 'none', got {validate!r}")
+        self.filepath = Path(filepath).resolve() if Path(filepath).exists() else Path(filepath)
+        self.grids_key = grids_key
+        self.energy_key = energy_key
+        self.return_beta = bool(return_beta)
+        self.in_memory = bool(in_memory)
+        self.use_mmap = bool(use_mmap)
+        self._handles = None
+        self._arrays = None  # in-memory copies
+        self._beta_const = None  # beta when the file has a single value
+        self._beta_key = None
+        path = self.filepath
+        with _open_h5(path) as f:
+            grids = _get_dataset(f, grids_key, path)
+            if grids.ndim != 3:
+                raise IsingDataError(
+                    f"{path}:{grids_key} has shape {grids.shape}; expected (N, n_x, n_y) lattices"
+                )
+            if grids.dtype.kind not in "biuf":
+                raise IsingDataError(f"{path}:{grids_key} has dtype {grids.dtype}; expected ±1 numbers")
+            self.n, self.n_x, self.n_y = (int(s) for s in grids.shape)
+            if self.n == 0:
+                raise IsingDataError(f"{path}:{grids_key} holds no lattices")
+            if validate == "full" or in_memory:
+                for s in range(0, self.n, _CHECK_BLOCK_ROWS):
+                    self._check_spins(grids[s : s + _CHECK_BLOCK_ROWS], s)
+            elif validate == "sample":
+                n_blocks, block = 8, 256
+                for s in np.unique(np.linspace(0, max(self.n - block, 0), n_blocks).astype(np.int64)):
+                    self._check_spins(grids[int(s) : int(s) + block], int(s))
+            if energy_key is not None:
+                energies = _get_dataset(f, energy_key, path)
+                self._check_values(energies, energy_key, "energies")
+            if self.return_beta:
+                self._setup_beta(f, path)
+            if in_memory:
+                self._arrays = {grids_key: grids[()]}
+                if energy_key is not None:
+                    self._arrays[energy_key] = f[energy_key][()].reshape(self.n)
+                if self._beta_key is not None:
+                    self._arrays[self._beta_key] = f[self._beta_key][()].reshape(self.n)
+        L = self.n_x * self.n_y
+        self.seq_len = L
+        self.perm_rows = snake_permutation(self.n_x, self.n_y, "rows")
+        self.perm_cols = snake_permutation(self.n_x, self.n_y, "cols")
+        # both orders in one gather when the item needs both
+        self._perm = np.concatenate([self.perm_rows, self.perm_cols]) if self._two_d else self.perm_rows
+
+    # ---- validation -------------------------------------------------------------------
+    def _check_spins(self, block: np.ndarray, start: int) -> None:
+        bad = (block != 1) & (block != -1)
+        if np.any(bad):
+            where = np.argwhere(bad)[0]
+            i = start + int(where[0])
+            raise IsingDataError(
+                f"{self.filepath}:{self.grids_key} lattice {i} holds {block[tuple(where)]!r} at "
+                f"site ({int(where[1])}, {int(where[2])}); spins must be ±1"
+            )
+
+    def _check_values(self, dset: h5py.Dataset, key: str, what: str) -> None:
+        path = self.filepath
+        if dset.ndim == 2 and dset.shape[1] == 1:
+            pass
+        elif dset.ndim != 1:
+            raise IsingDataError(f"{path}:{key} has shape {dset.shape}; expected ({self.n},) {what}")
+        if dset.shape[0] != self.n:
+            raise IsingDataError(
+                f"{path}:{key} holds {dset.shape[0]} {what} but {self.grids_key} holds "
+                f"{self.n} lattices; they must have the same length"
+            )
+        if dset.dtype.kind not in "biuf":
+            raise IsingDataError(f"{path}:{key} has dtype {dset.dtype}; expected numbers")
+        finite = _read_in_blocks(dset, lambda a: np.all(np.isfinite(a)))
+        if not np.all(finite):
+            first = int(np.argmin(finite)) * _CHECK_BLOCK_ROWS
+            raise IsingDataError(
+                f"{path}:{key} holds NaN or infinite {what} (first in rows {first}.."
+                f"{first + _CHECK_BLOCK_ROWS - 1}); regenerate the file"
+            )
+
+    def _setup_beta(self, f: h5py.File, path: Path) -> None:
+        if "beta" in f and isinstance(f["beta"], h5py.Dataset):
+            dset = f["beta"]
+            if dset.size == 1:  # single-beta file written as one value
+                self._beta_const = np.float32(np.asarray(dset[()]).reshape(-1)[0])
+            else:
+                self._check_values(dset, "beta", "betas")
+                self._beta_key = "beta"
+        else:
+            betas = np.atleast_1d(f.attrs.get("betas", []))
+            if len(betas) != 1:
+                present = sorted(f.keys())
+                raise IsingDataError(
+                    f"{path} has no 'beta' dataset (datasets present: {present}) and its "
+                    f"'betas' attribute is {list(betas)}; return_beta needs per-sample betas"
+                )
+            self._beta_const = np.float32(betas[0])
+        if self._beta_const is not None and not np.isfinite(self._beta_const):
+            raise IsingDataError(f"{path}: beta is {self._beta_const}; regenerate the file")
+
+    # ---- per-process handles ----------------------------------------------------------
+    def _keys(self):
+        return [k for k in (self.grids_key, self.energy_key, self._beta_key) if k is not None]
+
+    def _readers(self):
+        h = self._handles
+        if h is None or h.pid != os.getpid():
+            # first use in this process, or we were forked: open our own handle (the
+            # parent's is left alone; it is not safe to share across processes)
+            self._handles = h = _Handles(self.filepath, self._keys(), self.use_mmap)
+        return h.readers
+
+    def close(self) -> None:
+        """Close this process's file handle (it is reopened on the next read)."""
+        if self._handles is not None and self._handles.pid == os.getpid():
+            self._handles.close()
+        self._handles = None
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_handles"] = None  # h5py handles and memory maps do not cross processes
+        return state
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    # ---- reading ----------------------------------------------------------------------
+    def __len__(self) -> int:
+        return self.n
+
+    def _indices(self, indices) -> np.ndarray:
+        if isinstance(indices, torch.Tensor):
+            indices = indices.cpu().numpy()
+        idx = np.asarray(indices)
+        if idx.dtype.kind not in "iu":
+            if idx.size == 0:
+                idx = idx.astype(np.int64)
+            else:
+                raise TypeError(f"indices must be integers, got {idx.dtype}")
+        idx = idx.astype(np.int64).reshape(-1)
+        idx = np.where(idx < 0, idx + self.n, idx)
+        if idx.size and (idx.min() < 0 or idx.max() >= self.n):
+            raise IndexError(f"index out of range for a dataset of {self.n} lattices")
+        return idx
+
+    def _read(self, key: str, idx: np.ndarray) -> np.ndarray:
+        if self._arrays is not None:
+            return self._arrays[key][idx]
+        return self._readers()[key].read(idx)
+
+    def read_batch(self, indices) -> tuple:
+        """Batched item for ``indices`` (ints): the item tuple with a leading batch dim."""
+        idx = self._indices(indices)
+        grids = self._read(self.grids_key, idx).reshape(len(idx), self.seq_len)
+        if self._arrays is None and not np.all(np.abs(grids) == 1):
+            # construction checked a sample only: refuse bad spins when they are reached
+            bad = int(np.argmax(~np.all(np.abs(grids) == 1, axis=1)))
+            self._check_spins(grids[bad : bad + 1].reshape(1, self.n_x, self.n_y), int(idx[bad]))
+        seq = grids[:, self._perm].astype(np.float32)  # one gather for the whole batch
+        L = self.seq_len
+        parts = [seq[:, :L], seq[:, L:]] if self._two_d else [seq]
+        if self._probability:
+            xs = [np.ascontiguousarray(p[:, :-1, None]) for p in parts]
+            ys = [(p[:, 1:, None] + 1.0) * 0.5 for p in parts]  # ±1 -> {0, 1}
+            out = xs + [np.stack(ys, axis=1) if self._two_d else ys[0]]
+        else:
+            energy = self._read(self.energy_key, idx).reshape(len(idx), 1).astype(np.float32)
+            out = [np.ascontiguousarray(p[:, :, None]) for p in parts] + [energy]
+        if self.return_beta:
+            if self._beta_const is not None:
+                beta = np.full((len(idx), 1), self._beta_const, dtype=np.float32)
+            else:
+                beta = self._read(self._beta_key, idx).reshape(len(idx), 1).astype(np.float32)
+            out.append(beta)
+        return tuple(torch.from_numpy(a) for a in out)
+
+    def __getitems__(self, indices) -> _Batch:
+        # torch's DataLoader calls this with the indices of a whole batch
+        return _Batch(self.read_batch(indices))
+
+    def __getitem__(self, index):
+        """One item for an int index; a batched item for a sequence / array of indices."""
+        if isinstance(index, (int, np.integer)) or (
+            isinstance(index, torch.Tensor) and index.ndim == 0
+        ):
+            return tuple(t[0] for t in self.read_batch([int(index)]))
+        if isinstance(index, slice):
+            return self.read_batch(np.arange(self.n)[index])
+        return self.read_batch(index)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({str(self.filepath)!r}, n={self.n}, lattice={self.n_x}x{self.n_y}, "
+            f"in_memory={self.in_memory}, return_beta={self.return_beta})"
+        )
+
+
+class ProbabilityDataset(_IsingDataset):
+    """Item ``(X, y)``: X float32 (L-1, 1) = snake-rows spins[:-1] (±1), y float32 (L-1, 1) =
+    spins[1:] mapped to {0, 1}; plus beta float32 (1,) when ``return_beta``."""
+
+    _two_d, _probability = False, True
+
+    def __init__(self, filepath, data_key="ising_grids", return_beta=False, in_memory=False, **kwargs):
+        super().__init__(filepath, data_key, None, return_beta, in_memory, **kwargs)
+
+
+class ProbabilityDataset2D(_IsingDataset):
+    """Item ``(X_rows, X_cols, y)``: X_* float32 (L-1, 1) as in ProbabilityDataset through rows
+    and through columns; y float32 (2, L-1, 1) = stack of the rows and columns targets."""
+
+    _two_d, _probability = True, True
+
+    def __init__(self, filepath, data_key="ising_grids", return_beta=False, in_memory=False, **kwargs):
+        super().__init__(filepath, data_key, None, return_beta, in_memory, **kwargs)
+
+
+class EnergyDataset(_IsingDataset):
+    """Item ``(X, energy)``: X float32 (L, 1) = the full snake-rows sequence, energy float32 (1,)."""
+
+    _two_d, _probability = False, False
+
+    def __init__(
+        self,
+        filepath,
+        grids_data_key="ising_grids",
+        energy_data_key="true_energies",
+        return_beta=False,
+        in_memory=False,
+        **kwargs,
+    ):
+        super().__init__(filepath, grids_data_key, energy_data_key, return_beta, in_memory, **kwargs)
+
+
+class EnergyDataset2D(_IsingDataset):
+    """Item ``(X_rows, X_cols, energy)``: X_* float32 (L, 1) through rows and columns, energy (1,)."""
+
+    _two_d, _probability = True, False
+
+    def __init__(
+        self,
+        filepath,
+        grids_data_key="ising_grids",
+        energy_data_key="true_energies",
+        return_beta=False,
+        in_memory=False,
+        **kwargs,
+    ):
+        super().__init__(filepath, grids_data_key, energy_data_key, return_beta, in_memory, **kwargs)
+
+
+_DATASETS = {
+    ("probability", False): ProbabilityDataset,
+    ("probability", True): ProbabilityDataset2D,
+    ("energy", False): EnergyDataset,
+    ("energy", True): EnergyDataset2D,
+}
+
+
+def make_dataloader(
+    dataset: _IsingDataset,
+    batch_size: int = 512,
+    shuffle: bool = False,
+    num_workers: int = 0,
+    seed: int = 0,
+    persistent_workers: bool | None = None,
+    drop_last: bool = False,
+    pin_memory: bool = False,
+    multiprocessing_context=None,
+) -> DataLoader:
+    """A DataLoader that reads one batch per call (``__getitems__`` + ``collate_batched``).
+
+    ``shuffle`` draws its order from a generator seeded with ``seed``: the same seed gives
+    the same sequence of epochs. Workers keep their file handles between epochs by default.
+    """
+    if persistent_workers is None:
+        persistent_workers = num_workers > 0
+    if shuffle:
+        sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(int(seed)))
+    else:
+        sampler = SequentialSampler(dataset)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=num_workers,
+        collate_fn=collate_batched,
+        persistent_workers=persistent_workers and num_workers > 0,
+        drop_last=drop_last,
+        pin_memory=pin_memory,
+        multiprocessing_context=multiprocessing_context if num_workers > 0 else None,
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Lightning data module
+# --------------------------------------------------------------------------------------
+class IsingDataModule(_LightningDataModule):
+    """Train, validation (beta 0.25 main, 0.125, 0.5) and test loaders from file paths.
+
+    ``val_dataloader()`` returns a list of loaders, index 0 the main one; their names for
+    logging are ``val_names`` (["val", "val_beta_0.125", "val_beta_0.5"] for the default
+    files, derived from each file's beta). The train loader shuffles with a generator
+    seeded by ``seed``.
+    """
+
+    def __init__(
+        self,
+        family: str = "energy",
+        two_d: bool = False,
+        train_path="data/train_data.hdf5",
+        val_paths=(
+            "data/val_data_beta_dot25.hdf5",
+            "data/val_data_beta_dot125.hdf5",
+            "data/val_data_beta_dot5.hdf5",
+        ),
+        test_path="data/test_data.hdf5",
+        batch_size: int = 512,
+        num_workers: int = 0,
+        in_memory: bool = False,
+        return_beta: bool = False,
+        seed: int = 0,
+        persistent_workers: bool | None = None,
+        pin_memory: bool = False,
+    ):
+        super().__init__()
+        if family not in ("energy", "probability"):
+            raise ValueError(f"family must be 'energy' or 'probability', got {family!r}")
+        self.family, self.two_d = family, bool(two_d)
+        self.dataset_class = _DATASETS[(family, self.two_d)]
+        self.train_path = train_path
+        self.val_paths = tuple(val_paths) if val_paths is not None else ()
+        self.test_path = test_path
+        self.batch_size, self.num_workers = int(batch_size), int(num_workers)
+        self.in_memory, self.return_beta, self.seed = bool(in_memory), bool(return_beta), int(seed)
+        self.persistent_workers, self.pin_memory = persistent_workers, bool(pin_memory)
+        self.train_set = None
+        self.val_sets = None
+        self.test_set = None
+        self._val_names = None
+
+    # metadata the models need (beta, lattice size, Ising model) without building datasets
+    @property
+    def train_metadata(self) -> dict:
+        return read_metadata(self.train_path)
+
+    @property
+    def val_names(self) -> list:
+        if self._val_names is None:
+            names = []
+            for i, p in enumerate(self.val_paths):
+                if i == 0:
+                    names.append("val")
+                    continue
+                beta = read_metadata(p)["beta"]
+                names.append(f"val_beta_{beta:g}" if beta is not None else f"val_{Path(p).stem}")
+            self._val_names = names
+        return self._val_names
+
+    def _dataset(self, path):
+        return self.dataset_class(path, return_beta=self.return_beta, in_memory=self.in_memory)
+
+    def setup(self, stage: str | None = None) -> None:
+        if stage in (None, "fit") and self.train_set is None:
+            self.train_set = self._dataset(self.train_path)
+        if stage in (None, "fit", "validate") and self.val_sets is None:
+            self.val_sets = [self._dataset(p) for p in self.val_paths]
+        if stage in (None, "test", "predict") and self.test_set is None:
+            self.test_set = self._dataset(self.test_path)
+
+    def _loader(self, dataset, shuffle: bool) -> DataLoader:
+        return make_dataloader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            seed=self.seed,
+            persistent_workers=self.persistent_workers,
+            pin_memory=self.pin_memory,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        self.setup("fit")
+        return self._loader(self.train_set, shuffle=True)
+
+    def val_dataloader(self) -> list:
+        self.setup("validate")
+        return [self._loader(ds, shuffle=False) for ds in self.val_sets]
+
+    def test_dataloader(self) -> DataLoader:
+        self.setup("test")
+        return self._loader(self.test_set, shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self.test_dataloader()
