@@ -190,6 +190,115 @@ def magnetisation_by_beta(path, max_samples: int = 200_000) -> dict:
     return {float(b): m[betas == b] for b in np.unique(betas)}
 
 
+def data_file_summary(path) -> dict:
+    """One row about a data file: size, model, lattice, betas, sampler settings."""
+    with h5py.File(path, "r") as f:
+        info = _file_info(f)
+        a = f.attrs
+        acc = np.atleast_1d(a.get("acceptance_rate", np.nan)).astype(float)
+        return {"file": Path(path).name, "n": int(f["ising_grids"].shape[0]), "model": info["model"],
+                "lattice": f"{info['n_x']}x{info['n_y']}", "n_betas": len(info["betas"]),
+                "betas": f"{min(info['betas']):.3g}…{max(info['betas']):.3g}" if len(info["betas"]) > 1
+                else f"{info['betas'][0]:.3g}",
+                "algorithm": str(a.get("algorithm", "?")), "chains": int(a.get("n_chains", -1)),
+                "burn_in": int(a.get("burn_in_sweeps", -1)), "thin": int(a.get("thin_sweeps", -1)),
+                "acceptance": f"{acc.min():.3f}…{acc.max():.3f}" if acc.size > 1 else f"{acc[0]:.3f}"}
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """A list of flat dicts as a Markdown table (floats to 4 significant digits)."""
+    if not rows:
+        return "_(nothing)_\n"
+    cols = list(rows[0])
+    fmt = lambda v: f"{v:.4g}" if isinstance(v, (float, np.floating)) else str(v)  # noqa: E731
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in cols) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def plot_mean_energy(checks: list[dict], path):
+    """Sampled <E> ± 2 SE per beta against the exact finite-lattice curve."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    b = np.array([c["beta"] for c in checks])
+    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(7, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1.3]})
+    ax.plot(b, [c["exact_mean"] for c in checks], "k-", lw=1, label="exact (transfer matrix)")
+    ax.errorbar(b, [c["mean"] for c in checks], yerr=[2 * c["sem"] for c in checks], fmt="o", ms=3, label="sampled ± 2 SE")
+    ax.set_ylabel("<E>")
+    ax.legend()
+    ax2.axhline(0, color="k", lw=0.8)
+    ax2.plot(b, [(c["mean"] - c["exact_mean"]) / c["sem"] for c in checks], "o", ms=3)
+    ax2.axhspan(-2, 2, color="0.85")
+    ax2.set_ylabel("(sampled − exact) / SE")
+    ax2.set_xlabel("β")
+    fig.tight_layout()
+    _save_figure(fig, path)
+    plt.close(fig)
+
+
+def sampler_diagnostics(path) -> dict:
+    """Acceptance rate and integrated autocorrelation time of the energy (sweeps) per beta, as
+    recorded by the sampler in the file's attributes; thin is the spacing of stored samples."""
+    with h5py.File(path, "r") as f:
+        a = f.attrs
+        betas = np.atleast_1d(a["betas"]).astype(float)
+        acc = np.atleast_1d(a["acceptance_rate"]).astype(float)
+        tau = np.atleast_1d(a.get("tau_int_sweeps", np.full(len(betas), np.nan))).astype(float)
+        thin = int(a["thin_sweeps"])
+    table = [{"beta": b, "acceptance": ac, "tau_int (sweeps)": t, "thin (sweeps)": thin}
+             for b, ac, t in zip(betas, acc, tau)]
+    return {"betas": betas, "acceptance": acc, "tau_int": tau, "thin": thin, "table": table}
+
+
+def plot_sampler_diagnostics(diag: dict, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
+    ax.plot(diag["betas"], diag["acceptance"], "o-", ms=3)
+    ax.set_xlabel("β")
+    ax.set_ylabel("Metropolis acceptance rate")
+    ax2.plot(diag["betas"], diag["tau_int"], "o-", ms=3, label="τ_int of the energy")
+    ax2.axhline(diag["thin"], color="k", ls="--", lw=1, label=f"thin = {diag['thin']} sweeps")
+    ax2.set_xlabel("β")
+    ax2.set_ylabel("sweeps")
+    ax2.legend()
+    for a in (ax, ax2):
+        a.axvline(0.5 * np.log(1 + np.sqrt(2)), color="0.6", ls=":", lw=1)
+    fig.tight_layout()
+    _save_figure(fig, path)
+    plt.close(fig)
+
+
+def plot_magnetisation(mags: dict, path, n_hist: int = 4):
+    """<|m|> against beta, and histograms of m at a few betas."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    betas = sorted(mags)
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
+    ax.plot(betas, [np.abs(mags[b]).mean() for b in betas], "o-", ms=3)
+    ax.axvline(0.5 * np.log(1 + np.sqrt(2)), color="k", ls="--", lw=1, label="β_c (infinite lattice)")
+    ax.set_xlabel("β")
+    ax.set_ylabel("<|m|>")
+    ax.legend()
+    for b in [betas[i] for i in np.linspace(0, len(betas) - 1, min(n_hist, len(betas))).astype(int)]:
+        ax2.hist(mags[b], bins=33, range=(-1.03, 1.03), histtype="step", density=True, label=f"β={b:.3g}")
+    ax2.set_xlabel("m")
+    ax2.set_ylabel("density")
+    ax2.legend(fontsize=8)
+    fig.tight_layout()
+    _save_figure(fig, path)
+    plt.close(fig)
+
+
 # ----------------------------------------------------------------------------------------
 # Scores
 # ----------------------------------------------------------------------------------------
@@ -234,6 +343,28 @@ def load_eval_set(path, n: int = N_EVAL, seed: int = EVAL_SEED):
 # ----------------------------------------------------------------------------------------
 # Runs: discover, load, predict
 # ----------------------------------------------------------------------------------------
+# Published RMSE (SEED_FACTS), keyed by (family, attention, two_d, bidirectional), GRU cells.
+REFERENCE_RMSE = {
+    ("energy", True, True, True): 7.79,
+    ("energy", True, False, True): 11.26,
+    ("energy", True, False, False): 12.7,
+    ("energy", False, True, True): 12.72,
+    ("energy", False, False, True): 13.6,
+    ("energy", False, True, False): 14.2,
+    ("energy", False, False, False): 15.8,
+    ("probability", False, False, False): 19.9,
+    ("probability", False, True, False): 20.03,
+}
+
+
+def reference_rmse(row: dict):
+    """The published RMSE of the same combination (reference head, GRU), or None."""
+    if row.get("energy_head", "prob") not in (None, "prob") or str(row.get("cell") or "gru") != "gru":
+        return None
+    key = (row["family"], bool(row.get("attention")), bool(row.get("two_d")), bool(row.get("bidirectional")))
+    return REFERENCE_RMSE.get(key)
+
+
 FLAG_KEYS = ("cell", "bidirectional", "attention", "two_d", "energy_head", "hidden_size")
 
 
@@ -384,13 +515,22 @@ def evaluate_runs(runs_root, eval_path, n: int = N_EVAL, seed: int = EVAL_SEED, 
 
 def leaderboard_markdown(rows: list[dict]) -> str:
     lines = [
-        "| Model | Run | RMSE (centred) | RMSE (raw) | Params |",
-        "|---|---|---|---|---|",
+        "| Model | Run | RMSE (centred) | Reference RMSE | RMSE (raw) | Params |",
+        "|---|---|---|---|---|---|",
     ]
     for r in rows:
         raw = "—" if r["rmse_raw"] is None else f"{r['rmse_raw']:.3g}"
-        lines.append(f"| {describe(r)} | `{r['run']}` | {r['rmse_centred']:.3g} | {raw} | {r['n_params']:,} |")
+        ref = reference_rmse(r)
+        ref = "—" if ref is None else f"{ref:g}"
+        lines.append(f"| {describe(r)} | `{r['run']}` | {r['rmse_centred']:.3g} | {ref} | {raw} | {r['n_params']:,} |")
     return "\n".join(lines) + "\n"
+
+
+def per_beta_markdown(rows: list[dict]) -> str:
+    """RMSE per beta (globally centred errors), one row per run."""
+    table = [{"model": describe(r), "run": r["run"], **{f"β={b}": v for b, v in r["rmse_per_beta"].items()}}
+             for r in rows]
+    return markdown_table(table)
 
 
 def write_leaderboard(rows: list[dict], out_dir) -> dict:
@@ -579,3 +719,112 @@ def combinations(profile: str) -> list[dict]:
                     runs.append({"family": family, "attention": attention, "two_d": two_d, "bidirectional": bidirectional})
     runs.append({"family": "energy", "attention": True, "two_d": True, "bidirectional": True, "energy_head": "site"})
     return runs
+
+
+# Training profiles. Sizes are chosen from measured CPU throughput (see README, `make bench`).
+PROFILES = {
+    # make demo: small data, two models, minutes on 2 CPU cores
+    "demo": {"data_dir": "data/demo", "runs": "runs/demo", "hidden_size": 64, "max_epochs": 3,
+             "patience": 3, "batch_size": 256, "lr": 3e-3},
+    # make reproduce: every combination, about 90 minutes on 2 CPU cores
+    "cpu": {"data_dir": "data", "runs": "runs/cpu", "hidden_size": 64, "max_epochs": 6,
+            "patience": 3, "batch_size": 256, "lr": 3e-3},
+    # the reference's own settings (hidden 512, lr 1e-4, batch 512), for a GPU
+    "reference": {"data_dir": "data", "runs": "runs/reference", "hidden_size": 512, "max_epochs": 100,
+                  "patience": 5, "batch_size": 512, "lr": 1e-4},
+}
+
+
+def run_dir_for(runs_root, spec: dict, hidden_size: int) -> Path:
+    from trainer_common import config_name
+
+    hp = {"cell": "gru", "num_layers": 1, "n_heads": 1, "hidden_size": hidden_size, "energy_head": "prob", **spec}
+    return Path(runs_root) / spec["family"] / config_name(hp)
+
+
+def trainer_command(spec: dict, profile: dict, extra=()) -> list[str]:
+    d = Path(profile["data_dir"])
+    cmd = [sys.executable, str(ROOT / f"{spec['family']}_trainer.py"),
+           "--train_path", str(d / "train_data.hdf5"),
+           "--val_paths", *(str(d / f"val_data_beta_dot{s}.hdf5") for s in ("25", "125", "5")),
+           "--test_path", str(d / "test_data.hdf5"),
+           "--output_dir", str(profile["runs"]),
+           "--hidden_size", str(profile["hidden_size"]), "--max_epochs", str(profile["max_epochs"]),
+           "--patience", str(profile["patience"]), "--batch_size", str(profile["batch_size"]),
+           "--lr", str(profile["lr"])]
+    for flag in ("attention", "two_d", "bidirectional"):
+        cmd.append(f"--{flag}" if spec.get(flag) else f"--no-{flag}")
+    if spec["family"] == "energy":
+        cmd += ["--energy_head", spec.get("energy_head", "prob")]
+    return cmd + list(extra)
+
+
+def train_all(profile_name: str, extra=(), overrides: dict | None = None) -> list[Path]:
+    """Train every run of a profile that has not finished yet (metrics.json present = finished)."""
+    profile = {**PROFILES[profile_name], **(overrides or {})}
+    done = []
+    specs = combinations(profile_name)
+    for i, spec in enumerate(specs, 1):
+        run_dir = run_dir_for(profile["runs"], spec, profile["hidden_size"])
+        if (run_dir / "metrics.json").exists():
+            print(f"[{i}/{len(specs)}] {run_dir} finished already, skipping", flush=True)
+            done.append(run_dir)
+            continue
+        cmd = trainer_command(spec, profile, extra)
+        print(f"[{i}/{len(specs)}] {' '.join(cmd[1:])}", flush=True)
+        t0 = time.perf_counter()
+        subprocess.run(cmd, check=True, cwd=ROOT)
+        print(f"[{i}/{len(specs)}] done in {time.perf_counter() - t0:.0f} s", flush=True)
+        done.append(run_dir)
+    return done
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(
+        description="Score trained runs on the evaluation set (reference protocol: 32,000 lattices drawn "
+        "with replacement, centred RMSE), write the leaderboard and the images. "
+        "`train-all` first trains every combination of a profile, skipping finished runs.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("mode", nargs="?", choices=("evaluate", "train-all"), default="evaluate")
+    p.add_argument("--profile", choices=sorted(PROFILES), default="cpu",
+                   help="train-all: which runs and sizes; also sets the default --runs and data folder")
+    p.add_argument("--runs", default=None, help="folder of runs (<family>/<config>/); default: the profile's")
+    p.add_argument("--data_dir", default=None, help="folder with the HDF5 files; default: the profile's")
+    p.add_argument("--eval_path", default=None, help="evaluation file; default: <data_dir>/eval_data.hdf5")
+    p.add_argument("--out", default=None, help="where leaderboard.{md,csv,json} go; default: results/<profile>")
+    p.add_argument("--images", default="images", help="where predictions_plot.png and attention_plot.png go")
+    p.add_argument("--n", type=int, default=N_EVAL, help="lattices drawn (with replacement) for the score")
+    p.add_argument("--seed", type=int, default=EVAL_SEED, help="seed of the evaluation draw")
+    p.add_argument("--hidden_size", type=int, default=None, help="train-all: override the profile's hidden size")
+    p.add_argument("--max_epochs", type=int, default=None, help="train-all: override the profile's epochs")
+    args, extra = p.parse_known_args(argv)
+    if extra and args.mode != "train-all":
+        p.error(f"unrecognised arguments: {' '.join(extra)}")
+    if args.n <= 0:
+        p.error("--n must be positive")
+    profile = dict(PROFILES[args.profile])
+    for key in ("hidden_size", "max_epochs"):
+        if getattr(args, key) is not None:
+            profile[key] = getattr(args, key)
+    if args.runs:
+        profile["runs"] = args.runs
+    if args.data_dir:
+        profile["data_dir"] = args.data_dir
+    eval_path = Path(args.eval_path or Path(profile["data_dir"]) / "eval_data.hdf5")
+    out = Path(args.out or Path("results") / args.profile)
+    try:
+        if args.mode == "train-all":
+            train_all(args.profile, extra, profile)
+        result = report(profile["runs"], eval_path, out, args.images, args.n, args.seed)
+    except (FileNotFoundError, ValueError, subprocess.CalledProcessError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(leaderboard_markdown(result["rows"]))
+    for name, path in result["paths"].items():
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
