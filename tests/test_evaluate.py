@@ -96,7 +96,7 @@ def test_leaderboard_and_plots_written(tmp_path):
     ]
     paths = ev.write_leaderboard(rows, tmp_path)
     md = paths["md"].read_text()
-    assert "Energy GRU + Attention + 2D + Bidirectional" in md and "| 1.5 |" in md and "| — |" in md
+    assert "Energy GRU + Attention + 2D + Bidirectional" in md and "| 1.5 | 7.79 | 2 |" in md and "| — |" in md
     data = json.loads(paths["json"].read_text())
     assert [r["run"] for r in data] == ["energy/a", "probability/b"] and "_pred" not in data[0]
     assert "energy/a" in paths["csv"].read_text()
