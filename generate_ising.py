@@ -1,0 +1,704 @@
+"""Exact Metropolis sampling of the 2D Ising model (periodic boundaries), streamed to HDF5.
+
+Models (J = 1, total energy, each bond counted once):
+  ISING1: E = -sum_i s_i (s_right(i) + s_down(i))                       (8x8: -128 ... 128)
+  ISING2: ISING1 - 1/2 sum_i s_i (s_downright(i) + s_upright(i))
+Lattice index convention: grid[x, y] with x the row (0..n_x-1, "down" = x+1) and y the column
+(0..n_y-1, "right" = y+1).
+
+Sampler
+-------
+All chains (``n_chains`` per beta, all betas together) evolve in one jit-compiled JAX program;
+the sweep loop runs inside ``lax.fori_loop``/``lax.scan``.  Spins live in a flat float32 array
+(chains, sites), chain axis first, with the sites sorted by colour of a proper colouring of
+the interaction graph (even sizes: 2 colours (x+y) mod 2 for ISING1, 4 colours
+(x mod 2, y mod 2) for ISING2; odd sizes: a greedy colouring, which needs 3 or more colours).
+Sites of one colour do not interact, so a whole colour class is updated at once
+(checkerboard Metropolis): the local field of the active class is a small dense product
+``other_colours @ J_block`` (exact in float32: integer and half-integer sums), the energy
+change is 2 s_i h_i, and a flip is accepted when 31 uniform random bits are below the
+precomputed integer threshold round(2^31 exp(-beta dE)) (no exp in the loop; dE <= 0
+always accepted).  Random bits come from a counter-based Threefry-2x32-20 generator keyed by
+the seed with counter (global chain id, sweep): every chain's stream is independent of how
+many chains run, of padding and of how the chains are sharded over devices, so the same
+seed gives the same file on any machine.
+
+``algorithm="single"`` is the published reference's random-site single-spin-flip Metropolis
+(one sweep = n_x*n_y steps at uniformly chosen sites), vectorised over chains.  It works for
+all sizes and serves as an independent check of the checkerboard kernel.
+
+When JAX sees several devices the chains are sharded over all of them.  On CPU this module
+asks XLA for one host device per available core (set before JAX is imported; override with
+the environment variable ISING_HOST_DEVICES=n, or by setting
+--xla_force_host_platform_device_count yourself in XLA_FLAGS).
+
+HDF5 layout (written under a temporary name, renamed when complete):
+  ising_grids int8 (N, n_x, n_y) +-1; true_energies float32 (N,); beta float32 (N,);
+  avg_E float32 (n_betas,) mean stored energy per beta; attributes model, n_x, n_y, betas,
+  n_chains, burn_in_sweeps, thin_sweeps, algorithm, random_seed, acceptance_rate (per beta),
+  tau_int_sweeps (per beta, measured), versions (JSON), command.
+  Sample order: index i = (t * n_chains + c) * n_betas + b  (beta b fastest, then chain c,
+  then stored time t), so any prefix [:n] has every beta equally often (+-1) and draws its
+  lattices from as many different chains as possible.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+if "jax" not in sys.modules and "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
+    # One XLA host device per core: sharding the chains over them scales across cores far
+    # better than XLA's intra-op threading for these small kernels.  Must precede `import jax`.
+    try:
+        _ncores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - non-Linux
+        _ncores = os.cpu_count() or 1
+    _ndev = int(os.environ.get("ISING_HOST_DEVICES", _ncores))
+    if _ndev > 1:
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
+                                   + f" --xla_force_host_platform_device_count={_ndev}").strip()
+
+import argparse
+import functools
+import json
+import math
+import shlex
+import time
+from pathlib import Path
+
+import numpy as np
+
+import jax
+import jax.numpy as jnp
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+MODELS = ("ISING1", "ISING2")
+ALGORITHMS = ("checkerboard", "single")
+BETA_C_ISING1 = 0.5 * math.log(1.0 + math.sqrt(2.0))  # Onsager, infinite lattice
+
+# Defaults (see --help text for how they were chosen).
+DEFAULT_BURN_IN = 1000
+DEFAULT_TOTAL_CHAINS = 4096
+ZERO_ACCEPT_CB = 0.9
+TAU_WINDOW_C = 5.0  # Sokal's automatic windowing constant
+# Acceptance probability of a flip with dE = 0.  Any value in (0, 1] keeps the Boltzmann law
+# stationary (a(dE)/a(-dE) = exp(-beta dE) holds trivially at dE = 0).  The reference's
+# random-site Metropolis uses 1.  Checkerboard updates with 1 are NOT ergodic: a lattice in
+# which every spin has zero local field (e.g. diagonal stripes of width 2, or rows +/- on a
+# 2 x n lattice) flips completely and deterministically at every half-sweep forever.  Any
+# value < 1 removes such cycles (a deterministic cycle would need every flip to lower the
+# energy); see tests/test_generate_ising.py for the enumeration checks.
+ZERO_ACCEPT = {"checkerboard": ZERO_ACCEPT_CB, "single": 1.0}
+
+__all__ = ["energy", "local_field", "coupling_matrix", "colouring", "generate", "main",
+           "exact_log_z_ising1", "exact_mean_energy_ising1", "integrated_autocorr_time",
+           "threefry2x32", "Sampler"]
+
+
+# ----------------------------------------------------------------------------- physics
+def _xp(a):
+    return jnp if isinstance(a, jax.Array) else np
+
+
+def _check_model(model):
+    if model not in MODELS:
+        raise ValueError(f"unknown model {model!r}; use one of {', '.join(MODELS)}")
+
+
+def energy(grids, model="ISING1"):
+    """Total energy of lattices.
+
+    grids: (..., n_x, n_y) spins +-1 (numpy or jax, any numeric dtype).
+    Returns float energies (...): float64 for numpy input, float32 for jax input.
+    """
+    _check_model(model)
+    xp = _xp(grids)
+    s = grids.astype(xp.float32 if xp is jnp else np.float64)
+    right = xp.roll(s, -1, axis=-1)           # s[x, y+1]
+    down = xp.roll(s, -1, axis=-2)            # s[x+1, y]
+    e = -(s * (right + down)).sum(axis=(-2, -1))
+    if model == "ISING2":
+        downright = xp.roll(down, -1, axis=-1)  # s[x+1, y+1]
+        upright = xp.roll(right, 1, axis=-2)    # s[x-1, y+1]
+        e = e - 0.5 * (s * (downright + upright)).sum(axis=(-2, -1))
+    return e
+
+
+def local_field(grids, model="ISING1"):
+    """Local field h_i = sum_j J_ij s_j, same shape as grids, so that E = -1/2 sum_i s_i h_i.
+
+    Flipping spin i changes the energy by 2 s_i h_i.
+    """
+    _check_model(model)
+    xp = _xp(grids)
+    s = grids.astype(xp.float32 if xp is jnp else np.float64)
+    h = (xp.roll(s, -1, -1) + xp.roll(s, 1, -1) + xp.roll(s, -1, -2) + xp.roll(s, 1, -2))
+    if model == "ISING2":
+        diag = 0
+        for dx in (-1, 1):
+            for dy in (-1, 1):
+                diag = diag + xp.roll(xp.roll(s, dx, -2), dy, -1)
+        h = h + 0.5 * diag
+    return h
+
+
+def _bonds(n_x, n_y, model):
+    """List of (i, j, weight) for every bond of the Hamiltonian (flat index x*n_y + y)."""
+    offsets = [(0, 1, 1.0), (1, 0, 1.0)]
+    if model == "ISING2":
+        offsets += [(1, 1, 0.5), (-1, 1, 0.5)]
+    out = []
+    for x in range(n_x):
+        for y in range(n_y):
+            for dx, dy, w in offsets:
+                out.append((x * n_y + y, ((x + dx) % n_x) * n_y + (y + dy) % n_y, w))
+    return out
+
+
+def coupling_matrix(n_x, n_y, model="ISING1"):
+    """Symmetric J (S, S) float64 over flat sites x*n_y+y with E = -1/2 s^T J s.
+
+    Bonds that wrap onto the same pair (sizes 2) add up, exactly as in `energy`.
+    """
+    _check_model(model)
+    S = n_x * n_y
+    J = np.zeros((S, S))
+    for i, j, w in _bonds(n_x, n_y, model):
+        J[i, j] += w
+        J[j, i] += w
+    return J
+
+
+def colouring(n_x, n_y, model="ISING1"):
+    """Colour per flat site such that no two coupled sites share a colour.
+
+    Even sizes: (x+y) mod 2 for ISING1, 2*(x mod 2) + (y mod 2) for ISING2.
+    Otherwise a greedy colouring of the coupling graph (3+ colours).
+    Returns int array (S,) with colours 0..k-1.
+    """
+    J = coupling_matrix(n_x, n_y, model)
+    x, y = np.divmod(np.arange(n_x * n_y), n_y)
+    if n_x % 2 == 0 and n_y % 2 == 0:
+        col = (x + y) % 2 if model == "ISING1" else 2 * (x % 2) + (y % 2)
+    else:
+        col = -np.ones(n_x * n_y, int)
+        for i in range(n_x * n_y):
+            used = {col[j] for j in np.nonzero(J[i])[0] if col[j] >= 0}
+            col[i] = min(c for c in range(len(used) + 1) if c not in used)
+    assert not any(J[i, j] and col[i] == col[j] for i in range(len(col)) for j in range(len(col)))
+    return col.astype(int)
+
+
+# ------------------------------------------------------------ exact results (tests, docs)
+def _log_2cosh(x):
+    x = np.abs(x)
+    return x + np.log1p(np.exp(-2 * x))
+
+
+def _log_abs_2sinh(x):
+    ax = np.abs(x)
+    with np.errstate(divide="ignore"):
+        return ax + np.log(-np.expm1(-2 * ax)), np.sign(x)
+
+
+def exact_log_z_ising1(n_x, n_y, beta):
+    """log Z of the finite periodic n_x x n_y ISING1 lattice (Kaufman 1949; Ferdinand & Fisher 1969).
+
+    Z = 1/2 (2 sinh 2K)^(mn/2) (Z1 + Z2 + Z3 + Z4), K = beta (J = 1), m = n_x rows, n = n_y
+    columns, with products over r = 0..n-1 of 2cosh / 2sinh of (m/2) gamma_l for l = 2r+1 (Z1,
+    Z2) and l = 2r (Z3, Z4); cosh gamma_l = cosh 2K coth 2K - cos(pi l / n) and
+    gamma_0 = 2K + log tanh K (negative below the critical temperature).  Evaluated as a
+    signed log-sum in float64.  beta > 0.
+    """
+    m, n, K = n_x, n_y, float(beta)
+    if K <= 0:
+        raise ValueError("exact_log_z_ising1 needs beta > 0")
+    l = np.arange(2 * n)
+    c = np.cosh(2 * K) / np.tanh(2 * K) - np.cos(np.pi * l / n)
+    gam = np.arccosh(c)
+    gam[0] = 2 * K + np.log(np.tanh(K))
+    odd, even = gam[1::2], gam[0::2]
+    terms, signs = [], []
+    for g in (odd, even):
+        terms.append(_log_2cosh(0.5 * m * g).sum())
+        signs.append(1.0)
+        ls, sg = _log_abs_2sinh(0.5 * m * g)
+        terms.append(ls.sum())
+        signs.append(np.prod(sg))
+    terms, signs = np.array(terms), np.array(signs)
+    top = terms.max()
+    total = np.sum(signs * np.exp(terms - top))
+    return np.log(0.5) + 0.5 * m * n * np.log(2 * np.sinh(2 * K)) + top + np.log(total)
+
+
+def exact_mean_energy_ising1(n_x, n_y, beta, h=1e-4):
+    """<E> = -d log Z / d beta for the finite periodic ISING1 lattice (5-point derivative)."""
+    f = functools.partial(exact_log_z_ising1, n_x, n_y)
+    b = float(beta)
+    return -(-f(b + 2 * h) + 8 * f(b + h) - 8 * f(b - h) + f(b - 2 * h)) / (12 * h)
+
+
+def integrated_autocorr_time(series, c=TAU_WINDOW_C):
+    """Integrated autocorrelation time (in steps of the series) of (n_chains, T) series.
+
+    tau = 1 + 2 sum_{t=1}^{W} rho(t), rho averaged over the chains (each chain centred on its
+    own mean), window W = the smallest W >= c * tau(W) (Sokal).  tau ~ 1 for independent steps.
+    """
+    x = np.asarray(series, np.float64)
+    if x.ndim == 1:
+        x = x[None]
+    x = x - x.mean(axis=1, keepdims=True)
+    T = x.shape[1]
+    if T < 4 or not np.any(x):
+        return 1.0
+    f = np.fft.rfft(x, n=2 * T, axis=1)
+    acf = np.fft.irfft(f * np.conj(f), axis=1)[:, :T].sum(axis=0)
+    acf = acf / np.arange(T, 0, -1)
+    if acf[0] <= 0:
+        return 1.0
+    rho = acf / acf[0]
+    taus = 2 * np.cumsum(rho) - 1
+    for W in range(1, T):
+        if W >= c * taus[W]:
+            return float(max(taus[W], 1e-9))
+    return float(taus[-1])
+
+
+# ------------------------------------------------------------------------------ RNG
+_ROT = (13, 15, 26, 6, 17, 29, 16, 24)
+
+
+def threefry2x32(k0, k1, x0, x1):
+    """Threefry-2x32 with 20 rounds (Salmon et al. 2011) on uint32 arrays (jnp or np).
+
+    Written out with elementwise ops so XLA fuses it into the sweep kernel (much faster on
+    CPU than jax.random's implementation).  Returns the two output words.
+    """
+    xp = jnp if any(isinstance(a, jax.Array) for a in (k0, k1, x0, x1)) else np
+    u = xp.uint32
+    k0, k1, x0, x1 = (xp.asarray(a, dtype=u) for a in (k0, k1, x0, x1))
+    ks = (k0, k1, k0 ^ k1 ^ u(0x1BD11BDA))
+    x0 = x0 + ks[0]
+    x1 = x1 + ks[1]
+    with np.errstate(over="ignore"):
+        for i in range(5):
+            for r in (_ROT[:4] if i % 2 == 0 else _ROT[4:]):
+                x0 = x0 + x1
+                x1 = (x1 << u(r)) | (x1 >> u(32 - r))
+                x1 = x1 ^ x0
+            x0 = x0 + ks[(i + 1) % 3]
+            x1 = x1 + ks[(i + 2) % 3] + u(i + 1)
+    return x0, x1
+
+
+def _stream_key(seed, stream):
+    """Key pair (uint32, uint32) for an independent random stream of a seed."""
+    seed = int(seed)
+    a, b = threefry2x32(np.uint32(seed & 0xFFFFFFFF), np.uint32((seed >> 32) & 0xFFFFFFFF),
+                        np.uint32(stream), np.uint32(0x9E3779B9))
+    return np.uint32(a), np.uint32(b)
+
+
+# -------------------------------------------------------------------------- sampler
+class Sampler:
+    """Compiled Metropolis sampler for a batch of chains at given betas.
+
+    State: spins float32 (B, S) in colour order (self.order maps colour-ordered position ->
+    flat site x*n_y+y), energies float32 (B,), accepted-flip counts.  Batch index g has
+    beta betas[g % n_betas] (beta fastest); chains beyond n_real are padding for sharding.
+    """
+
+    def __init__(self, n_x, n_y, model, betas, n_chains, seed, algorithm="checkerboard", devices=None,
+                 zero_accept=None):
+        self.n_x, self.n_y, self.model, self.algorithm = n_x, n_y, model, algorithm
+        self.S = S = n_x * n_y
+        self.betas = np.asarray(betas, np.float64)
+        self.n_betas = len(self.betas)
+        self.n_real = self.n_betas * n_chains
+        devices = list(devices if devices is not None else jax.devices())
+        nd = len(devices)
+        self.B = B = -(-self.n_real // nd) * nd
+        self.mesh = Mesh(np.array(devices), ("chains",))
+        self.sh2 = NamedSharding(self.mesh, PartitionSpec("chains", None))
+        self.sh1 = NamedSharding(self.mesh, PartitionSpec("chains"))
+
+        col = colouring(n_x, n_y, model)
+        self.order = np.argsort(col, kind="stable")          # colour-ordered pos -> site
+        self.inverse = np.argsort(self.order)                 # site -> pos
+        counts = np.bincount(col)
+        self.offsets = np.concatenate([[0], np.cumsum(counts)])
+        J = coupling_matrix(n_x, n_y, model)[np.ix_(self.order, self.order)]
+        self.J = J.astype(np.float32)
+        # Possible positive values of s_i h_i and their acceptance thresholds per chain.
+        w = np.concatenate([row[row != 0] for row in J[:1]])
+        sums = {0.0}
+        for wk in w:
+            sums = {s + d for s in sums for d in (wk, -wk)}
+        self.levels = [0.0] + sorted(v for v in sums if v > 0)
+        if zero_accept is None:
+            zero_accept = ZERO_ACCEPT[algorithm]
+        self.zero_accept = float(zero_accept)
+        beta_of = self.betas[np.arange(B) % self.n_betas]
+        thr = np.stack([np.round(np.exp(-2.0 * beta_of * v) * 2.0 ** 31) for v in self.levels], 1)
+        thr[:, 0] = np.round(self.zero_accept * 2.0 ** 31)
+        self.thresholds = jax.device_put(thr.astype(np.uint32), self.sh2)   # (B, n_levels)
+        self.chain_id = jax.device_put(np.arange(B, dtype=np.uint32), self.sh1)
+        self.seed = int(seed)
+        self.key_init = _stream_key(seed, 1)
+        self.key_sweep = _stream_key(seed, 2)
+        # Single-spin-flip: neighbour table (positions) and weights, padded to equal length.
+        nb = [np.nonzero(J[p])[0] for p in range(S)]
+        k = max(len(a) for a in nb)
+        self.nbr = np.array([np.pad(a, (0, k - len(a))) for a in nb], np.int32)
+        self.nbw = np.array([np.pad(J[p, a], (0, k - len(a))) for p, a in enumerate(nb)], np.float32)
+        if algorithm == "single" and B * 1 > 2 ** 32:
+            raise ValueError("too many chains")
+        self._build()
+
+    # -- kernels ---------------------------------------------------------------------
+    def _accept(self, sh, bits, thr):
+        """Metropolis test: accept iff s*h < 0 or 31 random bits < threshold(s*h) (see ZERO_ACCEPT)."""
+        t = thr[:, -1:]
+        for i in range(len(self.levels) - 2, -1, -1):
+            t = jnp.where(sh <= self.levels[i] + 0.25, thr[:, i:i + 1], t)
+        return (sh < -0.25) | ((bits >> jnp.uint32(1)) < t)
+
+    def _build(self):
+        S, nblk = self.S, (self.S + 1) // 2
+        offs = self.offsets
+        ncol = len(offs) - 1
+        Jblk = [[jnp.asarray(self.J[offs[a]:offs[a + 1], offs[c]:offs[c + 1]]) for c in range(ncol)]
+                for a in range(ncol)]
+        kA, kB = (jnp.uint32(v) for v in self.key_sweep)
+        Jfull = jnp.asarray(self.J)
+
+        def sweep_checkerboard(t, carry, thr, cid):
+            s, e, acc = carry
+            ctr = cid[:, None] * jnp.uint32(nblk) + jnp.arange(nblk, dtype=jnp.uint32)[None, :]
+            u0, u1 = threefry2x32(kA, kB, ctr, jnp.broadcast_to(t.astype(jnp.uint32), ctr.shape))
+            words = jnp.concatenate([u0, u1], axis=1)
+            blocks = [s[:, offs[c]:offs[c + 1]] for c in range(ncol)]
+            for c in range(ncol):
+                h = None
+                for a in range(ncol):
+                    if a != c and np.any(self.J[offs[a]:offs[a + 1], offs[c]:offs[c + 1]]):
+                        term = blocks[a] @ Jblk[a][c]
+                        h = term if h is None else h + term
+                sh = blocks[c] * h
+                ok = self._accept(sh, words[:, offs[c]:offs[c + 1]], thr)
+                e = e + jnp.sum(jnp.where(ok, 2.0 * sh, 0.0), axis=1)
+                acc = acc + jnp.sum(ok, axis=1, dtype=jnp.int32)
+                blocks[c] = jnp.where(ok, -blocks[c], blocks[c])
+            return jnp.concatenate(blocks, axis=1), e, acc
+
+        nbr, nbw = jnp.asarray(self.nbr), jnp.asarray(self.nbw)
+        pos_iota = jnp.arange(S, dtype=jnp.int32)[None, :]
+
+        def step_single(t, carry, thr, cid):
+            s, e, acc = carry
+            u0, u1 = threefry2x32(kA, kB, cid, jnp.broadcast_to(t.astype(jnp.uint32), cid.shape))
+            r = (u0 % jnp.uint32(S)).astype(jnp.int32)   # site choice: any state-independent law keeps detailed balance
+            nb = jnp.take(nbr, r, axis=0)                 # (B, k)
+            h = jnp.sum(jnp.take_along_axis(s, nb, axis=1) * jnp.take(nbw, r, axis=0), axis=1)
+            sr = jnp.take_along_axis(s, r[:, None], axis=1)[:, 0]
+            sh = sr * h
+            ok = self._accept(sh[:, None], u1[:, None], thr)[:, 0]
+            e = e + jnp.where(ok, 2.0 * sh, 0.0)
+            acc = acc + ok.astype(jnp.int32)
+            s = jnp.where((pos_iota == r[:, None]) & ok[:, None], -s, s)
+            return s, e, acc
+
+        if self.algorithm == "checkerboard":
+            def sweep(t, carry, thr, cid):
+                return sweep_checkerboard(t, carry, thr, cid)
+        else:
+            def sweep(t, carry, thr, cid):
+                def body(k, c):
+                    return step_single(t * jnp.uint32(S) + k.astype(jnp.uint32), c, thr, cid)
+                return jax.lax.fori_loop(0, S, body, carry)
+
+        def run_sweeps(t0, n, carry, thr, cid):
+            return jax.lax.fori_loop(0, n, lambda i, c: sweep((t0 + i).astype(jnp.uint32), c, thr, cid), carry)
+
+        sh2, sh1 = self.sh2, self.sh1
+        kI = tuple(jnp.uint32(v) for v in self.key_init)
+
+        @functools.partial(jax.jit, out_shardings=(sh2, sh1, sh1))
+        def init(cid):
+            ctr = cid[:, None] * jnp.uint32(nblk) + jnp.arange(nblk, dtype=jnp.uint32)[None, :]
+            u0, u1 = threefry2x32(kI[0], kI[1], ctr, jnp.zeros_like(ctr))
+            bits = jnp.concatenate([u0, u1], axis=1)[:, :S]
+            s = jnp.where((bits >> jnp.uint32(31)) == 1, 1.0, -1.0).astype(jnp.float32)
+            e = -0.5 * jnp.sum(s * (s @ Jfull), axis=1)
+            return s, e, jnp.zeros(s.shape[0], jnp.int32)
+
+        @functools.partial(jax.jit, static_argnums=(1,), donate_argnums=(2,))
+        def burn(t0, n, carry, thr, cid):
+            return run_sweeps(t0, n, carry, thr, cid)
+
+        @functools.partial(jax.jit, static_argnums=(1, 2), donate_argnums=(3,))
+        def trace(t0, n, every, carry, thr, cid):
+            """n records of the energies, `every` sweeps apart."""
+            def body(c, i):
+                c = run_sweeps(t0 + i * every, every, c, thr, cid)
+                return c, c[1]
+            return jax.lax.scan(body, carry, jnp.arange(n, dtype=jnp.uint32))
+
+        @functools.partial(jax.jit, static_argnums=(1, 2), donate_argnums=(3,))
+        def produce(t0, n, thin, carry, thr, cid):
+            """n stored samples, thin sweeps apart: spins int8 (n, B, S) colour order, energies (n, B)."""
+            def body(c, i):
+                c = run_sweeps(t0 + i * thin, thin, c, thr, cid)
+                return c, (c[0].astype(jnp.int8), c[1])
+            return jax.lax.scan(body, carry, jnp.arange(n, dtype=jnp.uint32))
+
+        self._init, self._burn, self._trace, self._produce = init, burn, trace, produce
+
+    # -- driver ----------------------------------------------------------------------
+    def start(self):
+        self.t = 0
+        self.carry = self._init(self.chain_id)
+
+    def burn(self, n):
+        if n > 0:
+            self.carry = self._burn(jnp.uint32(self.t), int(n), self.carry, self.thresholds, self.chain_id)
+            self.t += int(n)
+
+    def trace(self, n, every=1):
+        self.carry, es = self._trace(jnp.uint32(self.t), int(n), int(every), self.carry, self.thresholds,
+                                     self.chain_id)
+        self.t += int(n) * int(every)
+        return es
+
+    def produce(self, n, thin):
+        """Returns (spins int8 (n, B, S) in colour order, energies float32 (n, B)), asynchronously."""
+        self.carry, out = self._produce(jnp.uint32(self.t), int(n), int(thin), self.carry, self.thresholds,
+                                        self.chain_id)
+        self.t += int(n) * int(thin)
+        return out
+
+    def accepted(self):
+        return np.asarray(self.carry[2])[: self.n_real]
+
+    def reset_accepted(self):
+        s, e, _ = self.carry
+        self.carry = (s, e, jax.device_put(jnp.zeros(self.B, jnp.int32), self.sh1))
+
+    def to_grids(self, spins):
+        """int8 (..., S) colour order -> int8 (..., n_x, n_y)."""
+        return np.take(spins, self.inverse, axis=-1).reshape(spins.shape[:-1] + (self.n_x, self.n_y))
+
+
+# ------------------------------------------------------------------------- writing
+def _versions():
+    import h5py
+    return json.dumps({"python": sys.version.split()[0], "jax": jax.__version__,
+                       "jaxlib": getattr(jax.lib, "__version__", jax.__version__),
+                       "numpy": np.__version__, "h5py": h5py.__version__})
+
+
+def _write_block(dsets, start, grids, energies, betas):
+    """Append one block to the resizable datasets (a separate function so tests can interrupt it)."""
+    stop = start + len(grids)
+    for name, arr in zip(("ising_grids", "true_energies", "beta"), (grids, energies, betas)):
+        dsets[name].resize(stop, axis=0)
+        dsets[name][start:stop] = arr
+    return stop
+
+
+def validate(model, n_x, n_y, betas, n_samples, n_chains=None, burn_in=None, thin=None,
+             algorithm="checkerboard", filename=None):
+    """Raise ValueError with a message saying what to change for impossible settings."""
+    _check_model(model)
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"unknown algorithm {algorithm!r}; use one of {', '.join(ALGORITHMS)}")
+    if int(n_x) < 2 or int(n_y) < 2:
+        raise ValueError(f"lattice {n_x}x{n_y} is too small: --n_x and --n_y must be at least 2 "
+                         f"(a 1-wide periodic lattice couples a spin to itself)")
+    betas = np.asarray(betas, np.float64).reshape(-1)
+    if betas.size == 0:
+        raise ValueError("no beta given: pass --beta or --n_beta_samples with --beta_min/--beta_max")
+    if not np.all(np.isfinite(betas)) or np.any(betas < 0):
+        raise ValueError(f"beta must be finite and >= 0 (got {betas.tolist()}); inverse temperatures are non-negative")
+    if int(n_samples) <= 0:
+        raise ValueError(f"--n_samples must be positive (got {n_samples})")
+    if n_chains is not None and int(n_chains) <= 0:
+        raise ValueError(f"--n_chains must be positive (got {n_chains})")
+    if burn_in is not None and int(burn_in) < 0:
+        raise ValueError(f"--burn_in must be >= 0 sweeps (got {burn_in})")
+    if thin is not None and int(thin) <= 0:
+        raise ValueError(f"--thin must be >= 1 sweep (got {thin})")
+    if filename is not None:
+        parent = Path(filename).resolve().parent
+        if not parent.is_dir():
+            raise ValueError(f"output folder {parent} does not exist: create it (mkdir -p {parent}) "
+                             f"or choose another --filename")
+        if Path(filename).is_dir():
+            raise ValueError(f"--filename {filename} is a directory; give a file name")
+    return betas
+
+
+def generate(filename, *, model="ISING1", n_x=8, n_y=8, betas=(0.25,), n_samples=10000, n_chains=None,
+             burn_in=None, thin=None, random_seed=11, algorithm="checkerboard", progress=True,
+             command=None, block_bytes=1 << 25):
+    """Sample n_samples lattices per beta and write them atomically to `filename` (HDF5).
+
+    n_chains: chains per beta (default: about 4096 chains in total, at most n_samples).
+    burn_in: sweeps discarded from a random start (default 1000).
+    thin: sweeps between stored samples (default: ceil of the largest integrated
+    autocorrelation time of the energy, measured per beta on the last 256 burn-in sweeps).
+    Returns the Path written.
+    """
+    import h5py
+    from tqdm.auto import tqdm
+
+    betas = validate(model, n_x, n_y, betas, n_samples, n_chains, burn_in, thin, algorithm, filename)
+    n_x, n_y, n_samples = int(n_x), int(n_y), int(n_samples)
+    nb = len(betas)
+    if n_chains is None:
+        n_chains = max(1, min(n_samples, -(-DEFAULT_TOTAL_CHAINS // nb)))
+    n_chains = int(n_chains)
+    burn_in = DEFAULT_BURN_IN if burn_in is None else int(burn_in)
+    path = Path(filename)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+    sampler = Sampler(n_x, n_y, model, betas, n_chains, random_seed, algorithm)
+    sampler.start()
+    # Burn-in; its last part records the energies to measure tau_int per beta.
+    n_tr = min(256, burn_in // 2) if burn_in >= 16 else 0
+    sampler.burn(burn_in - n_tr)
+    tau = np.ones(nb)
+    if n_tr:
+        es = np.asarray(sampler.trace(n_tr))[:, : sampler.n_real]  # (T, n_real)
+        for b in range(nb):
+            tau[b] = integrated_autocorr_time(es[:, b::nb].T)
+    if thin is None:
+        thin = max(1, math.ceil(float(tau.max()) - 1e-9))
+    thin = int(thin)
+    sampler.reset_accepted()
+
+    R, B, S = sampler.n_real, sampler.B, sampler.S
+    n_slices = -(-n_samples // n_chains)
+    N = n_samples * nb
+    per_block = max(1, min(n_slices, block_bytes // max(1, B * S)))
+    beta_row = np.tile(betas.astype(np.float32), n_chains)            # (R,)
+    sum_e = np.zeros(nb)
+    cnt = np.zeros(nb, np.int64)
+    try:
+        with h5py.File(tmp, "w") as f:
+            chunk = max(1, min(N, (1 << 20) // S))
+            dsets = {
+                "ising_grids": f.create_dataset("ising_grids", (0, n_x, n_y), np.int8, maxshape=(N, n_x, n_y),
+                                                chunks=(chunk, n_x, n_y)),
+                "true_energies": f.create_dataset("true_energies", (0,), np.float32, maxshape=(N,),
+                                                  chunks=(min(N, 1 << 16),)),
+                "beta": f.create_dataset("beta", (0,), np.float32, maxshape=(N,), chunks=(min(N, 1 << 16),)),
+            }
+            bar = tqdm(total=N, unit="samples", unit_scale=True, disable=not progress,
+                       desc=f"{model} {n_x}x{n_y} {nb} beta(s)")
+            written, done_slices = 0, 0
+            pending = sampler.produce(min(per_block, n_slices), thin)
+            while done_slices < n_slices:
+                n_now = min(per_block, n_slices - done_slices)
+                done_slices += n_now
+                spins, en = pending
+                if done_slices < n_slices:   # keep the device busy while the host writes
+                    pending = sampler.produce(min(per_block, n_slices - done_slices), thin)
+                spins = np.asarray(spins)[:, :R].reshape(n_now * R, S)
+                en = np.asarray(en)[:, :R].reshape(-1)
+                bet = np.tile(beta_row, n_now)
+                keep = min(len(en), N - written)
+                spins, en, bet = spins[:keep], en[:keep], bet[:keep]
+                idx = (np.arange(keep) % nb)
+                sum_e += np.bincount(idx, weights=en, minlength=nb)
+                cnt += np.bincount(idx, minlength=nb)
+                written = _write_block(dsets, written, sampler.to_grids(spins), en, bet)
+                bar.update(keep)
+            bar.close()
+            assert written == N
+            acc = sampler.accepted().reshape(n_chains, nb).sum(0) / (float(n_chains) * n_slices * thin * S)
+            f.create_dataset("avg_E", data=(sum_e / np.maximum(cnt, 1)).astype(np.float32))
+            attrs = {"model": model, "n_x": n_x, "n_y": n_y, "betas": betas, "n_chains": n_chains,
+                     "burn_in_sweeps": burn_in, "thin_sweeps": thin, "algorithm": algorithm,
+                     "random_seed": int(random_seed), "acceptance_rate": acc, "tau_int_sweeps": tau,
+                     "n_samples_per_beta": n_samples, "versions": _versions(),
+                     "command": command if command is not None else shlex.join(sys.argv),
+                     "sample_order": "index = (t * n_chains + chain) * n_betas + beta_index"}
+            for k, v in attrs.items():
+                f.attrs[k] = v
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+# ---------------------------------------------------------------------------------- CLI
+HELP_DEFAULTS = """
+How the defaults were chosen (8x8, measured with this sampler, see benchmarks/bench_sampler.py
+--tau): the integrated autocorrelation time of the energy, in sweeps, is TAU_TABLE.
+--thin defaults to ceil(tau_int) of the slowest beta in the run, measured on the fly on the
+last 256 burn-in sweeps of all chains (the value used and the tau per beta are stored in the
+file attributes thin_sweeps and tau_int_sweeps).  --burn_in defaults to 1000 sweeps,
+BURN_NOTE
+"""
+
+
+def build_parser():
+    p = argparse.ArgumentParser(
+        description="Sample 2D Ising lattices (periodic, J=1) with a compiled JAX Metropolis sampler "
+                    "and stream them to an HDF5 file (written atomically).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=HELP_DEFAULTS)
+    p.add_argument("--n_x", type=int, default=8, help="rows (default 8)")
+    p.add_argument("--n_y", type=int, default=8, help="columns (default 8)")
+    p.add_argument("--beta", type=float, default=0.25, help="inverse temperature, if no beta range (default 0.25)")
+    p.add_argument("--n_beta_samples", type=int, default=None,
+                   help="number of betas: linspace(beta_min, beta_max, n_beta_samples); overrides --beta")
+    p.add_argument("--beta_min", type=float, default=None, help="smallest beta of the range")
+    p.add_argument("--beta_max", type=float, default=None, help="largest beta of the range")
+    p.add_argument("--random_seed", type=int, default=11, help="seed; same seed and flags give an identical file (default 11)")
+    p.add_argument("--model", choices=MODELS, default="ISING1", help="Hamiltonian (default ISING1)")
+    p.add_argument("--n_samples", type=int, default=10000, help="stored lattices per beta (default 10000)")
+    p.add_argument("--burn_in", type=int, default=None, help=f"sweeps discarded first (default {DEFAULT_BURN_IN})")
+    p.add_argument("--thin", type=int, default=None, help="sweeps between stored samples (default: measured tau_int)")
+    p.add_argument("--n_chains", type=int, default=None,
+                   help=f"independent chains per beta (default: about {DEFAULT_TOTAL_CHAINS} in total, at most n_samples)")
+    p.add_argument("--algorithm", choices=ALGORITHMS, default="checkerboard",
+                   help="checkerboard (sublattice) updates, or 'single': the reference's random-site single-spin flips")
+    p.add_argument("--filename", default="training_data.hdf5", help="output HDF5 file (default training_data.hdf5)")
+    p.add_argument("--no_progress", action="store_true", help="hide the progress bar")
+    return p
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.n_beta_samples is not None:
+            if args.beta_min is None or args.beta_max is None:
+                raise ValueError("--n_beta_samples needs --beta_min and --beta_max")
+            if args.n_beta_samples < 1:
+                raise ValueError(f"--n_beta_samples must be >= 1 (got {args.n_beta_samples})")
+            if args.beta_min > args.beta_max:
+                raise ValueError(f"--beta_min {args.beta_min} > --beta_max {args.beta_max}: swap them")
+            betas = np.linspace(args.beta_min, args.beta_max, args.n_beta_samples)
+        else:
+            if args.beta_min is not None or args.beta_max is not None:
+                raise ValueError("--beta_min/--beta_max need --n_beta_samples")
+            betas = np.array([args.beta])
+        validate(args.model, args.n_x, args.n_y, betas, args.n_samples, args.n_chains, args.burn_in,
+                 args.thin, args.algorithm, args.filename)
+    except ValueError as e:
+        parser.error(str(e))
+    cmd = shlex.join([Path(sys.argv[0]).name] + (list(argv) if argv is not None else sys.argv[1:]))
+    path = generate(args.filename, model=args.model, n_x=args.n_x, n_y=args.n_y, betas=betas,
+                    n_samples=args.n_samples, n_chains=args.n_chains, burn_in=args.burn_in, thin=args.thin,
+                    random_seed=args.random_seed, algorithm=args.algorithm, progress=not args.no_progress,
+                    command=cmd)
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

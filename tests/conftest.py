@@ -1,0 +1,36 @@
+"""Shared fixtures: tiny Ising data files made through the real generator."""
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+@pytest.fixture(scope="session")
+def ising_file(tmp_path_factory):
+    """Factory: make(name, betas=(0.25,), n_samples=64, n_x=4, n_y=4, model="ISING1", seed=0, **kw) -> Path.
+
+    Writes `<tmpdir>/<name>` with `generate_ising.generate` (n_samples per beta; extra keyword
+    arguments such as n_chains, burn_in, thin, algorithm are passed through) and caches the
+    file for the whole session: the same arguments return the same path without resampling.
+    Treat the files as read-only.
+    """
+    import generate_ising
+
+    root = tmp_path_factory.mktemp("ising_data")
+    cache = {}
+
+    def make(name="data.hdf5", betas=(0.25,), n_samples=64, n_x=4, n_y=4, model="ISING1", seed=0, **kw):
+        betas = tuple(float(b) for b in (betas if hasattr(betas, "__iter__") else (betas,)))
+        key = (name, betas, int(n_samples), int(n_x), int(n_y), model, int(seed), tuple(sorted(kw.items())))
+        if key not in cache:
+            sub = root / f"f{len(cache)}"
+            sub.mkdir()
+            cache[key] = generate_ising.generate(sub / name, model=model, n_x=n_x, n_y=n_y, betas=betas,
+                                                 n_samples=n_samples, random_seed=seed, progress=False, **kw)
+        return cache[key]
+
+    return make

@@ -1,0 +1,413 @@
+"""Tests of generate_ising.py: Hamiltonians, exact sampling, HDF5 output, CLI errors.
+
+Physics is checked against hand-computed lattices, full enumeration and the exact finite-lattice
+partition function; statistical checks use a chi-square goodness-of-fit test whose threshold
+ALPHA is fixed here in advance (seeds are fixed, so the outcomes are reproducible).
+"""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from scipy import stats
+
+import generate_ising as gi
+
+ROOT = Path(__file__).resolve().parents[1]
+ALPHA = 1e-4          # chi-square p-value threshold, fixed before looking at any result
+MIN_EXPECTED = 5.0    # bins with fewer expected counts are merged
+
+
+# ------------------------------------------------------------------ helpers (exact physics)
+def all_states(n_x, n_y):
+    """Every +-1 lattice of the given size: int8 (2^(n_x n_y), n_x, n_y)."""
+    S = n_x * n_y
+    bits = (np.arange(2 ** S)[:, None] >> np.arange(S)[None, :]) & 1
+    return (2 * bits - 1).astype(np.int8).reshape(-1, n_x, n_y)
+
+
+def exact_energy_distribution(n_x, n_y, model, beta):
+    """(levels, probabilities) of the energy under the Boltzmann law, by enumeration."""
+    e = gi.energy(all_states(n_x, n_y), model)
+    levels, counts = np.unique(e, return_counts=True)
+    logw = np.log(counts) - beta * levels
+    p = np.exp(logw - logw.max())
+    return levels, p / p.sum()
+
+
+def chi_square_p(sample_energies, levels, probs):
+    """Goodness-of-fit p-value of sampled energies against the exact law (sparse bins merged)."""
+    idx = np.searchsorted(levels, sample_energies)
+    assert np.all(levels[np.clip(idx, 0, len(levels) - 1)] == sample_energies), "energy not an allowed level"
+    obs = np.bincount(idx, minlength=len(levels)).astype(float)
+    exp = probs * len(sample_energies)
+    # merge bins in energy order until each merged bin expects >= MIN_EXPECTED counts
+    mo, me, co, ce = [], [], 0.0, 0.0
+    for o, e in zip(obs, exp):
+        co += o
+        ce += e
+        if ce >= MIN_EXPECTED:
+            mo.append(co)
+            me.append(ce)
+            co = ce = 0.0
+    if ce > 0:
+        mo[-1] += co
+        me[-1] += ce
+    mo, me = np.array(mo), np.array(me)
+    if len(mo) < 2:
+        return 1.0
+    return stats.chisquare(mo, me * mo.sum() / me.sum()).pvalue
+
+
+def read(path):
+    with h5py.File(path, "r") as f:
+        return {k: f[k][()] for k in f}, dict(f.attrs)
+
+
+# ---------------------------------------------------------------------------- Hamiltonians
+def checkerboard(n_x, n_y):
+    x, y = np.indices((n_x, n_y))
+    return np.where((x + y) % 2 == 0, 1, -1).astype(np.int8)
+
+
+@pytest.mark.parametrize("n_x,n_y", [(4, 4), (4, 6), (3, 5), (2, 6)])
+def test_ground_states(n_x, n_y):
+    S = n_x * n_y
+    for sign in (1, -1):
+        g = np.full((n_x, n_y), sign, np.int8)
+        assert gi.energy(g, "ISING1") == -2 * S            # two bonds per site
+        assert gi.energy(g, "ISING2") == -2 * S - S        # plus two half-strength diagonals per site
+
+
+@pytest.mark.parametrize("n_x,n_y", [(4, 4), (4, 6), (6, 2)])
+def test_checkerboard_antiferro_state(n_x, n_y):
+    S = n_x * n_y
+    g = checkerboard(n_x, n_y)
+    assert gi.energy(g, "ISING1") == 2 * S                 # every nearest-neighbour bond broken
+    assert gi.energy(g, "ISING2") == 2 * S - S             # diagonals join equal spins: -1/2 each, 2S of them
+
+
+def test_stripes_and_single_flip():
+    g = np.ones((4, 6), np.int8)
+    g[1, 2] = -1                                           # one flipped spin
+    assert gi.energy(g, "ISING1") == -48 + 8               # 4 bonds broken, each +2
+    assert gi.energy(g, "ISING2") == -72 + 8 + 4           # plus 4 diagonals broken, each +1
+    stripes = np.repeat(np.array([[1], [-1], [1], [-1]], np.int8), 6, axis=1)  # rows alternate
+    assert gi.energy(stripes, "ISING1") == -24 + 24        # horizontal bonds kept, vertical broken
+    assert gi.energy(stripes, "ISING2") == 0 + 24          # all diagonals join rows x and x+-1
+
+
+def test_hand_lattice_3x3():
+    g = np.array([[1, 1, -1], [1, -1, -1], [-1, 1, 1]], np.int8)
+    # right bonds s[x,y]s[x,y+1] (periodic): row0: 1,-1,-1; row1: -1,1,-1; row2: -1,1,-1 -> sum -3
+    # down bonds s[x,y]s[x+1,y]: col0: 1,-1,-1; col1: -1,-1,1; col2: 1,-1,-1 -> sum -3
+    assert gi.energy(g, "ISING1") == 6
+    # down-right s[x,y]s[x+1,y+1]: (0,0)(1,1)=-1 (0,1)(1,2)=-1 (0,2)(1,0)=-1 (1,0)(2,1)=1 (1,1)(2,2)=-1
+    #   (1,2)(2,0)=1 (2,0)(0,1)=-1 (2,1)(0,2)=-1 (2,2)(0,0)=1 -> -3
+    # up-right s[x,y]s[x-1,y+1]: (0,0)(2,1)=1 (0,1)(2,2)=1 (0,2)(2,0)=1 (1,0)(0,1)=1 (1,1)(0,2)=1
+    #   (1,2)(0,0)=-1 (2,0)(1,1)=1 (2,1)(1,2)=-1 (2,2)(1,0)=1 -> 5
+    assert gi.energy(g, "ISING2") == 6 - 0.5 * (-3 + 5)
+
+
+@pytest.mark.parametrize("model", gi.MODELS)
+@pytest.mark.parametrize("n_x,n_y", [(4, 4), (3, 5), (2, 6), (8, 8)])
+def test_local_field_and_coupling_matrix_agree_with_energy(model, n_x, n_y):
+    rng = np.random.default_rng(0)
+    g = rng.choice(np.array([-1, 1], np.int8), size=(50, n_x, n_y))
+    e = gi.energy(g, model)
+    h = gi.local_field(g, model)
+    np.testing.assert_allclose(-0.5 * (g * h).sum(axis=(1, 2)), e)
+    J = gi.coupling_matrix(n_x, n_y, model)
+    s = g.reshape(50, -1).astype(float)
+    np.testing.assert_allclose(-0.5 * np.einsum("ni,ij,nj->n", s, J, s), e)
+    # flipping spin (1,1) changes E by 2 s h
+    g2 = g.copy()
+    g2[:, 1, 1] *= -1
+    np.testing.assert_allclose(gi.energy(g2, model) - e, 2 * g[:, 1, 1] * h[:, 1, 1])
+    # jax input gives the same numbers
+    import jax.numpy as jnp
+    np.testing.assert_allclose(np.asarray(gi.energy(jnp.asarray(g), model)), e)
+    np.testing.assert_allclose(np.asarray(gi.local_field(jnp.asarray(g), model)), h)
+
+
+@pytest.mark.parametrize("model", gi.MODELS)
+@pytest.mark.parametrize("n_x,n_y,n_colours", [(4, 4, None), (8, 6, None), (3, 5, None), (5, 5, None), (2, 2, None)])
+def test_colouring_is_proper(model, n_x, n_y, n_colours):
+    col = gi.colouring(n_x, n_y, model)
+    J = gi.coupling_matrix(n_x, n_y, model)
+    i, j = np.nonzero(J)
+    assert np.all(col[i] != col[j])
+    if n_x % 2 == 0 and n_y % 2 == 0:
+        assert col.max() + 1 == (2 if model == "ISING1" else 4)
+
+
+def test_threefry_known_answers():
+    # Known-answer vectors of Threefry-2x32-20 (Random123 / JAX test suite)
+    cases = [((0, 0), (0, 0), (0x6B200159, 0x99BA4EFE)),
+             ((0xFFFFFFFF, 0xFFFFFFFF), (0xFFFFFFFF, 0xFFFFFFFF), (0x1CB996FC, 0xBB002BE7)),
+             ((0x13198A2E, 0x03707344), (0x243F6A88, 0x85A308D3), (0xC4923A9C, 0x483DF7A0))]
+    for key, ctr, want in cases:
+        got = gi.threefry2x32(np.uint32(key[0]), np.uint32(key[1]), np.uint32(ctr[0]), np.uint32(ctr[1]))
+        assert (int(got[0]), int(got[1])) == want
+        import jax.numpy as jnp
+        gj = gi.threefry2x32(jnp.uint32(key[0]), jnp.uint32(key[1]), jnp.uint32(ctr[0]), jnp.uint32(ctr[1]))
+        assert (int(gj[0]), int(gj[1])) == want
+
+
+# ------------------------------------------------------------------- exact partition function
+@pytest.mark.parametrize("n_x,n_y", [(4, 4), (3, 5), (2, 6), (4, 3)])
+@pytest.mark.parametrize("beta", [0.1, 0.3, 0.44, 0.8])
+def test_kaufman_formula_matches_enumeration(n_x, n_y, beta):
+    e = gi.energy(all_states(n_x, n_y), "ISING1")
+    w = np.exp(-beta * (e - e.min()))
+    log_z = np.log(w.sum()) - beta * e.min()
+    assert gi.exact_log_z_ising1(n_x, n_y, beta) == pytest.approx(log_z, rel=1e-12)
+    mean_e = (w * e).sum() / w.sum()
+    assert gi.exact_mean_energy_ising1(n_x, n_y, beta) == pytest.approx(mean_e, abs=1e-6)
+
+
+def test_integrated_autocorr_time_of_ar1():
+    # AR(1) x_t = a x_{t-1} + noise has tau = (1 + a) / (1 - a)
+    rng = np.random.default_rng(1)
+    a, n, T = 0.8, 64, 4000
+    x = np.zeros((n, T))
+    noise = rng.normal(size=(n, T))
+    for t in range(1, T):
+        x[:, t] = a * x[:, t - 1] + noise[:, t]
+    assert gi.integrated_autocorr_time(x) == pytest.approx((1 + a) / (1 - a), rel=0.1)
+    assert gi.integrated_autocorr_time(rng.normal(size=(n, T))) == pytest.approx(1.0, abs=0.1)
+
+
+# ------------------------------------------------------------ exactness of the samplers
+EXACT_BETAS = (0.2, 0.44, 0.8)
+EXACT_CASES = [  # (model, algorithm, n_x, n_y); the first two are fast, the others slow
+    ("ISING1", "checkerboard", 4, 4),
+    ("ISING2", "checkerboard", 4, 4),
+    pytest.param("ISING1", "single", 4, 4, marks=pytest.mark.slow),
+    pytest.param("ISING2", "single", 4, 4, marks=pytest.mark.slow),
+    pytest.param("ISING1", "checkerboard", 2, 6, marks=pytest.mark.slow),
+    pytest.param("ISING2", "checkerboard", 2, 6, marks=pytest.mark.slow),
+    pytest.param("ISING1", "checkerboard", 3, 5, marks=pytest.mark.slow),   # odd: greedy 3+ colours
+    pytest.param("ISING2", "checkerboard", 3, 5, marks=pytest.mark.slow),
+]
+
+
+@pytest.mark.parametrize("model,algorithm,n_x,n_y", EXACT_CASES)
+def test_energy_histogram_matches_boltzmann(tmp_path, model, algorithm, n_x, n_y):
+    """One sample per independent chain (n_chains = n_samples), so the samples are i.i.d."""
+    n = 10000
+    path = gi.generate(tmp_path / "x.hdf5", model=model, n_x=n_x, n_y=n_y, betas=EXACT_BETAS, n_samples=n,
+                       n_chains=n, burn_in=200, thin=1, random_seed=5, algorithm=algorithm, progress=False)
+    d, _ = read(path)
+    for b in EXACT_BETAS:
+        sel = np.isclose(d["beta"], b)
+        assert sel.sum() == n
+        levels, probs = exact_energy_distribution(n_x, n_y, model, b)
+        p = chi_square_p(d["true_energies"][sel].astype(np.float64), levels, probs)
+        assert p > ALPHA, f"{model} {algorithm} {n_x}x{n_y} beta={b}: chi-square p={p:.2e}"
+
+
+def test_chi_square_detects_wrong_temperature():
+    """The goodness-of-fit check has power: exact samples at beta 0.40 fail against beta 0.44."""
+    rng = np.random.default_rng(0)
+    levels, p_true = exact_energy_distribution(4, 4, "ISING1", 0.40)
+    sample = rng.choice(levels, size=20000, p=p_true)
+    assert chi_square_p(sample, levels, p_true) > ALPHA
+    _, p_other = exact_energy_distribution(4, 4, "ISING1", 0.44)
+    assert chi_square_p(sample, levels, p_other) < ALPHA
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("beta", [0.25, 0.44])
+def test_mean_energy_8x8_matches_exact_finite_lattice(tmp_path, beta):
+    n_chains, per_chain = 256, 64
+    path = gi.generate(tmp_path / "e.hdf5", n_x=8, n_y=8, betas=(beta,), n_samples=n_chains * per_chain,
+                       n_chains=n_chains, random_seed=3, progress=False)
+    d, attrs = read(path)
+    # sample i belongs to chain (i // n_betas) % n_chains (documented sample order)
+    chain = (np.arange(len(d["true_energies"])) // 1) % n_chains
+    means = np.bincount(chain, weights=d["true_energies"]) / per_chain
+    se = means.std(ddof=1) / np.sqrt(n_chains)
+    exact = gi.exact_mean_energy_ising1(8, 8, beta)
+    assert abs(means.mean() - exact) < 4 * se, (means.mean(), exact, se)
+    assert abs(d["avg_E"][0] - exact) < 4 * se
+    assert se < 0.02 * abs(exact)   # the check is sharp enough to matter
+
+
+# ----------------------------------------------------------------------- HDF5 output
+def test_layout_dtypes_and_attributes(ising_file):
+    betas = (0.1, 0.25, 0.5)
+    path = ising_file("layout.hdf5", betas=betas, n_samples=50, n_x=4, n_y=6, model="ISING2", n_chains=8)
+    with h5py.File(path, "r") as f:
+        assert set(f.keys()) == {"ising_grids", "true_energies", "beta", "avg_E"}
+        g, e, b, a = f["ising_grids"], f["true_energies"], f["beta"], f["avg_E"]
+        assert g.shape == (150, 4, 6) and g.dtype == np.int8
+        assert e.shape == (150,) and e.dtype == np.float32
+        assert b.shape == (150,) and b.dtype == np.float32
+        assert a.shape == (3,) and a.dtype == np.float32
+        assert g.chunks is not None and g.maxshape[0] is not None
+        grids, energies, beta = g[()], e[()], b[()]
+        attrs = dict(f.attrs)
+        avg = a[()]
+    assert set(np.unique(grids)) <= {-1, 1}
+    np.testing.assert_array_equal(energies, gi.energy(grids, "ISING2").astype(np.float32))
+    for k in ("model", "n_x", "n_y", "betas", "n_chains", "burn_in_sweeps", "thin_sweeps", "algorithm",
+              "random_seed", "acceptance_rate", "versions", "command"):
+        assert k in attrs, k
+    assert attrs["model"] == "ISING2" and attrs["n_x"] == 4 and attrs["n_y"] == 6
+    np.testing.assert_allclose(attrs["betas"], betas)
+    assert attrs["n_chains"] == 8 and attrs["algorithm"] == "checkerboard" and attrs["random_seed"] == 0
+    assert attrs["burn_in_sweeps"] == gi.DEFAULT_BURN_IN and attrs["thin_sweeps"] >= 1
+    acc = attrs["acceptance_rate"]
+    assert acc.shape == (3,) and np.all((acc > 0) & (acc < 1)) and acc[0] > acc[1] > acc[2]
+    assert "jax" in json.loads(attrs["versions"])
+    # interleaved order: beta cycles fastest, so every prefix is balanced over the betas
+    np.testing.assert_allclose(beta, np.tile(np.float32(betas), 50))
+    for b_i, b in enumerate(betas):
+        np.testing.assert_allclose(avg[b_i], energies[np.isclose(beta, b)].mean(), rtol=1e-5)
+
+
+def test_partial_last_slice_and_prefix(ising_file):
+    # 10 samples per beta from 4 chains: slices of 4, 4 and a partial 2
+    path = ising_file("partial.hdf5", betas=(0.2, 0.6), n_samples=10, n_chains=4)
+    d, attrs = read(path)
+    assert len(d["beta"]) == 20
+    np.testing.assert_allclose(d["beta"], np.tile(np.float32([0.2, 0.6]), 10))
+    assert attrs["n_chains"] == 4
+
+
+def test_n_chains_default_never_exceeds_n_samples(ising_file):
+    path = ising_file("few.hdf5", n_samples=3)
+    _, attrs = read(path)
+    assert attrs["n_chains"] == 3
+
+
+def test_same_seed_identical_different_seed_differs(tmp_path):
+    kw = dict(n_x=4, n_y=4, betas=(0.3, 0.5), n_samples=200, n_chains=16, burn_in=50, progress=False)
+    a = gi.generate(tmp_path / "a.hdf5", random_seed=7, **kw)
+    b = gi.generate(tmp_path / "b.hdf5", random_seed=7, **kw)
+    c = gi.generate(tmp_path / "c.hdf5", random_seed=8, **kw)
+    da, _ = read(a)
+    db, _ = read(b)
+    dc, _ = read(c)
+    for k in da:
+        assert da[k].tobytes() == db[k].tobytes(), k
+    assert da["ising_grids"].tobytes() != dc["ising_grids"].tobytes()
+
+
+@pytest.mark.slow
+def test_result_independent_of_device_count(tmp_path):
+    """Sharding over 1 or 3 XLA host devices gives the same file (per-chain counter-based RNG)."""
+    outs = []
+    for nd in (1, 3):
+        out = tmp_path / f"d{nd}.hdf5"
+        env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={nd}", JAX_PLATFORMS="cpu")
+        code = ("import jax, generate_ising as gi, sys; assert len(jax.devices()) == %d; "
+                "gi.main(sys.argv[1:])" % nd)
+        subprocess.run([sys.executable, "-c", code, "--n_x", "4", "--n_y", "6", "--model", "ISING2",
+                        "--n_beta_samples", "2", "--beta_min", "0.2", "--beta_max", "0.4", "--n_samples", "100",
+                        "--n_chains", "5", "--burn_in", "20", "--filename", str(out), "--no_progress"],
+                       check=True, cwd=ROOT, env=env, capture_output=True)
+        outs.append(read(out)[0])
+    for k in outs[0]:
+        assert outs[0][k].tobytes() == outs[1][k].tobytes(), k
+
+
+class Interrupt(Exception):
+    pass
+
+
+@pytest.mark.parametrize("exc", [Interrupt, KeyboardInterrupt])
+def test_interrupted_write_leaves_no_file(tmp_path, monkeypatch, exc):
+    calls = {"n": 0}
+    real = gi._write_block
+
+    def failing(*args, **kw):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise exc("simulated interruption mid-write")
+        return real(*args, **kw)
+
+    monkeypatch.setattr(gi, "_write_block", failing)
+    target = tmp_path / "out.hdf5"
+    with pytest.raises(exc):
+        # a tiny block size forces several blocks
+        gi.generate(target, n_x=4, n_y=4, n_samples=400, n_chains=8, burn_in=10, progress=False, block_bytes=256)
+    assert calls["n"] == 2
+    assert not target.exists()
+    assert list(tmp_path.iterdir()) == []      # the temporary file is gone too
+
+
+# ------------------------------------------------------------------------------ CLI
+def test_cli_writes_file(tmp_path, capsys):
+    out = tmp_path / "cli.hdf5"
+    assert gi.main(["--n_x", "4", "--n_y", "4", "--n_beta_samples", "3", "--beta_min", "0", "--beta_max", "0.5",
+                    "--n_samples", "20", "--burn_in", "10", "--thin", "2", "--filename", str(out),
+                    "--random_seed", "4", "--no_progress"]) == 0
+    d, attrs = read(out)
+    np.testing.assert_allclose(attrs["betas"], [0.0, 0.25, 0.5])
+    assert attrs["thin_sweeps"] == 2 and attrs["burn_in_sweeps"] == 10 and attrs["random_seed"] == 4
+    assert "--n_beta_samples 3" in attrs["command"]
+    assert attrs["acceptance_rate"][0] == 1.0     # beta = 0 accepts every flip
+    assert len(d["true_energies"]) == 60
+
+
+def test_help_explains_defaults():
+    r = subprocess.run([sys.executable, "generate_ising.py", "--help"], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0
+    assert "autocorrelation" in r.stdout and "--thin" in r.stdout and "--burn_in" in r.stdout
+
+
+BAD = [
+    (["--n_x", "1"], "at least 2"),
+    (["--n_y", "0"], "at least 2"),
+    (["--beta", "-0.1"], ">= 0"),
+    (["--n_beta_samples", "3", "--beta_min", "0.5", "--beta_max", "0.1"], "swap"),
+    (["--n_beta_samples", "3", "--beta_min", "-0.5", "--beta_max", "0.1"], ">= 0"),
+    (["--n_beta_samples", "3"], "--beta_min"),
+    (["--n_samples", "0"], "positive"),
+    (["--n_samples", "-5"], "positive"),
+    (["--n_chains", "0"], "positive"),
+    (["--thin", "0"], "--thin"),
+    (["--burn_in", "-1"], "--burn_in"),
+    (["--model", "ISING3"], "invalid choice"),
+    (["--algorithm", "wolff"], "invalid choice"),
+]
+
+
+@pytest.mark.parametrize("extra,msg", BAD)
+def test_cli_rejects_bad_input(tmp_path, capsys, extra, msg):
+    out = tmp_path / "bad.hdf5"
+    with pytest.raises(SystemExit) as e:
+        gi.main(["--n_x", "4", "--n_y", "4", "--n_samples", "10", "--filename", str(out)] + extra)
+    assert e.value.code != 0
+    assert msg in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_rejects_missing_folder(tmp_path, capsys):
+    out = tmp_path / "nope" / "x.hdf5"
+    with pytest.raises(SystemExit) as e:
+        gi.main(["--n_x", "4", "--n_y", "4", "--n_samples", "10", "--filename", str(out)])
+    assert e.value.code != 0
+    assert "does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "nope").exists()
+
+
+def test_cli_subprocess_bad_input_exit_code(tmp_path):
+    r = subprocess.run([sys.executable, "generate_ising.py", "--beta", "-1", "--filename", str(tmp_path / "x.h5")],
+                       cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode != 0 and "beta" in r.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_generate_api_rejects_bad_input(tmp_path):
+    with pytest.raises(ValueError, match="at least 2"):
+        gi.generate(tmp_path / "x.hdf5", n_x=1, n_y=4, n_samples=4)
+    with pytest.raises(ValueError, match="model"):
+        gi.generate(tmp_path / "x.hdf5", model="POTTS", n_samples=4)
+    assert list(tmp_path.iterdir()) == []
