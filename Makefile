@@ -20,3 +20,7 @@ test: install
 # Everything but the tests marked slow.
 test-fast: install
 	$(PY) -m pytest -q -m "not slow"
+
+# Speed figures: each script prints its figures and ratios against a baseline run in the same process.
+bench: install
+	$(PY) benchmarks/bench_training.py

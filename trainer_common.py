@@ -115,6 +115,9 @@ def build_parser(family: str, description: str) -> argparse.ArgumentParser:
     g.add_argument("--limit_train_batches", type=_int_or_float, default=1.0, help="an int: batches per epoch; a float: fraction")
     g.add_argument("--limit_val_batches", type=_int_or_float, default=1.0, help="as --limit_train_batches")
     g.add_argument("--limit_test_batches", type=_int_or_float, default=1.0, help="as --limit_train_batches")
+    g.add_argument("--threads", type=_positive_int, default=None,
+                   help="torch CPU threads per process (default: torch's choice); use 1 when several "
+                   "processes share a few cores%(default).0s")
     g.add_argument("--log_every_n_steps", type=_positive_int, default=50, help="training-step logging interval")
     return p
 
@@ -207,6 +210,8 @@ def run(family: str, model_cls, parser: argparse.ArgumentParser, argv=None) -> d
         if (test_meta.get("n_x"), test_meta.get("n_y")) != (hparams["n_x"], hparams["n_y"]):
             parser.error(f"{args.test_path} holds {test_meta.get('n_x')} x {test_meta.get('n_y')} lattices but the "
                          f"training file {hparams['n_x']} x {hparams['n_y']}; use a test file of the training size")
+    if args.threads:
+        torch.set_num_threads(args.threads)
     pl.seed_everything(args.seed, workers=True)
     try:
         model = model_cls(**hparams)
@@ -248,7 +253,8 @@ def run(family: str, model_cls, parser: argparse.ArgumentParser, argv=None) -> d
         "config_name": name,
         "config": {**hparams, "batch_size": args.batch_size, "max_epochs": args.max_epochs,
                    "patience": args.patience, "seed": args.seed, "precision": args.precision,
-                   "strategy": args.strategy, "world_size": trainer.world_size},
+                   "strategy": args.strategy, "world_size": trainer.world_size,
+                   "threads": torch.get_num_threads()},
         "data": {"train_path": args.train_path, "val_paths": list(args.val_paths), "test_path": args.test_path,
                  "val_names": model.val_names, "train_samples_in_file": meta.get("n_samples")},
         **{f"test_{k}": v for k, v in model.test_results.items()},
