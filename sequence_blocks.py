@@ -13,22 +13,26 @@ on the lattice size, so a model trained on 8 x 8 runs on any other size.
                    The two directions are separate stacks on purpose: a multi-layer
                    `nn.GRU(bidirectional=True)` feeds both directions of layer k into
                    layer k+1, so its forward state before i would already know s_i.
-- `SelfAttention`   one `nn.MultiheadAttention` with a residual connection, an optional
-                    boolean mask, and the last weights kept for visualisation.
+- `SelfAttention`   one `nn.MultiheadAttention` with a residual connection and an optional
+                    boolean mask; returns its weights (B, Lq, Lk) on request, for the plots.
 - `causal_mask`, `diagonal_mask`, `sinusoidal_encoding` (length-agnostic positions).
 - Log-space energies: `log_prob_observed`, `causal_energy`, `conditional_energy`,
   `log_prob_energy` (no products of probabilities, no clamping).
 - `grids_to_sequences` / `sequences_to_grids`: lattice <-> snake sequence in torch.
+- `IsingSequenceModule`: the LightningModule base both families share (Adam, logging,
+  exact whole-test-set metrics across DDP ranks, `predict_energy`).
 """
 from __future__ import annotations
 
 import math
 from functools import lru_cache
 
+import lightning.pytorch as pl
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.data import DistributedSampler
 
 CELLS = ("gru", "lstm")
 
@@ -185,8 +189,6 @@ def log_prob_energy(logits: torch.Tensor, spins: torch.Tensor, beta: float) -> t
 
 
 # ----------------------------------------------------------------------------- shared LightningModule
-import lightning.pytorch as pl  # noqa: E402  (kept next to the class that needs it)
-from torch.utils.data import DistributedSampler  # noqa: E402
 
 
 class IsingSequenceModule(pl.LightningModule):
