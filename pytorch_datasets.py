@@ -13,8 +13,15 @@ Design, and why:
   fetch all rows at once. When a dataset is stored without filters (contiguous, or
   chunked but uncompressed) its rows are gathered straight from a read-only memory map of
   the file; otherwise h5py reads the sorted unique indices in one call (h5py needs
-  increasing indices) and the sort is undone afterwards. Mapped pages are released every
-  ``_RSS_BUDGET_BYTES`` touched, so resident memory stays bounded whatever the file size.
+  increasing indices) and the sort is undone afterwards (a shuffled batch from a chunked
+  file then touches most chunks: slow, a fallback only).
+- Bounded memory. Mapped file pages count in RSS; in files larger than
+  ``RSS_BUDGET_BYTES`` they are released (madvise DONTNEED; they stay in the page cache)
+  after about that much has been touched. The price: every row read after a release is a
+  page fault, ~1-2 us a row (measured), which is what separates this path from in-memory
+  arrays in benchmarks/bench_datasets.py. Raise ``RSS_BUDGET_BYTES`` above the file size
+  to trade resident (but shared, reclaimable page-cache) memory for that speed, or use
+  ``in_memory=True`` for small files.
 - The snake (boustrophedon) flattening is a precomputed index permutation applied to the
   whole batch with one gather, not a Python loop per sample.
 """
@@ -53,12 +60,13 @@ __all__ = [
     "IsingDataModule",
 ]
 
-# Release mapped pages after this many bytes of pages have been touched (keeps RSS bounded).
-_RSS_BUDGET_BYTES = 32 * 2**20
+# Files larger than this have their mapped pages released after about this many bytes
+# may have become resident (keeps RSS bounded whatever the file size).
+RSS_BUDGET_BYTES = 32 * 2**20
 # How much of a mapped file one row read can make resident: Linux maps 64 KiB around a
 # fault (fault_around_bytes) and may map whole large folios of the page cache (measured: a
 # read of 192 random rows made a 118 MB file resident). Counting 2 MiB a row releases the
-# pages after every batch of 16+ rows; releasing costs ~0.2 ms a batch of 512.
+# pages after every batch of 16+ rows.
 _RESIDENT_PER_ROW_BYTES = 2 * 2**20
 # Rows per block when a whole dataset is checked (full validation, in-memory loading).
 _CHECK_BLOCK_ROWS = 1 << 16
@@ -227,21 +235,18 @@ class _MappedRows:
         self.row_shape = tuple(dset.shape[1:])
         self.row_bytes = int(dset.dtype.itemsize * int(np.prod(self.row_shape, dtype=np.int64)))
         self.chunk_offsets = chunk_offsets
-        self.chunk_rows = chunk_rows
-        self.contiguous = len(chunk_offsets) == 1
-        self.n = int(dset.shape[0])
+        self.chunk_rows = int(chunk_rows)
 
     def read(self, idx: np.ndarray) -> np.ndarray:
-        buf = self.owner.buffer()
-        if self.contiguous:
-            start = int(self.chunk_offsets[0])
-            rows = np.frombuffer(buf, dtype=np.uint8, count=self.n * self.row_bytes, offset=start)
-            out = rows.reshape(self.n, self.row_bytes)[idx]
-        else:
-            chunk, within = np.divmod(idx, self.chunk_rows)
-            start = self.chunk_offsets[chunk] + within * self.row_bytes
-            flat = np.frombuffer(buf, dtype=np.uint8)
-            out = flat[start[:, None] + np.arange(self.row_bytes)]
+        chunk, within = np.divmod(idx, self.chunk_rows)
+        start = self.chunk_offsets[chunk] + within * self.row_bytes  # file offset of each row
+        flat = np.frombuffer(self.owner.buffer(), dtype=np.uint8)
+        # overlapping view: element k holds file bytes k .. k + row_bytes - 1, so one fancy
+        # index copies every row, wherever its chunk lies
+        rows = np.lib.stride_tricks.as_strided(
+            flat, shape=(flat.size - self.row_bytes + 1, self.row_bytes), strides=(1, 1), writeable=False
+        )
+        out = rows[start]
         self.owner.touched(len(idx) * max(_RESIDENT_PER_ROW_BYTES, self.row_bytes))
         return out.view(self.dtype).reshape((len(idx),) + self.row_shape)
 
@@ -252,6 +257,7 @@ class _FileMap:
     def __init__(self, path: Path):
         self._fh = open(path, "rb")
         self._mm = mmap.mmap(self._fh.fileno(), 0, access=mmap.ACCESS_READ)
+        self._size = len(self._mm)
         self._touched = 0
 
     def buffer(self):
@@ -260,8 +266,9 @@ class _FileMap:
     def touched(self, nbytes: int) -> None:
         # Mapped file pages count in RSS; dropping them from our page table (they stay in
         # the page cache) keeps resident memory bounded over a pass through a large file.
+        # A file no larger than the budget may stay mapped whole: nothing to release.
         self._touched += nbytes
-        if self._touched >= _RSS_BUDGET_BYTES:
+        if self._size > RSS_BUDGET_BYTES and self._touched >= RSS_BUDGET_BYTES:
             self._touched = 0
             if hasattr(self._mm, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
                 self._mm.madvise(mmap.MADV_DONTNEED)
@@ -388,6 +395,22 @@ def collate_batched(batch):
     if isinstance(batch, _Batch):
         return batch.batch
     return default_collate(batch)
+
+
+def _to_tensors(arrays) -> tuple:
+    """float32 numpy arrays -> tensors. In a DataLoader worker they are written into ONE
+    shared-memory block (views of it), so sending a batch to the main process costs one
+    shared segment instead of one per tensor (as default_collate does for its output)."""
+    if torch.utils.data.get_worker_info() is None:
+        return tuple(torch.from_numpy(np.ascontiguousarray(a)) for a in arrays)
+    total = sum(a.size for a in arrays)
+    block = torch.empty(total, dtype=torch.float32).share_memory_()
+    flat, out, pos = block.numpy(), [], 0
+    for a in arrays:
+        flat[pos : pos + a.size].reshape(a.shape)[...] = a
+        out.append(block[pos : pos + a.size].view(a.shape))
+        pos += a.size
+    return tuple(out)
 
 
 class _IsingDataset(Dataset):
@@ -574,7 +597,7 @@ class _IsingDataset(Dataset):
             # construction checked a sample only: refuse bad spins when they are reached
             bad = int(np.argmax(~np.all(np.abs(grids) == 1, axis=1)))
             self._check_spins(grids[bad : bad + 1].reshape(1, self.n_x, self.n_y), int(idx[bad]))
-        seq = grids[:, self._perm].astype(np.float32)  # one gather for the whole batch
+        seq = np.take(grids, self._perm, axis=1).astype(np.float32)  # one gather for the batch
         L = self.seq_len
         parts = [seq[:, :L], seq[:, L:]] if self._two_d else [seq]
         if self._probability:
@@ -590,7 +613,7 @@ class _IsingDataset(Dataset):
             else:
                 beta = self._read(self._beta_key, idx).reshape(len(idx), 1).astype(np.float32)
             out.append(beta)
-        return tuple(torch.from_numpy(a) for a in out)
+        return _to_tensors(out)
 
     def __getitems__(self, indices) -> _Batch:
         # torch's DataLoader calls this with the indices of a whole batch

@@ -410,7 +410,7 @@ def test_rss_measurement_can_fail(big_file, monkeypatch):
     # controls: the measurement above does see a file that becomes resident
     size = big_file.stat().st_size
     # 1) a memory map whose pages are never released
-    monkeypatch.setattr(pdx, "_RSS_BUDGET_BYTES", 1 << 60)
+    monkeypatch.setattr(pdx, "RSS_BUDGET_BYTES", 1 << 60)
     growth, _ = _rss_growth_over_passes(big_file)
     assert growth > size / 2
     # 2) the grids held in memory
