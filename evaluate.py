@@ -759,23 +759,60 @@ def trainer_command(spec: dict, profile: dict, extra=()) -> list[str]:
     return cmd + list(extra)
 
 
-def train_all(profile_name: str, extra=(), overrides: dict | None = None) -> list[Path]:
-    """Train every run of a profile that has not finished yet (metrics.json present = finished)."""
+def train_all(profile_name: str, extra=(), overrides: dict | None = None, jobs: int = 1) -> list[Path]:
+    """Train every run of a profile that has not finished yet (metrics.json present = finished).
+
+    jobs > 1 runs that many trainers at once, each with one intra-op thread: the recurrent
+    steps are too small to use two cores well, and two one-thread processes beat one
+    two-thread process on a 2-core CPU (and do not thrash when the machine is busy).
+    """
     profile = {**PROFILES[profile_name], **(overrides or {})}
-    done = []
     specs = combinations(profile_name)
+    todo, done = [], []
     for i, spec in enumerate(specs, 1):
         run_dir = run_dir_for(profile["runs"], spec, profile["hidden_size"])
+        done.append(run_dir)
         if (run_dir / "metrics.json").exists():
             print(f"[{i}/{len(specs)}] {run_dir} finished already, skipping", flush=True)
-            done.append(run_dir)
-            continue
-        cmd = trainer_command(spec, profile, extra)
+        else:
+            todo.append((i, run_dir, trainer_command(spec, profile, extra)))
+    env = dict(os.environ)
+    if jobs > 1:
+        env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    running: list = []
+    failed = []
+
+    def reap(block: bool):
+        for item in list(running):
+            i, run_dir, proc, log, t0 = item
+            if block or proc.poll() is not None:
+                rc = proc.wait()
+                log.close()
+                running.remove(item)
+                status = "done" if rc == 0 else f"FAILED (exit {rc}, log: {log.name})"
+                print(f"[{i}/{len(specs)}] {run_dir.name} {status} in {time.perf_counter() - t0:.0f} s", flush=True)
+                if rc:
+                    failed.append(run_dir)
+                if not block:
+                    return
+
+    for i, run_dir, cmd in todo:
+        while len(running) >= max(1, jobs):
+            reap(block=False)
+            time.sleep(0.5)
         print(f"[{i}/{len(specs)}] {' '.join(cmd[1:])}", flush=True)
-        t0 = time.perf_counter()
-        subprocess.run(cmd, check=True, cwd=ROOT)
-        print(f"[{i}/{len(specs)}] done in {time.perf_counter() - t0:.0f} s", flush=True)
-        done.append(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if jobs > 1:  # interleaved output would be unreadable: each trainer logs to its run folder
+            log = open(run_dir / "train.log", "w")
+            proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        else:
+            log = open(os.devnull, "w")
+            proc = subprocess.Popen(cmd, cwd=ROOT, env=env)
+        running.append((i, run_dir, proc, log, time.perf_counter()))
+    while running:
+        reap(block=True)
+    if failed:
+        raise RuntimeError(f"{len(failed)} run(s) failed: {', '.join(str(f) for f in failed)}")
     return done
 
 
@@ -798,11 +835,14 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=EVAL_SEED, help="seed of the evaluation draw")
     p.add_argument("--hidden_size", type=int, default=None, help="train-all: override the profile's hidden size")
     p.add_argument("--max_epochs", type=int, default=None, help="train-all: override the profile's epochs")
+    p.add_argument("--jobs", type=int, default=1, help="train-all: trainers run at once (each one thread)")
     args, extra = p.parse_known_args(argv)
     if extra and args.mode != "train-all":
         p.error(f"unrecognised arguments: {' '.join(extra)}")
     if args.n <= 0:
         p.error("--n must be positive")
+    if args.jobs < 1:
+        p.error("--jobs must be >= 1")
     profile = dict(PROFILES[args.profile])
     for key in ("hidden_size", "max_epochs"):
         if getattr(args, key) is not None:
@@ -815,9 +855,9 @@ def main(argv=None) -> int:
     out = Path(args.out or Path("results") / args.profile)
     try:
         if args.mode == "train-all":
-            train_all(args.profile, extra, profile)
+            train_all(args.profile, extra, profile, jobs=args.jobs)
         result = report(profile["runs"], eval_path, out, args.images, args.n, args.seed)
-    except (FileNotFoundError, ValueError, subprocess.CalledProcessError) as exc:
+    except (FileNotFoundError, ValueError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(leaderboard_markdown(result["rows"]))

@@ -39,7 +39,7 @@ def tiny(tmp_path_factory):
     cmd = [sys.executable, str(ROOT / "evaluate.py"), "train-all", "--profile", "demo", "--data_dir", str(data),
            "--runs", str(runs), "--out", str(root / "results"), "--images", str(root / "images"),
            "--hidden_size", "8", "--max_epochs", "1", "--n", "500",
-           "--limit_train_batches", "2", "--limit_val_batches", "2", "--batch_size", "64"]
+           "--jobs", "2", "--limit_train_batches", "2", "--limit_val_batches", "2", "--batch_size", "64"]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return {"root": root, "data": data, "runs": runs, "stdout": proc.stdout}
