@@ -81,6 +81,7 @@ DEFAULT_BURN_IN = 1000
 DEFAULT_TOTAL_CHAINS = 4096
 ZERO_ACCEPT_CB = 0.9
 TAU_WINDOW_C = 5.0  # Sokal's automatic windowing constant
+TRACE_SWEEPS = 256  # last burn-in sweeps used to measure tau_int and the acceptance rate
 # Acceptance probability of a flip with dE = 0.  Any value in (0, 1] keeps the Boltzmann law
 # stationary (a(dE)/a(-dE) = exp(-beta dE) holds trivially at dE = 0).  The reference's
 # random-site Metropolis uses 1.  Checkerboard updates with 1 are NOT ergodic: a lattice in
@@ -89,6 +90,22 @@ TAU_WINDOW_C = 5.0  # Sokal's automatic windowing constant
 # value < 1 removes such cycles (a deterministic cycle would need every flip to lower the
 # energy); see tests/test_generate_ising.py for the enumeration checks.
 ZERO_ACCEPT = {"checkerboard": ZERO_ACCEPT_CB, "single": 1.0}
+
+
+def acceptance_scale(betas, algorithm="checkerboard"):
+    """Overall factor c(beta) of the checkerboard acceptance, a = c min(1, exp(-beta dE)).
+
+    Detailed balance holds for any c in (0, 1].  With c = 1, as beta -> 0 every proposal is
+    accepted and a checkerboard sweep just flips the whole lattice (at beta = 0 the chain is
+    deterministic and never mixes).  c = 1 - exp(-20 beta) / 2 makes beta = 0 exact heat-bath
+    (each spin flips with probability 1/2) and is > 0.996 for beta >= 0.25, where it costs
+    nothing (measured tau_int of the energy on 8x8: 1.06 at beta 0.05 instead of 2.3).
+    The reference's random-site algorithm keeps c = 1 (its random site choice mixes).
+    """
+    b = np.asarray(betas, np.float64)
+    if algorithm == "single":
+        return np.ones_like(b)
+    return 1.0 - 0.5 * np.exp(-20.0 * b)
 
 __all__ = ["energy", "local_field", "coupling_matrix", "colouring", "generate", "main",
            "exact_log_z_ising1", "exact_mean_energy_ising1", "integrated_autocorr_time",
@@ -300,189 +317,258 @@ def _stream_key(seed, stream):
 
 
 # -------------------------------------------------------------------------- sampler
-class Sampler:
-    """Compiled Metropolis sampler for a batch of chains at given betas.
+def acceptance_table(betas, levels, zero_accept, scale=1.0):
+    """Acceptance probabilities (len(betas), len(levels) + 1) float64.
 
-    State: spins float32 (B, S) in colour order (self.order maps colour-ordered position ->
-    flat site x*n_y+y), energies float32 (B,), accepted-flip counts.  Batch index g has
-    beta betas[g % n_betas] (beta fastest); chains beyond n_real are padding for sharding.
+    Column i < len(levels): s*h = levels[i] (levels[0] = 0, the rest positive):
+    scale * exp(-2 beta s h), times zero_accept at s*h = 0; last column: s*h < 0: scale.
+    `scale` may depend on beta (array); a(dE)/a(-dE) = exp(-beta dE) holds for every choice.
     """
+    b = np.asarray(betas, np.float64).reshape(-1, 1)
+    c = np.broadcast_to(np.asarray(scale, np.float64).reshape(-1, 1), b.shape)
+    a = c * np.exp(-2.0 * b * np.asarray(levels, np.float64)[None, :])
+    a[:, 0] *= zero_accept
+    return np.concatenate([a, c], axis=1)
 
-    def __init__(self, n_x, n_y, model, betas, n_chains, seed, algorithm="checkerboard", devices=None,
-                 zero_accept=None):
-        self.n_x, self.n_y, self.model, self.algorithm = n_x, n_y, model, algorithm
+
+def _padded_batch(n, n_devices):
+    """Batch size >= n: a multiple of n_devices, rounded up to 2^k * {1, 1.25, 1.5, 1.75} so that
+    compiled kernels are reused across nearby sizes (at most 25 % padding)."""
+    if n <= 8:
+        b = n
+    else:
+        k = 1 << (n.bit_length() - 3)          # steps of 1/8 .. 1/4 of the size
+        b = -(-n // k) * k
+    return -(-b // n_devices) * n_devices
+
+
+class _Geometry:
+    """Static lattice data: colour order, coupling blocks, Metropolis levels, neighbour table."""
+
+    def __init__(self, n_x, n_y, model):
+        self.n_x, self.n_y, self.model = n_x, n_y, model
         self.S = S = n_x * n_y
-        self.betas = np.asarray(betas, np.float64)
-        self.n_betas = len(self.betas)
-        self.n_real = self.n_betas * n_chains
-        devices = list(devices if devices is not None else jax.devices())
-        nd = len(devices)
-        self.B = B = -(-self.n_real // nd) * nd
-        self.mesh = Mesh(np.array(devices), ("chains",))
-        self.sh2 = NamedSharding(self.mesh, PartitionSpec("chains", None))
-        self.sh1 = NamedSharding(self.mesh, PartitionSpec("chains"))
-
         col = colouring(n_x, n_y, model)
-        self.order = np.argsort(col, kind="stable")          # colour-ordered pos -> site
-        self.inverse = np.argsort(self.order)                 # site -> pos
-        counts = np.bincount(col)
-        self.offsets = np.concatenate([[0], np.cumsum(counts)])
+        self.order = np.argsort(col, kind="stable")          # colour-ordered position -> site
+        self.inverse = np.argsort(self.order)                 # site -> position
+        self.offsets = np.concatenate([[0], np.cumsum(np.bincount(col))])
         J = coupling_matrix(n_x, n_y, model)[np.ix_(self.order, self.order)]
         self.J = J.astype(np.float32)
-        # Possible positive values of s_i h_i and their acceptance thresholds per chain.
-        w = np.concatenate([row[row != 0] for row in J[:1]])
+        # Possible values of s_i h_i >= 0 (translation invariance: every row has the same weights).
         sums = {0.0}
-        for wk in w:
+        for wk in J[0][J[0] != 0]:
             sums = {s + d for s in sums for d in (wk, -wk)}
         self.levels = [0.0] + sorted(v for v in sums if v > 0)
-        if zero_accept is None:
-            zero_accept = ZERO_ACCEPT[algorithm]
-        self.zero_accept = float(zero_accept)
-        beta_of = self.betas[np.arange(B) % self.n_betas]
-        thr = np.stack([np.round(np.exp(-2.0 * beta_of * v) * 2.0 ** 31) for v in self.levels], 1)
-        thr[:, 0] = np.round(self.zero_accept * 2.0 ** 31)
-        self.thresholds = jax.device_put(thr.astype(np.uint32), self.sh2)   # (B, n_levels)
-        self.chain_id = jax.device_put(np.arange(B, dtype=np.uint32), self.sh1)
-        self.seed = int(seed)
-        self.key_init = _stream_key(seed, 1)
-        self.key_sweep = _stream_key(seed, 2)
-        # Single-spin-flip: neighbour table (positions) and weights, padded to equal length.
         nb = [np.nonzero(J[p])[0] for p in range(S)]
         k = max(len(a) for a in nb)
         self.nbr = np.array([np.pad(a, (0, k - len(a))) for a in nb], np.int32)
         self.nbw = np.array([np.pad(J[p, a], (0, k - len(a))) for p, a in enumerate(nb)], np.float32)
-        if algorithm == "single" and B * 1 > 2 ** 32:
-            raise ValueError("too many chains")
-        self._build()
 
-    # -- kernels ---------------------------------------------------------------------
-    def _accept(self, sh, bits, thr):
-        """Metropolis test: accept iff s*h < 0 or 31 random bits < threshold(s*h) (see ZERO_ACCEPT)."""
-        t = thr[:, -1:]
-        for i in range(len(self.levels) - 2, -1, -1):
-            t = jnp.where(sh <= self.levels[i] + 0.25, thr[:, i:i + 1], t)
-        return (sh < -0.25) | ((bits >> jnp.uint32(1)) < t)
 
-    def _build(self):
-        S, nblk = self.S, (self.S + 1) // 2
-        offs = self.offsets
-        ncol = len(offs) - 1
-        Jblk = [[jnp.asarray(self.J[offs[a]:offs[a + 1], offs[c]:offs[c + 1]]) for c in range(ncol)]
-                for a in range(ncol)]
-        kA, kB = (jnp.uint32(v) for v in self.key_sweep)
-        Jfull = jnp.asarray(self.J)
+def _accept(levels, sh, bits, thr):
+    """Metropolis test: accept iff 31 random bits < thr[level of s*h].
 
-        def sweep_checkerboard(t, carry, thr, cid):
-            s, e, acc = carry
-            ctr = cid[:, None] * jnp.uint32(nblk) + jnp.arange(nblk, dtype=jnp.uint32)[None, :]
-            u0, u1 = threefry2x32(kA, kB, ctr, jnp.broadcast_to(t.astype(jnp.uint32), ctr.shape))
-            words = jnp.concatenate([u0, u1], axis=1)
-            blocks = [s[:, offs[c]:offs[c + 1]] for c in range(ncol)]
-            for c in range(ncol):
-                h = None
-                for a in range(ncol):
-                    if a != c and np.any(self.J[offs[a]:offs[a + 1], offs[c]:offs[c + 1]]):
-                        term = blocks[a] @ Jblk[a][c]
-                        h = term if h is None else h + term
-                sh = blocks[c] * h
-                ok = self._accept(sh, words[:, offs[c]:offs[c + 1]], thr)
-                e = e + jnp.sum(jnp.where(ok, 2.0 * sh, 0.0), axis=1)
+    thr (B, n_levels + 1) uint32 = round(2^31 a): columns follow `levels` (0 then the positive
+    values of s*h), the last column is for s*h < 0; see `acceptance_table`.  A chain of selects
+    (no gather, no exp in the loop) picks the threshold.
+    """
+    k = len(levels) - 1
+    t = thr[:, k:k + 1]
+    for i in range(k - 1, -1, -1):
+        t = jnp.where(sh <= levels[i] + 0.25, thr[:, i:i + 1], t)
+    t = jnp.where(sh < -0.25, thr[:, k + 1:k + 2], t)
+    return (bits >> jnp.uint32(1)) < t
+
+
+@functools.lru_cache(maxsize=64)
+def _kernels(n_x, n_y, model, algorithm, devices):
+    """Compiled init / burn / trace / produce functions for one lattice, model and algorithm.
+
+    The state is a tuple of float32 blocks (B, m_c), one per colour class.  Shapes (batch B)
+    and everything that varies between runs (keys, thresholds, sweep counters, numbers of
+    sweeps) are arguments, so jit reuses the compilation.
+    """
+    geo = _Geometry(n_x, n_y, model)
+    S, nblk, offs, levels = geo.S, (geo.S + 1) // 2, geo.offsets, geo.levels
+    ncol = len(offs) - 1
+    mesh = Mesh(np.array(devices), ("chains",))
+    sh2 = NamedSharding(mesh, PartitionSpec("chains", None))
+    sh1 = NamedSharding(mesh, PartitionSpec("chains"))
+    pairs = [(a, c) for c in range(ncol) for a in range(ncol)
+             if a != c and np.any(geo.J[offs[a]:offs[a + 1], offs[c]:offs[c + 1]])]
+    Jblk = {(a, c): jnp.asarray(geo.J[offs[a]:offs[a + 1], offs[c]:offs[c + 1]]) for a, c in pairs}
+    Jfull = jnp.asarray(geo.J)
+    nbr, nbw = jnp.asarray(geo.nbr), jnp.asarray(geo.nbw)
+    pos_iota = jnp.arange(S, dtype=jnp.int32)[None, :]
+
+    def counters(cid):
+        return cid[:, None] * jnp.uint32(nblk) + jnp.arange(nblk, dtype=jnp.uint32)[None, :]
+
+    def split(s):
+        return tuple(s[:, offs[c]:offs[c + 1]] for c in range(ncol))
+
+    def join(blocks):
+        return blocks[0] if ncol == 1 else jnp.concatenate(blocks, axis=1)
+
+    def energies(blocks):
+        s = join(blocks)
+        return -0.5 * jnp.sum(s * (s @ Jfull), axis=1)
+
+    def sweep_checkerboard(t, blocks, key, thr, cid, track):
+        """One sweep: every colour class in turn, all its sites at once.
+        track: also return the energy change and the number of accepted flips per chain."""
+        ctr = counters(cid)
+        u0, u1 = threefry2x32(key[0], key[1], ctr, jnp.broadcast_to(t, ctr.shape))
+        words = u0 if S == 1 else jnp.concatenate([u0, u1], axis=1)
+        blocks = list(blocks)
+        de = acc = 0
+        for c in range(ncol):
+            h = None
+            for a, c2 in pairs:
+                if c2 == c:
+                    term = blocks[a] @ Jblk[(a, c)]    # local field of class c: exact small sums
+                    h = term if h is None else h + term
+            sh = blocks[c] * h
+            ok = _accept(levels, sh, words[:, offs[c]:offs[c + 1]], thr)
+            if track:
+                de = de + jnp.sum(jnp.where(ok, 2.0 * sh, 0.0), axis=1)   # dE = 2 s h per accepted flip
                 acc = acc + jnp.sum(ok, axis=1, dtype=jnp.int32)
-                blocks[c] = jnp.where(ok, -blocks[c], blocks[c])
-            return jnp.concatenate(blocks, axis=1), e, acc
+            blocks[c] = jnp.where(ok, -blocks[c], blocks[c])
+        return (tuple(blocks), de, acc) if track else tuple(blocks)
 
-        nbr, nbw = jnp.asarray(self.nbr), jnp.asarray(self.nbw)
-        pos_iota = jnp.arange(S, dtype=jnp.int32)[None, :]
+    def step_single(t, s, key, thr, cid):
+        """One random-site Metropolis step in every chain (the reference's algorithm)."""
+        u0, u1 = threefry2x32(key[0], key[1], cid, jnp.broadcast_to(t, cid.shape))
+        # site choice u0 mod S: any state-independent choice law keeps the Boltzmann law stationary
+        r = (u0 % jnp.uint32(S)).astype(jnp.int32)
+        nb = jnp.take(nbr, r, axis=0)                                            # (B, k)
+        h = jnp.sum(jnp.take_along_axis(s, nb, axis=1) * jnp.take(nbw, r, axis=0), axis=1)
+        sr = jnp.take_along_axis(s, r[:, None], axis=1)[:, 0]
+        sh = sr * h
+        ok = _accept(levels, sh[:, None], u1[:, None], thr)[:, 0]
+        s = jnp.where((pos_iota == r[:, None]) & ok[:, None], -s, s)
+        return s, jnp.where(ok, 2.0 * sh, 0.0), ok.astype(jnp.int32)
 
-        def step_single(t, carry, thr, cid):
-            s, e, acc = carry
-            u0, u1 = threefry2x32(kA, kB, cid, jnp.broadcast_to(t.astype(jnp.uint32), cid.shape))
-            r = (u0 % jnp.uint32(S)).astype(jnp.int32)   # site choice: any state-independent law keeps detailed balance
-            nb = jnp.take(nbr, r, axis=0)                 # (B, k)
-            h = jnp.sum(jnp.take_along_axis(s, nb, axis=1) * jnp.take(nbw, r, axis=0), axis=1)
-            sr = jnp.take_along_axis(s, r[:, None], axis=1)[:, 0]
-            sh = sr * h
-            ok = self._accept(sh[:, None], u1[:, None], thr)[:, 0]
-            e = e + jnp.where(ok, 2.0 * sh, 0.0)
-            acc = acc + ok.astype(jnp.int32)
-            s = jnp.where((pos_iota == r[:, None]) & ok[:, None], -s, s)
-            return s, e, acc
+    def sweep_single(t, blocks, key, thr, cid, track):
+        """S random-site steps."""
+        def body(k, c):
+            s, de, acc = c
+            s, d, a = step_single(t * jnp.uint32(S) + k, s, key, thr, cid)
+            return s, de + d, acc + a
+        z = jnp.zeros(cid.shape, jnp.float32)
+        s, de, acc = jax.lax.fori_loop(jnp.uint32(0), jnp.uint32(S), body, (join(blocks), z, z.astype(jnp.int32)))
+        return (split(s), de, acc) if track else split(s)
 
-        if self.algorithm == "checkerboard":
-            def sweep(t, carry, thr, cid):
-                return sweep_checkerboard(t, carry, thr, cid)
-        else:
-            def sweep(t, carry, thr, cid):
-                def body(k, c):
-                    return step_single(t * jnp.uint32(S) + k.astype(jnp.uint32), c, thr, cid)
-                return jax.lax.fori_loop(0, S, body, carry)
+    sweep = sweep_checkerboard if algorithm == "checkerboard" else sweep_single
 
-        def run_sweeps(t0, n, carry, thr, cid):
-            return jax.lax.fori_loop(0, n, lambda i, c: sweep((t0 + i).astype(jnp.uint32), c, thr, cid), carry)
+    def run_sweeps(t0, n, blocks, key, thr, cid):
+        return jax.lax.fori_loop(jnp.uint32(0), n, lambda i, b: sweep(t0 + i, b, key, thr, cid, False), blocks)
 
-        sh2, sh1 = self.sh2, self.sh1
-        kI = tuple(jnp.uint32(v) for v in self.key_init)
+    @functools.partial(jax.jit, out_shardings=tuple([sh2] * ncol))
+    def init(key, cid):
+        """Random +-1 start (infinite temperature)."""
+        ctr = counters(cid)
+        u0, u1 = threefry2x32(key[0], key[1], ctr, jnp.zeros_like(ctr))
+        bits = jnp.concatenate([u0, u1], axis=1)[:, :S]
+        return split(jnp.where((bits >> jnp.uint32(31)) == 1, 1.0, -1.0).astype(jnp.float32))
 
-        @functools.partial(jax.jit, out_shardings=(sh2, sh1, sh1))
-        def init(cid):
-            ctr = cid[:, None] * jnp.uint32(nblk) + jnp.arange(nblk, dtype=jnp.uint32)[None, :]
-            u0, u1 = threefry2x32(kI[0], kI[1], ctr, jnp.zeros_like(ctr))
-            bits = jnp.concatenate([u0, u1], axis=1)[:, :S]
-            s = jnp.where((bits >> jnp.uint32(31)) == 1, 1.0, -1.0).astype(jnp.float32)
-            e = -0.5 * jnp.sum(s * (s @ Jfull), axis=1)
-            return s, e, jnp.zeros(s.shape[0], jnp.int32)
+    @functools.partial(jax.jit, donate_argnums=(2,))
+    def burn(t0, n, blocks, key, thr, cid):
+        return run_sweeps(t0, n, blocks, key, thr, cid)
 
-        @functools.partial(jax.jit, static_argnums=(1,), donate_argnums=(2,))
-        def burn(t0, n, carry, thr, cid):
-            return run_sweeps(t0, n, carry, thr, cid)
+    @functools.partial(jax.jit, static_argnums=(1,), donate_argnums=(2,))
+    def trace(t0, n, blocks, key, thr, cid):
+        """n sweeps recording the energy after each (n, B) and the accepted flips per chain (B,)."""
+        def body(c, i):
+            b, e, acc = c
+            b, de, a = sweep(t0 + i, b, key, thr, cid, True)
+            return (b, e + de, acc + a), e + de
+        init_c = (blocks, energies(blocks), jnp.zeros(cid.shape, jnp.int32))
+        (blocks, _, acc), es = jax.lax.scan(body, init_c, jnp.arange(n, dtype=jnp.uint32))
+        return blocks, es, acc
 
-        @functools.partial(jax.jit, static_argnums=(1, 2), donate_argnums=(3,))
-        def trace(t0, n, every, carry, thr, cid):
-            """n records of the energies, `every` sweeps apart."""
-            def body(c, i):
-                c = run_sweeps(t0 + i * every, every, c, thr, cid)
-                return c, c[1]
-            return jax.lax.scan(body, carry, jnp.arange(n, dtype=jnp.uint32))
+    @functools.partial(jax.jit, static_argnums=(1,), donate_argnums=(3,))
+    def produce(t0, n, thin, blocks, key, thr, cid):
+        """n stored samples thin sweeps apart: spins int8 (n, B, S) colour order, energies (n, B)."""
+        def body(b, i):
+            b = run_sweeps(t0 + i * thin, thin, b, key, thr, cid)
+            return b, (join(b).astype(jnp.int8), energies(b))
+        return jax.lax.scan(body, blocks, jnp.arange(n, dtype=jnp.uint32))
 
-        @functools.partial(jax.jit, static_argnums=(1, 2), donate_argnums=(3,))
-        def produce(t0, n, thin, carry, thr, cid):
-            """n stored samples, thin sweeps apart: spins int8 (n, B, S) colour order, energies (n, B)."""
-            def body(c, i):
-                c = run_sweeps(t0 + i * thin, thin, c, thr, cid)
-                return c, (c[0].astype(jnp.int8), c[1])
-            return jax.lax.scan(body, carry, jnp.arange(n, dtype=jnp.uint32))
+    return geo, (sh1, sh2), init, burn, trace, produce, energies
 
-        self._init, self._burn, self._trace, self._produce = init, burn, trace, produce
 
-    # -- driver ----------------------------------------------------------------------
+class Sampler:
+    """Metropolis sampler for a batch of chains at given betas (compiled kernels are cached).
+
+    State: self.blocks, float32 spins (B, m_c) per colour class; concatenated they are in colour
+    order (self.order maps colour-ordered position -> flat site x*n_y+y).  Batch index g has
+    beta betas[g % n_betas] (beta fastest); indices >= n_real are padding for sharding and
+    compilation reuse, and are discarded.  self.t counts sweeps since the start.
+    """
+
+    def __init__(self, n_x, n_y, model, betas, n_chains, seed, algorithm="checkerboard", devices=None,
+                 zero_accept=None, scale=None):
+        self.n_x, self.n_y, self.model, self.algorithm = n_x, n_y, model, algorithm
+        devices = tuple(devices if devices is not None else jax.devices())
+        (geo, (self.sh1, self.sh2), self._init, self._burn, self._trace, self._produce,
+         self._energies) = _kernels(n_x, n_y, model, algorithm, devices)
+        self.S, self.order, self.inverse, self.levels = geo.S, geo.order, geo.inverse, geo.levels
+        self.betas = np.asarray(betas, np.float64).reshape(-1)
+        self.n_betas = len(self.betas)
+        self.n_real = self.n_betas * int(n_chains)
+        self.B = B = _padded_batch(self.n_real, len(devices))
+        if B * max(1, (self.S + 1) // 2) >= 2 ** 32:
+            raise ValueError("too many chains for the 32-bit random-number counters; use fewer --n_chains")
+        self.zero_accept = float(ZERO_ACCEPT[algorithm] if zero_accept is None else zero_accept)
+        # one row of thresholds per beta, broadcast over the chains when there is one beta only
+        # (a (1, k) operand compiles to scalar compares, ~20 % faster than per-chain rows)
+        rows = self.betas if self.n_betas == 1 else self.betas[np.arange(B) % self.n_betas]
+        c = acceptance_scale(rows, algorithm) if scale is None else scale
+        thr = np.round(acceptance_table(rows, self.levels, self.zero_accept, c) * 2.0 ** 31).astype(np.uint32)
+        self.thresholds = jax.device_put(thr, self.sh2 if len(rows) == B else
+                                         NamedSharding(self.sh2.mesh, PartitionSpec()))
+        self.chain_id = jax.device_put(np.arange(B, dtype=np.uint32), self.sh1)
+        self.seed = int(seed)
+        self.key_init = jnp.asarray(_stream_key(seed, 1), jnp.uint32)
+        self.key_sweep = jnp.asarray(_stream_key(seed, 2), jnp.uint32)
+
+    def _max_sweeps_check(self, n):
+        per = self.S if self.algorithm == "single" else 1
+        if (self.t + n) * per >= 2 ** 32:
+            raise ValueError("run too long for the 32-bit sweep counter")
+
+    def _args(self):
+        return self.key_sweep, self.thresholds, self.chain_id
+
     def start(self):
         self.t = 0
-        self.carry = self._init(self.chain_id)
+        self.blocks = self._init(self.key_init, self.chain_id)
 
     def burn(self, n):
+        """n sweeps, nothing recorded."""
         if n > 0:
-            self.carry = self._burn(jnp.uint32(self.t), int(n), self.carry, self.thresholds, self.chain_id)
+            self._max_sweeps_check(n)
+            self.blocks = self._burn(jnp.uint32(self.t), jnp.uint32(n), self.blocks, *self._args())
             self.t += int(n)
 
-    def trace(self, n, every=1):
-        self.carry, es = self._trace(jnp.uint32(self.t), int(n), int(every), self.carry, self.thresholds,
-                                     self.chain_id)
-        self.t += int(n) * int(every)
-        return es
+    def trace(self, n):
+        """n sweeps; returns (energies after each sweep (n, B), accepted flips per chain (B,))."""
+        self._max_sweeps_check(n)
+        self.blocks, es, acc = self._trace(jnp.uint32(self.t), int(n), self.blocks, *self._args())
+        self.t += int(n)
+        return es, acc
 
     def produce(self, n, thin):
-        """Returns (spins int8 (n, B, S) in colour order, energies float32 (n, B)), asynchronously."""
-        self.carry, out = self._produce(jnp.uint32(self.t), int(n), int(thin), self.carry, self.thresholds,
-                                        self.chain_id)
+        """n stored samples `thin` sweeps apart; returns (spins int8 (n, B, S) colour order,
+        energies float32 (n, B)) as (asynchronous) device arrays."""
+        self._max_sweeps_check(n * thin)
+        self.blocks, out = self._produce(jnp.uint32(self.t), int(n), jnp.uint32(thin), self.blocks, *self._args())
         self.t += int(n) * int(thin)
         return out
 
-    def accepted(self):
-        return np.asarray(self.carry[2])[: self.n_real]
-
-    def reset_accepted(self):
-        s, e, _ = self.carry
-        self.carry = (s, e, jax.device_put(jnp.zeros(self.B, jnp.int32), self.sh1))
+    def energies(self):
+        return np.asarray(self._energies(self.blocks))
 
     def to_grids(self, spins):
         """int8 (..., S) colour order -> int8 (..., n_x, n_y)."""
@@ -564,18 +650,22 @@ def generate(filename, *, model="ISING1", n_x=8, n_y=8, betas=(0.25,), n_samples
 
     sampler = Sampler(n_x, n_y, model, betas, n_chains, random_seed, algorithm)
     sampler.start()
-    # Burn-in; its last part records the energies to measure tau_int per beta.
-    n_tr = min(256, burn_in // 2) if burn_in >= 16 else 0
+    # Burn-in.  Its last n_tr sweeps (in equilibrium) record the energy after every sweep and the
+    # accepted flips: tau_int and the acceptance rate per beta are measured there, so the
+    # production loop needs no per-sweep bookkeeping.
+    n_tr = min(TRACE_SWEEPS, burn_in)
     sampler.burn(burn_in - n_tr)
-    tau = np.ones(nb)
+    tau = np.full(nb, np.nan)
+    acc = np.full(nb, np.nan)
     if n_tr:
-        es = np.asarray(sampler.trace(n_tr))[:, : sampler.n_real]  # (T, n_real)
-        for b in range(nb):
-            tau[b] = integrated_autocorr_time(es[:, b::nb].T)
+        es, na = sampler.trace(n_tr)
+        es = np.asarray(es)[:, : sampler.n_real]                                  # (n_tr, R)
+        acc = np.asarray(na)[: sampler.n_real].reshape(n_chains, nb).sum(0) / (float(n_chains) * n_tr * n_x * n_y)
+        if n_tr >= 16:
+            tau = np.array([integrated_autocorr_time(es[:, b::nb].T) for b in range(nb)])
     if thin is None:
-        thin = max(1, math.ceil(float(tau.max()) - 1e-9))
+        thin = max(1, math.ceil(float(np.nanmax(tau)) - 1e-9)) if np.any(np.isfinite(tau)) else 1
     thin = int(thin)
-    sampler.reset_accepted()
 
     R, B, S = sampler.n_real, sampler.B, sampler.S
     n_slices = -(-n_samples // n_chains)
@@ -616,7 +706,6 @@ def generate(filename, *, model="ISING1", n_x=8, n_y=8, betas=(0.25,), n_samples
                 bar.update(keep)
             bar.close()
             assert written == N
-            acc = sampler.accepted().reshape(n_chains, nb).sum(0) / (float(n_chains) * n_slices * thin * S)
             f.create_dataset("avg_E", data=(sum_e / np.maximum(cnt, 1)).astype(np.float32))
             attrs = {"model": model, "n_x": n_x, "n_y": n_y, "betas": betas, "n_chains": n_chains,
                      "burn_in_sweeps": burn_in, "thin_sweeps": thin, "algorithm": algorithm,

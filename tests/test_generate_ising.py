@@ -183,7 +183,7 @@ def test_integrated_autocorr_time_of_ar1():
 
 
 # ------------------------------------------------------------ exactness of the samplers
-EXACT_BETAS = (0.2, 0.44, 0.8)
+EXACT_BETAS = (0.0, 0.2, 0.44, 0.8)
 EXACT_CASES = [  # (model, algorithm, n_x, n_y); the first two are fast, the others slow
     ("ISING1", "checkerboard", 4, 4),
     ("ISING2", "checkerboard", 4, 4),
@@ -352,8 +352,25 @@ def test_cli_writes_file(tmp_path, capsys):
     np.testing.assert_allclose(attrs["betas"], [0.0, 0.25, 0.5])
     assert attrs["thin_sweeps"] == 2 and attrs["burn_in_sweeps"] == 10 and attrs["random_seed"] == 4
     assert "--n_beta_samples 3" in attrs["command"]
-    assert attrs["acceptance_rate"][0] == 1.0     # beta = 0 accepts every flip
+    acc = attrs["acceptance_rate"]
+    assert 0.4 < acc[0] < 0.6 and acc[1] > acc[2] > 0   # beta = 0: c(0) = 1/2 (acceptance_scale)
     assert len(d["true_energies"]) == 60
+
+
+def test_single_flip_at_beta_zero_accepts_everything(ising_file):
+    _, attrs = read(ising_file("b0.hdf5", betas=(0.0,), n_samples=16, algorithm="single", burn_in=4))
+    assert attrs["acceptance_rate"][0] == 1.0
+
+
+def test_checkerboard_mixes_at_beta_zero(ising_file):
+    """Accepting every flip at beta = 0 would flip the whole lattice each sweep and never mix
+    (consecutive samples exactly opposite); the scaled acceptance makes them independent."""
+    n_chains = 64
+    d, _ = read(ising_file("mix0.hdf5", betas=(0.0,), n_samples=n_chains * 20, n_chains=n_chains, thin=1,
+                           burn_in=10, n_x=8, n_y=8))
+    g = d["ising_grids"].reshape(20, n_chains, 64).astype(float)
+    overlap = (g[1:] * g[:-1]).mean()          # 0 for independent lattices, -1 for full flips
+    assert abs(overlap) < 0.05
 
 
 def test_help_explains_defaults():
