@@ -24,3 +24,4 @@ test-fast: install
 # Speed figures: each script prints its figures and ratios against a baseline run in the same process.
 bench: install
 	$(PY) benchmarks/bench_training.py
+	$(PY) benchmarks/bench_datasets.py
