@@ -15,10 +15,8 @@ FAMILY = "energy"
 
 
 def main(argv=None):
-    from energy_models import EnergyModel
-
     parser = build_parser(FAMILY, __doc__.split("\n\n")[0])
-    return run(FAMILY, EnergyModel, parser, argv)
+    return run(FAMILY, "energy_models:EnergyModel", parser, argv)
 
 
 if __name__ == "__main__":

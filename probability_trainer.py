@@ -16,10 +16,8 @@ FAMILY = "probability"
 
 
 def main(argv=None):
-    from probability_models import ProbabilityModel
-
     parser = build_parser(FAMILY, __doc__.split("\n\n")[0])
-    return run(FAMILY, ProbabilityModel, parser, argv)
+    return run(FAMILY, "probability_models:ProbabilityModel", parser, argv)
 
 
 if __name__ == "__main__":

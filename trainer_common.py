@@ -190,9 +190,18 @@ def model_hparams(parser, args, family: str, meta: dict) -> dict:
 
 # ----------------------------------------------------------------------------- the run
 def run(family: str, model_cls, parser: argparse.ArgumentParser, argv=None) -> dict | None:
-    """Parse, check, train, test, write metrics.json. Returns the metrics on rank 0."""
+    """Parse, check, train, test, write metrics.json. Returns the metrics on rank 0.
+
+    model_cls: the LightningModule class, or "module:Class" to import it only after the
+    flags and files have been checked (so errors and --help come back at once).
+    """
     args = parser.parse_args(argv)
     check_args(parser, args)
+    if isinstance(model_cls, str):
+        import importlib
+
+        module, _, name = model_cls.partition(":")
+        model_cls = getattr(importlib.import_module(module), name)
 
     import lightning.pytorch as pl
     import torch
