@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -144,10 +145,14 @@ _MAKE_DATA_FILES = {
 
 
 def _missing_file_error(path: Path) -> FileNotFoundError:
-    how = f"python generate_ising.py --filename {path} (see python generate_ising.py --help)"
+    beta = re.fullmatch(r".*beta_dot(\d+)\.hdf5", path.name)
+    flags = f" --beta 0.{beta.group(1)}" if beta else ""
+    how = f"python generate_ising.py --filename {path}{flags}"
     if path.name in _MAKE_DATA_FILES:
-        how = f"make data (or {how})"
-    return FileNotFoundError(f"data file {path} not found; create it with: {how}")
+        how = f"make data, or {how}"
+    return FileNotFoundError(
+        f"data file {path} not found; create it with: {how} (other flags: python generate_ising.py --help)"
+    )
 
 
 def _open_h5(path: Path) -> h5py.File:

@@ -254,8 +254,10 @@ def test_construction_is_lazy_and_picklable(small_file):
     assert ds._handles is not None
     clone = pickle.loads(pickle.dumps(ds))
     assert clone._handles is None
-    for a, b in zip(clone[[1, 2]], ds[[1, 2]]):
-        assert torch.equal(a, b)
+    for a, b, c in zip(clone[[1, 2]], ds[[1, 2]], ds[torch.tensor([1, 2])]):
+        assert torch.equal(a, b) and torch.equal(b, c)
+    with pytest.raises(TypeError):
+        ds[[0.5]]
 
 
 # --------------------------------------------------------------------------------------
@@ -266,9 +268,11 @@ def _multiset(loader):
                    for b in loader for i in range(len(b[0])))
 
 
-@pytest.mark.parametrize("context", ["fork", pytest.param("spawn", marks=pytest.mark.slow)])
-def test_workers_give_the_same_samples(small_file, context):
-    ds = ProbabilityDataset2D(small_file, return_beta=True)
+@pytest.mark.parametrize("context,use_mmap", [
+    ("fork", True), ("fork", False), pytest.param("spawn", True, marks=pytest.mark.slow),
+])
+def test_workers_give_the_same_samples(small_file, context, use_mmap):
+    ds = ProbabilityDataset2D(small_file, return_beta=True, use_mmap=use_mmap)
     ds[0]  # the parent has a handle open before the workers start
     base = _multiset(make_dataloader(ds, batch_size=16, num_workers=0))
     loader = make_dataloader(
@@ -429,8 +433,8 @@ def test_missing_file_names_the_command(tmp_path):
         EnergyDataset(tmp_path / "train_data.hdf5")
     with pytest.raises(FileNotFoundError, match=r"generate_ising\.py --filename .*mine\.hdf5"):
         ProbabilityDataset(tmp_path / "mine.hdf5")
-    with pytest.raises(FileNotFoundError, match="make data"):
-        read_metadata(tmp_path / "val_data_beta_dot5.hdf5")
+    with pytest.raises(FileNotFoundError, match=r"make data, .*val_data_beta_dot125\.hdf5 --beta 0\.125"):
+        read_metadata(tmp_path / "val_data_beta_dot125.hdf5")
     dm = IsingDataModule(train_path=tmp_path / "train_data.hdf5")
     with pytest.raises(FileNotFoundError, match="make data"):
         dm.train_dataloader()
