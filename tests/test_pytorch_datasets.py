@@ -4,7 +4,6 @@ Data files are made by the real generator (``generate_ising.generate``); bad fil
 copies of real ones with one thing broken.
 """
 import gc
-import os
 import pickle
 import shutil
 import sys
