@@ -17,8 +17,9 @@ Sites of one colour do not interact, so a whole colour class is updated at once
 (checkerboard Metropolis): the local field of the active class is a small dense product
 ``other_colours @ J_block`` (exact in float32: integer and half-integer sums), the energy
 change is 2 s_i h_i, and a flip is accepted when 31 uniform random bits are below the
-precomputed integer threshold round(2^31 exp(-beta dE)) (no exp in the loop; dE <= 0
-always accepted).  Random bits come from a counter-based Threefry-2x32-20 generator keyed by
+precomputed integer threshold round(2^31 a(dE)) (no exp in the loop), with
+a(dE) = c(beta) min(1, exp(-beta dE)), times 0.9 at dE = 0: exact detailed balance, and unlike
+plain Metropolis (c = 1) the sublattice updates stay ergodic (see `acceptance_scale`).  Random bits come from a counter-based Threefry-2x32-20 generator keyed by
 the seed with counter (global chain id, sweep): every chain's stream is independent of how
 many chains run, of padding and of how the chains are sharded over devices, so the same
 seed gives the same file on any machine.
@@ -400,6 +401,7 @@ def _kernels(n_x, n_y, model, algorithm, devices):
     Jfull = jnp.asarray(geo.J)
     nbr, nbw = jnp.asarray(geo.nbr), jnp.asarray(geo.nbw)
     pos_iota = jnp.arange(S, dtype=jnp.int32)[None, :]
+    inverse = jnp.asarray(geo.inverse, jnp.int32)
 
     def counters(cid):
         return cid[:, None] * jnp.uint32(nblk) + jnp.arange(nblk, dtype=jnp.uint32)[None, :]
@@ -411,8 +413,12 @@ def _kernels(n_x, n_y, model, algorithm, devices):
         return blocks[0] if ncol == 1 else jnp.concatenate(blocks, axis=1)
 
     def energies(blocks):
-        s = join(blocks)
-        return -0.5 * jnp.sum(s * (s @ Jfull), axis=1)
+        """E = -sum over coupled colour pairs a < c of s_c . (s_a J_ac): each bond once."""
+        e = 0.0
+        for a, c in pairs:
+            if a < c:
+                e = e - jnp.sum(blocks[c] * (blocks[a] @ Jblk[(a, c)]), axis=1)
+        return e + jnp.zeros(blocks[0].shape[0], jnp.float32)
 
     def sweep_checkerboard(t, blocks, key, thr, cid, track):
         """One sweep: every colour class in turn, all its sites at once.
@@ -489,10 +495,13 @@ def _kernels(n_x, n_y, model, algorithm, devices):
 
     @functools.partial(jax.jit, static_argnums=(1,), donate_argnums=(3,))
     def produce(t0, n, thin, blocks, key, thr, cid):
-        """n stored samples thin sweeps apart: spins int8 (n, B, S) colour order, energies (n, B)."""
+        """n stored samples thin sweeps apart: spins int8 (n, B, S) in flat site order x*n_y+y
+        (the colour order undone on the device, faster than numpy), energies (n, B)."""
         def body(b, i):
             b = run_sweeps(t0 + i * thin, thin, b, key, thr, cid)
-            return b, (join(b).astype(jnp.int8), energies(b))
+            grids = jnp.take(join(b), inverse, axis=1).reshape(-1, n_x, n_y)
+            # energy straight from the Hamiltonian's definition (rolls), not from the coupling blocks
+            return b, (grids.astype(jnp.int8).reshape(-1, S), energy(grids, model))
         return jax.lax.scan(body, blocks, jnp.arange(n, dtype=jnp.uint32))
 
     return geo, (sh1, sh2), init, burn, trace, produce, energies
@@ -560,7 +569,7 @@ class Sampler:
         return es, acc
 
     def produce(self, n, thin):
-        """n stored samples `thin` sweeps apart; returns (spins int8 (n, B, S) colour order,
+        """n stored samples `thin` sweeps apart; returns (spins int8 (n, B, S) flat site order,
         energies float32 (n, B)) as (asynchronous) device arrays."""
         self._max_sweeps_check(n * thin)
         self.blocks, out = self._produce(jnp.uint32(self.t), int(n), jnp.uint32(thin), self.blocks, *self._args())
@@ -571,8 +580,8 @@ class Sampler:
         return np.asarray(self._energies(self.blocks))
 
     def to_grids(self, spins):
-        """int8 (..., S) colour order -> int8 (..., n_x, n_y)."""
-        return np.take(spins, self.inverse, axis=-1).reshape(spins.shape[:-1] + (self.n_x, self.n_y))
+        """int8 (..., S) flat site order (as returned by produce) -> int8 (..., n_x, n_y)."""
+        return spins.reshape(spins.shape[:-1] + (self.n_x, self.n_y))
 
 
 # ------------------------------------------------------------------------- writing
@@ -670,7 +679,12 @@ def generate(filename, *, model="ISING1", n_x=8, n_y=8, betas=(0.25,), n_samples
     R, B, S = sampler.n_real, sampler.B, sampler.S
     n_slices = -(-n_samples // n_chains)
     N = n_samples * nb
-    per_block = max(1, min(n_slices, block_bytes // max(1, B * S)))
+    # Blocks of stored time slices: a power of two (about block_bytes of spins), the remainder
+    # split into smaller powers of two, so only a handful of block shapes is ever compiled.
+    per_block = 1 << max(0, (block_bytes // max(1, B * S)).bit_length() - 1)
+    schedule = [per_block] * (n_slices // per_block)
+    rest = n_slices % per_block
+    schedule += [1 << k for k in range(rest.bit_length() - 1, -1, -1) if rest >> k & 1]
     beta_row = np.tile(betas.astype(np.float32), n_chains)            # (R,)
     sum_e = np.zeros(nb)
     cnt = np.zeros(nb, np.int64)
@@ -686,14 +700,12 @@ def generate(filename, *, model="ISING1", n_x=8, n_y=8, betas=(0.25,), n_samples
             }
             bar = tqdm(total=N, unit="samples", unit_scale=True, disable=not progress,
                        desc=f"{model} {n_x}x{n_y} {nb} beta(s)")
-            written, done_slices = 0, 0
-            pending = sampler.produce(min(per_block, n_slices), thin)
-            while done_slices < n_slices:
-                n_now = min(per_block, n_slices - done_slices)
-                done_slices += n_now
+            written = 0
+            pending = sampler.produce(schedule[0], thin)
+            for k, n_now in enumerate(schedule):
                 spins, en = pending
-                if done_slices < n_slices:   # keep the device busy while the host writes
-                    pending = sampler.produce(min(per_block, n_slices - done_slices), thin)
+                if k + 1 < len(schedule):   # queue the next block: the device works while the host writes
+                    pending = sampler.produce(schedule[k + 1], thin)
                 spins = np.asarray(spins)[:, :R].reshape(n_now * R, S)
                 en = np.asarray(en)[:, :R].reshape(-1)
                 bet = np.tile(beta_row, n_now)
@@ -724,12 +736,26 @@ def generate(filename, *, model="ISING1", n_x=8, n_y=8, betas=(0.25,), n_samples
 
 # ---------------------------------------------------------------------------------- CLI
 HELP_DEFAULTS = """
-How the defaults were chosen (8x8, measured with this sampler, see benchmarks/bench_sampler.py
---tau): the integrated autocorrelation time of the energy, in sweeps, is TAU_TABLE.
---thin defaults to ceil(tau_int) of the slowest beta in the run, measured on the fly on the
-last 256 burn-in sweeps of all chains (the value used and the tau per beta are stored in the
-file attributes thin_sweeps and tau_int_sweeps).  --burn_in defaults to 1000 sweeps,
-BURN_NOTE
+How the defaults were chosen (8x8, checkerboard, 512 chains per beta; reproduce with
+`python benchmarks/bench_sampler.py --tau`).  Integrated autocorrelation time of the energy
+tau_int = 1 + 2 sum_t rho(t), in sweeps:
+  ISING1  beta 0.05: 1.3  0.125: 1.1  0.25: 1.2  0.35: 3.0  0.44: 5.2  0.5: 3.2  0.6: 1.7  1.0: 1.1
+  ISING2  beta 0.05: 1.3  0.125: 1.3  0.2: 2.2   0.25: 4.2  0.3: 2.6   0.44: 1.2  1.0: 1.0
+--thin (default: measured): ceil(tau_int) of the slowest beta of the run, measured on the fly
+  on the last 256 burn-in sweeps of all chains (stored in the attributes thin_sweeps and
+  tau_int_sweeps), so stored samples of one chain are at least tau_int sweeps apart
+  (8x8 ISING1: thin 2 at beta 0.25, 5 for a range reaching 0.44).
+--burn_in (default 1000 sweeps): from the random start the mean energy reaches its equilibrium
+  value within about 100 sweeps at every beta above (and the exact finite-lattice value of
+  Kaufman 1949 for ISING1); 1000 is 10x that and ~200 tau_int at the critical point.
+--n_chains (default: about 4096 chains in total, never more than --n_samples): the sampler's
+  throughput saturates around 4096 chains of 8x8 on 2 cores.
+The acceptance rate per beta is measured on the same last 256 burn-in sweeps.
+Checkerboard acceptance: c(beta) min(1, exp(-beta dE)), x 0.9 at dE = 0, with
+c = 1 - exp(-20 beta)/2 (exact detailed balance; makes the sublattice updates ergodic at every
+beta >= 0, see generate_ising.acceptance_scale).  --algorithm single uses plain Metropolis.
+Sample order: index = (t * n_chains + chain) * n_betas + beta_index, so any prefix [:n]
+covers all betas evenly and takes its lattices from as many chains as possible.
 """
 
 

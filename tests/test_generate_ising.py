@@ -203,6 +203,7 @@ def test_energy_histogram_matches_boltzmann(tmp_path, model, algorithm, n_x, n_y
     path = gi.generate(tmp_path / "x.hdf5", model=model, n_x=n_x, n_y=n_y, betas=EXACT_BETAS, n_samples=n,
                        n_chains=n, burn_in=200, thin=1, random_seed=5, algorithm=algorithm, progress=False)
     d, _ = read(path)
+    np.testing.assert_array_equal(d["true_energies"], gi.energy(d["ising_grids"], model).astype(np.float32))
     for b in EXACT_BETAS:
         sel = np.isclose(d["beta"], b)
         assert sel.sum() == n
