@@ -398,7 +398,6 @@ def _kernels(n_x, n_y, model, algorithm, devices):
     pairs = [(a, c) for c in range(ncol) for a in range(ncol)
              if a != c and np.any(geo.J[offs[a]:offs[a + 1], offs[c]:offs[c + 1]])]
     Jblk = {(a, c): jnp.asarray(geo.J[offs[a]:offs[a + 1], offs[c]:offs[c + 1]]) for a, c in pairs}
-    Jfull = jnp.asarray(geo.J)
     nbr, nbw = jnp.asarray(geo.nbr), jnp.asarray(geo.nbw)
     pos_iota = jnp.arange(S, dtype=jnp.int32)[None, :]
     inverse = jnp.asarray(geo.inverse, jnp.int32)
@@ -412,13 +411,16 @@ def _kernels(n_x, n_y, model, algorithm, devices):
     def join(blocks):
         return blocks[0] if ncol == 1 else jnp.concatenate(blocks, axis=1)
 
+    def grids_of(blocks):
+        """Colour-ordered blocks -> float32 lattices (B, n_x, n_y)."""
+        return jnp.take(join(blocks), inverse, axis=1).reshape(-1, n_x, n_y)
+
     def energies(blocks):
-        """E = -sum over coupled colour pairs a < c of s_c . (s_a J_ac): each bond once."""
-        e = 0.0
-        for a, c in pairs:
-            if a < c:
-                e = e - jnp.sum(blocks[c] * (blocks[a] @ Jblk[(a, c)]), axis=1)
-        return e + jnp.zeros(blocks[0].shape[0], jnp.float32)
+        # From the Hamiltonian's definition (rolls).  A dot-product form over the colour blocks
+        # returned wrong values inside the single-flip produce loop for batches >= 8192 on XLA
+        # CPU (jax 0.10.2) although the same function was right in a separate jit; the rolls are
+        # also an independent check of the coupling matrix used by the sweeps.
+        return energy(grids_of(blocks), model)
 
     def sweep_checkerboard(t, blocks, key, thr, cid, track):
         """One sweep: every colour class in turn, all its sites at once.
@@ -499,8 +501,7 @@ def _kernels(n_x, n_y, model, algorithm, devices):
         (the colour order undone on the device, faster than numpy), energies (n, B)."""
         def body(b, i):
             b = run_sweeps(t0 + i * thin, thin, b, key, thr, cid)
-            grids = jnp.take(join(b), inverse, axis=1).reshape(-1, n_x, n_y)
-            # energy straight from the Hamiltonian's definition (rolls), not from the coupling blocks
+            grids = grids_of(b)
             return b, (grids.astype(jnp.int8).reshape(-1, S), energy(grids, model))
         return jax.lax.scan(body, blocks, jnp.arange(n, dtype=jnp.uint32))
 
