@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: install test test-fast data data-demo bench demo reproduce clean
+.PHONY: install test test-fast data data-demo bench demo reproduce reproduce-reference clean
 
 install: $(VENV)/.installed
 
@@ -76,3 +76,27 @@ bench: install
 	$(PY) benchmarks/bench_sampler.py
 	$(PY) benchmarks/bench_training.py
 	$(PY) benchmarks/bench_datasets.py
+
+# ---------------------------------------------------------------------------- results
+# The README's first command: small data, the full extended energy model and the original
+# probability model trained briefly (two trainers at once), evaluated; prints the leaderboard.
+# Images go to results/demo/ so that the committed images/ (from `make reproduce`) stay.
+demo: install data-demo
+	$(PY) evaluate.py train-all --profile demo --jobs 2 --out results/demo --images results/demo
+
+# Every combination (energy, probability) x (plain, attention) x (1D, 2D) x (uni, bi), plus the
+# site energy head on the full extended model, on the CPU profile (about an hour on 2 cores);
+# finished runs are skipped, so it can be resumed. Then the leaderboard (results/cpu/), the images
+# and the notebooks, executed in place with the outputs of this run.
+reproduce: install data
+	$(PY) evaluate.py train-all --profile cpu --jobs 2 --out results/cpu --images images
+	$(PY) -m jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=3600 \
+	    "notebooks/Consistency Checks.ipynb" "notebooks/Model Evaluation.ipynb" "notebooks/Attention Visualization.ipynb"
+
+# The reference's own settings (hidden 512, lr 1e-4, early stopping): for a machine with a GPU.
+reproduce-reference: install data
+	$(PY) evaluate.py train-all --profile reference --out results/reference --images results/reference \
+	    --accelerator auto
+
+clean:
+	rm -rf runs results/demo data/demo
