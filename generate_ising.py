@@ -187,6 +187,17 @@ def coupling_matrix(n_x, n_y, model="ISING1"):
     return J
 
 
+def neighbours(n_x, n_y, model="ISING1"):
+    """Sparse couplings: list over flat sites of {neighbour site: J_ij} (bonds that wrap onto
+    the same pair, sizes 2, add up exactly as in `energy`)."""
+    _check_model(model)
+    nb = [dict() for _ in range(n_x * n_y)]
+    for i, j, w in _bonds(n_x, n_y, model):
+        nb[i][j] = nb[i].get(j, 0.0) + w
+        nb[j][i] = nb[j].get(i, 0.0) + w
+    return nb
+
+
 def colouring(n_x, n_y, model="ISING1"):
     """Colour per flat site such that no two coupled sites share a colour.
 
@@ -194,16 +205,16 @@ def colouring(n_x, n_y, model="ISING1"):
     Otherwise a greedy colouring of the coupling graph (3+ colours).
     Returns int array (S,) with colours 0..k-1.
     """
-    J = coupling_matrix(n_x, n_y, model)
+    nb = neighbours(n_x, n_y, model)
     x, y = np.divmod(np.arange(n_x * n_y), n_y)
     if n_x % 2 == 0 and n_y % 2 == 0:
         col = (x + y) % 2 if model == "ISING1" else 2 * (x % 2) + (y % 2)
     else:
         col = -np.ones(n_x * n_y, int)
         for i in range(n_x * n_y):
-            used = {col[j] for j in np.nonzero(J[i])[0] if col[j] >= 0}
+            used = {col[j] for j in nb[i] if col[j] >= 0}
             col[i] = min(c for c in range(len(used) + 1) if c not in used)
-    assert not any(J[i, j] and col[i] == col[j] for i in range(len(col)) for j in range(len(col)))
+    assert all(col[i] != col[j] for i in range(len(nb)) for j in nb[i])
     return col.astype(int)
 
 
@@ -343,27 +354,36 @@ def _padded_batch(n, n_devices):
     return -(-b // n_devices) * n_devices
 
 
-class _Geometry:
-    """Static lattice data: colour order, coupling blocks, Metropolis levels, neighbour table."""
+DENSE_MAX_SITES = 256   # up to this many sites the local fields are small dense products
 
-    def __init__(self, n_x, n_y, model):
+
+class _Geometry:
+    """Static lattice data: colour order, neighbour table (positions), Metropolis levels, and for
+    small lattices the dense coupling matrix in colour order."""
+
+    def __init__(self, n_x, n_y, model, dense):
         self.n_x, self.n_y, self.model = n_x, n_y, model
         self.S = S = n_x * n_y
         col = colouring(n_x, n_y, model)
         self.order = np.argsort(col, kind="stable")          # colour-ordered position -> site
         self.inverse = np.argsort(self.order)                 # site -> position
         self.offsets = np.concatenate([[0], np.cumsum(np.bincount(col))])
-        J = coupling_matrix(n_x, n_y, model)[np.ix_(self.order, self.order)]
-        self.J = J.astype(np.float32)
-        # Possible values of s_i h_i >= 0 (translation invariance: every row has the same weights).
+        nb = neighbours(n_x, n_y, model)
+        rows = [sorted((int(self.inverse[j]), w) for j, w in nb[self.order[p]].items()) for p in range(S)]
+        k = max(len(r) for r in rows)
+        self.nbr = np.array([[q for q, _ in r] + [0] * (k - len(r)) for r in rows], np.int32)
+        self.nbw = np.array([[w for _, w in r] + [0.0] * (k - len(r)) for r in rows], np.float32)
+        # Possible values of s_i h_i >= 0 (translation invariance: every site has the same weights).
         sums = {0.0}
-        for wk in J[0][J[0] != 0]:
+        for wk in nb[0].values():
             sums = {s + d for s in sums for d in (wk, -wk)}
         self.levels = [0.0] + sorted(v for v in sums if v > 0)
-        nb = [np.nonzero(J[p])[0] for p in range(S)]
-        k = max(len(a) for a in nb)
-        self.nbr = np.array([np.pad(a, (0, k - len(a))) for a in nb], np.int32)
-        self.nbw = np.array([np.pad(J[p, a], (0, k - len(a))) for p, a in enumerate(nb)], np.float32)
+        self.J = None
+        if dense:
+            J = np.zeros((S, S), np.float32)
+            for p in range(S):
+                J[p, self.nbr[p]] += self.nbw[p]
+            self.J = J
 
 
 def _accept(levels, sh, bits, thr):
@@ -382,22 +402,26 @@ def _accept(levels, sh, bits, thr):
 
 
 @functools.lru_cache(maxsize=64)
-def _kernels(n_x, n_y, model, algorithm, devices):
+def _kernels(n_x, n_y, model, algorithm, devices, dense):
     """Compiled init / burn / trace / produce functions for one lattice, model and algorithm.
 
     The state is a tuple of float32 blocks (B, m_c), one per colour class.  Shapes (batch B)
     and everything that varies between runs (keys, thresholds, sweep counters, numbers of
     sweeps) are arguments, so jit reuses the compilation.
     """
-    geo = _Geometry(n_x, n_y, model)
+    geo = _Geometry(n_x, n_y, model, dense)
     S, nblk, offs, levels = geo.S, (geo.S + 1) // 2, geo.offsets, geo.levels
     ncol = len(offs) - 1
     mesh = Mesh(np.array(devices), ("chains",))
     sh2 = NamedSharding(mesh, PartitionSpec("chains", None))
     sh1 = NamedSharding(mesh, PartitionSpec("chains"))
-    pairs = [(a, c) for c in range(ncol) for a in range(ncol)
-             if a != c and np.any(geo.J[offs[a]:offs[a + 1], offs[c]:offs[c + 1]])]
-    Jblk = {(a, c): jnp.asarray(geo.J[offs[a]:offs[a + 1], offs[c]:offs[c + 1]]) for a, c in pairs}
+    pairs, Jblk = [], {}
+    if dense:
+        pairs = [(a, c) for c in range(ncol) for a in range(ncol)
+                 if a != c and np.any(geo.J[offs[a]:offs[a + 1], offs[c]:offs[c + 1]])]
+        Jblk = {(a, c): jnp.asarray(geo.J[offs[a]:offs[a + 1], offs[c]:offs[c + 1]]) for a, c in pairs}
+    nbr_c = [jnp.asarray(geo.nbr[offs[c]:offs[c + 1]]) for c in range(ncol)]
+    nbw_c = [jnp.asarray(geo.nbw[offs[c]:offs[c + 1]]) for c in range(ncol)]
     nbr, nbw = jnp.asarray(geo.nbr), jnp.asarray(geo.nbw)
     pos_iota = jnp.arange(S, dtype=jnp.int32)[None, :]
     inverse = jnp.asarray(geo.inverse, jnp.int32)
@@ -431,11 +455,14 @@ def _kernels(n_x, n_y, model, algorithm, devices):
         blocks = list(blocks)
         de = acc = 0
         for c in range(ncol):
-            h = None
-            for a, c2 in pairs:
-                if c2 == c:
-                    term = blocks[a] @ Jblk[(a, c)]    # local field of class c: exact small sums
-                    h = term if h is None else h + term
+            if dense:   # local field of class c as small dense products (exact sums of +-1, 1/2)
+                h = None
+                for a, c2 in pairs:
+                    if c2 == c:
+                        term = blocks[a] @ Jblk[(a, c)]
+                        h = term if h is None else h + term
+            else:       # large lattices: gather the neighbours (O(S) instead of O(S^2) work)
+                h = jnp.sum(jnp.take(join(blocks), nbr_c[c], axis=1) * nbw_c[c][None], axis=-1)
             sh = blocks[c] * h
             ok = _accept(levels, sh, words[:, offs[c]:offs[c + 1]], thr)
             if track:
@@ -522,7 +549,7 @@ class Sampler:
         self.n_x, self.n_y, self.model, self.algorithm = n_x, n_y, model, algorithm
         devices = tuple(devices if devices is not None else jax.devices())
         (geo, (self.sh1, self.sh2), self._init, self._burn, self._trace, self._produce,
-         self._energies) = _kernels(n_x, n_y, model, algorithm, devices)
+         self._energies) = _kernels(n_x, n_y, model, algorithm, devices, n_x * n_y <= DENSE_MAX_SITES)
         self.S, self.order, self.inverse, self.levels = geo.S, geo.order, geo.inverse, geo.levels
         self.betas = np.asarray(betas, np.float64).reshape(-1)
         self.n_betas = len(self.betas)

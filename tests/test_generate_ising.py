@@ -212,6 +212,34 @@ def test_energy_histogram_matches_boltzmann(tmp_path, model, algorithm, n_x, n_y
         assert p > ALPHA, f"{model} {algorithm} {n_x}x{n_y} beta={b}: chi-square p={p:.2e}"
 
 
+@pytest.mark.parametrize("model,n_x,n_y", [("ISING2", 4, 4), pytest.param("ISING1", 3, 5, marks=pytest.mark.slow)])
+def test_sparse_field_path_matches_boltzmann(tmp_path, monkeypatch, model, n_x, n_y):
+    """Lattices above DENSE_MAX_SITES gather neighbours instead of dense products: check that path too."""
+    monkeypatch.setattr(gi, "DENSE_MAX_SITES", 0)
+    n = 10000
+    path = gi.generate(tmp_path / "x.hdf5", model=model, n_x=n_x, n_y=n_y, betas=(0.3, 0.6), n_samples=n,
+                       n_chains=n, burn_in=200, thin=1, random_seed=6, progress=False)
+    d, _ = read(path)
+    for b in (0.3, 0.6):
+        sel = np.isclose(d["beta"], b)
+        levels, probs = exact_energy_distribution(n_x, n_y, model, b)
+        p = chi_square_p(d["true_energies"][sel].astype(np.float64), levels, probs)
+        assert p > ALPHA, f"sparse {model} {n_x}x{n_y} beta={b}: chi-square p={p:.2e}"
+
+
+@pytest.mark.slow
+def test_large_lattice_mean_energy(tmp_path):
+    """32 x 32 (sparse path): mean energy per chain vs the exact finite-lattice value."""
+    n_chains, per_chain = 64, 16
+    path = gi.generate(tmp_path / "big.hdf5", n_x=32, n_y=32, betas=(0.3,), n_samples=n_chains * per_chain,
+                       n_chains=n_chains, burn_in=300, thin=4, random_seed=2, progress=False)
+    d, _ = read(path)
+    np.testing.assert_array_equal(d["true_energies"], gi.energy(d["ising_grids"]).astype(np.float32))
+    means = np.bincount(np.arange(len(d["true_energies"])) % n_chains, weights=d["true_energies"]) / per_chain
+    se = means.std(ddof=1) / np.sqrt(n_chains)
+    assert abs(means.mean() - gi.exact_mean_energy_ising1(32, 32, 0.3)) < 4 * se
+
+
 def test_chi_square_detects_wrong_temperature():
     """The goodness-of-fit check has power: exact samples at beta 0.40 fail against beta 0.44."""
     rng = np.random.default_rng(0)
