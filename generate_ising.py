@@ -9,17 +9,19 @@ Lattice index convention: grid[x, y] with x the row (0..n_x-1, "down" = x+1) and
 Sampler
 -------
 All chains (``n_chains`` per beta, all betas together) evolve in one jit-compiled JAX program;
-the sweep loop runs inside ``lax.fori_loop``/``lax.scan``.  Spins live in a flat float32 array
-(chains, sites), chain axis first, with the sites sorted by colour of a proper colouring of
+the sweep loop runs inside ``lax.fori_loop``/``lax.scan``.  Spins live in float32 arrays
+(chains, sites of one colour), chain axis first, one per colour class of a proper colouring of
 the interaction graph (even sizes: 2 colours (x+y) mod 2 for ISING1, 4 colours
 (x mod 2, y mod 2) for ISING2; odd sizes: a greedy colouring, which needs 3 or more colours).
 Sites of one colour do not interact, so a whole colour class is updated at once
 (checkerboard Metropolis): the local field of the active class is a small dense product
-``other_colours @ J_block`` (exact in float32: integer and half-integer sums), the energy
+``other_colours @ J_block`` (exact in float32: integer and half-integer sums; above 256 sites
+a gather of the neighbours from a fixed index table instead), the energy
 change is 2 s_i h_i, and a flip is accepted when 31 uniform random bits are below the
 precomputed integer threshold round(2^31 a(dE)) (no exp in the loop), with
 a(dE) = c(beta) min(1, exp(-beta dE)), times 0.9 at dE = 0: exact detailed balance, and unlike
-plain Metropolis (c = 1) the sublattice updates stay ergodic (see `acceptance_scale`).  Random bits come from a counter-based Threefry-2x32-20 generator keyed by
+plain Metropolis (c = 1) the sublattice updates stay ergodic (see `acceptance_scale`).
+Random bits come from a counter-based Threefry-2x32-20 generator keyed by
 the seed with counter (global chain id, sweep): every chain's stream is independent of how
 many chains run, of padding and of how the chains are sharded over devices, so the same
 seed gives the same file on any machine.
@@ -48,8 +50,9 @@ import os
 import sys
 
 if "jax" not in sys.modules and "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
-    # One XLA host device per core: sharding the chains over them scales across cores far
-    # better than XLA's intra-op threading for these small kernels.  Must precede `import jax`.
+    # One XLA host device per core, so that the chains can be sharded over the cores (a
+    # prototype measured ~2x on a quiet 2-core machine vs one device; on a busy machine the
+    # difference is within noise, see benchmarks/bench_sampler.py).  Must precede `import jax`.
     try:
         _ncores = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - non-Linux
@@ -108,7 +111,8 @@ def acceptance_scale(betas, algorithm="checkerboard"):
         return np.ones_like(b)
     return 1.0 - 0.5 * np.exp(-20.0 * b)
 
-__all__ = ["energy", "local_field", "coupling_matrix", "colouring", "generate", "main",
+__all__ = ["energy", "local_field", "coupling_matrix", "neighbours", "colouring", "generate", "main",
+           "acceptance_scale", "acceptance_table", "validate",
            "exact_log_z_ising1", "exact_mean_energy_ising1", "integrated_autocorr_time",
            "threefry2x32", "Sampler"]
 
