@@ -634,9 +634,11 @@ def _write_block(dsets, start, grids, energies, betas):
 
 
 def validate(model, n_x, n_y, betas, n_samples, n_chains=None, burn_in=None, thin=None,
-             algorithm="checkerboard", filename=None):
+             algorithm="checkerboard", filename=None, random_seed=0):
     """Raise ValueError with a message saying what to change for impossible settings."""
     _check_model(model)
+    if not 0 <= int(random_seed) < 2 ** 64:
+        raise ValueError(f"--random_seed must be in [0, 2^64) (got {random_seed})")
     if algorithm not in ALGORITHMS:
         raise ValueError(f"unknown algorithm {algorithm!r}; use one of {', '.join(ALGORITHMS)}")
     if int(n_x) < 2 or int(n_y) < 2:
@@ -679,7 +681,7 @@ def generate(filename, *, model="ISING1", n_x=8, n_y=8, betas=(0.25,), n_samples
     import h5py
     from tqdm.auto import tqdm
 
-    betas = validate(model, n_x, n_y, betas, n_samples, n_chains, burn_in, thin, algorithm, filename)
+    betas = validate(model, n_x, n_y, betas, n_samples, n_chains, burn_in, thin, algorithm, filename, random_seed)
     n_x, n_y, n_samples = int(n_x), int(n_y), int(n_samples)
     nb = len(betas)
     if n_chains is None:
@@ -835,7 +837,7 @@ def main(argv=None):
                 raise ValueError("--beta_min/--beta_max need --n_beta_samples")
             betas = np.array([args.beta])
         validate(args.model, args.n_x, args.n_y, betas, args.n_samples, args.n_chains, args.burn_in,
-                 args.thin, args.algorithm, args.filename)
+                 args.thin, args.algorithm, args.filename, args.random_seed)
     except ValueError as e:
         parser.error(str(e))
     cmd = shlex.join([Path(sys.argv[0]).name] + (list(argv) if argv is not None else sys.argv[1:]))

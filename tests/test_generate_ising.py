@@ -420,6 +420,7 @@ BAD = [
     (["--n_chains", "0"], "positive"),
     (["--thin", "0"], "--thin"),
     (["--burn_in", "-1"], "--burn_in"),
+    (["--random_seed", "-3"], "--random_seed"),
     (["--model", "ISING3"], "invalid choice"),
     (["--algorithm", "wolff"], "invalid choice"),
 ]
