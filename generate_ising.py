@@ -675,8 +675,10 @@ def generate(filename, *, model="ISING1", n_x=8, n_y=8, betas=(0.25,), n_samples
     n_chains: chains per beta (default: about 4096 chains in total, at most n_samples).
     burn_in: sweeps discarded from a random start (default 1000).
     thin: sweeps between stored samples (default: ceil of the largest integrated
-    autocorrelation time of the energy, measured per beta on the last 256 burn-in sweeps).
-    Returns the Path written.
+    autocorrelation time of the energy, measured per beta on the last 256 burn-in sweeps;
+    the acceptance rate is measured there too; with burn_in = 0 both are NaN and thin is 1).
+    Raises ValueError for impossible settings (see `validate`); writes nothing then, and on any
+    failure or interruption removes its temporary file.  Returns the Path written.
     """
     import h5py
     from tqdm.auto import tqdm

@@ -309,6 +309,14 @@ def test_partial_last_slice_and_prefix(ising_file):
     assert attrs["n_chains"] == 4
 
 
+def test_zero_burn_in(ising_file):
+    """No burn-in: nothing to measure tau or acceptance on, so thin falls back to 1 and both are NaN."""
+    d, attrs = read(ising_file("noburn.hdf5", n_samples=20, burn_in=0))
+    assert attrs["burn_in_sweeps"] == 0 and attrs["thin_sweeps"] == 1
+    assert np.isnan(attrs["acceptance_rate"]).all() and np.isnan(attrs["tau_int_sweeps"]).all()
+    assert len(d["true_energies"]) == 20
+
+
 def test_n_chains_default_never_exceeds_n_samples(ising_file):
     path = ising_file("few.hdf5", n_samples=3)
     _, attrs = read(path)
