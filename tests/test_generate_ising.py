@@ -193,6 +193,7 @@ EXACT_CASES = [  # (model, algorithm, n_x, n_y); the first two are fast, the oth
     pytest.param("ISING2", "checkerboard", 2, 6, marks=pytest.mark.slow),
     pytest.param("ISING1", "checkerboard", 3, 5, marks=pytest.mark.slow),   # odd: greedy 3+ colours
     pytest.param("ISING2", "checkerboard", 3, 5, marks=pytest.mark.slow),
+    pytest.param("ISING2", "single", 2, 6, marks=pytest.mark.slow),
 ]
 
 
