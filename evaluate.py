@@ -722,16 +722,16 @@ def combinations(profile: str) -> list[dict]:
 
 
 # Training profiles. Sizes come from measured CPU throughput (one thread per trainer, two
-# trainers at once; README "Benchmarks"): at hidden 64 the 17 runs cost about 8.5 s per batch
-# of 512 together, so 3 epochs of 250 batches (384,000 samples seen per run) take about an
-# hour on 2 cores. "extra" are further trainer flags.
+# trainers at once; README "Benchmarks"): at hidden 32 the 17 runs cost about 3.9 s per batch
+# of 512 together, so 2 epochs of 250 batches (256,000 samples seen per run) take about 30-40
+# minutes on 2 cores (hidden 64 would double that). "extra" are further trainer flags.
 PROFILES = {
     # make demo: small data (make data-demo), the two models of the predictions plot, minutes
     "demo": {"data_dir": "data/demo", "runs": "runs/demo", "hidden_size": 32, "max_epochs": 4,
              "patience": 4, "batch_size": 256, "lr": 3e-3, "extra": []},
     # make reproduce: every combination on 2 CPU cores
-    "cpu": {"data_dir": "data", "runs": "runs/cpu", "hidden_size": 64, "max_epochs": 3,
-            "patience": 3, "batch_size": 512, "lr": 3e-3, "extra": ["--limit_train_batches", "250"]},
+    "cpu": {"data_dir": "data", "runs": "runs/cpu", "hidden_size": 32, "max_epochs": 2,
+            "patience": 2, "batch_size": 512, "lr": 3e-3, "extra": ["--limit_train_batches", "250"]},
     # the reference's own settings (hidden 512, lr 1e-4, batch 512, early stopping), for a GPU
     "reference": {"data_dir": "data", "runs": "runs/reference", "hidden_size": 512, "max_epochs": 100,
                   "patience": 5, "batch_size": 512, "lr": 1e-4, "extra": []},
