@@ -13,7 +13,6 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from scipy import stats
 
 import generate_ising as gi
 
@@ -40,27 +39,14 @@ def exact_energy_distribution(n_x, n_y, model, beta):
 
 
 def chi_square_p(sample_energies, levels, probs):
-    """Goodness-of-fit p-value of sampled energies against the exact law (sparse bins merged)."""
+    """Goodness-of-fit p-value of sampled energies against the exact law (sparse bins merged,
+    the same Pearson test the consistency checks use: `evaluate.chi_square_test`)."""
+    from evaluate import chi_square_test
+
     idx = np.searchsorted(levels, sample_energies)
     assert np.all(levels[np.clip(idx, 0, len(levels) - 1)] == sample_energies), "energy not an allowed level"
     obs = np.bincount(idx, minlength=len(levels)).astype(float)
-    exp = probs * len(sample_energies)
-    # merge bins in energy order until each merged bin expects >= MIN_EXPECTED counts
-    mo, me, co, ce = [], [], 0.0, 0.0
-    for o, e in zip(obs, exp):
-        co += o
-        ce += e
-        if ce >= MIN_EXPECTED:
-            mo.append(co)
-            me.append(ce)
-            co = ce = 0.0
-    if ce > 0:
-        mo[-1] += co
-        me[-1] += ce
-    mo, me = np.array(mo), np.array(me)
-    if len(mo) < 2:
-        return 1.0
-    return stats.chisquare(mo, me * mo.sum() / me.sum()).pvalue
+    return chi_square_test(obs, probs, min_expected=MIN_EXPECTED)[2]
 
 
 def read(path):
