@@ -145,7 +145,10 @@ def energy_histogram_check(path, max_samples: int = 200_000) -> list[dict]:
     for beta in info["betas"]:
         sel = energies[np.isclose(betas, beta)]
         e_exact, p_exact = exact_energy_distribution(info["n_x"], info["n_y"], beta, info["model"])
-        counts = np.array([np.sum(np.isclose(sel, e)) for e in e_exact], dtype=np.float64)
+        # each sample's exact level (energies are multiples of 1/2, exact in float32)
+        idx = np.clip(np.searchsorted(e_exact, sel), 0, len(e_exact) - 1)
+        hit = np.isclose(e_exact[idx], sel)
+        counts = np.bincount(idx[hit], minlength=len(e_exact)).astype(np.float64)
         stray = len(sel) - counts.sum()  # sampled energies the exact distribution calls (nearly) impossible
         stat, dof, p = chi_square_test(counts, p_exact)
         mean_exact = float((e_exact * p_exact).sum())
@@ -465,6 +468,7 @@ def score_run(run: Run, grids, energies, betas, model=None) -> dict:
         "train_time_s": run.metrics.get("train_time_s"),
         "predict_seconds": seconds,
         "_pred": pred,
+        "_run": run,
     }
 
 
@@ -661,9 +665,8 @@ ATTENTION_PANELS = (  # (title, family, two_d), as in the reference figure
 )
 
 
-def attention_maps(rows: list[dict], runs_root, grids: np.ndarray, batch: int = 512, query=(3, 4)) -> dict:
-    """{panel title: (n_x, n_y) summed attention of the query site} for the attention runs found."""
-    runs = {r.label: r for r in find_runs(runs_root)}
+def attention_maps(rows: list[dict], grids: np.ndarray, batch: int = 512, query=(3, 4)) -> dict:
+    """{panel title: (n_x, n_y) summed attention of the query site} for the attention runs among rows."""
     maps = {}
     for title, family, two_d in ATTENTION_PANELS:
         # prefer the unidirectional preset (the reference's), else the bidirectional one
@@ -672,7 +675,7 @@ def attention_maps(rows: list[dict], runs_root, grids: np.ndarray, batch: int = 
         )
         if row is None:
             continue
-        model = load_model(runs[row["run"]])
+        model = load_model(row["_run"])
         _, attn = predict(model, grids[:batch], batch_size=batch, return_attention=True)
         if attn:
             n_x, n_y = grids.shape[1:]
@@ -694,7 +697,7 @@ def report(runs_root, eval_path, out_dir, images_dir="images", n: int = N_EVAL, 
     if curves:
         paths["predictions_plot"] = Path(images_dir) / "predictions_plot.png"
         plot_predictions(curves, energies, paths["predictions_plot"])
-    maps = attention_maps(rows, runs_root, grids)
+    maps = attention_maps(rows, grids)
     if maps:
         paths["attention_plot"] = Path(images_dir) / "attention_plot.png"
         plot_attention(maps, paths["attention_plot"])

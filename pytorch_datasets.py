@@ -651,14 +651,11 @@ class ProbabilityDataset(_IsingDataset):
         super().__init__(filepath, data_key, None, return_beta, in_memory, **kwargs)
 
 
-class ProbabilityDataset2D(_IsingDataset):
+class ProbabilityDataset2D(ProbabilityDataset):
     """Item ``(X_rows, X_cols, y)``: X_* float32 (L-1, 1) as in ProbabilityDataset through rows
     and through columns; y float32 (2, L-1, 1) = stack of the rows and columns targets."""
 
-    _two_d, _probability = True, True
-
-    def __init__(self, filepath, data_key="ising_grids", return_beta=False, in_memory=False, **kwargs):
-        super().__init__(filepath, data_key, None, return_beta, in_memory, **kwargs)
+    _two_d = True
 
 
 class EnergyDataset(_IsingDataset):
@@ -678,21 +675,10 @@ class EnergyDataset(_IsingDataset):
         super().__init__(filepath, grids_data_key, energy_data_key, return_beta, in_memory, **kwargs)
 
 
-class EnergyDataset2D(_IsingDataset):
+class EnergyDataset2D(EnergyDataset):
     """Item ``(X_rows, X_cols, energy)``: X_* float32 (L, 1) through rows and columns, energy (1,)."""
 
-    _two_d, _probability = True, False
-
-    def __init__(
-        self,
-        filepath,
-        grids_data_key="ising_grids",
-        energy_data_key="true_energies",
-        return_beta=False,
-        in_memory=False,
-        **kwargs,
-    ):
-        super().__init__(filepath, grids_data_key, energy_data_key, return_beta, in_memory, **kwargs)
+    _two_d = True
 
 
 _DATASETS = {
