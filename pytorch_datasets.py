@@ -9,19 +9,19 @@ Design, and why:
   grids are read batch by batch. Each process opens its own file handle on first use
   (handles are never pickled and are re-opened after a fork), so DataLoader workers work
   with fork and spawn, with or without ``persistent_workers``.
-- Fast. One batch costs one read: the DataLoader calls ``__getitems__(indices)`` and we
-  fetch all rows at once. When a dataset is stored without filters (contiguous, or
-  chunked but uncompressed) its rows are gathered straight from a read-only memory map of
-  the file; otherwise h5py reads the sorted unique indices in one call (h5py needs
-  increasing indices) and the sort is undone afterwards (a shuffled batch from a chunked
-  file then touches most chunks: slow, a fallback only).
-- Bounded memory. Mapped file pages count in RSS; in files larger than
-  ``RSS_BUDGET_BYTES`` they are released (madvise DONTNEED; they stay in the page cache)
-  after about that much has been touched. The price: every row read after a release is a
-  page fault, ~1-2 us a row (measured), which is what separates this path from in-memory
-  arrays in benchmarks/bench_datasets.py. Raise ``RSS_BUDGET_BYTES`` above the file size
-  to trade resident (but shared, reclaimable page-cache) memory for that speed, or use
-  ``in_memory=True`` for small files.
+- Fast. The DataLoader calls ``__getitems__(indices)`` with a whole batch, and the rows
+  are fetched together. When the grids are stored without filters (contiguous, or chunked
+  but uncompressed) they are read from the file's bytes: gathered from a read-only memory
+  map for files up to ``MMAP_MAX_BYTES``, or one ``os.pread`` per row for larger files.
+  Otherwise h5py reads the sorted unique indices in one call (h5py needs increasing
+  indices) and the sort is undone afterwards (a shuffled batch from a compressed file
+  then decompresses most chunks: slow, a fallback only). Energies and betas, 4 bytes a
+  sample, are held in memory by each process that reads.
+- Bounded memory. Mapped file pages count in RSS, so only files up to ``MMAP_MAX_BYTES``
+  are mapped (RSS grows by at most that); beyond it only the batch being read is
+  resident. pread costs ~1 us a row (measured), which is what separates large files
+  from in-memory arrays in benchmarks/bench_datasets.py; ``in_memory=True`` loads the
+  grids for small files.
 - The snake (boustrophedon) flattening is a precomputed index permutation applied to the
   whole batch with one gather, not a Python loop per sample.
 """
@@ -31,12 +31,13 @@ import mmap
 import os
 import re
 from collections.abc import Sequence
+from itertools import repeat
 from pathlib import Path
 
 import h5py
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, RandomSampler, SequentialSampler
+from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 from torch.utils.data._utils.collate import default_collate
 
 try:  # the data module is optional for users of the plain datasets
@@ -57,18 +58,15 @@ __all__ = [
     "EnergyDataset2D",
     "ProbabilityDataset2D",
     "collate_batched",
+    "ArrayBatchSampler",
     "make_dataloader",
     "IsingDataModule",
 ]
 
-# Files larger than this have their mapped pages released after about this many bytes
-# may have become resident (keeps RSS bounded whatever the file size).
-RSS_BUDGET_BYTES = 32 * 2**20
-# How much of a mapped file one row read can make resident: Linux maps 64 KiB around a
-# fault (fault_around_bytes) and may map whole large folios of the page cache (measured: a
-# read of 192 random rows made a 118 MB file resident). Counting 2 MiB a row releases the
-# pages after every batch of 16+ rows.
-_RESIDENT_PER_ROW_BYTES = 2 * 2**20
+# Files up to this size are read through a memory map (fastest; the map can make the whole
+# file resident: page-cache folios are mapped whole, 512 KiB seen here); larger files are
+# read row by row with pread, so the grids never become resident.
+MMAP_MAX_BYTES = 32 * 2**20
 # Rows per block when a whole dataset is checked (full validation, in-memory loading).
 _CHECK_BLOCK_ROWS = 1 << 16
 
@@ -227,66 +225,79 @@ def _read_in_blocks(dset: h5py.Dataset, reduce, block: int = _CHECK_BLOCK_ROWS) 
 # --------------------------------------------------------------------------------------
 # Per-process readers
 # --------------------------------------------------------------------------------------
-class _MappedRows:
-    """Rows of an unfiltered HDF5 dataset gathered from a read-only memory map of the file.
+class _RawRows:
+    """Rows of an unfiltered HDF5 dataset read straight from the file's bytes.
 
     ``chunk_offsets[j]`` is the file offset of the j-th block of ``chunk_rows`` rows (one
     block for a contiguous dataset).
     """
 
-    def __init__(self, mm_owner, dset: h5py.Dataset, chunk_offsets: np.ndarray, chunk_rows: int):
-        self.owner = mm_owner
+    def __init__(self, dset: h5py.Dataset, chunk_offsets: np.ndarray, chunk_rows: int):
         self.dtype = dset.dtype
         self.row_shape = tuple(dset.shape[1:])
         self.row_bytes = int(dset.dtype.itemsize * int(np.prod(self.row_shape, dtype=np.int64)))
         self.chunk_offsets = chunk_offsets
         self.chunk_rows = int(chunk_rows)
 
-    def read(self, idx: np.ndarray) -> np.ndarray:
+    def offsets(self, idx: np.ndarray) -> np.ndarray:
+        """File offset (bytes) of each row in ``idx``."""
         chunk, within = np.divmod(idx, self.chunk_rows)
-        start = self.chunk_offsets[chunk] + within * self.row_bytes  # file offset of each row
-        flat = np.frombuffer(self.owner.buffer(), dtype=np.uint8)
+        return self.chunk_offsets[chunk] + within * self.row_bytes
+
+    def _rows(self, raw, n: int) -> np.ndarray:
+        return np.frombuffer(raw, dtype=self.dtype).reshape((n,) + self.row_shape)
+
+
+class _MappedRows(_RawRows):
+    """Rows gathered from a read-only memory map of the whole file (files up to
+    ``MMAP_MAX_BYTES``: every page the map touches counts in RSS and stays mapped)."""
+
+    def __init__(self, mm: mmap.mmap, dset, chunk_offsets, chunk_rows):
+        super().__init__(dset, chunk_offsets, chunk_rows)
+        flat = np.frombuffer(mm, dtype=np.uint8)
         # overlapping view: element k holds file bytes k .. k + row_bytes - 1, so one fancy
         # index copies every row, wherever its chunk lies
-        rows = np.lib.stride_tricks.as_strided(
+        self._windows = np.lib.stride_tricks.as_strided(
             flat, shape=(flat.size - self.row_bytes + 1, self.row_bytes), strides=(1, 1), writeable=False
         )
-        out = rows[start]
-        self.owner.touched(len(idx) * max(_RESIDENT_PER_ROW_BYTES, self.row_bytes))
-        return out.view(self.dtype).reshape((len(idx),) + self.row_shape)
+
+    def read(self, idx: np.ndarray) -> np.ndarray:
+        return self._rows(self._windows[self.offsets(idx)], len(idx))
 
 
-class _FileMap:
-    """One read-only memory map of a file per process; pages released every budget bytes."""
+class _PreadRows(_RawRows):
+    """Rows read with one ``os.pread`` each (larger files): only the batch becomes
+    resident, whatever the file size. ~1 us a row (measured).
 
-    def __init__(self, path: Path):
-        self._fh = open(path, "rb")
-        self._mm = mmap.mmap(self._fh.fileno(), 0, access=mmap.ACCESS_READ)
-        self._size = len(self._mm)
-        self._touched = 0
+    Why not a memory map released after every batch, the other way to bound RSS: the page
+    cache holds large folios and a fault maps a whole one (512 KiB seen here), so one batch
+    of random rows maps most of the file and the next batch faults it all back in. In
+    benchmarks/bench_datasets.py that is as fast as pread on a 42 MiB file and 3x slower
+    on a 230 MB one (the published training-set size).
+    """
 
-    def buffer(self):
-        return self._mm
+    def __init__(self, fd: int, path: Path, dset, chunk_offsets, chunk_rows):
+        super().__init__(dset, chunk_offsets, chunk_rows)
+        self.fd = fd
+        self.path = path
 
-    def touched(self, nbytes: int) -> None:
-        # Mapped file pages count in RSS; dropping them from our page table (they stay in
-        # the page cache) keeps resident memory bounded over a pass through a large file.
-        # A file no larger than the budget may stay mapped whole: nothing to release.
-        self._touched += nbytes
-        if self._size > RSS_BUDGET_BYTES and self._touched >= RSS_BUDGET_BYTES:
-            self._touched = 0
-            if hasattr(self._mm, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
-                self._mm.madvise(mmap.MADV_DONTNEED)
-            else:  # pragma: no cover - non-Linux: re-map instead
-                self._mm.close()
-                self._mm = mmap.mmap(self._fh.fileno(), 0, access=mmap.ACCESS_READ)
+    def read(self, idx: np.ndarray) -> np.ndarray:
+        offsets = self.offsets(idx).tolist()
+        n = len(offsets)
+        raw = b"".join(map(os.pread, repeat(self.fd, n), repeat(self.row_bytes, n), offsets))
+        if len(raw) != n * self.row_bytes:
+            raise IsingDataError(f"{self.path}: short read (was the file truncated while in use?)")
+        return self._rows(raw, n)
 
-    def close(self) -> None:
-        try:
-            self._mm.close()
-        except BufferError:  # pragma: no cover - a caller still holds a view
-            pass
-        self._fh.close()
+
+class _ArrayRows:
+    """A small column (energies, betas: 4 bytes a sample) held in memory by each process."""
+
+    def __init__(self, values: np.ndarray):
+        self.values = values
+
+    def read(self, idx: np.ndarray) -> np.ndarray:
+        return self.values[idx]
 
 
 def _chunk_layout(dset: h5py.Dataset):
@@ -338,29 +349,43 @@ class _H5Rows:
 
 
 class _Handles:
-    """Everything a process needs to read one file; never pickled."""
+    """Everything a process needs to read one file; never pickled.
 
-    def __init__(self, path: Path, keys, use_mmap: bool):
+    The grids are read from the raw file when their layout allows it (memory map for
+    files up to ``MMAP_MAX_BYTES``, pread beyond), else through h5py. Energies and betas
+    are read whole into memory: 4 bytes a sample, and random access to them costs nothing.
+    """
+
+    def __init__(self, path: Path, grids_key: str, small_keys, raw: bool):
         self.pid = os.getpid()
         self.file = _open_h5(path)
-        self.map = None
-        self.readers = {}
-        for key in keys:
-            dset = self.file[key]
-            layout = _chunk_layout(dset) if use_mmap else None
-            reader = None
-            if layout is not None:
-                if self.map is None:
-                    self.map = _FileMap(path)
+        self.map = self.fd = None
+        dset = self.file[grids_key]
+        layout = _chunk_layout(dset) if raw else None
+        reader = None
+        if layout is not None:
+            if path.stat().st_size <= MMAP_MAX_BYTES:
+                with open(path, "rb") as fh:
+                    self.map = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
                 reader = _MappedRows(self.map, dset, *layout)
-                if not _same_rows(reader, _H5Rows(dset), dset.shape[0]):
-                    reader = None  # the raw layout is not what we think: stay safe
-            self.readers[key] = reader or _H5Rows(dset)
+            else:
+                self.fd = os.open(path, os.O_RDONLY)
+                reader = _PreadRows(self.fd, path, dset, *layout)
+            if not _same_rows(reader, _H5Rows(dset), dset.shape[0]):
+                reader = None  # the raw layout is not what we think: stay safe
+        self.readers = {grids_key: reader or _H5Rows(dset)}
+        for key in small_keys:
+            self.readers[key] = _ArrayRows(self.file[key][()].reshape(-1))
 
     def close(self) -> None:
         self.readers = {}
         if self.map is not None:
-            self.map.close()
+            try:
+                self.map.close()
+            except BufferError:  # pragma: no cover - a caller still holds a view
+                pass
+        if self.fd is not None:
+            os.close(self.fd)
         self.file.close()
 
 
@@ -375,19 +400,48 @@ def _same_rows(a, b, n: int) -> bool:
 # --------------------------------------------------------------------------------------
 # Datasets
 # --------------------------------------------------------------------------------------
-class _Batch(Sequence):
-    """Samples of one batch, already stacked in ``.batch``.
+def _assemble(layout: tuple, seq: np.ndarray, energy, beta) -> tuple:
+    """The item tuple of a batch, as tensors, from what was read.
 
-    Returned by ``__getitems__``. ``collate_batched`` passes ``.batch`` through with no
-    copy; any other collate function sees a sequence of per-sample tuples (slower, still
-    correct).
+    layout: (two_d, probability). seq: int8 (B, L) snake through rows, or (B, 2L) rows then
+    columns for 2D items, values ±1. energy, beta: float32 (B,) or None.
+    """
+    two_d, probability = layout
+    x = seq.astype(np.float32)
+    L = x.shape[1] // 2 if two_d else x.shape[1]
+    parts = [x[:, :L], x[:, L:]] if two_d else [x]
+    if probability:
+        out = [np.ascontiguousarray(p[:, :-1, None]) for p in parts]
+        ys = [(p[:, 1:, None] + 1.0) * 0.5 for p in parts]  # ±1 -> {0, 1}
+        out.append(np.stack(ys, axis=1) if two_d else ys[0])
+    else:
+        out = [np.ascontiguousarray(p[:, :, None]) for p in parts] + [energy.reshape(-1, 1)]
+    if beta is not None:
+        out.append(beta.reshape(-1, 1))
+    return tuple(torch.from_numpy(np.ascontiguousarray(a)) for a in out)
+
+
+class _Batch(Sequence):
+    """Samples of one batch, returned by ``__getitems__``: what was read, assembled into
+    the stacked item tuple ``.batch`` on first use.
+
+    ``collate_batched`` passes ``.batch`` through with no copy; in a DataLoader worker it
+    passes the raw batch instead, which is assembled in the main process as it arrives
+    (``_WireBatch``). Any other collate function sees a sequence of per-sample tuples
+    (slower, still correct).
     """
 
-    def __init__(self, batch: tuple):
-        self.batch = batch
+    def __init__(self, layout: tuple, raw: tuple):
+        self.layout, self.raw, self._batch = layout, raw, None
+
+    @property
+    def batch(self) -> tuple:
+        if self._batch is None:
+            self._batch = _assemble(self.layout, *self.raw)
+        return self._batch
 
     def __len__(self):
-        return len(self.batch[0])
+        return len(self.raw[0])
 
     def __getitem__(self, i):
         if isinstance(i, slice):
@@ -395,27 +449,31 @@ class _Batch(Sequence):
         return tuple(t[i] for t in self.batch)
 
 
+class _WireBatch:
+    """A batch on its way from a DataLoader worker: pickles as the raw int8 sequences and
+    float32 energies / betas, and unpickles (in the main process) as the tuple of tensors.
+
+    Why: torch sends a worker's tensors through shared memory, passing a file descriptor
+    over a socket for every batch, which cost ~0.9 ms a batch here: more than reading it.
+    The raw batch is a quarter of the float32 tensors' size and goes through the pipe.
+    (Measured, in-memory data, 2 workers: 3.0e5 samples/s through shared memory, 7.3e5
+    with raw batches through the pipe.)
+    """
+
+    def __init__(self, batch: _Batch):
+        self.layout, self.raw = batch.layout, batch.raw
+
+    def __reduce__(self):
+        return _assemble, (self.layout,) + tuple(self.raw)
+
+
 def collate_batched(batch):
     """collate_fn for these datasets: passes a pre-stacked batch through, else default_collate."""
     if isinstance(batch, _Batch):
+        if torch.utils.data.get_worker_info() is not None and batch._batch is None:
+            return _WireBatch(batch)  # becomes batch.batch in the main process
         return batch.batch
     return default_collate(batch)
-
-
-def _to_tensors(arrays) -> tuple:
-    """float32 numpy arrays -> tensors. In a DataLoader worker they are written into ONE
-    shared-memory block (views of it), so sending a batch to the main process costs one
-    shared segment instead of one per tensor (as default_collate does for its output)."""
-    if torch.utils.data.get_worker_info() is None:
-        return tuple(torch.from_numpy(np.ascontiguousarray(a)) for a in arrays)
-    total = sum(a.size for a in arrays)
-    block = torch.empty(total, dtype=torch.float32).share_memory_()
-    flat, out, pos = block.numpy(), [], 0
-    for a in arrays:
-        flat[pos : pos + a.size].reshape(a.shape)[...] = a
-        out.append(block[pos : pos + a.size].view(a.shape))
-        pos += a.size
-    return tuple(out)
 
 
 class _IsingDataset(Dataset):
@@ -425,6 +483,10 @@ class _IsingDataset(Dataset):
     at construction; "full" checks every row (in blocks of 65536); "none" skips it. In every
     mode each batch read is checked too, so a bad spin is refused when it is reached. Energies
     and betas (4 bytes a sample) are always checked whole, in blocks.
+
+    ``read_raw`` (default True): read the grids from the file's bytes when they are stored
+    unfiltered (memory map up to ``MMAP_MAX_BYTES``, pread beyond); False: always through
+    h5py. ``in_memory``: load the grids at construction (small files).
     """
 
     _two_d = False
@@ -438,7 +500,7 @@ class _IsingDataset(Dataset):
         return_beta: bool = False,
         in_memory: bool = False,
         validate: str = "sample",
-        use_mmap: bool = True,
+        read_raw: bool = True,
     ):
         if validate not in ("sample", "full", "none"):
             raise ValueError(f"validate must be 'sample', 'full' or 'none', got {validate!r}")
@@ -447,7 +509,7 @@ class _IsingDataset(Dataset):
         self.energy_key = energy_key
         self.return_beta = bool(return_beta)
         self.in_memory = bool(in_memory)
-        self.use_mmap = bool(use_mmap)
+        self.read_raw = bool(read_raw)
         self._handles = None
         self._arrays = None  # in-memory copies
         self._beta_const = None  # beta when the file has a single value
@@ -542,15 +604,13 @@ class _IsingDataset(Dataset):
             raise IsingDataError(f"{path}: beta is {self._beta_const}; regenerate the file")
 
     # ---- per-process handles ----------------------------------------------------------
-    def _keys(self):
-        return [k for k in (self.grids_key, self.energy_key, self._beta_key) if k is not None]
-
     def _readers(self):
         h = self._handles
         if h is None or h.pid != os.getpid():
             # first use in this process, or we were forked: open our own handle (the
             # parent's is left alone; it is not safe to share across processes)
-            self._handles = h = _Handles(self.filepath, self._keys(), self.use_mmap)
+            small = [k for k in (self.energy_key, self._beta_key) if k is not None]
+            self._handles = h = _Handles(self.filepath, self.grids_key, small, self.read_raw)
         return h.readers
 
     def close(self) -> None:
@@ -594,35 +654,32 @@ class _IsingDataset(Dataset):
             return self._arrays[key][idx]
         return self._readers()[key].read(idx)
 
-    def read_batch(self, indices) -> tuple:
-        """Batched item for ``indices`` (ints): the item tuple with a leading batch dim."""
+    def _read_raw(self, indices) -> tuple:
+        """(int8 snake sequences (B, L) or (B, 2L), energies (B,) or None, betas (B,) or None)."""
         idx = self._indices(indices)
         grids = self._read(self.grids_key, idx).reshape(len(idx), self.seq_len)
         if self._arrays is None and not np.all(np.abs(grids) == 1):
             # construction checked a sample only: refuse bad spins when they are reached
             bad = int(np.argmax(~np.all(np.abs(grids) == 1, axis=1)))
             self._check_spins(grids[bad : bad + 1].reshape(1, self.n_x, self.n_y), int(idx[bad]))
-        seq = np.take(grids, self._perm, axis=1).astype(np.float32)  # one gather for the batch
-        L = self.seq_len
-        parts = [seq[:, :L], seq[:, L:]] if self._two_d else [seq]
-        if self._probability:
-            xs = [np.ascontiguousarray(p[:, :-1, None]) for p in parts]
-            ys = [(p[:, 1:, None] + 1.0) * 0.5 for p in parts]  # ±1 -> {0, 1}
-            out = xs + [np.stack(ys, axis=1) if self._two_d else ys[0]]
-        else:
-            energy = self._read(self.energy_key, idx).reshape(len(idx), 1).astype(np.float32)
-            out = [np.ascontiguousarray(p[:, :, None]) for p in parts] + [energy]
+        seq = np.take(grids, self._perm, axis=1).astype(np.int8, copy=False)  # one gather for the batch
+        energy = beta = None
+        if not self._probability:
+            energy = self._read(self.energy_key, idx).reshape(len(idx)).astype(np.float32)
         if self.return_beta:
             if self._beta_const is not None:
-                beta = np.full((len(idx), 1), self._beta_const, dtype=np.float32)
+                beta = np.full(len(idx), self._beta_const, dtype=np.float32)
             else:
-                beta = self._read(self._beta_key, idx).reshape(len(idx), 1).astype(np.float32)
-            out.append(beta)
-        return _to_tensors(out)
+                beta = self._read(self._beta_key, idx).reshape(len(idx)).astype(np.float32)
+        return seq, energy, beta
+
+    def read_batch(self, indices) -> tuple:
+        """Batched item for ``indices`` (ints): the item tuple with a leading batch dim."""
+        return _assemble((self._two_d, self._probability), *self._read_raw(indices))
 
     def __getitems__(self, indices) -> _Batch:
         # torch's DataLoader calls this with the indices of a whole batch
-        return _Batch(self.read_batch(indices))
+        return _Batch((self._two_d, self._probability), self._read_raw(indices))
 
     def __getitem__(self, index):
         """One item for an int index; a batched item for a sequence / array of indices."""
@@ -689,6 +746,33 @@ _DATASETS = {
 }
 
 
+class ArrayBatchSampler(BatchSampler):
+    """A ``BatchSampler`` that yields each batch as one int64 array sliced from the epoch's
+    order, instead of building it one index at a time (which took ~40% of an in-memory
+    pass, measured). Any sampler works; ``RandomSampler`` and ``SequentialSampler`` get
+    their order in one call. Lightning can swap the sampler (e.g. for DDP), as with
+    ``BatchSampler``.
+    """
+
+    def _order(self) -> np.ndarray:
+        s = self.sampler
+        if type(s) is SequentialSampler:
+            return np.arange(len(s.data_source), dtype=np.int64)
+        if type(s) is RandomSampler and not s.replacement and s.num_samples == len(s.data_source):
+            generator = s.generator
+            if generator is None:  # as RandomSampler does: a fresh seed each epoch
+                seed = int(torch.empty((), dtype=torch.int64).random_().item())
+                generator = torch.Generator().manual_seed(seed)
+            return torch.randperm(len(s.data_source), generator=generator).numpy()
+        return np.fromiter(iter(s), dtype=np.int64)
+
+    def __iter__(self):
+        order = self._order()
+        stop = len(order) - len(order) % self.batch_size if self.drop_last else len(order)
+        for start in range(0, stop, self.batch_size):
+            yield order[start : start + self.batch_size]
+
+
 def make_dataloader(
     dataset: _IsingDataset,
     batch_size: int = 512,
@@ -713,12 +797,10 @@ def make_dataloader(
         sampler = SequentialSampler(dataset)
     return DataLoader(
         dataset,
-        batch_size=batch_size,
-        sampler=sampler,
+        batch_sampler=ArrayBatchSampler(sampler, batch_size, drop_last),
         num_workers=num_workers,
         collate_fn=collate_batched,
         persistent_workers=persistent_workers and num_workers > 0,
-        drop_last=drop_last,
         pin_memory=pin_memory,
         multiprocessing_context=multiprocessing_context if num_workers > 0 else None,
     )

@@ -271,7 +271,8 @@ class IsingSequenceModule(pl.LightningModule):
         test: rank r gets padded positions r, r + W, r + 2W, ..., positions >= N repeat)."""
         loaders = self.trainer.test_dataloaders
         loader = loaders[0] if isinstance(loaders, (list, tuple)) else loaders
-        sampler = getattr(loader, "sampler", None)
+        # the sampler that orders the samples: inside the batch sampler when there is one
+        sampler = getattr(getattr(loader, "batch_sampler", None), "sampler", None) or getattr(loader, "sampler", None)
         mask = torch.ones(n, dtype=torch.bool, device=self.device)
         if isinstance(sampler, DistributedSampler) and not sampler.drop_last and not sampler.shuffle:
             pos = sampler.rank + (self._test_seen + torch.arange(n, device=self.device)) * sampler.num_replicas

@@ -3,11 +3,16 @@
 Measured in one run, on one file written by the real generator (8 x 8 ISING1 unless
 --file is given), for EnergyDataset2D (rows and columns sequences + energy):
 
-- hdf5 (memory map)      the default reader, num_workers 0 and 2 (persistent workers; the
+- hdf5 (pread)           the default reader for files above MMAP_MAX_BYTES (memory map
+                         below it), num_workers 0 and 2 (persistent workers; the
                          first pass, with worker start-up, and a second pass are reported)
-- hdf5 (h5py reads)      use_mmap=False: one h5py read of sorted indices per batch
-- in-memory numpy        in_memory=True through the same loader (the baseline of the target)
-- numpy bound            the same gathers on preloaded arrays, no DataLoader (upper bound)
+- same, memory map       (large files) the whole file mapped: fastest, RSS grows by the file
+- same, map released     (large files) the other bounded-RSS reader: the map's pages
+                         dropped after every batch
+- hdf5 (h5py reads)      read_raw=False: one h5py read of sorted indices per batch
+- in-memory numpy        in_memory=True through the same loader (the baseline of the
+                         target), num_workers 0 and 2
+- plain numpy loop       the same gathers on preloaded arrays, no DataLoader
 - reference-style        whole arrays in memory, one sample at a time, snake flattening by a
                          Python loop per sample, default collate (the published approach)
 - model step (optional)  forward + backward + Adam of the default 2D energy GRU (hidden
@@ -16,9 +21,12 @@ Measured in one run, on one file written by the real generator (8 x 8 ISING1 unl
 Targets (issue 3): hdf5 >= 0.5 x in-memory and >= 20 x reference-style. Slow paths are
 timed on a prefix of the pass (their rate per sample is constant); the prefix is printed.
 
-    .venv/bin/python benchmarks/bench_datasets.py [--n_samples 400000] [--file PATH]
+    .venv/bin/python benchmarks/bench_datasets.py [--n_samples 3200000] [--file PATH]
+
+(3,200,000 lattices is the published training-set size: a 230 MB file.)
 """
 import argparse
+import mmap
 import os
 import subprocess
 import sys
@@ -65,6 +73,26 @@ class ReferenceStyleDataset(Dataset):
         return rows, cols, torch.tensor([self.energies[i]], dtype=torch.float32)
 
 
+class ReleasedMapRows(pdx._MappedRows):
+    """The other way to bound RSS (our earlier reader, kept here for comparison): gather
+    from a memory map of the whole file, then drop the mapped pages (madvise DONTNEED)
+    after every batch. Page-cache folios are mapped whole, so one batch of random rows
+    maps most of the file, and the next batch faults it back in."""
+
+    def __init__(self, path, like):
+        self._fh = open(path, "rb")
+        self._mm = mmap.mmap(self._fh.fileno(), 0, access=mmap.ACCESS_READ)
+        self.__dict__.update({k: v for k, v in like.__dict__.items() if k != "_windows"})
+        flat = np.frombuffer(self._mm, dtype=np.uint8)
+        self._windows = np.lib.stride_tricks.as_strided(
+            flat, shape=(flat.size - self.row_bytes + 1, self.row_bytes), strides=(1, 1), writeable=False)
+
+    def read(self, idx):
+        rows = super().read(idx)
+        self._mm.madvise(mmap.MADV_DONTNEED)
+        return rows
+
+
 def time_loader(loader, max_batches=None):
     """(samples/s, samples seen, seconds) over one pass (or its first max_batches)."""
     n, t0 = 0, time.perf_counter()
@@ -76,7 +104,7 @@ def time_loader(loader, max_batches=None):
     return n / dt, n, dt
 
 
-def numpy_bound(ds, batch_size, seed=0):
+def numpy_loop(ds, batch_size, seed=0):
     """Same gathers on preloaded numpy arrays, no DataLoader, no file."""
     grids = ds._arrays[ds.grids_key].reshape(len(ds), -1)
     energies = ds._arrays[ds.energy_key]
@@ -119,8 +147,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--file", default=None, help="existing HDF5 file to read (default: generate one)")
     p.add_argument("--n_samples", type=int, default=600_000,
-                   help="lattices to generate (default 600000: ~40 MiB, above the 32 MiB budget of mapped "
-                        "pages, so pages are released as with a full-size training file)")
+                   help="lattices to generate (default 600000: ~40 MiB, above the 32 MiB MMAP_MAX_BYTES, so "
+                        "rows are read with pread as from a full-size training file)")
     p.add_argument("--batch_size", type=int, default=512, help="batch size (default 512)")
     p.add_argument("--workers", type=int, default=2, help="num_workers of the parallel run (default 2)")
     p.add_argument("--slow_batches", type=int, default=60,
@@ -152,7 +180,7 @@ def main(argv=None):
     def report(name, rate, n=None, dt=None):
         rates[name] = rate
         extra = f"  ({n} samples in {dt:.2f} s)" if n is not None else ""
-        print(f"{name:<38s} {rate:>12,.0f} samples/s{extra}")
+        print(f"{name:<42s} {rate:>12,.0f} samples/s{extra}")
 
     ds = pdx.EnergyDataset2D(path)
     mem = pdx.EnergyDataset2D(path, in_memory=True, validate="none")
@@ -163,28 +191,44 @@ def main(argv=None):
         for key, d in (("h5", ds), ("mem", mem)):
             r = time_loader(pdx.make_dataloader(d, bs, shuffle=True, seed=0))
             best[key] = max(best[key], r)
-    report(f"hdf5 memory map, workers 0 [best of {args.repeats}]", *best["h5"])
-    if ds._handles.map is not None and path.stat().st_size > pdx.RSS_BUDGET_BYTES:
-        # what bounding the resident memory costs: the same pass with pages never released
-        budget, pdx.RSS_BUDGET_BYTES = pdx.RSS_BUDGET_BYTES, 1 << 62
-        report("  same, pages never released (RSS ~ file)", *time_loader(pdx.make_dataloader(ds, bs, shuffle=True)))
-        pdx.RSS_BUDGET_BYTES = budget
+    raw = type(ds._handles.readers[ds.grids_key]).__name__
+    how = {"_PreadRows": "pread", "_MappedRows": "memory map"}.get(raw, "h5py")
+    report(f"hdf5 {how}, workers 0 [best of {args.repeats}]", *best["h5"])
+    if raw == "_PreadRows":
+        # what bounding the resident memory costs: the same file through a memory map,
+        # which makes the whole file resident
+        limit, pdx.MMAP_MAX_BYTES = pdx.MMAP_MAX_BYTES, 1 << 62
+        mapped = pdx.EnergyDataset2D(path)
+        mapped[0]
+        report("  same, memory map (RSS ~ file)", *time_loader(pdx.make_dataloader(mapped, bs, shuffle=True)))
+        pdx.MMAP_MAX_BYTES = limit
+        if hasattr(mmap, "MADV_DONTNEED"):
+            # and the other way to bound it: the map, released after every batch
+            readers = mapped._handles.readers
+            readers[mapped.grids_key] = ReleasedMapRows(path, readers[mapped.grids_key])
+            report("  same, memory map released every batch",
+                   *time_loader(pdx.make_dataloader(mapped, bs, shuffle=True)))
+        mapped.close()
     else:
-        print(f"  (file <= {pdx.RSS_BUDGET_BYTES >> 20} MiB: pages are never released, RSS stays under that)")
+        print(f"  (file <= {pdx.MMAP_MAX_BYTES >> 20} MiB: memory-mapped, RSS grows by at most that)")
     loader = pdx.make_dataloader(ds, bs, shuffle=True, seed=0, num_workers=args.workers)
     r = time_loader(loader)
-    report(f"hdf5 memory map, workers {args.workers}, pass 1", *r)
+    report(f"hdf5 {how}, workers {args.workers}, pass 1", *r)
     r = time_loader(loader)
-    report(f"hdf5 memory map, workers {args.workers}, pass 2", *r)
+    report(f"hdf5 {how}, workers {args.workers}, pass 2", *r)
     del loader
     ds.close()
+    loader = pdx.make_dataloader(mem, bs, shuffle=True, seed=0, num_workers=args.workers)
+    time_loader(loader)
+    report(f"in-memory numpy, workers {args.workers}, pass 2", *time_loader(loader))
+    del loader
 
-    ds_h5 = pdx.EnergyDataset2D(path, use_mmap=False)
+    ds_h5 = pdx.EnergyDataset2D(path, read_raw=False)
     r = time_loader(pdx.make_dataloader(ds_h5, bs, shuffle=True, seed=0), args.slow_batches)
     report(f"hdf5 h5py reads, workers 0 [{args.slow_batches} batches]", *r)
 
     report(f"in-memory numpy, same loader [best of {args.repeats}]", *best["mem"])
-    report("numpy bound (no DataLoader)", numpy_bound(mem, bs))
+    report("plain numpy loop (no DataLoader)", numpy_loop(mem, bs))
 
     ref = ReferenceStyleDataset(path)
     r = time_loader(DataLoader(ref, batch_size=bs, shuffle=True), args.slow_batches)
@@ -197,9 +241,9 @@ def main(argv=None):
         if model_rate is not None:
             report("model: 2D energy GRU train step (CPU)", model_rate)
 
-    h5 = rates[f"hdf5 memory map, workers 0 [best of {args.repeats}]"]
-    h5w = rates[f"hdf5 memory map, workers {args.workers}, pass 2"]
-    h5keep = rates.get("  same, pages never released (RSS ~ file)")
+    h5 = rates[f"hdf5 {how}, workers 0 [best of {args.repeats}]"]
+    h5w = rates[f"hdf5 {how}, workers {args.workers}, pass 2"]
+    h5keep = rates.get("  same, memory map (RSS ~ file)")
     inmem = rates[f"in-memory numpy, same loader [best of {args.repeats}]"]
     refr = rates[f"reference-style loop [{args.slow_batches} batches]"]
 
@@ -210,10 +254,14 @@ def main(argv=None):
     print(f"  hdf5 w0 / in-memory                   {h5 / inmem:8.2f}   {ok(h5 / inmem, 0.5)}")
     print(f"  hdf5 w0 / reference-style             {h5 / refr:8.1f}   {ok(h5 / refr, 20)}")
     if h5keep is not None:
-        print(f"  hdf5 w0 never released / in-memory    {h5keep / inmem:8.2f}   {ok(h5keep / inmem, 0.5)}")
-        print(f"  hdf5 w0 never released / reference    {h5keep / refr:8.1f}   {ok(h5keep / refr, 20)}")
+        print(f"  hdf5 w0 memory map / in-memory        {h5keep / inmem:8.2f}   {ok(h5keep / inmem, 0.5)}")
+        print(f"  hdf5 w0 memory map / reference        {h5keep / refr:8.1f}   {ok(h5keep / refr, 20)}")
     print(f"  hdf5 w{args.workers} / in-memory                   {h5w / inmem:8.2f}")
-    print(f"  hdf5 w0 / numpy bound                 {h5 / rates['numpy bound (no DataLoader)']:8.2f}")
+    print(f"  hdf5 w{args.workers} / in-memory w{args.workers}                {h5w / rates[f'in-memory numpy, workers {args.workers}, pass 2']:8.2f}")
+    released = rates.get("  same, memory map released every batch")
+    if released is not None:
+        print(f"  hdf5 w0 / memory map released         {h5 / released:8.2f}   (both bound RSS)")
+    print(f"  hdf5 w0 / plain numpy loop            {h5 / rates['plain numpy loop (no DataLoader)']:8.2f}")
     if model_rate is not None:
         print(f"  hdf5 w0 / model train step            {h5 / model_rate:8.1f}   "
               f"({'data loading is not the bottleneck' if h5 > 10 * model_rate else 'CHECK: loading near model speed'})")

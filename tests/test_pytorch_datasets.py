@@ -6,6 +6,7 @@ copies of real ones with one thing broken.
 import gc
 import pickle
 import shutil
+import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
@@ -201,12 +202,14 @@ def test_item_shapes_dtypes_values(small_file, cls, return_beta):
 
 
 @pytest.mark.parametrize("cls", ALL_CLASSES)
-@pytest.mark.parametrize("variant", ["mmap", "h5py", "in_memory", "chunked", "compressed"])
-def test_items_equal_file_contents(small_file, tmp_path, cls, variant):
+@pytest.mark.parametrize("variant", ["mmap", "pread", "h5py", "in_memory", "chunked", "compressed"])
+def test_items_equal_file_contents(small_file, tmp_path, cls, variant, monkeypatch):
     path = small_file
     kwargs = {}
-    if variant == "h5py":
-        kwargs["use_mmap"] = False
+    if variant == "pread":
+        monkeypatch.setattr(pdx, "MMAP_MAX_BYTES", 0)  # as for a file above the limit
+    elif variant == "h5py":
+        kwargs["read_raw"] = False
     elif variant == "in_memory":
         kwargs["in_memory"] = True
     elif variant == "chunked":
@@ -234,10 +237,15 @@ def test_items_equal_file_contents(small_file, tmp_path, cls, variant):
         ds[len(ds)]
 
 
-def test_mapped_reader_is_used_for_unfiltered_files(small_file, tmp_path):
+def test_raw_readers_are_used_for_unfiltered_files(small_file, tmp_path, monkeypatch):
     ds = EnergyDataset(small_file)
     ds[0]
     assert type(ds._handles.readers["ising_grids"]).__name__ == "_MappedRows"
+    monkeypatch.setattr(pdx, "MMAP_MAX_BYTES", small_file.stat().st_size - 1)
+    ds.close()
+    ds[0]
+    assert type(ds._handles.readers["ising_grids"]).__name__ == "_PreadRows"
+    monkeypatch.undo()
     chunked = EnergyDataset(_rewrite(small_file, tmp_path / "c.hdf5", chunks=7))
     chunked[0]
     assert type(chunked._handles.readers["ising_grids"]).__name__ == "_MappedRows"
@@ -267,20 +275,57 @@ def _multiset(loader):
                    for b in loader for i in range(len(b[0])))
 
 
-@pytest.mark.parametrize("context,use_mmap", [
-    ("fork", True), ("fork", False), pytest.param("spawn", True, marks=pytest.mark.slow),
+# Run in a fresh interpreter: this pytest process has JAX's threads running (the data
+# files are made by the real generator), and forking a multithreaded process can deadlock.
+_WORKER_CHECK = r"""
+import sys
+from collections import Counter
+import torch
+sys.path.insert(0, sys.argv[1])
+import pytorch_datasets as pdx
+
+def multiset(batches):
+    return Counter(tuple(torch.cat([t.reshape(len(t), -1) for t in b], 1)[i].tolist())
+                   for b in batches for i in range(len(b[0])))
+
+path, context = sys.argv[2], sys.argv[3]
+for reader in sys.argv[4].split(","):
+    pdx.MMAP_MAX_BYTES = 0 if reader == "pread" else 32 * 2**20  # forked workers inherit it
+    for cls in (pdx.ProbabilityDataset2D, pdx.EnergyDataset):
+        ds = cls(path, return_beta=True, read_raw=reader != "h5py")
+        ds[0]  # the parent has a handle open before the workers start
+        base = multiset(pdx.make_dataloader(ds, batch_size=16, num_workers=0))
+        assert sum(base.values()) == len(ds)
+        loader = pdx.make_dataloader(ds, batch_size=16, shuffle=True, num_workers=2,
+                                     persistent_workers=True, multiprocessing_context=context)
+        for epoch in range(2):  # two epochs through the same persistent workers
+            batches = list(loader)
+            assert all(type(b) is tuple and all(type(t) is torch.Tensor for t in b) for b in batches)
+            assert multiset(batches) == base, (reader, cls.__name__, epoch)
+        print("ok", context, reader, cls.__name__)
+"""
+
+
+@pytest.mark.parametrize("context,readers", [
+    ("fork", "mmap,pread,h5py"), pytest.param("spawn", "mmap", marks=pytest.mark.slow),
 ])
-def test_workers_give_the_same_samples(small_file, context, use_mmap):
-    ds = ProbabilityDataset2D(small_file, return_beta=True, use_mmap=use_mmap)
-    ds[0]  # the parent has a handle open before the workers start
-    base = _multiset(make_dataloader(ds, batch_size=16, num_workers=0))
-    loader = make_dataloader(
-        ds, batch_size=16, shuffle=True, num_workers=2, persistent_workers=True,
-        multiprocessing_context=context,
-    )
-    for _ in range(2):  # two epochs through the same persistent workers
-        assert _multiset(loader) == base
-    assert sum(base.values()) == len(ds)
+def test_workers_give_the_same_samples(small_file, context, readers):
+    run = subprocess.run([sys.executable, "-c", _WORKER_CHECK, str(ROOT), str(small_file), context, readers],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.count("ok ") == 2 * len(readers.split(",")), run.stdout
+
+
+@pytest.mark.parametrize("cls", ALL_CLASSES)
+def test_worker_batches_cross_processes_as_the_same_tensors(small_file, cls):
+    # what a worker sends (the raw batch) unpickles as exactly the item tuple
+    ds = cls(small_file, return_beta=True)
+    idx = np.array([3, 0, 79, 3, 41])
+    sent = pickle.loads(pickle.dumps(pdx._WireBatch(ds.__getitems__(idx))))
+    want = ds[idx]
+    assert type(sent) is tuple and len(sent) == len(want)
+    for a, b in zip(sent, want):
+        assert a.dtype == b.dtype == torch.float32 and torch.equal(a, b)
 
 
 def test_default_collate_gives_the_same_batches(small_file):
@@ -396,13 +441,17 @@ needs_proc = pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="
 
 @pytest.mark.slow
 @needs_proc
-@pytest.mark.parametrize("use_mmap", [True, False])
-def test_iterating_a_large_file_keeps_memory_bounded(big_file, use_mmap):
+@pytest.mark.parametrize("read_raw", [True, False])
+def test_iterating_a_large_file_keeps_memory_bounded(big_file, read_raw):
     size = big_file.stat().st_size
     assert size > 100 * 2**20
     # through h5py a shuffled pass over a chunked file re-reads most chunks every batch
     # (slow, by nature of random access to chunks); a sequential pass shows the same memory
-    growth, ds = _rss_growth_over_passes(big_file, shuffle=use_mmap, use_mmap=use_mmap)
+    growth, ds = _rss_growth_over_passes(big_file, shuffle=read_raw, read_raw=read_raw)
+    if read_raw:  # a file above MMAP_MAX_BYTES is read row by row
+        assert size > pdx.MMAP_MAX_BYTES
+        ds[0]
+        assert type(ds._handles.readers["ising_grids"]).__name__ == "_PreadRows"
     assert size > 20 * len(pickle.dumps(ds))  # the file dwarfs the dataset's bookkeeping
     assert growth < size / 2, f"RSS grew by {growth / 2**20:.1f} MiB over a {size / 2**20:.0f} MiB file"
 
@@ -412,8 +461,8 @@ def test_iterating_a_large_file_keeps_memory_bounded(big_file, use_mmap):
 def test_rss_measurement_can_fail(big_file, monkeypatch):
     # controls: the measurement above does see a file that becomes resident
     size = big_file.stat().st_size
-    # 1) a memory map whose pages are never released
-    monkeypatch.setattr(pdx, "RSS_BUDGET_BYTES", 1 << 60)
+    # 1) the whole file read through a memory map (as files up to MMAP_MAX_BYTES are)
+    monkeypatch.setattr(pdx, "MMAP_MAX_BYTES", 1 << 60)
     growth, _ = _rss_growth_over_passes(big_file)
     assert growth > size / 2
     # 2) the grids held in memory
