@@ -763,7 +763,11 @@ class ArrayBatchSampler(BatchSampler):
             if generator is None:  # as RandomSampler does: a fresh seed each epoch
                 seed = int(torch.empty((), dtype=torch.int64).random_().item())
                 generator = torch.Generator().manual_seed(seed)
-            return torch.randperm(len(s.data_source), generator=generator).numpy()
+            order = torch.randperm(len(s.data_source), generator=generator).numpy()
+            # RandomSampler draws a second (empty-sliced) permutation per epoch: draw it too,
+            # so that a seed gives the very batches of torch's BatchSampler, epoch after epoch
+            torch.randperm(len(s.data_source), generator=generator)
+            return order
         return np.fromiter(iter(s), dtype=np.int64)
 
     def __iter__(self):

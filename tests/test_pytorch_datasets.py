@@ -328,6 +328,22 @@ def test_worker_batches_cross_processes_as_the_same_tensors(small_file, cls):
         assert a.dtype == b.dtype == torch.float32 and torch.equal(a, b)
 
 
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_array_batch_sampler_gives_torchs_batches(drop_last):
+    # same batches as torch's BatchSampler over the same samplers, epoch after epoch
+    data = range(37)
+    for make in (lambda: pdx.RandomSampler(data, generator=torch.Generator().manual_seed(3)),
+                 lambda: pdx.SequentialSampler(data),
+                 lambda: torch.utils.data.DistributedSampler(data, num_replicas=2, rank=1, shuffle=True)):
+        ours = pdx.ArrayBatchSampler(make(), 8, drop_last)
+        theirs = torch.utils.data.BatchSampler(make(), 8, drop_last)
+        for _ in range(3):
+            batches = list(ours)
+            assert all(isinstance(b, np.ndarray) and b.dtype == np.int64 for b in batches)
+            assert [b.tolist() for b in batches] == list(theirs)
+            assert len(batches) == len(ours)
+
+
 def test_default_collate_gives_the_same_batches(small_file):
     ds = EnergyDataset2D(small_file, return_beta=True)
     ours = list(make_dataloader(ds, batch_size=16))
