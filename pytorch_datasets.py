@@ -492,6 +492,11 @@ class _IsingDataset(Dataset):
     _two_d = False
     _probability = True
 
+    @property
+    def _layout(self) -> tuple:
+        """What ``_assemble`` needs to build this dataset's items."""
+        return self._two_d, self._probability
+
     def __init__(
         self,
         filepath,
@@ -675,11 +680,11 @@ class _IsingDataset(Dataset):
 
     def read_batch(self, indices) -> tuple:
         """Batched item for ``indices`` (ints): the item tuple with a leading batch dim."""
-        return _assemble((self._two_d, self._probability), *self._read_raw(indices))
+        return _assemble(self._layout, *self._read_raw(indices))
 
     def __getitems__(self, indices) -> _Batch:
         # torch's DataLoader calls this with the indices of a whole batch
-        return _Batch((self._two_d, self._probability), self._read_raw(indices))
+        return _Batch(self._layout, self._read_raw(indices))
 
     def __getitem__(self, index):
         """One item for an int index; a batched item for a sequence / array of indices."""

@@ -73,23 +73,18 @@ class ReferenceStyleDataset(Dataset):
         return rows, cols, torch.tensor([self.energies[i]], dtype=torch.float32)
 
 
-class ReleasedMapRows(pdx._MappedRows):
-    """The other way to bound RSS (our earlier reader, kept here for comparison): gather
-    from a memory map of the whole file, then drop the mapped pages (madvise DONTNEED)
-    after every batch. Page-cache folios are mapped whole, so one batch of random rows
-    maps most of the file, and the next batch faults it back in."""
+class ReleasedMapRows:
+    """The other way to bound RSS (our earlier reader, kept here for comparison): a
+    dataset's memory-map reader whose mapped pages are dropped (madvise DONTNEED) after
+    every batch. Page-cache folios are mapped whole, so one batch of random rows maps
+    most of the file, and the next batch faults it back in."""
 
-    def __init__(self, path, like):
-        self._fh = open(path, "rb")
-        self._mm = mmap.mmap(self._fh.fileno(), 0, access=mmap.ACCESS_READ)
-        self.__dict__.update({k: v for k, v in like.__dict__.items() if k != "_windows"})
-        flat = np.frombuffer(self._mm, dtype=np.uint8)
-        self._windows = np.lib.stride_tricks.as_strided(
-            flat, shape=(flat.size - self.row_bytes + 1, self.row_bytes), strides=(1, 1), writeable=False)
+    def __init__(self, mapped_rows, mm):
+        self.rows, self.mm = mapped_rows, mm
 
     def read(self, idx):
-        rows = super().read(idx)
-        self._mm.madvise(mmap.MADV_DONTNEED)
+        rows = self.rows.read(idx)  # a copy: the pages can go
+        self.mm.madvise(mmap.MADV_DONTNEED)
         return rows
 
 
@@ -205,7 +200,7 @@ def main(argv=None):
         if hasattr(mmap, "MADV_DONTNEED"):
             # and the other way to bound it: the map, released after every batch
             readers = mapped._handles.readers
-            readers[mapped.grids_key] = ReleasedMapRows(path, readers[mapped.grids_key])
+            readers[mapped.grids_key] = ReleasedMapRows(readers[mapped.grids_key], mapped._handles.map)
             report("  same, memory map released every batch",
                    *time_loader(pdx.make_dataloader(mapped, bs, shuffle=True)))
         mapped.close()

@@ -8,7 +8,6 @@ import pickle
 import shutil
 import subprocess
 import sys
-from collections import Counter
 from pathlib import Path
 
 import h5py
@@ -270,11 +269,6 @@ def test_construction_is_lazy_and_picklable(small_file):
 # --------------------------------------------------------------------------------------
 # Loaders
 # --------------------------------------------------------------------------------------
-def _multiset(loader):
-    return Counter(tuple(torch.cat([t.reshape(len(t), -1) for t in b], 1)[i].tolist())
-                   for b in loader for i in range(len(b[0])))
-
-
 # Run in a fresh interpreter: this pytest process has JAX's threads running (the data
 # files are made by the real generator), and forking a multithreaded process can deadlock.
 _WORKER_CHECK = r"""
