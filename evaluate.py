@@ -27,101 +27,11 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from ising import chi_square_test, exact_energy_distribution, exact_mean_energy
+
 ROOT = Path(__file__).resolve().parent
 N_EVAL = 32_000
 EVAL_SEED = 0
-
-
-# ----------------------------------------------------------------------------------------
-# Exact physics: energy distribution of a finite periodic lattice by transfer matrix
-# ----------------------------------------------------------------------------------------
-def _row_states(n_y: int) -> np.ndarray:
-    """All 2**n_y rows: int (2**n_y, n_y), values ±1."""
-    bits = (np.arange(2**n_y)[:, None] >> np.arange(n_y)[None, :]) & 1
-    return (2 * bits - 1).astype(np.int64)
-
-
-def exact_energy_distribution(n_x: int, n_y: int, beta: float, model: str = "ISING1"):
-    """Exact Boltzmann distribution of the total energy of an n_x x n_y periodic lattice.
-
-    E = -Σ s_i (s_right + s_down) [ISING1]  - ½ Σ s_i (s_down-right + s_up-right) [ISING2].
-    Row-to-row transfer matrix T(β + iθ) evaluated on M equally spaced θ; Tr T^n_x is the
-    characteristic function of 2E, and an inverse DFT turns it into g(E) e^{-βE}. Exact up to
-    float64 round-off (about 1e-15 of the largest probability); cost O(M · 4**n_y · n_x).
-
-    Returns (energies float64 (K,), probabilities float64 (K,)) over the support g(E) > 0.
-    """
-    if model not in ("ISING1", "ISING2"):
-        raise ValueError(f"unknown model {model!r}; use ISING1 or ISING2")
-    if n_y > 10:
-        raise ValueError("transfer matrix of 2**n_y rows: keep n_y <= 10")
-    rows = _row_states(n_y)
-    right = np.roll(rows, -1, axis=1)
-    intra = -(rows * right).sum(1)  # bonds inside a row, each once
-    # bonds between row r (above) and row r' (below): vertical, and for ISING2 both diagonals
-    pair = -(rows @ rows.T).astype(np.float64)
-    if model == "ISING2":
-        pair = pair - 0.5 * (rows @ right.T + right @ rows.T)
-    # symmetric split of the intra-row energy between the two rows of the pair
-    e2 = np.rint(2 * (pair + 0.5 * intra[:, None] + 0.5 * intra[None, :])).astype(np.int64)  # 2E units
-    # Entries are e2 = shift + g·d with integer d >= 0; the total over the n_x row pairs is
-    # 2E = n_x·shift + g·D with 0 <= D <= n_x·max(d), so M = n_x·max(d) + 1 frequencies
-    # resolve D without aliasing (g = 4 for ISING1 cuts the work fourfold).
-    shift = int(e2.min())
-    g = int(np.gcd.reduce((e2 - shift).ravel())) or 1
-    d = (e2 - shift) // g
-    m = n_x * int(d.max()) + 1
-    theta = 2 * np.pi * np.arange(m) / m
-    real_w = np.exp(-0.5 * beta * g * d)  # the factor exp(-β shift/2) per pair cancels on normalising
-    char = np.empty(m, dtype=np.complex128)
-    for k0 in range(0, m, 32):  # batches of θ keep memory at 32 · 4**n_y complex numbers
-        th = theta[k0 : k0 + 32]
-        t = real_w[None] * np.exp(-1j * th[:, None, None] * d[None])
-        acc, p, n = None, t, n_x
-        while n:  # T**n_x by repeated squaring
-            if n & 1:
-                acc = p if acc is None else acc @ p
-            n >>= 1
-            if n:
-                p = p @ p
-        char[k0 : k0 + 32] = np.trace(acc, axis1=1, axis2=2)
-    # char[k] = Σ_D W(D) e^{-iθ_k D}: the inverse DFT puts W(D) at index D.
-    weights = np.fft.ifft(char).real
-    weights = np.where(weights > 1e-13 * weights.max(), weights, 0.0)
-    keep = np.nonzero(weights > 0)[0]
-    probs = weights[keep] / weights[keep].sum()
-    e2_vals = n_x * shift + g * keep
-    return e2_vals / 2.0, probs
-
-
-def exact_mean_energy(n_x: int, n_y: int, beta: float, model: str = "ISING1") -> float:
-    """<E> of the finite periodic lattice, exact (see exact_energy_distribution)."""
-    e, p = exact_energy_distribution(n_x, n_y, beta, model)
-    return float((e * p).sum())
-
-
-def chi_square_test(observed: np.ndarray, expected_probs: np.ndarray, min_expected: float = 5.0):
-    """Pearson chi-square goodness of fit; bins with expected count < min_expected are pooled
-    with their neighbours (from the tails inwards). Returns (chi2, dof, p_value)."""
-    from scipy.stats import chi2 as chi2_dist
-
-    observed = np.asarray(observed, np.float64)
-    expected = np.asarray(expected_probs, np.float64) * observed.sum()
-    obs_bins, exp_bins, o_acc, e_acc = [], [], 0.0, 0.0
-    for o, e in zip(observed, expected):
-        o_acc += o
-        e_acc += e
-        if e_acc >= min_expected:
-            obs_bins.append(o_acc)
-            exp_bins.append(e_acc)
-            o_acc = e_acc = 0.0
-    if obs_bins:  # the remaining low-expectation tail joins the last bin
-        obs_bins[-1] += o_acc
-        exp_bins[-1] += e_acc
-    o, e = np.array(obs_bins), np.array(exp_bins)
-    stat = float(((o - e) ** 2 / e).sum())
-    dof = max(len(o) - 1, 1)
-    return stat, dof, float(chi2_dist.sf(stat, dof))
 
 
 def _file_info(f: h5py.File) -> dict:

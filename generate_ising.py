@@ -76,15 +76,14 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-MODELS = ("ISING1", "ISING2")
+from ising import MODELS, check_model, colouring, energy, integrated_autocorr_time, neighbours
+
 ALGORITHMS = ("checkerboard", "single")
-BETA_C_ISING1 = 0.5 * math.log(1.0 + math.sqrt(2.0))  # Onsager, infinite lattice
 
 # Defaults (see --help text for how they were chosen).
 DEFAULT_BURN_IN = 1000
 DEFAULT_TOTAL_CHAINS = 4096
 ZERO_ACCEPT_CB = 0.9
-TAU_WINDOW_C = 5.0  # Sokal's automatic windowing constant
 TRACE_SWEEPS = 256  # last burn-in sweeps used to measure tau_int and the acceptance rate
 # Acceptance probability of a flip with dE = 0.  Any value in (0, 1] keeps the Boltzmann law
 # stationary (a(dE)/a(-dE) = exp(-beta dE) holds trivially at dE = 0).  The reference's
@@ -111,190 +110,7 @@ def acceptance_scale(betas, algorithm="checkerboard"):
         return np.ones_like(b)
     return 1.0 - 0.5 * np.exp(-20.0 * b)
 
-__all__ = ["energy", "local_field", "coupling_matrix", "neighbours", "colouring", "generate", "main",
-           "acceptance_scale", "acceptance_table", "validate",
-           "exact_log_z_ising1", "exact_mean_energy_ising1", "integrated_autocorr_time",
-           "threefry2x32", "Sampler"]
-
-
-# ----------------------------------------------------------------------------- physics
-def _xp(a):
-    return jnp if isinstance(a, jax.Array) else np
-
-
-def _check_model(model):
-    if model not in MODELS:
-        raise ValueError(f"unknown model {model!r}; use one of {', '.join(MODELS)}")
-
-
-def energy(grids, model="ISING1"):
-    """Total energy of lattices.
-
-    grids: (..., n_x, n_y) spins +-1 (numpy or jax, any numeric dtype).
-    Returns float energies (...): float64 for numpy input, float32 for jax input.
-    """
-    _check_model(model)
-    xp = _xp(grids)
-    s = grids.astype(xp.float32 if xp is jnp else np.float64)
-    right = xp.roll(s, -1, axis=-1)           # s[x, y+1]
-    down = xp.roll(s, -1, axis=-2)            # s[x+1, y]
-    e = -(s * (right + down)).sum(axis=(-2, -1))
-    if model == "ISING2":
-        downright = xp.roll(down, -1, axis=-1)  # s[x+1, y+1]
-        upright = xp.roll(right, 1, axis=-2)    # s[x-1, y+1]
-        e = e - 0.5 * (s * (downright + upright)).sum(axis=(-2, -1))
-    return e
-
-
-def local_field(grids, model="ISING1"):
-    """Local field h_i = sum_j J_ij s_j, same shape as grids, so that E = -1/2 sum_i s_i h_i.
-
-    Flipping spin i changes the energy by 2 s_i h_i.
-    """
-    _check_model(model)
-    xp = _xp(grids)
-    s = grids.astype(xp.float32 if xp is jnp else np.float64)
-    h = (xp.roll(s, -1, -1) + xp.roll(s, 1, -1) + xp.roll(s, -1, -2) + xp.roll(s, 1, -2))
-    if model == "ISING2":
-        diag = 0
-        for dx in (-1, 1):
-            for dy in (-1, 1):
-                diag = diag + xp.roll(xp.roll(s, dx, -2), dy, -1)
-        h = h + 0.5 * diag
-    return h
-
-
-def _bonds(n_x, n_y, model):
-    """List of (i, j, weight) for every bond of the Hamiltonian (flat index x*n_y + y)."""
-    offsets = [(0, 1, 1.0), (1, 0, 1.0)]
-    if model == "ISING2":
-        offsets += [(1, 1, 0.5), (-1, 1, 0.5)]
-    out = []
-    for x in range(n_x):
-        for y in range(n_y):
-            for dx, dy, w in offsets:
-                out.append((x * n_y + y, ((x + dx) % n_x) * n_y + (y + dy) % n_y, w))
-    return out
-
-
-def coupling_matrix(n_x, n_y, model="ISING1"):
-    """Symmetric J (S, S) float64 over flat sites x*n_y+y with E = -1/2 s^T J s.
-
-    Bonds that wrap onto the same pair (sizes 2) add up, exactly as in `energy`.
-    """
-    _check_model(model)
-    S = n_x * n_y
-    J = np.zeros((S, S))
-    for i, j, w in _bonds(n_x, n_y, model):
-        J[i, j] += w
-        J[j, i] += w
-    return J
-
-
-def neighbours(n_x, n_y, model="ISING1"):
-    """Sparse couplings: list over flat sites of {neighbour site: J_ij} (bonds that wrap onto
-    the same pair, sizes 2, add up exactly as in `energy`)."""
-    _check_model(model)
-    nb = [dict() for _ in range(n_x * n_y)]
-    for i, j, w in _bonds(n_x, n_y, model):
-        nb[i][j] = nb[i].get(j, 0.0) + w
-        nb[j][i] = nb[j].get(i, 0.0) + w
-    return nb
-
-
-def colouring(n_x, n_y, model="ISING1"):
-    """Colour per flat site such that no two coupled sites share a colour.
-
-    Even sizes: (x+y) mod 2 for ISING1, 2*(x mod 2) + (y mod 2) for ISING2.
-    Otherwise a greedy colouring of the coupling graph (3+ colours).
-    Returns int array (S,) with colours 0..k-1.
-    """
-    nb = neighbours(n_x, n_y, model)
-    x, y = np.divmod(np.arange(n_x * n_y), n_y)
-    if n_x % 2 == 0 and n_y % 2 == 0:
-        col = (x + y) % 2 if model == "ISING1" else 2 * (x % 2) + (y % 2)
-    else:
-        col = -np.ones(n_x * n_y, int)
-        for i in range(n_x * n_y):
-            used = {col[j] for j in nb[i] if col[j] >= 0}
-            col[i] = min(c for c in range(len(used) + 1) if c not in used)
-    assert all(col[i] != col[j] for i in range(len(nb)) for j in nb[i])
-    return col.astype(int)
-
-
-# ------------------------------------------------------------ exact results (tests, docs)
-def _log_2cosh(x):
-    x = np.abs(x)
-    return x + np.log1p(np.exp(-2 * x))
-
-
-def _log_abs_2sinh(x):
-    ax = np.abs(x)
-    with np.errstate(divide="ignore"):
-        return ax + np.log(-np.expm1(-2 * ax)), np.sign(x)
-
-
-def exact_log_z_ising1(n_x, n_y, beta):
-    """log Z of the finite periodic n_x x n_y ISING1 lattice (Kaufman 1949; Ferdinand & Fisher 1969).
-
-    Z = 1/2 (2 sinh 2K)^(mn/2) (Z1 + Z2 + Z3 + Z4), K = beta (J = 1), m = n_x rows, n = n_y
-    columns, with products over r = 0..n-1 of 2cosh / 2sinh of (m/2) gamma_l for l = 2r+1 (Z1,
-    Z2) and l = 2r (Z3, Z4); cosh gamma_l = cosh 2K coth 2K - cos(pi l / n) and
-    gamma_0 = 2K + log tanh K (negative below the critical temperature).  Evaluated as a
-    signed log-sum in float64.  beta > 0.
-    """
-    m, n, K = n_x, n_y, float(beta)
-    if K <= 0:
-        raise ValueError("exact_log_z_ising1 needs beta > 0")
-    l = np.arange(2 * n)
-    c = np.cosh(2 * K) / np.tanh(2 * K) - np.cos(np.pi * l / n)
-    gam = np.arccosh(c)
-    gam[0] = 2 * K + np.log(np.tanh(K))
-    odd, even = gam[1::2], gam[0::2]
-    terms, signs = [], []
-    for g in (odd, even):
-        terms.append(_log_2cosh(0.5 * m * g).sum())
-        signs.append(1.0)
-        ls, sg = _log_abs_2sinh(0.5 * m * g)
-        terms.append(ls.sum())
-        signs.append(np.prod(sg))
-    terms, signs = np.array(terms), np.array(signs)
-    top = terms.max()
-    total = np.sum(signs * np.exp(terms - top))
-    return np.log(0.5) + 0.5 * m * n * np.log(2 * np.sinh(2 * K)) + top + np.log(total)
-
-
-def exact_mean_energy_ising1(n_x, n_y, beta, h=1e-4):
-    """<E> = -d log Z / d beta for the finite periodic ISING1 lattice (5-point derivative)."""
-    f = functools.partial(exact_log_z_ising1, n_x, n_y)
-    b = float(beta)
-    return -(-f(b + 2 * h) + 8 * f(b + h) - 8 * f(b - h) + f(b - 2 * h)) / (12 * h)
-
-
-def integrated_autocorr_time(series, c=TAU_WINDOW_C):
-    """Integrated autocorrelation time (in steps of the series) of (n_chains, T) series.
-
-    tau = 1 + 2 sum_{t=1}^{W} rho(t), rho averaged over the chains (each chain centred on its
-    own mean), window W = the smallest W >= c * tau(W) (Sokal).  tau ~ 1 for independent steps.
-    """
-    x = np.asarray(series, np.float64)
-    if x.ndim == 1:
-        x = x[None]
-    x = x - x.mean(axis=1, keepdims=True)
-    T = x.shape[1]
-    if T < 4 or not np.any(x):
-        return 1.0
-    f = np.fft.rfft(x, n=2 * T, axis=1)
-    acf = np.fft.irfft(f * np.conj(f), axis=1)[:, :T].sum(axis=0)
-    acf = acf / np.arange(T, 0, -1)
-    if acf[0] <= 0:
-        return 1.0
-    rho = acf / acf[0]
-    taus = 2 * np.cumsum(rho) - 1
-    for W in range(1, T):
-        if W >= c * taus[W]:
-            return float(max(taus[W], 1e-9))
-    return float(taus[-1])
+__all__ = ["generate", "main", "acceptance_scale", "acceptance_table", "validate", "threefry2x32", "Sampler"]
 
 
 # ------------------------------------------------------------------------------ RNG
@@ -649,7 +465,7 @@ def _write_block(dsets, start, grids, energies, betas):
 def validate(model, n_x, n_y, betas, n_samples, n_chains=None, burn_in=None, thin=None,
              algorithm="checkerboard", filename=None, random_seed=0):
     """Raise ValueError with a message saying what to change for impossible settings."""
-    _check_model(model)
+    check_model(model)
     if not 0 <= int(random_seed) < 2 ** 64:
         raise ValueError(f"--random_seed must be in [0, 2^64) (got {random_seed})")
     if algorithm not in ALGORITHMS:

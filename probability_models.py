@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ising import energy
 from sequence_blocks import (
     IsingSequenceModule,
     RNNEncoder,
@@ -188,8 +189,6 @@ class ProbabilityModel(IsingSequenceModule):
 
     def true_energies(self, rows_seq: torch.Tensor) -> torch.Tensor:
         """Exact energies of the lattices behind rows snake sequences (B, L, 1)."""
-        from generate_ising import energy  # the one definition of the Hamiltonian
-
         n_x, n_y = self.hparams.n_x, self.hparams.n_y
         if rows_seq.shape[1] != n_x * n_y:
             raise ValueError(

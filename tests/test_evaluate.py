@@ -1,60 +1,10 @@
-"""evaluate.py: exact distributions, scores, leaderboard and plots (pure parts)."""
+"""evaluate.py: scores, leaderboard and plots (pure parts)."""
 import json
 
 import numpy as np
 import pytest
 
 import evaluate as ev
-
-
-def _enumerated_distribution(n_x, n_y, beta, model):
-    """Brute force over all 2**(n_x n_y) states, energies written out bond by bond."""
-    n = n_x * n_y
-    states = 2 * ((np.arange(2**n)[:, None] >> np.arange(n)) & 1) - 1
-    s = states.reshape(-1, n_x, n_y)
-    energy = np.zeros(len(s))
-    for x in range(n_x):
-        for y in range(n_y):
-            right = s[:, x, (y + 1) % n_y]
-            down = s[:, (x + 1) % n_x, y]
-            energy -= s[:, x, y] * (right + down)
-            if model == "ISING2":
-                down_right = s[:, (x + 1) % n_x, (y + 1) % n_y]
-                up_right = s[:, (x - 1) % n_x, (y + 1) % n_y]
-                energy -= 0.5 * s[:, x, y] * (down_right + up_right)
-    values, inverse = np.unique(energy, return_inverse=True)
-    weights = np.bincount(inverse, np.exp(-beta * (energy - energy.min())))
-    return values, weights / weights.sum()
-
-
-@pytest.mark.parametrize("shape", [(4, 4), (3, 4), (2, 6), (5, 3)])
-@pytest.mark.parametrize("model", ["ISING1", "ISING2"])
-@pytest.mark.parametrize("beta", [0.0, 0.25, 0.7])
-def test_exact_distribution_matches_enumeration(shape, model, beta):
-    e, p = ev.exact_energy_distribution(*shape, beta, model)
-    e_ref, p_ref = _enumerated_distribution(*shape, beta, model)
-    ref = dict(zip(e_ref, p_ref))
-    assert set(e) <= set(e_ref)
-    assert p.sum() == pytest.approx(1.0)
-    assert max(abs(ref[k] - v) for k, v in zip(e, p)) < 1e-12
-    missing = [ref[k] for k in set(e_ref) - set(e)]  # only probabilities below round-off are dropped
-    assert not missing or max(missing) < 1e-12
-
-
-def test_exact_mean_energy_limits():
-    # beta = 0: every state equally likely, <E> = 0; large beta: the ground state, -2N.
-    assert ev.exact_mean_energy(4, 4, 0.0) == pytest.approx(0.0, abs=1e-10)
-    assert ev.exact_mean_energy(4, 4, 5.0) == pytest.approx(-32.0, abs=1e-6)
-    assert ev.exact_mean_energy(4, 4, 5.0, "ISING2") == pytest.approx(-48.0, abs=1e-6)
-
-
-def test_chi_square_accepts_the_true_law_and_rejects_a_wrong_one():
-    e, p = ev.exact_energy_distribution(4, 4, 0.3)
-    rng = np.random.default_rng(0)
-    counts = rng.multinomial(20_000, p)
-    assert ev.chi_square_test(counts, p)[2] > 1e-3
-    _, p_wrong = ev.exact_energy_distribution(4, 4, 0.35)
-    assert ev.chi_square_test(counts, p_wrong)[2] < 1e-6
 
 
 def test_centred_rmse_by_hand():

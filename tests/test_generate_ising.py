@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 
 import generate_ising as gi
+import ising
+from ising import chi_square_test
 
 ROOT = Path(__file__).resolve().parents[1]
 ALPHA = 1e-4          # chi-square p-value threshold, fixed before looking at any result
@@ -22,27 +24,8 @@ MIN_EXPECTED = 5.0    # bins with fewer expected counts are merged
 
 
 # ------------------------------------------------------------------ helpers (exact physics)
-def all_states(n_x, n_y):
-    """Every +-1 lattice of the given size: int8 (2^(n_x n_y), n_x, n_y)."""
-    S = n_x * n_y
-    bits = (np.arange(2 ** S)[:, None] >> np.arange(S)[None, :]) & 1
-    return (2 * bits - 1).astype(np.int8).reshape(-1, n_x, n_y)
-
-
-def exact_energy_distribution(n_x, n_y, model, beta):
-    """(levels, probabilities) of the energy under the Boltzmann law, by enumeration."""
-    e = gi.energy(all_states(n_x, n_y), model)
-    levels, counts = np.unique(e, return_counts=True)
-    logw = np.log(counts) - beta * levels
-    p = np.exp(logw - logw.max())
-    return levels, p / p.sum()
-
-
 def chi_square_p(sample_energies, levels, probs):
-    """Goodness-of-fit p-value of sampled energies against the exact law (sparse bins merged,
-    the same Pearson test the consistency checks use: `evaluate.chi_square_test`)."""
-    from evaluate import chi_square_test
-
+    """Goodness-of-fit p-value of sampled energies against the exact law (sparse bins merged)."""
     idx = np.searchsorted(levels, sample_energies)
     assert np.all(levels[np.clip(idx, 0, len(levels) - 1)] == sample_energies), "energy not an allowed level"
     obs = np.bincount(idx, minlength=len(levels)).astype(float)
@@ -52,83 +35,6 @@ def chi_square_p(sample_energies, levels, probs):
 def read(path):
     with h5py.File(path, "r") as f:
         return {k: f[k][()] for k in f}, dict(f.attrs)
-
-
-# ---------------------------------------------------------------------------- Hamiltonians
-def checkerboard(n_x, n_y):
-    x, y = np.indices((n_x, n_y))
-    return np.where((x + y) % 2 == 0, 1, -1).astype(np.int8)
-
-
-@pytest.mark.parametrize("n_x,n_y", [(4, 4), (4, 6), (3, 5), (2, 6)])
-def test_ground_states(n_x, n_y):
-    S = n_x * n_y
-    for sign in (1, -1):
-        g = np.full((n_x, n_y), sign, np.int8)
-        assert gi.energy(g, "ISING1") == -2 * S            # two bonds per site
-        assert gi.energy(g, "ISING2") == -2 * S - S        # plus two half-strength diagonals per site
-
-
-@pytest.mark.parametrize("n_x,n_y", [(4, 4), (4, 6), (6, 2)])
-def test_checkerboard_antiferro_state(n_x, n_y):
-    S = n_x * n_y
-    g = checkerboard(n_x, n_y)
-    assert gi.energy(g, "ISING1") == 2 * S                 # every nearest-neighbour bond broken
-    assert gi.energy(g, "ISING2") == 2 * S - S             # diagonals join equal spins: -1/2 each, 2S of them
-
-
-def test_stripes_and_single_flip():
-    g = np.ones((4, 6), np.int8)
-    g[1, 2] = -1                                           # one flipped spin
-    assert gi.energy(g, "ISING1") == -48 + 8               # 4 bonds broken, each +2
-    assert gi.energy(g, "ISING2") == -72 + 8 + 4           # plus 4 diagonals broken, each +1
-    stripes = np.repeat(np.array([[1], [-1], [1], [-1]], np.int8), 6, axis=1)  # rows alternate
-    assert gi.energy(stripes, "ISING1") == -24 + 24        # horizontal bonds kept, vertical broken
-    assert gi.energy(stripes, "ISING2") == 0 + 24          # all diagonals join rows x and x+-1
-
-
-def test_hand_lattice_3x3():
-    g = np.array([[1, 1, -1], [1, -1, -1], [-1, 1, 1]], np.int8)
-    # right bonds s[x,y]s[x,y+1] (periodic): row0: 1,-1,-1; row1: -1,1,-1; row2: -1,1,-1 -> sum -3
-    # down bonds s[x,y]s[x+1,y]: col0: 1,-1,-1; col1: -1,-1,1; col2: 1,-1,-1 -> sum -3
-    assert gi.energy(g, "ISING1") == 6
-    # down-right s[x,y]s[x+1,y+1]: (0,0)(1,1)=-1 (0,1)(1,2)=-1 (0,2)(1,0)=-1 (1,0)(2,1)=1 (1,1)(2,2)=-1
-    #   (1,2)(2,0)=1 (2,0)(0,1)=-1 (2,1)(0,2)=-1 (2,2)(0,0)=1 -> -3
-    # up-right s[x,y]s[x-1,y+1]: (0,0)(2,1)=1 (0,1)(2,2)=1 (0,2)(2,0)=1 (1,0)(0,1)=1 (1,1)(0,2)=1
-    #   (1,2)(0,0)=-1 (2,0)(1,1)=1 (2,1)(1,2)=-1 (2,2)(1,0)=1 -> 5
-    assert gi.energy(g, "ISING2") == 6 - 0.5 * (-3 + 5)
-
-
-@pytest.mark.parametrize("model", gi.MODELS)
-@pytest.mark.parametrize("n_x,n_y", [(4, 4), (3, 5), (2, 6), (8, 8)])
-def test_local_field_and_coupling_matrix_agree_with_energy(model, n_x, n_y):
-    rng = np.random.default_rng(0)
-    g = rng.choice(np.array([-1, 1], np.int8), size=(50, n_x, n_y))
-    e = gi.energy(g, model)
-    h = gi.local_field(g, model)
-    np.testing.assert_allclose(-0.5 * (g * h).sum(axis=(1, 2)), e)
-    J = gi.coupling_matrix(n_x, n_y, model)
-    s = g.reshape(50, -1).astype(float)
-    np.testing.assert_allclose(-0.5 * np.einsum("ni,ij,nj->n", s, J, s), e)
-    # flipping spin (1,1) changes E by 2 s h
-    g2 = g.copy()
-    g2[:, 1, 1] *= -1
-    np.testing.assert_allclose(gi.energy(g2, model) - e, 2 * g[:, 1, 1] * h[:, 1, 1])
-    # jax input gives the same numbers
-    import jax.numpy as jnp
-    np.testing.assert_allclose(np.asarray(gi.energy(jnp.asarray(g), model)), e)
-    np.testing.assert_allclose(np.asarray(gi.local_field(jnp.asarray(g), model)), h)
-
-
-@pytest.mark.parametrize("model", gi.MODELS)
-@pytest.mark.parametrize("n_x,n_y,n_colours", [(4, 4, None), (8, 6, None), (3, 5, None), (5, 5, None), (2, 2, None)])
-def test_colouring_is_proper(model, n_x, n_y, n_colours):
-    col = gi.colouring(n_x, n_y, model)
-    J = gi.coupling_matrix(n_x, n_y, model)
-    i, j = np.nonzero(J)
-    assert np.all(col[i] != col[j])
-    if n_x % 2 == 0 and n_y % 2 == 0:
-        assert col.max() + 1 == (2 if model == "ISING1" else 4)
 
 
 def test_threefry_known_answers():
@@ -142,30 +48,6 @@ def test_threefry_known_answers():
         import jax.numpy as jnp
         gj = gi.threefry2x32(jnp.uint32(key[0]), jnp.uint32(key[1]), jnp.uint32(ctr[0]), jnp.uint32(ctr[1]))
         assert (int(gj[0]), int(gj[1])) == want
-
-
-# ------------------------------------------------------------------- exact partition function
-@pytest.mark.parametrize("n_x,n_y", [(4, 4), (3, 5), (2, 6), (4, 3)])
-@pytest.mark.parametrize("beta", [0.1, 0.3, 0.44, 0.8])
-def test_kaufman_formula_matches_enumeration(n_x, n_y, beta):
-    e = gi.energy(all_states(n_x, n_y), "ISING1")
-    w = np.exp(-beta * (e - e.min()))
-    log_z = np.log(w.sum()) - beta * e.min()
-    assert gi.exact_log_z_ising1(n_x, n_y, beta) == pytest.approx(log_z, rel=1e-12)
-    mean_e = (w * e).sum() / w.sum()
-    assert gi.exact_mean_energy_ising1(n_x, n_y, beta) == pytest.approx(mean_e, abs=1e-6)
-
-
-def test_integrated_autocorr_time_of_ar1():
-    # AR(1) x_t = a x_{t-1} + noise has tau = (1 + a) / (1 - a)
-    rng = np.random.default_rng(1)
-    a, n, T = 0.8, 64, 4000
-    x = np.zeros((n, T))
-    noise = rng.normal(size=(n, T))
-    for t in range(1, T):
-        x[:, t] = a * x[:, t - 1] + noise[:, t]
-    assert gi.integrated_autocorr_time(x) == pytest.approx((1 + a) / (1 - a), rel=0.1)
-    assert gi.integrated_autocorr_time(rng.normal(size=(n, T))) == pytest.approx(1.0, abs=0.1)
 
 
 # ------------------------------------------------------------ exactness of the samplers
@@ -190,11 +72,11 @@ def test_energy_histogram_matches_boltzmann(tmp_path, model, algorithm, n_x, n_y
     path = gi.generate(tmp_path / "x.hdf5", model=model, n_x=n_x, n_y=n_y, betas=EXACT_BETAS, n_samples=n,
                        n_chains=n, burn_in=200, thin=1, random_seed=5, algorithm=algorithm, progress=False)
     d, _ = read(path)
-    np.testing.assert_array_equal(d["true_energies"], gi.energy(d["ising_grids"], model).astype(np.float32))
+    np.testing.assert_array_equal(d["true_energies"], ising.energy(d["ising_grids"], model).astype(np.float32))
     for b in EXACT_BETAS:
         sel = np.isclose(d["beta"], b)
         assert sel.sum() == n
-        levels, probs = exact_energy_distribution(n_x, n_y, model, b)
+        levels, probs = ising.enumerated_distribution(n_x, n_y, b, model)
         p = chi_square_p(d["true_energies"][sel].astype(np.float64), levels, probs)
         assert p > ALPHA, f"{model} {algorithm} {n_x}x{n_y} beta={b}: chi-square p={p:.2e}"
 
@@ -209,7 +91,7 @@ def test_sparse_field_path_matches_boltzmann(tmp_path, monkeypatch, model, n_x, 
     d, _ = read(path)
     for b in (0.3, 0.6):
         sel = np.isclose(d["beta"], b)
-        levels, probs = exact_energy_distribution(n_x, n_y, model, b)
+        levels, probs = ising.enumerated_distribution(n_x, n_y, b, model)
         p = chi_square_p(d["true_energies"][sel].astype(np.float64), levels, probs)
         assert p > ALPHA, f"sparse {model} {n_x}x{n_y} beta={b}: chi-square p={p:.2e}"
 
@@ -221,19 +103,19 @@ def test_large_lattice_mean_energy(tmp_path):
     path = gi.generate(tmp_path / "big.hdf5", n_x=32, n_y=32, betas=(0.3,), n_samples=n_chains * per_chain,
                        n_chains=n_chains, burn_in=300, thin=4, random_seed=2, progress=False)
     d, _ = read(path)
-    np.testing.assert_array_equal(d["true_energies"], gi.energy(d["ising_grids"]).astype(np.float32))
+    np.testing.assert_array_equal(d["true_energies"], ising.energy(d["ising_grids"]).astype(np.float32))
     means = np.bincount(np.arange(len(d["true_energies"])) % n_chains, weights=d["true_energies"]) / per_chain
     se = means.std(ddof=1) / np.sqrt(n_chains)
-    assert abs(means.mean() - gi.exact_mean_energy_ising1(32, 32, 0.3)) < 4 * se
+    assert abs(means.mean() - ising.exact_mean_energy(32, 32, 0.3)) < 4 * se
 
 
 def test_chi_square_detects_wrong_temperature():
     """The goodness-of-fit check has power: exact samples at beta 0.40 fail against beta 0.44."""
     rng = np.random.default_rng(0)
-    levels, p_true = exact_energy_distribution(4, 4, "ISING1", 0.40)
+    levels, p_true = ising.enumerated_distribution(4, 4, 0.40, "ISING1")
     sample = rng.choice(levels, size=20000, p=p_true)
     assert chi_square_p(sample, levels, p_true) > ALPHA
-    _, p_other = exact_energy_distribution(4, 4, "ISING1", 0.44)
+    _, p_other = ising.enumerated_distribution(4, 4, 0.44, "ISING1")
     assert chi_square_p(sample, levels, p_other) < ALPHA
 
 
@@ -248,7 +130,7 @@ def test_mean_energy_8x8_matches_exact_finite_lattice(tmp_path, beta):
     chain = (np.arange(len(d["true_energies"])) // 1) % n_chains
     means = np.bincount(chain, weights=d["true_energies"]) / per_chain
     se = means.std(ddof=1) / np.sqrt(n_chains)
-    exact = gi.exact_mean_energy_ising1(8, 8, beta)
+    exact = ising.exact_mean_energy(8, 8, beta)
     assert abs(means.mean() - exact) < 4 * se, (means.mean(), exact, se)
     assert abs(d["avg_E"][0] - exact) < 4 * se
     assert se < 0.02 * abs(exact)   # the check is sharp enough to matter
@@ -270,7 +152,7 @@ def test_layout_dtypes_and_attributes(ising_file):
         attrs = dict(f.attrs)
         avg = a[()]
     assert set(np.unique(grids)) <= {-1, 1}
-    np.testing.assert_array_equal(energies, gi.energy(grids, "ISING2").astype(np.float32))
+    np.testing.assert_array_equal(energies, ising.energy(grids, "ISING2").astype(np.float32))
     for k in ("model", "n_x", "n_y", "betas", "n_chains", "burn_in_sweeps", "thin_sweeps", "algorithm",
               "random_seed", "acceptance_rate", "versions", "command"):
         assert k in attrs, k

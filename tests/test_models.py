@@ -17,8 +17,8 @@ from torch.utils.data import DataLoader, TensorDataset
 import energy_models
 import probability_models
 from energy_models import EnergyModel
-from generate_ising import energy as ising_energy
-from generate_ising import local_field
+from ising import energy as ising_energy
+from ising import local_field
 from probability_models import ProbabilityModel
 from pytorch_datasets import snake_permutation
 from sequence_blocks import (

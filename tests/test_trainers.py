@@ -15,7 +15,7 @@ import torch
 import energy_trainer
 import probability_trainer
 from energy_models import EnergyModel
-from generate_ising import energy as ising_energy
+from ising import energy as ising_energy
 from probability_models import ProbabilityModel
 from trainer_common import config_name
 

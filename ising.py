@@ -1,0 +1,319 @@
+"""The physics, once: Ising Hamiltonians, local fields and exact finite-lattice results.
+
+Pure numpy (no JAX, no torch), imported by the sampler, the models, the evaluation and the
+tests. `energy` and `local_field` also accept JAX arrays (anything with the array API's
+`__array_namespace__`), so the compiled sampler uses these very definitions.
+
+Models (J = 1, periodic boundaries, total energy with every bond counted once):
+    ISING1  E = -sum_i s_i (s_right(i) + s_down(i))                        (8 x 8: -128 ... 128)
+    ISING2  E = ISING1 - 1/2 sum_i s_i (s_downright(i) + s_upright(i))
+Lattice index: grid[x, y], x the row ("down" = x + 1), y the column ("right" = y + 1);
+flat site index x * n_y + y.
+
+With the local field h_i = sum_j J_ij s_j the energy is E = -1/2 sum_i s_i h_i, flipping s_i
+changes it by 2 s_i h_i, and p(s_i = +1 | all other spins) = sigmoid(2 beta h_i).
+
+Exact results of a finite periodic lattice:
+- `exact_log_z`: ISING1 at any size (Kaufman 1949); either model for n_y <= 10 by the
+  row-to-row transfer matrix.
+- `exact_energy_distribution`: P(E) = g(E) e^{-beta E} / Z by the transfer matrix; from it
+  `exact_mean_energy` and `exact_heat_capacity` (ISING1 on larger lattices: Kaufman's log Z).
+- `all_states` / `enumerated_distribution`: brute force over 2^(n_x n_y) states (tests).
+Statistics: `chi_square_test` (goodness of fit against an exact law) and
+`integrated_autocorr_time` (Sokal's windowed tau_int).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+MODELS = ("ISING1", "ISING2")
+BETA_C_ISING1 = 0.5 * math.log(1.0 + math.sqrt(2.0))  # Onsager, infinite lattice
+# (dx, dy, J) of each bond from a site, each bond once: right, down [, down-right, up-right]
+_OFFSETS = {"ISING1": ((0, 1, 1.0), (1, 0, 1.0)),
+            "ISING2": ((0, 1, 1.0), (1, 0, 1.0), (1, 1, 0.5), (-1, 1, 0.5))}
+
+
+def check_model(model: str) -> None:
+    if model not in MODELS:
+        raise ValueError(f"unknown model {model!r}; use one of {', '.join(MODELS)}")
+
+
+def _namespace(grids):
+    """numpy for numpy input and lists; the array's own namespace otherwise (JAX)."""
+    if isinstance(grids, np.ndarray) or not hasattr(grids, "__array_namespace__"):
+        return np, np.asarray(grids).astype(np.float64)
+    xp = grids.__array_namespace__()
+    return xp, xp.astype(grids, xp.float32)
+
+
+def _shift(xp, s, dx, dy):
+    """s[x + dx, y + dy] at (x, y), periodic."""
+    return xp.roll(xp.roll(s, -dx, axis=-2), -dy, axis=-1)
+
+
+def energy(grids, model: str = "ISING1"):
+    """grids (..., n_x, n_y) ±1, any numeric dtype -> total energies (...).
+
+    float64 for numpy input; float32 for JAX input (exact: sums of ±1 and ±1/2).
+    """
+    check_model(model)
+    xp, s = _namespace(grids)
+    e = 0.0
+    for dx, dy, w in _OFFSETS[model]:
+        e = e - w * xp.sum(s * _shift(xp, s, dx, dy), axis=(-2, -1))
+    return e
+
+
+def local_field(grids, model: str = "ISING1"):
+    """grids (..., n_x, n_y) ±1 -> h (..., n_x, n_y), h_i = sum_j J_ij s_j (E = -1/2 sum s_i h_i)."""
+    check_model(model)
+    xp, s = _namespace(grids)
+    h = 0.0
+    for dx, dy, w in _OFFSETS[model]:
+        h = h + w * (_shift(xp, s, dx, dy) + _shift(xp, s, -dx, -dy))
+    return h
+
+
+# ----------------------------------------------------------------------------- the coupling graph
+def bonds(n_x: int, n_y: int, model: str = "ISING1") -> list[tuple[int, int, float]]:
+    """(i, j, J_ij) for every bond, flat site indices; bonds that wrap onto one pair repeat."""
+    check_model(model)
+    return [(x * n_y + y, ((x + dx) % n_x) * n_y + (y + dy) % n_y, w)
+            for x in range(n_x) for y in range(n_y) for dx, dy, w in _OFFSETS[model]]
+
+
+def coupling_matrix(n_x: int, n_y: int, model: str = "ISING1") -> np.ndarray:
+    """Symmetric J float64 (S, S), S = n_x n_y, with E = -1/2 s^T J s (repeated bonds add up)."""
+    J = np.zeros((n_x * n_y, n_x * n_y))
+    for i, j, w in bonds(n_x, n_y, model):
+        J[i, j] += w
+        J[j, i] += w
+    return J
+
+
+def neighbours(n_x: int, n_y: int, model: str = "ISING1") -> list[dict[int, float]]:
+    """Per flat site, {neighbour: J_ij} (the nonzero entries of `coupling_matrix`'s row)."""
+    nb = [dict() for _ in range(n_x * n_y)]
+    for i, j, w in bonds(n_x, n_y, model):
+        nb[i][j] = nb[i].get(j, 0.0) + w
+        nb[j][i] = nb[j].get(i, 0.0) + w
+    return nb
+
+
+def colouring(n_x: int, n_y: int, model: str = "ISING1") -> np.ndarray:
+    """int (S,) colours 0..k-1 such that no two coupled sites share one.
+
+    Even sizes: (x + y) mod 2 for ISING1, 2 (x mod 2) + (y mod 2) for ISING2; otherwise a
+    greedy colouring of the coupling graph (3 or more colours).
+    """
+    nb = neighbours(n_x, n_y, model)
+    x, y = np.divmod(np.arange(n_x * n_y), n_y)
+    if n_x % 2 == 0 and n_y % 2 == 0:
+        col = (x + y) % 2 if model == "ISING1" else 2 * (x % 2) + (y % 2)
+    else:
+        col = -np.ones(n_x * n_y, int)
+        for i in range(n_x * n_y):
+            used = {col[j] for j in nb[i] if col[j] >= 0}
+            col[i] = min(c for c in range(len(used) + 1) if c not in used)
+    if any(col[i] == col[j] for i in range(len(nb)) for j in nb[i]):
+        raise AssertionError("colouring: two coupled sites share a colour")
+    return col.astype(int)
+
+
+# ----------------------------------------------------------------------------- exact results
+def _log_2cosh(x):
+    x = np.abs(x)
+    return x + np.log1p(np.exp(-2 * x))
+
+
+def _log_abs_2sinh(x):
+    ax = np.abs(x)
+    with np.errstate(divide="ignore"):
+        return ax + np.log(-np.expm1(-2 * ax)), np.sign(x)
+
+
+def kaufman_log_z(n_x: int, n_y: int, beta: float) -> float:
+    """log Z of the periodic n_x x n_y ISING1 lattice (Kaufman 1949; Ferdinand & Fisher 1969).
+
+    Z = 1/2 (2 sinh 2K)^(mn/2) (Z1 + Z2 + Z3 + Z4), K = beta, m = n_x, n = n_y, with products
+    over r = 0..n-1 of 2cosh / 2sinh of (m/2) gamma_l for l = 2r+1 (Z1, Z2) and l = 2r (Z3, Z4);
+    cosh gamma_l = cosh 2K coth 2K - cos(pi l / n), gamma_0 = 2K + log tanh K (negative below
+    the critical temperature). A signed log-sum in float64. beta > 0.
+    """
+    m, n, K = n_x, n_y, float(beta)
+    if K <= 0:
+        raise ValueError("kaufman_log_z needs beta > 0")
+    l = np.arange(2 * n)
+    gam = np.arccosh(np.cosh(2 * K) / np.tanh(2 * K) - np.cos(np.pi * l / n))
+    gam[0] = 2 * K + np.log(np.tanh(K))
+    terms, signs = [], []
+    for g in (gam[1::2], gam[0::2]):
+        terms.append(_log_2cosh(0.5 * m * g).sum())
+        signs.append(1.0)
+        ls, sg = _log_abs_2sinh(0.5 * m * g)
+        terms.append(ls.sum())
+        signs.append(np.prod(sg))
+    terms, signs = np.array(terms), np.array(signs)
+    top = terms.max()
+    return float(np.log(0.5) + 0.5 * m * n * np.log(2 * np.sinh(2 * K)) + top
+                 + np.log(np.sum(signs * np.exp(terms - top))))
+
+
+def _row_states(n_y: int) -> np.ndarray:
+    """All 2^n_y rows: int64 (2^n_y, n_y) ±1."""
+    return (2 * ((np.arange(2**n_y)[:, None] >> np.arange(n_y)[None, :]) & 1) - 1).astype(np.int64)
+
+
+def _boltzmann_weights(n_x: int, n_y: int, beta: float, model: str):
+    """(energies float64 (K,), weights float64 (K,), log_scale) with
+    g(E) e^{-beta E} = weights * exp(log_scale), exact to ~1e-15 of the largest weight.
+
+    Row-to-row transfer matrix T(beta + i theta) on M equally spaced theta: Tr T^n_x is the
+    characteristic function of 2E, and an inverse DFT turns it into g(E) e^{-beta E}.
+    Cost O(M 4^n_y n_x); n_y <= 10.
+    """
+    check_model(model)
+    if n_y > 10:
+        raise ValueError("transfer matrix of 2**n_y rows: keep n_y <= 10 (transpose the lattice?)")
+    rows = _row_states(n_y)
+    right = np.roll(rows, -1, axis=1)
+    intra = -(rows * right).sum(1)                           # bonds inside a row
+    pair = -(rows @ rows.T).astype(np.float64)               # bonds from row r to the row below
+    if model == "ISING2":
+        pair = pair - 0.5 * (rows @ right.T + right @ rows.T)
+    # intra-row energy split evenly between the two rows of a pair; in units of E/2
+    e2 = np.rint(2 * (pair + 0.5 * intra[:, None] + 0.5 * intra[None, :])).astype(np.int64)
+    # entries e2 = shift + g d with integers d >= 0, so the total over n_x row pairs is
+    # 2E = n_x shift + g D, 0 <= D <= n_x max(d): M = n_x max(d) + 1 frequencies resolve D.
+    shift = int(e2.min())
+    g = int(np.gcd.reduce((e2 - shift).ravel())) or 1
+    d = (e2 - shift) // g
+    m = n_x * int(d.max()) + 1
+    theta = 2 * np.pi * np.arange(m) / m
+    real_w = np.exp(-0.5 * beta * g * d)                     # e^{-beta shift/2} per pair factored out
+    char = np.empty(m, dtype=np.complex128)
+    for k0 in range(0, m, 32):                               # 32 thetas at a time bounds memory
+        t = real_w[None] * np.exp(-1j * theta[k0:k0 + 32, None, None] * d[None])
+        char[k0:k0 + 32] = np.trace(np.linalg.matrix_power(t, n_x), axis1=1, axis2=2)
+    weights = np.fft.ifft(char).real                         # weights[D], D = (2E - n_x shift) / g
+    keep = np.nonzero(weights > 1e-13 * weights.max())[0]
+    return (n_x * shift + g * keep) / 2.0, weights[keep], -0.5 * beta * n_x * shift
+
+
+def exact_energy_distribution(n_x: int, n_y: int, beta: float, model: str = "ISING1"):
+    """(energies float64 (K,), probabilities float64 (K,)) of the Boltzmann law, exact up to
+    ~1e-15 of the largest probability (smaller ones are dropped)."""
+    e, w, _ = _boltzmann_weights(n_x, n_y, beta, model)
+    return e, w / w.sum()
+
+
+def exact_log_z(n_x: int, n_y: int, beta: float, model: str = "ISING1") -> float:
+    """log Z: Kaufman for ISING1 (any size, beta > 0), the transfer matrix otherwise (n_y <= 10)."""
+    if model == "ISING1" and beta > 0:
+        return kaufman_log_z(n_x, n_y, beta)
+    _, w, log_scale = _boltzmann_weights(n_x, n_y, beta, model)
+    return float(log_scale + np.log(w.sum()))
+
+
+def kaufman_moments(n_x: int, n_y: int, beta: float) -> tuple[float, float]:
+    """(<E>, Var E) of ISING1 as -d log Z / d beta and d^2 log Z / d beta^2 of Kaufman's log Z
+    (5-point finite differences, ~1e-8 relative), for lattices too wide for the transfer matrix."""
+    h = 1e-3 * max(float(beta), 0.01)
+    f = [kaufman_log_z(n_x, n_y, beta + k * h) for k in (-2, -1, 0, 1, 2)]
+    mean = -(-f[4] + 8 * f[3] - 8 * f[1] + f[0]) / (12 * h)
+    var = (-f[4] + 16 * f[3] - 30 * f[2] + 16 * f[1] - f[0]) / (12 * h * h)
+    return float(mean), float(var)
+
+
+def exact_moments(n_x: int, n_y: int, beta: float, model: str = "ISING1") -> tuple[float, float]:
+    """(<E>, Var E) of the finite lattice: from the exact distribution when a side has at
+    most 8 sites, else (ISING1) from Kaufman's log Z."""
+    if min(n_x, n_y) <= 8 or model != "ISING1" or beta <= 0:
+        if n_y > min(n_x, 8):
+            n_x, n_y = n_y, n_x                              # the transfer matrix runs along n_x
+        e, p = exact_energy_distribution(n_x, n_y, beta, model)
+        mean = float((e * p).sum())
+        return mean, float((p * (e - mean) ** 2).sum())
+    return kaufman_moments(n_x, n_y, beta)
+
+
+def exact_mean_energy(n_x: int, n_y: int, beta: float, model: str = "ISING1") -> float:
+    """<E> of the finite periodic lattice."""
+    return exact_moments(n_x, n_y, beta, model)[0]
+
+
+def exact_heat_capacity(n_x: int, n_y: int, beta: float, model: str = "ISING1") -> float:
+    """C = beta^2 Var E (k_B = 1), the whole lattice."""
+    return float(beta) ** 2 * exact_moments(n_x, n_y, beta, model)[1]
+
+
+# ----------------------------------------------------------------------------- brute force (tests)
+def all_states(n_x: int, n_y: int) -> np.ndarray:
+    """Every lattice: int8 (2^(n_x n_y), n_x, n_y) ±1; state k has spin (k >> site) & 1 at each
+    flat site. 2^16 states (4 x 4) take 1 MiB."""
+    n = n_x * n_y
+    if n > 24:
+        raise ValueError(f"{n} sites is too many to enumerate")
+    bits = (np.arange(2**n)[:, None] >> np.arange(n)[None, :]) & 1
+    return (2 * bits - 1).astype(np.int8).reshape(-1, n_x, n_y)
+
+
+def enumerated_distribution(n_x: int, n_y: int, beta: float, model: str = "ISING1"):
+    """(energy levels, probabilities) of the Boltzmann law by enumerating every state."""
+    levels, counts = np.unique(energy(all_states(n_x, n_y), model), return_counts=True)
+    log_w = np.log(counts) - beta * levels
+    p = np.exp(log_w - log_w.max())
+    return levels, p / p.sum()
+
+
+# ----------------------------------------------------------------------------- statistics
+def chi_square_test(observed, expected_probs, min_expected: float = 5.0):
+    """Pearson goodness of fit of counts against probabilities; bins with expected count
+    below min_expected are pooled with their neighbours (from the low end up, the remaining
+    tail joins the last bin). Returns (chi2, dof, p_value)."""
+    from scipy.stats import chi2 as chi2_dist
+
+    observed = np.asarray(observed, np.float64)
+    expected = np.asarray(expected_probs, np.float64) * observed.sum()
+    obs_bins, exp_bins, o_acc, e_acc = [], [], 0.0, 0.0
+    for o, e in zip(observed, expected):
+        o_acc += o
+        e_acc += e
+        if e_acc >= min_expected:
+            obs_bins.append(o_acc)
+            exp_bins.append(e_acc)
+            o_acc = e_acc = 0.0
+    if obs_bins:
+        obs_bins[-1] += o_acc
+        exp_bins[-1] += e_acc
+    o, e = np.array(obs_bins), np.array(exp_bins)
+    stat = float(((o - e) ** 2 / e).sum())
+    dof = max(len(o) - 1, 1)
+    return stat, dof, float(chi2_dist.sf(stat, dof))
+
+
+def integrated_autocorr_time(series, c: float = 5.0) -> float:
+    """tau_int (in steps of the series) of (n_chains, T) or (T,) series.
+
+    tau = 1 + 2 sum_{t=1}^{W} rho(t), rho averaged over chains (each centred on its own mean),
+    window W the smallest with W >= c tau(W) (Sokal's automatic windowing). ~1 for
+    independent steps.
+    """
+    x = np.asarray(series, np.float64)
+    if x.ndim == 1:
+        x = x[None]
+    x = x - x.mean(axis=1, keepdims=True)
+    T = x.shape[1]
+    if T < 4 or not np.any(x):
+        return 1.0
+    f = np.fft.rfft(x, n=2 * T, axis=1)
+    acf = np.fft.irfft(f * np.conj(f), axis=1)[:, :T].sum(axis=0) / np.arange(T, 0, -1)
+    if acf[0] <= 0:
+        return 1.0
+    taus = 2 * np.cumsum(acf / acf[0]) - 1
+    for W in range(1, T):
+        if W >= c * taus[W]:
+            return float(max(taus[W], 1e-9))
+    return float(taus[-1])
