@@ -2,7 +2,7 @@
 
 `EnergyModel` is one configurable LightningModule; the reference's class names are presets
 (`EnergyRNN`, `EnergyAttentionRNN`, `EnergyRNN2D`, `EnergyAttentionRNN2D`) that only change
-defaults.
+the defaults of `attention` and `two_d`.
 
 Input: the FULL snake sequence of the lattice, x (B, L, 1) ±1 (the energy depends on every
 spin, and a regressor has no information leak to worry about, so a bidirectional RNN and
@@ -19,6 +19,13 @@ Energy heads (the formula each variant uses):
 - `two_d=True`: one branch on the rows snake and one on the columns snake, E = mean of the
   two. Loss: L1 (default) or MSE on the true energy.
 
+Calling a model (the reference's signature, a view on the computation of `predict_energy`):
+`model(x)`, x (B, L, 1) the whole rows snake -> energy (B, 1); 2D `model(x_rows, x_cols)`;
+with attention `(energy, weights)`, weights (B, L, L) (2D: stacked (B, 2, L, L)). So
+`nn.L1Loss()(model(*batch[:-1]), batch[-1])` on an `EnergyDataset(2D)` batch is the training
+loss. The reference fed spins[:-1], dropping the last spin although the energy depends on
+it; a sequence of n_x*n_y - 1 spins is refused with a clear error.
+
 Any sequence length works, so a model trained on 8 x 8 can predict on other sizes via
 `predict_energy(grids)`.
 """
@@ -28,10 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sequence_blocks import IsingSequenceModule, RNNEncoder, SelfAttention, check_heads, log_prob_energy
-
-ENERGY_HEADS = ("prob", "site")
-LOSSES = ("l1", "mse")
+from sequence_blocks import IsingSequenceModule, RNNEncoder, SelfAttention, log_prob_energy, make_presets
 
 
 class EnergyBranch(nn.Module):
@@ -62,6 +66,7 @@ class EnergyModel(IsingSequenceModule):
     """
 
     family = "energy"
+    choices = {**IsingSequenceModule.choices, "energy_head": ("prob", "site"), "loss": ("l1", "mse")}
 
     def __init__(
         self,
@@ -81,14 +86,8 @@ class EnergyModel(IsingSequenceModule):
         model: str = "ISING1",
     ):
         super().__init__()
-        if energy_head not in ENERGY_HEADS:
-            raise ValueError(f"energy_head must be one of {ENERGY_HEADS}, got {energy_head!r}")
-        if loss not in LOSSES:
-            raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
-        self.validate_common(cell, hidden_size, num_layers, n_heads, beta)
-        if attention:
-            check_heads(hidden_size * (2 if bidirectional else 1), n_heads)
         self.save_hyperparameters()
+        self.check_hparams()
         self.branches = nn.ModuleDict(
             {
                 order: EnergyBranch(cell, hidden_size, num_layers, bidirectional, attention, n_heads)
@@ -115,15 +114,20 @@ class EnergyModel(IsingSequenceModule):
                 attn[order] = w
         return torch.stack(energies).mean(dim=0), attn
 
+    def forward(self, *xs: torch.Tensor):
+        """x (B, L, 1) or x_rows, x_cols (2D): whole snake sequences ±1 -> energy (B, 1),
+        or (energy, weights) with attention; see the module docstring."""
+        hint = "the energy depends on every spin (EnergyDataset items are whole sequences)"
+        seqs = self.forward_inputs(xs, whole_lattice=True, hint=hint)
+        energy, weights = self.energy_from_sequences(seqs, return_attention=self.hparams.attention)
+        return self.with_weights(energy.unsqueeze(-1), weights)
+
     # -- training -------------------------------------------------------------------------
     def per_sample_loss(self, batch, with_energies: bool = True):
         """batch (X, E[, beta]) or (X_rows, X_cols, E[, beta]) -> (loss (B,), pred (B,), true (B,))."""
-        if self.hparams.two_d:
-            seqs, target = {"rows": batch[0], "cols": batch[1]}, batch[2]
-        else:
-            seqs, target = {"rows": batch[0]}, batch[1]
-        pred, _ = self.energy_from_sequences(seqs)
-        target = target.reshape(-1).to(pred.dtype)
+        n = len(self.orders)
+        pred, _ = self.energy_from_sequences(self.forward_inputs(tuple(batch[:n]), whole_lattice=True))
+        target = batch[n].reshape(-1).to(pred.dtype)
         if self.hparams.loss == "l1":
             loss = F.l1_loss(pred, target, reduction="none")
         else:
@@ -131,32 +135,5 @@ class EnergyModel(IsingSequenceModule):
         return loss, pred, target
 
 
-class EnergyRNN(EnergyModel):
-    """Reference preset: GRU -> per-site head."""
-
-    def __init__(self, **kwargs):
-        super().__init__(**{"attention": False, "two_d": False, **kwargs})
-
-
-class EnergyAttentionRNN(EnergyModel):
-    """Reference preset: GRU -> attention -> per-site head."""
-
-    def __init__(self, **kwargs):
-        super().__init__(**{"attention": True, "two_d": False, **kwargs})
-
-
-class EnergyRNN2D(EnergyModel):
-    """Reference preset: rows and columns GRUs, energies averaged."""
-
-    def __init__(self, **kwargs):
-        super().__init__(**{"attention": False, "two_d": True, **kwargs})
-
-
-class EnergyAttentionRNN2D(EnergyModel):
-    """Reference preset: rows and columns GRU + attention, energies averaged."""
-
-    def __init__(self, **kwargs):
-        super().__init__(**{"attention": True, "two_d": True, **kwargs})
-
-
-PRESETS = {cls.__name__: cls for cls in (EnergyRNN, EnergyAttentionRNN, EnergyRNN2D, EnergyAttentionRNN2D)}
+PRESETS = make_presets(EnergyModel, "Energy")
+EnergyRNN, EnergyAttentionRNN, EnergyRNN2D, EnergyAttentionRNN2D = PRESETS.values()

@@ -2,8 +2,9 @@
 
 `ProbabilityModel` is one configurable LightningModule; the reference's class names are
 presets (`ProbabilityRNN`, `ProbabilityAttentionRNN`, `ProbabilityRNN2D`,
-`ProbabilityAttentionRNN2D`) that only change defaults. All logits are logits of
-p(s = +1); every probability is handled in log space (`logsigmoid`), never as a product.
+`ProbabilityAttentionRNN2D`) that only change the defaults of `attention` and `two_d`. All
+logits are logits of p(s = +1); every probability is handled in log space (`logsigmoid`),
+never as a product.
 
 Which formula each variant uses, and why:
 
@@ -33,6 +34,17 @@ Which formula each variant uses, and why:
 Batches follow `pytorch_datasets`: (X, y[, beta]) with X = spins[:-1] (B, L-1, 1) ±1 and
 y = spins[1:] in {0,1} (B, L-1, 1); 2D: (X_rows, X_cols, y[, beta]) with y (B, 2, L-1, 1).
 The full sequence is cat(X[:, :1], 2y - 1).
+
+Calling a model (the reference's signature; the same branches `predict_energy` runs):
+- causal: `model(x)`, x = spins[:-1] (B, L-1, 1) -> logits (B, L-1, 1) of p(s_t=+1 | s_<t),
+  t = 1..L-1; 2D `model(x_rows, x_cols)` -> logits stacked (B, 2, L-1, 1). So
+  `nn.BCEWithLogitsLoss()(model(*batch[:-1]), batch[-1])` is the training loss.
+- conditional (`bidirectional=True`): `model(seq)`, seq = the WHOLE sequence (B, L, 1) ->
+  logits (B, L, 1) of p(s_i=+1 | all other spins), target (seq + 1) / 2; 2D
+  `model(seq_rows, seq_cols)` -> (B, 2, L, 1). Given spins[:-1] of its lattice (length
+  n_x*n_y - 1) it raises a ValueError saying so.
+- with attention: `(logits, weights)`, weights (B, Lq, Lk) over the inputs (causally masked,
+  or with a zero diagonal); 2D: stacked (B, 2, Lq, Lk).
 """
 from __future__ import annotations
 
@@ -47,9 +59,9 @@ from sequence_blocks import (
     SelfAttention,
     causal_energy,
     causal_mask,
-    check_heads,
     conditional_energy,
     diagonal_mask,
+    make_presets,
     sequences_to_grids,
     sinusoidal_encoding,
 )
@@ -112,10 +124,8 @@ class ProbabilityModel(IsingSequenceModule):
         model: str = "ISING1",
     ):
         super().__init__()
-        self.validate_common(cell, hidden_size, num_layers, n_heads, beta)
-        if attention:
-            check_heads(hidden_size * (2 if bidirectional else 1), n_heads)
         self.save_hyperparameters()
+        self.check_hparams()
         self.branches = nn.ModuleDict(
             {
                 order: ProbabilityBranch(cell, hidden_size, num_layers, bidirectional, attention, n_heads)
@@ -133,6 +143,19 @@ class ProbabilityModel(IsingSequenceModule):
         """
         branch = self.branches[order]
         return branch(seq if self.hparams.bidirectional else seq[:, :-1], need_weights=need_weights)
+
+    def forward(self, *xs: torch.Tensor):
+        """x = spins[:-1] (causal) or the whole sequence (conditional), (B, ·, 1) ±1, two of them
+        for 2D -> logits (B, ·, 1) (2D (B, 2, ·, 1)) [, weights]; see the module docstring."""
+        hint = ("bidirectional, it is the conditional model p(s_i | all other spins); from a ProbabilityDataset "
+                "batch (x, y): torch.cat([x[:, :1], 2 * y - 1], dim=1)")
+        hint += " with y[:, 0] (rows) and y[:, 1] (columns)" if self.hparams.two_d else ""
+        seqs = self.forward_inputs(xs, whole_lattice=self.hparams.bidirectional, hint=hint)
+        logits, weights = [], {}
+        for order, x in seqs.items():
+            z, weights[order] = self.branches[order](x, need_weights=self.hparams.attention)
+            logits.append(z.unsqueeze(-1))
+        return self.with_weights(self.stack_orders(logits), weights)
 
     def energy_from_sequences(self, seqs: dict, return_attention: bool = False):
         """seqs {"rows": (B, L, 1)[, "cols": ...]} full snake sequences -> E (B,), attention."""
@@ -199,35 +222,5 @@ class ProbabilityModel(IsingSequenceModule):
         return torch.as_tensor(energy(grids, model=self.hparams.model), dtype=torch.float64, device=rows_seq.device)
 
 
-class ProbabilityRNN(ProbabilityModel):
-    """Reference preset: the original causal GRU model."""
-
-    def __init__(self, **kwargs):
-        super().__init__(**{"attention": False, "two_d": False, **kwargs})
-
-
-class ProbabilityAttentionRNN(ProbabilityModel):
-    """Reference preset: GRU -> (masked) attention."""
-
-    def __init__(self, **kwargs):
-        super().__init__(**{"attention": True, "two_d": False, **kwargs})
-
-
-class ProbabilityRNN2D(ProbabilityModel):
-    """Reference preset: rows and columns models, energies averaged."""
-
-    def __init__(self, **kwargs):
-        super().__init__(**{"attention": False, "two_d": True, **kwargs})
-
-
-class ProbabilityAttentionRNN2D(ProbabilityModel):
-    """Reference preset: rows and columns models with (masked) attention."""
-
-    def __init__(self, **kwargs):
-        super().__init__(**{"attention": True, "two_d": True, **kwargs})
-
-
-PRESETS = {
-    cls.__name__: cls
-    for cls in (ProbabilityRNN, ProbabilityAttentionRNN, ProbabilityRNN2D, ProbabilityAttentionRNN2D)
-}
+PRESETS = make_presets(ProbabilityModel, "Probability")
+ProbabilityRNN, ProbabilityAttentionRNN, ProbabilityRNN2D, ProbabilityAttentionRNN2D = PRESETS.values()

@@ -3,21 +3,18 @@
     python probability_trainer.py                     # the original causal GRU model
     python probability_trainer.py --bidirectional     # conditional p(s_i | rest), pseudo-likelihood
     python probability_trainer.py --help              # every flag and its default
+    python probability_trainer.py --main_val_datapath data/val_data_beta_dot25.hdf5 --test_datapath data/test_data.hdf5
+                                                      # the reference's flag names work too
 
 Beta, lattice size and Ising model come from the training file's metadata and are stored
 in the checkpoint. Output: runs/probability/<config name>/ with best.ckpt, metrics.json and
 TensorBoard logs (see trainer_common.py).
 """
-from __future__ import annotations
-
-from trainer_common import build_parser, run
-
-FAMILY = "probability"
+import trainer_common
 
 
 def main(argv=None):
-    parser = build_parser(FAMILY, __doc__.split("\n\n")[0])
-    return run(FAMILY, "probability_models:ProbabilityModel", parser, argv)
+    return trainer_common.main("probability", __doc__, argv)
 
 
 if __name__ == "__main__":

@@ -19,12 +19,18 @@ on the lattice size, so a model trained on 8 x 8 runs on any other size.
 - Log-space energies: `log_prob_observed`, `causal_energy`, `conditional_energy`,
   `log_prob_energy` (no products of probabilities, no clamping).
 - `grids_to_sequences` / `sequences_to_grids`: lattice <-> snake sequence in torch.
-- `IsingSequenceModule`: the LightningModule base both families share (Adam, logging,
-  exact whole-test-set metrics across DDP ranks, `predict_energy`).
+- `check_choice`, `check_positive_int`, `check_positive_number`: the value checks of the
+  models' hyper-parameters (one-line ValueErrors, which the trainers show as flag errors).
+- `IsingSequenceModule`: the LightningModule base both families share (the one check of a
+  configuration, Adam, logging, exact whole-test-set metrics across DDP ranks,
+  `predict_energy`, and the plumbing of `forward`, the reference's call signature).
+- `make_presets`: the reference's class names (`EnergyRNN`, `ProbabilityAttentionRNN2D`, ...)
+  as subclasses that fix `attention` and `two_d`, built from one table.
 """
 from __future__ import annotations
 
 import math
+import numbers
 from functools import lru_cache
 
 import lightning.pytorch as pl
@@ -34,7 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DistributedSampler
 
-CELLS = ("gru", "lstm")
+RNN_CELLS = {"gru": nn.GRU, "lstm": nn.LSTM}
 
 
 # ----------------------------------------------------------------------------- snake order
@@ -68,10 +74,8 @@ def sequences_to_grids(seq: torch.Tensor, n_x: int, n_y: int, order: str = "rows
 
 # ----------------------------------------------------------------------------- encoders
 def _make_rnn(cell: str, input_size: int, hidden_size: int, num_layers: int, bidirectional: bool) -> nn.RNNBase:
-    if cell not in CELLS:
-        raise ValueError(f"cell must be one of {CELLS}, got {cell!r}")
-    rnn_cls = nn.GRU if cell == "gru" else nn.LSTM
-    return rnn_cls(input_size, hidden_size, num_layers=num_layers, batch_first=True, bidirectional=bidirectional)
+    return RNN_CELLS[cell](input_size, hidden_size, num_layers=num_layers, batch_first=True,
+                           bidirectional=bidirectional)
 
 
 class RNNEncoder(nn.Module):
@@ -130,25 +134,16 @@ def sinusoidal_encoding(length: int, dim: int, device=None) -> torch.Tensor:
     return enc
 
 
-def check_heads(dim: int, n_heads: int) -> None:
-    if n_heads < 1 or dim % n_heads != 0:
-        raise ValueError(
-            f"n_heads={n_heads} must divide the attention dimension {dim} "
-            f"(hidden_size x 2 if bidirectional); choose --n_heads among the divisors of {dim}"
-        )
-
-
 class SelfAttention(nn.Module):
     """One multi-head attention layer with a residual connection.
 
     forward(query, key_value=None, mask=None, need_weights=False) -> (out, weights or None);
     out = query + attn(query, kv, kv). weights (B, Lq, Lk) averaged over heads.
-    `mask` is boolean (Lq, Lk), True = not allowed.
+    `mask` is boolean (Lq, Lk), True = not allowed. `n_heads` must divide `dim`.
     """
 
     def __init__(self, dim: int, n_heads: int):
         super().__init__()
-        check_heads(dim, n_heads)
         self.attn = nn.MultiheadAttention(dim, n_heads, batch_first=True)
 
     def forward(self, query, key_value=None, mask=None, need_weights: bool = False):
@@ -188,14 +183,33 @@ def log_prob_energy(logits: torch.Tensor, spins: torch.Tensor, beta: float) -> t
     return log_prob_observed(logits, spins).sum(dim=1) / beta
 
 
+# ----------------------------------------------------------------------------- hyper-parameter checks
+# one-line ValueErrors, for every model class (the trainers show them as flag errors)
+def check_choice(name: str, value, options) -> None:
+    if value not in options:
+        raise ValueError(f"{name} must be one of {', '.join(options)}; got {value!r}")
+
+
+def check_positive_int(name: str, value, minimum: int = 1) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be {'a positive integer' if minimum == 1 else f'an integer >= {minimum}'}, "
+                         f"got {value!r}")
+
+
+def check_positive_number(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value < math.inf:
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+
+
 # ----------------------------------------------------------------------------- shared LightningModule
-
-
 class IsingSequenceModule(pl.LightningModule):
-    """What both families share: optimiser, logging, test metrics and `predict_energy`.
+    """What both families share: configuration check, optimiser, logging, test metrics,
+    `predict_energy` and the plumbing of `forward`.
 
-    Subclasses set `family` and implement `energy_from_sequences(seqs, return_attention)`
-    and `per_sample_loss(batch, with_energies) -> (loss (B,), predicted E (B,), true E (B,))`
+    Subclasses set `family` (and `choices` for their own enumerated hyper-parameters), call
+    `save_hyperparameters()` then `check_hparams()` in `__init__`, and implement
+    `energy_from_sequences(seqs, return_attention)`, `forward(*xs)` (the reference's call) and
+    `per_sample_loss(batch, with_energies) -> (loss (B,), predicted E (B,), true E (B,))`
     (the energies may be None when `with_energies` is False).
 
     Logged: `train/loss`; for validation loader k, `<val_names[k]>/loss` (index 0 is the
@@ -206,6 +220,8 @@ class IsingSequenceModule(pl.LightningModule):
     """
 
     family = "?"
+    # hyper-parameter -> its allowed values; subclasses add their own
+    choices = {"cell": tuple(RNN_CELLS)}
 
     def __init__(self):
         super().__init__()
@@ -215,15 +231,24 @@ class IsingSequenceModule(pl.LightningModule):
         self._test_seen = 0
 
     # -- configuration ----------------------------------------------------------------------
-    @staticmethod
-    def validate_common(cell, hidden_size, num_layers, n_heads, beta):
-        if cell not in CELLS:
-            raise ValueError(f"cell must be one of {CELLS}, got {cell!r}")
-        for name, value in (("hidden_size", hidden_size), ("num_layers", num_layers), ("n_heads", n_heads)):
-            if int(value) != value or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if beta is None or not beta > 0:
-            raise ValueError(f"beta must be a positive number, got {beta!r}")
+    def check_hparams(self) -> None:
+        """Refuse a bad configuration with a one-line ValueError. The one check of the
+        hyper-parameters: the trainers report its message as their flag error."""
+        hp = self.hparams
+        for name, options in self.choices.items():
+            check_choice(name, hp[name], options)
+        for name in ("hidden_size", "num_layers", "n_heads"):
+            check_positive_int(name, hp[name])
+        for name in ("beta", "lr"):
+            check_positive_number(name, hp[name])
+        if hp.n_heads != 1 and not hp.attention:
+            raise ValueError(f"n_heads={hp.n_heads} has no effect without attention (--attention); "
+                             "add attention or drop n_heads")
+        dim = hp.hidden_size * (2 if hp.bidirectional else 1)
+        if hp.attention and dim % hp.n_heads:
+            raise ValueError(f"n_heads={hp.n_heads} must divide the attention dimension {dim} (hidden_size"
+                             f"{' x 2, bidirectional' if hp.bidirectional else ''}); "
+                             f"pick a divisor of {dim} or change hidden_size")
 
     @property
     def orders(self):
@@ -246,6 +271,35 @@ class IsingSequenceModule(pl.LightningModule):
         energy, attn = self.energy_from_sequences(seqs, return_attention=return_attention)
         energy = energy.float()
         return (energy, attn) if return_attention else energy
+
+    # -- forward: the reference's call signature ---------------------------------------------
+    def forward_inputs(self, xs: tuple, whole_lattice: bool, hint: str = "see its forward") -> dict:
+        """The sequences given to `forward` -> {"rows": x[, "cols": x_cols]}, checked.
+
+        One float tensor (B, L, 1) ±1 for a 1D model, two (rows, columns snakes) for a 2D
+        one. A model that reads the whole lattice (`whole_lattice`) refuses length
+        n_x*n_y - 1 of its training lattice: that is spins[:-1], the causal models' input.
+        """
+        name, n = type(self).__name__, len(self.orders)
+        if len(xs) != n or any(x.dim() != 3 or x.shape[-1] != 1 or x.shape != xs[0].shape for x in xs):
+            raise ValueError(f"{name} takes {'x_rows, x_cols' if n == 2 else 'x'}: {n} sequence(s) of shape "
+                             f"(B, L, 1); got shapes {[tuple(x.shape) for x in xs]}")
+        length = self.hparams.n_x * self.hparams.n_y
+        if whole_lattice and xs[0].shape[1] == length - 1:
+            raise ValueError(f"{name} reads the whole lattice: pass the full snake sequence(s) (B, {length}, 1), "
+                             f"not spins[:-1] ({length - 1} spins); {hint}")
+        return dict(zip(self.orders, xs))
+
+    def stack_orders(self, per_order: list) -> torch.Tensor:
+        """One tensor per snake order -> that tensor (1D model) or stacked on dim 1 (2D)."""
+        return torch.stack(per_order, dim=1) if self.hparams.two_d else per_order[0]
+
+    def with_weights(self, out: torch.Tensor, weights: dict):
+        """`out`, and for a model with attention `(out, weights)` with the weights (B, Lq, Lk)
+        of the single order, or stacked (B, 2, Lq, Lk) (rows, columns) for a 2D model."""
+        if not self.hparams.attention:
+            return out
+        return out, self.stack_orders([weights[order] for order in self.orders])
 
     # -- steps ------------------------------------------------------------------------------
     def training_step(self, batch, batch_idx):
@@ -304,3 +358,38 @@ class IsingSequenceModule(pl.LightningModule):
         for key, value in results.items():
             self.log(key, value, sync_dist=False)  # already identical on every rank
         self.test_results = {k.split("/", 1)[1]: v for k, v in results.items()}
+
+
+# ----------------------------------------------------------------------------- the reference's class names
+# <family prefix><suffix> -> (attention, two_d), e.g. EnergyAttentionRNN2D. Every other
+# hyper-parameter is a keyword argument, as for the configurable class.
+PRESET_LAYOUTS = {
+    "RNN": (False, False),
+    "AttentionRNN": (True, False),
+    "RNN2D": (False, True),
+    "AttentionRNN2D": (True, True),
+}
+
+
+def make_presets(base: type, prefix: str) -> dict:
+    """{name: class}: the reference's four class names of a family, subclasses of `base`
+    that only set the default `attention` and `two_d` (table above). They are real classes:
+    assigned to names of `base`'s module they import, pickle, and `load_from_checkpoint`."""
+    presets = {}
+    for suffix, (attention, two_d) in PRESET_LAYOUTS.items():
+        name = prefix + suffix
+        doc = (f"The reference's `{name}`: `{base.__name__}` with attention={attention}, two_d={two_d} "
+               f"unless given; called as `{base.__name__}.forward` describes.")
+        namespace = {"__init__": _preset_init(base, attention, two_d), "__doc__": doc,
+                     "__module__": base.__module__, "__qualname__": name}
+        presets[name] = type(name, (base,), namespace)
+    return presets
+
+
+def _preset_init(base: type, attention: bool, two_d: bool):
+    # no super() here on purpose: Lightning then records the hyper-parameters of base's
+    # __init__ alone, so a preset's checkpoint holds the same plain values as base's
+    def __init__(self, **kwargs):
+        base.__init__(self, **{"attention": attention, "two_d": two_d, **kwargs})
+
+    return __init__

@@ -1,8 +1,9 @@
 """What `energy_trainer.py` and `probability_trainer.py` share: flags, checks, run wiring.
 
-A run: parse flags -> check the data files and flag combinations (fail at once, with the
-command that makes a missing file) -> read beta, lattice size and Ising model from the
-training file's metadata -> build the model and `pytorch_datasets.IsingDataModule` ->
+A run: parse flags -> check the data files and the trainer's own flags (fail at once, with
+the command that makes a missing file) -> read beta, lattice size and Ising model from the
+training file's metadata -> build the model (which checks its hyper-parameters: its
+ValueError becomes the flag error) and `pytorch_datasets.IsingDataModule` ->
 Lightning `Trainer.fit` (early stopping and best checkpoint on the main validation loss,
 `val/loss`; the other validation sets logged as `val_beta_<beta>/loss`) -> `Trainer.test`
 with the best checkpoint -> `metrics.json`.
@@ -11,7 +12,14 @@ Run directory: `<output_dir>/<family>/<config_name>/` holding `best.ckpt`, `metr
 and the TensorBoard logs (`tensorboard/version_N`). A rerun of the same configuration
 replaces `best.ckpt` and `metrics.json`.
 
-Heavy imports (torch, lightning) happen inside `run`, so `--help` and flag errors are instant.
+The reference's flag names are accepted beside ours: `--train_datapath` / `--test_datapath`
+(aliases of `--train_path` / `--test_path`), `--main_val_datapath`, `--val_2_datapath`,
+`--val_3_datapath` (the three validation files, main first, each defaulting to the standard
+one), `--lstm` (= `--cell lstm`), `--input_size 1` and `--output_size 1` (the only values).
+
+Heavy imports (torch, lightning) happen inside `run`, so `--help`, missing files and the
+trainer's own flag errors come back at once; a bad model hyper-parameter is reported once
+the model class is imported (seconds).
 """
 from __future__ import annotations
 
@@ -23,10 +31,12 @@ import time
 import warnings
 from pathlib import Path
 
-DEFAULT_TRAIN = "data/train_data.hdf5"
-DEFAULT_VALS = ("data/val_data_beta_dot25.hdf5", "data/val_data_beta_dot125.hdf5", "data/val_data_beta_dot5.hdf5")
-DEFAULT_TEST = "data/test_data.hdf5"
+import data_files
+
 MAIN_MONITOR = "val/loss"
+MODELS = {"energy": "energy_models:EnergyModel", "probability": "probability_models:ProbabilityModel"}
+# the reference's names of the three validation files, main first
+VAL_SLOTS = ("main_val_datapath", "val_2_datapath", "val_3_datapath")
 
 
 # ----------------------------------------------------------------------------- flags
@@ -53,50 +63,15 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
-
-
 def build_parser(family: str, description: str) -> argparse.ArgumentParser:
     """The flags both trainers share; the energy trainer adds --energy_head and --loss."""
     p = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     bool_flag = dict(action=argparse.BooleanOptionalAction)
-
-    g = p.add_argument_group("data")
-    g.add_argument("--train_path", default=DEFAULT_TRAIN, help="training HDF5 file (beta, lattice size and Ising "
-                   "model are read from it)")
-    g.add_argument("--val_paths", nargs="+", default=list(DEFAULT_VALS), help="validation HDF5 files; the first "
-                   "is the main one (early stopping, checkpointing), the others are logged as val_beta_<beta>")
-    g.add_argument("--test_path", default=DEFAULT_TEST, help="test HDF5 file")
-    g.add_argument("--batch_size", type=_positive_int, default=512, help="samples per batch (per process)")
-    g.add_argument("--num_workers", type=int, default=0, help="DataLoader worker processes")
-    g.add_argument("--in_memory", default=False, help="load the files into memory instead of reading lazily",
-                   **bool_flag)
-    g.add_argument("--beta", type=_positive_float, default=None,
-                   help="inverse temperature used by the energy formulas "
-                   "(default: the training file's beta)%(default).0s")
-
-    g = p.add_argument_group("model")
-    g.add_argument("--cell", choices=("gru", "lstm"), default="gru", help="recurrent cell")
-    g.add_argument("--hidden_size", type=_positive_int, default=512, help="RNN hidden size")
-    g.add_argument("--num_layers", type=_positive_int, default=1, help="stacked RNN layers")
-    g.add_argument("--bidirectional", default=False, **bool_flag,
-                   help="bidirectional RNN" + (" (probability family: conditional model p(s_i | all other spins))"
-                                                if family == "probability" else ""))
-    g.add_argument("--attention", default=False, help="one multi-head attention layer after the RNN", **bool_flag)
-    g.add_argument("--n_heads", type=_positive_int, default=1, help="attention heads (needs --attention; must "
-                   "divide hidden_size, or 2 x hidden_size when bidirectional)")
-    g.add_argument("--two_d", default=False, help="rows and columns snakes, energies averaged", **bool_flag)
-    if family == "energy":
-        g.add_argument("--energy_head", choices=("prob", "site"), default="prob",
-                       help="prob: reference head E = (1/beta) sum log sigmoid; site: sum of per-site energies")
-        g.add_argument("--loss", choices=("l1", "mse"), default="l1", help="loss on the true energy")
+    _add_data_flags(p.add_argument_group("data"), bool_flag)
+    _add_model_flags(p.add_argument_group("model"), bool_flag, family)
 
     g = p.add_argument_group("training")
-    g.add_argument("--lr", type=_positive_float, default=1e-4, help="Adam learning rate")
+    g.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate")
     g.add_argument("--max_epochs", type=int, default=100, help="upper limit; early stopping usually ends sooner")
     g.add_argument("--patience", type=int, default=5, help="early stopping patience (epochs) on val/loss")
     g.add_argument("--seed", type=int, default=0, help="seeds torch, numpy, python and the shuffling")
@@ -122,6 +97,47 @@ def build_parser(family: str, description: str) -> argparse.ArgumentParser:
     return p
 
 
+def _add_data_flags(g, bool_flag: dict) -> None:
+    g.add_argument("--train_path", "--train_datapath", default=data_files.path("train"), help="training HDF5 file "
+                   "(beta, lattice size and Ising model are read from it)")
+    g.add_argument("--val_paths", nargs="+", default=None, help="validation HDF5 files; the first is the main one "
+                   "(early stopping, checkpointing), the others are logged as val_beta_<beta> (default: "
+                   f"{' '.join(data_files.val_paths())})%(default).0s")
+    for which, flag, default in zip(("main", "second", "third"), VAL_SLOTS, data_files.val_paths()):
+        g.add_argument(f"--{flag}", default=None, help=f"the reference's flag for the {which} validation file "
+                       f"(default: {default}); these three replace --val_paths%(default).0s")
+    g.add_argument("--test_path", "--test_datapath", default=data_files.path("test"), help="test HDF5 file")
+    g.add_argument("--batch_size", type=_positive_int, default=512, help="samples per batch (per process)")
+    g.add_argument("--num_workers", type=int, default=0, help="DataLoader worker processes")
+    g.add_argument("--in_memory", default=False, help="load the files into memory instead of reading lazily",
+                   **bool_flag)
+    g.add_argument("--beta", type=float, default=None,
+                   help="inverse temperature used by the energy formulas "
+                   "(default: the training file's beta)%(default).0s")
+
+
+def _add_model_flags(g, bool_flag: dict, family: str) -> None:
+    """Model flags; the model checks their values (one place for both the CLI and the API)."""
+    g.add_argument("--cell", default="gru", help="recurrent cell: gru or lstm")
+    g.add_argument("--lstm", dest="cell", action="store_const", const="lstm", default=argparse.SUPPRESS,
+                   help="the reference's switch: same as --cell lstm")
+    g.add_argument("--input_size", type=int, default=1, help="spins per sequence step (the reference's flag; only 1)")
+    g.add_argument("--output_size", type=int, default=1, help="outputs per site (the reference's flag; only 1)")
+    g.add_argument("--hidden_size", type=int, default=512, help="RNN hidden size")
+    g.add_argument("--num_layers", type=int, default=1, help="stacked RNN layers")
+    g.add_argument("--bidirectional", default=False, **bool_flag,
+                   help="bidirectional RNN" + (" (probability family: conditional model p(s_i | all other spins))"
+                                                if family == "probability" else ""))
+    g.add_argument("--attention", default=False, help="one multi-head attention layer after the RNN", **bool_flag)
+    g.add_argument("--n_heads", type=int, default=1, help="attention heads (needs --attention; must "
+                   "divide hidden_size, or 2 x hidden_size when bidirectional)")
+    g.add_argument("--two_d", default=False, help="rows and columns snakes, energies averaged", **bool_flag)
+    if family == "energy":
+        g.add_argument("--energy_head", default="prob",
+                       help="prob: reference head E = (1/beta) sum log sigmoid; site: sum of per-site energies")
+        g.add_argument("--loss", default="l1", help="loss on the true energy: l1 or mse")
+
+
 def config_name(hparams: dict) -> str:
     """Run name from the configuration, in the published style, e.g. `2D_GRU_1L_1H_Bi_Attn`.
 
@@ -143,26 +159,24 @@ def config_name(hparams: dict) -> str:
     return "_".join(parts)
 
 
-def _missing_message(path: str) -> str:
-    name = Path(path).name
-    made_by_make = name in {Path(p).name for p in (DEFAULT_TRAIN, DEFAULT_TEST, *DEFAULT_VALS)}
-    how = f"python generate_ising.py --filename {path} (see python generate_ising.py --help)"
-    return f"data file {path} not found; create it with: " + (f"make data (or {how})" if made_by_make else how)
-
-
 def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Fail at once (exit 2, message) on missing files and incompatible flags."""
+    """Settle the validation files, then fail at once (exit 2, one line) on missing files and
+    bad trainer flags. The model's hyper-parameters are checked by the model itself."""
+    slots = [getattr(args, flag) for flag in VAL_SLOTS]
+    if any(slots):
+        if args.val_paths is not None:
+            parser.error(f"--val_paths and --{'/--'.join(VAL_SLOTS)} both set the validation files; "
+                         "use one or the other")
+        args.val_paths = [given or default for given, default in zip(slots, data_files.val_paths())]
+    elif args.val_paths is None:
+        args.val_paths = data_files.val_paths()
     for path in [args.train_path, *args.val_paths, args.test_path]:
         if not Path(path).is_file():
-            parser.error(_missing_message(path))
-    if args.n_heads != 1 and not args.attention:
-        parser.error(f"--n_heads {args.n_heads} has no effect without --attention; add --attention or drop --n_heads")
-    if args.attention:
-        dim = args.hidden_size * (2 if args.bidirectional else 1)
-        if dim % args.n_heads:
-            parser.error(f"--n_heads {args.n_heads} must divide the attention dimension {dim} "
-                         f"(hidden_size{' x 2, bidirectional' if args.bidirectional else ''}); "
-                         f"pick a divisor of {dim} or change --hidden_size")
+            parser.error(data_files.missing_file_message(path))
+    for flag in ("input_size", "output_size"):
+        if getattr(args, flag) != 1:
+            parser.error(f"--{flag} must be 1 (one spin per sequence step, one output per site); "
+                         f"got {getattr(args, flag)}")
     if args.max_epochs < 1 and args.max_epochs != -1:
         parser.error("--max_epochs must be >= 1 (or -1 for no limit)")
     if args.patience < 0:
@@ -189,44 +203,25 @@ def model_hparams(parser, args, family: str, meta: dict) -> dict:
 
 
 # ----------------------------------------------------------------------------- the run
-def run(family: str, model_cls, parser: argparse.ArgumentParser, argv=None) -> dict | None:
-    """Parse, check, train, test, write metrics.json. Returns the metrics on rank 0.
+def main(family: str, doc: str, argv=None) -> dict | None:
+    """A trainer's entry point: its flags (description: the first paragraph of `doc`), then `run`."""
+    return run(family, build_parser(family, doc.split("\n\n")[0]), argv)
 
-    model_cls: the LightningModule class, or "module:Class" to import it only after the
-    flags and files have been checked (so errors and --help come back at once).
-    """
+
+def run(family: str, parser: argparse.ArgumentParser, argv=None) -> dict | None:
+    """Parse, check, train, test, write metrics.json. Returns the metrics on rank 0."""
     args = parser.parse_args(argv)
-    check_args(parser, args)
-    if isinstance(model_cls, str):
-        import importlib
-
-        module, _, name = model_cls.partition(":")
-        model_cls = getattr(importlib.import_module(module), name)
-
+    check_args(parser, args)  # before the heavy imports: errors and --help come back at once
     import lightning.pytorch as pl
     import torch
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
     from lightning.pytorch.loggers import TensorBoardLogger
 
-    from pytorch_datasets import IsingDataModule, read_metadata
+    from pytorch_datasets import IsingDataModule
 
     # the TensorBoard logs share the run directory with best.ckpt on purpose
     warnings.filterwarnings("ignore", message=r".*Checkpoint directory .* exists and is not empty")
-    meta = read_metadata(args.train_path)
-    hparams = model_hparams(parser, args, family, meta)
-    if family == "probability":  # the test metrics compare with exact energies of the test lattices
-        test_meta = read_metadata(args.test_path)
-        if (test_meta.get("n_x"), test_meta.get("n_y")) != (hparams["n_x"], hparams["n_y"]):
-            parser.error(f"{args.test_path} holds {test_meta.get('n_x')} x {test_meta.get('n_y')} lattices but the "
-                         f"training file {hparams['n_x']} x {hparams['n_y']}; use a test file of the training size")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    pl.seed_everything(args.seed, workers=True)
-    try:
-        model = model_cls(**hparams)
-    except ValueError as err:  # anything check_args did not foresee
-        parser.error(str(err))
-
+    model, meta = build_model(parser, args, family)
     datamodule = IsingDataModule(
         family=family, two_d=args.two_d, train_path=args.train_path, val_paths=args.val_paths,
         test_path=args.test_path, batch_size=args.batch_size, num_workers=args.num_workers,
@@ -234,7 +229,7 @@ def run(family: str, model_cls, parser: argparse.ArgumentParser, argv=None) -> d
     )
     model.val_names = list(datamodule.val_names)
 
-    name = args.run_name or config_name(hparams)
+    name = args.run_name or config_name(dict(model.hparams))
     run_dir = Path(args.output_dir) / family / name
     run_dir.mkdir(parents=True, exist_ok=True)
     checkpoint = ModelCheckpoint(dirpath=run_dir, filename="best", monitor=MAIN_MONITOR, mode="min", save_top_k=1,
@@ -252,30 +247,20 @@ def run(family: str, model_cls, parser: argparse.ArgumentParser, argv=None) -> d
     )
     trainer.fit(model, datamodule=datamodule)
     best = checkpoint.best_model_path or None
-    trainer.test(model, datamodule=datamodule, ckpt_path=best if best else None, verbose=trainer.is_global_zero)
-
+    trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=trainer.is_global_zero)
     if not trainer.is_global_zero:
         return None
-    best_score = checkpoint.best_model_score
+
     metrics = {
         "family": family,
         "config_name": name,
-        "config": {**hparams, "batch_size": args.batch_size, "max_epochs": args.max_epochs,
+        "config": {**model.hparams, "batch_size": args.batch_size, "max_epochs": args.max_epochs,
                    "patience": args.patience, "seed": args.seed, "precision": args.precision,
-                   "strategy": args.strategy, "world_size": trainer.world_size,
-                   "threads": torch.get_num_threads()},
+                   "strategy": args.strategy, "world_size": trainer.world_size, "threads": torch.get_num_threads()},
         "data": {"train_path": args.train_path, "val_paths": list(args.val_paths), "test_path": args.test_path,
                  "val_names": model.val_names, "train_samples_in_file": meta.get("n_samples")},
         **{f"test_{k}": v for k, v in model.test_results.items()},
-        "best_checkpoint": str(Path(best).resolve()) if best else None,
-        "best_val_loss": float(best_score) if best_score is not None else None,
-        "epochs": trainer.current_epoch,
-        "global_steps": trainer.global_step,
-        "stopped_early": bool(stopping.stopped_epoch),
-        "train_time_s": clock.seconds,
-        "train_samples": clock.samples * trainer.world_size,
-        "train_samples_per_s": clock.samples * trainer.world_size / clock.seconds if clock.seconds else None,
-        "versions": {"torch": torch.__version__, "lightning": pl.__version__, "python": sys.version.split()[0]},
+        **fit_summary(trainer, checkpoint, stopping, clock),
         "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
     }
     path = run_dir / "metrics.json"
@@ -284,6 +269,53 @@ def run(family: str, model_cls, parser: argparse.ArgumentParser, argv=None) -> d
     os.replace(tmp, path)  # never a half-written metrics.json
     print(f"run directory: {run_dir}\nmetrics: {path}")
     return metrics
+
+
+def build_model(parser: argparse.ArgumentParser, args: argparse.Namespace, family: str):
+    """(model, training file metadata). The model checks its own hyper-parameters: its
+    ValueError becomes this flag error. Also sets the threads and seeds everything."""
+    import importlib
+
+    import lightning.pytorch as pl
+    import torch
+
+    from pytorch_datasets import read_metadata
+
+    meta = read_metadata(args.train_path)
+    hparams = model_hparams(parser, args, family, meta)
+    if family == "probability":  # the test metrics compare with exact energies of the test lattices
+        test_meta = read_metadata(args.test_path)
+        if (test_meta.get("n_x"), test_meta.get("n_y")) != (hparams["n_x"], hparams["n_y"]):
+            parser.error(f"{args.test_path} holds {test_meta.get('n_x')} x {test_meta.get('n_y')} lattices but the "
+                         f"training file {hparams['n_x']} x {hparams['n_y']}; use a test file of the training size")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    pl.seed_everything(args.seed, workers=True)
+    module, _, name = MODELS[family].partition(":")
+    try:
+        return getattr(importlib.import_module(module), name)(**hparams), meta
+    except ValueError as err:
+        parser.error(str(err))
+
+
+def fit_summary(trainer, checkpoint, stopping, clock) -> dict:
+    """What metrics.json says about the fit: best checkpoint, epochs, timing, versions."""
+    import lightning.pytorch as pl
+    import torch
+
+    best, best_score = checkpoint.best_model_path, checkpoint.best_model_score
+    samples = clock.samples * trainer.world_size
+    return {
+        "best_checkpoint": str(Path(best).resolve()) if best else None,
+        "best_val_loss": float(best_score) if best_score is not None else None,
+        "epochs": trainer.current_epoch,
+        "global_steps": trainer.global_step,
+        "stopped_early": bool(stopping.stopped_epoch),
+        "train_time_s": clock.seconds,
+        "train_samples": samples,
+        "train_samples_per_s": samples / clock.seconds if clock.seconds else None,
+        "versions": {"torch": torch.__version__, "lightning": pl.__version__, "python": sys.version.split()[0]},
+    }
 
 
 def make_train_clock():

@@ -2,7 +2,8 @@
 
 Leak tests (no model may see what it predicts), energy formulas against exact results
 (local fields and full enumeration from generate_ising), log-space numerics, presets,
-arbitrary lattice sizes and the checkpoint round trip without data files.
+arbitrary lattice sizes, the reference's call signatures (`model(...)`) and the checkpoint
+round trip without data files.
 """
 import itertools
 import math
@@ -22,6 +23,7 @@ from ising import local_field
 from probability_models import ProbabilityModel
 from pytorch_datasets import snake_permutation
 from sequence_blocks import (
+    PRESET_LAYOUTS,
     causal_energy,
     conditional_energy,
     grids_to_sequences,
@@ -273,6 +275,54 @@ def test_every_preset_builds_runs_and_trains_a_step(name):
         assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
 
 
+@pytest.mark.parametrize("module, base", [(energy_models, EnergyModel), (probability_models, ProbabilityModel)])
+def test_presets_are_the_reference_names_built_from_one_table(module, base):
+    assert len(module.PRESETS) == len(PRESET_LAYOUTS) == 4
+    for suffix, (attention, two_d) in PRESET_LAYOUTS.items():
+        name = base.family.capitalize() + suffix
+        cls = module.PRESETS[name]
+        assert getattr(module, name) is cls and cls.__name__ == name and cls.__module__ == module.__name__
+        assert issubclass(cls, base) and cls is not base
+        model = cls(hidden_size=H, num_layers=2)
+        assert (model.hparams.attention, model.hparams.two_d, model.hparams.num_layers) == (attention, two_d, 2)
+        # a preset only changes defaults: its hyper-parameters are base's, so base rebuilds it
+        assert dict(base(**model.hparams).hparams) == dict(model.hparams)
+
+
+@pytest.mark.parametrize("name", sorted(ALL_PRESETS))
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_forward_is_the_reference_call_and_a_view_on_predict_energy(name, bidirectional):
+    """model(x) / model(x_rows, x_cols) on the batch a dataset gives: the reference's shapes,
+    weights with attention, and the same numbers as predict_energy / logits."""
+    torch.manual_seed(0)
+    model = ALL_PRESETS[name](hidden_size=H, bidirectional=bidirectional, n_x=4, n_y=4).eval()
+    grids = random_grids(3, 4, 4, seed=7)
+    seqs = [grids_to_sequences(grids, order) for order in model.orders]
+    inputs = _batch_for(model, grids)[: len(seqs)]
+    two_d, attention = model.hparams.two_d, model.hparams.attention
+    if model.family == "probability" and bidirectional:
+        with pytest.raises(ValueError, match=r"reads the whole lattice.*\(B, 16, 1\), not spins\[:-1\] \(15 spins\)"):
+            model(*inputs)
+        inputs = seqs  # the conditional model reads the whole sequence
+    with torch.no_grad():
+        out = model(*inputs)
+        out, weights = out if attention else (out, None)
+        if model.family == "energy":
+            assert out.shape == (3, 1)
+            torch.testing.assert_close(out[:, 0], model.predict_energy(grids))
+        else:
+            length = 16 if bidirectional else 15
+            assert out.shape == ((3, 2, length, 1) if two_d else (3, length, 1))
+            for k, order in enumerate(model.orders):
+                z = out[:, k] if two_d else out
+                torch.testing.assert_close(z[..., 0], model.logits(seqs[k], order)[0])
+    if attention:
+        n = inputs[0].shape[1]
+        assert weights.shape == ((3, 2, n, n) if two_d else (3, n, n))
+    with pytest.raises(ValueError, match="takes x_rows, x_cols" if two_d else "takes x:"):
+        model(*inputs, *inputs) if not two_d else model(inputs[0])
+
+
 def _batch_for(model, grids):
     """The batch `pytorch_datasets` would give for these grids (agreed layouts)."""
     rows, cols = grids_to_sequences(grids, "rows"), grids_to_sequences(grids, "cols")
@@ -311,6 +361,8 @@ def test_any_lattice_size():
     (dict(cell="rnn"), "cell must be one of"),
     (dict(hidden_size=0), "hidden_size must be a positive integer"),
     (dict(beta=None), "beta must be a positive number"),
+    (dict(lr=-1.0), "lr must be a positive number"),
+    (dict(n_heads=2), "n_heads=2 has no effect without attention"),
 ])
 def test_bad_configurations(kwargs, message):
     for cls in (EnergyModel, ProbabilityModel):

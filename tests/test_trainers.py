@@ -140,10 +140,13 @@ def test_missing_data_file_fails_at_once_with_the_command(data, tmp_path, capsys
 @pytest.mark.parametrize("argv, message", [
     (["--attention", "--n_heads", "3", "--hidden_size", "8"], "must divide the attention dimension 8"),
     (["--attention", "--bidirectional", "--n_heads", "3", "--hidden_size", "8"], "attention dimension 16"),
-    (["--n_heads", "2"], "has no effect without --attention"),
+    (["--n_heads", "2"], "n_heads=2 has no effect without attention (--attention)"),
     (["--hidden_size", "0"], "must be a positive integer"),
     (["--lr", "-1"], "must be a positive number"),
-    (["--cell", "rnn"], "invalid choice"),
+    (["--cell", "rnn"], "cell must be one of gru, lstm; got 'rnn'"),
+    (["--input_size", "2"], "--input_size must be 1"),
+    (["--output_size", "3"], "--output_size must be 1"),
+    (["--val_paths", "a.hdf5", "--val_2_datapath", "b.hdf5"], "use one or the other"),
     (["--patience", "-1"], "--patience must be >= 0"),
     (["extra_positional"], "unrecognized arguments"),
 ])
@@ -155,7 +158,26 @@ def test_bad_flags(data, argv, message, capsys):
 def test_energy_only_flags_are_absent_from_the_probability_trainer(data, capsys):
     assert "unrecognized arguments: --energy_head" in _error(probability_trainer.main,
                                                              [*data["args"], "--energy_head", "site"], capsys)
-    assert "invalid choice" in _error(energy_trainer.main, [*data["args"], "--energy_head", "logp"], capsys)
+    err = _error(energy_trainer.main, [*data["args"], "--energy_head", "logp"], capsys)
+    assert "energy_head must be one of prob, site; got 'logp'" in err
+
+
+def test_reference_validation_flags_fill_their_slot_and_default_the_others(data, tmp_path, capsys, monkeypatch):
+    """--main_val_datapath / --val_2_datapath / --val_3_datapath set the validation files, main
+    first; a slot not given is the standard file, here missing: the make-data message."""
+    monkeypatch.chdir(tmp_path)  # no data/ folder here
+    argv = ["--train_datapath", str(data["train"]), "--test_datapath", str(data["test"]),
+            "--main_val_datapath", str(data["val"][0]), "--val_3_datapath", str(data["val"][2])]
+    err = _error(probability_trainer.main, argv, capsys)
+    assert "data file data/val_data_beta_dot125.hdf5 not found" in err and "make data" in err
+
+
+def test_lstm_switch():
+    from trainer_common import build_parser
+
+    parser = build_parser("energy", "")
+    assert parser.parse_args([]).cell == "gru" and parser.parse_args(["--lstm"]).cell == "lstm"
+    assert parser.parse_args(["--cell", "lstm"]).cell == "lstm"
 
 
 def test_multi_beta_training_file_needs_beta(ising_file, data, tmp_path, capsys):
@@ -174,8 +196,16 @@ def test_help_shows_defaults_and_booleans():
                   "--hidden_size HIDDEN_SIZE RNN hidden size (default: 512)",
                   "--lr LR Adam learning rate (default: 0.0001)", "(per process) (default: 512)",
                   "--num_layers NUM_LAYERS stacked RNN layers (default: 1)", "attention heads",
-                  "(default: data/train_data.hdf5)", "--strategy", "--precision", "--fast_dev_run", "--energy_head"):
+                  "(default: data/train_data.hdf5)", "--strategy", "--precision", "--fast_dev_run", "--energy_head",
+                  "--train_path TRAIN_PATH, --train_datapath TRAIN_PATH", "--test_path TEST_PATH, --test_datapath "
+                  "TEST_PATH", "--lstm the reference's switch: same as --cell lstm", "--input_size INPUT_SIZE",
+                  "--output_size OUTPUT_SIZE", "(default: data/val_data_beta_dot125.hdf5)"):
         assert piece in text, piece
+    # one entry per option, aliases on the same line
+    entries = [line.split()[0].rstrip(",") for line in out.stdout.splitlines() if line.startswith("  -")]
+    assert len(entries) == len(set(entries)) and "--train_datapath" not in entries
+    for flag in ("--main_val_datapath", "--val_2_datapath", "--val_3_datapath", "--val_paths", "--lstm", "--cell"):
+        assert entries.count(flag) == 1, flag
 
 
 def test_cli_error_exit_code(data, tmp_path):
