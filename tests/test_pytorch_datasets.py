@@ -4,16 +4,19 @@ Data files are made by the real generator (``generate_ising.generate``); bad fil
 copies of real ones with one thing broken.
 """
 import gc
+import itertools
 import pickle
 import shutil
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 import torch
+from torch.utils.data import DataLoader
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -201,15 +204,15 @@ def test_item_shapes_dtypes_values(small_file, cls, return_beta):
 
 
 @pytest.mark.parametrize("cls", ALL_CLASSES)
-@pytest.mark.parametrize("variant", ["mmap", "pread", "h5py", "in_memory", "chunked", "compressed"])
+@pytest.mark.parametrize("variant", ["slice", "loaded", "fancy", "in_memory", "chunked", "compressed"])
 def test_items_equal_file_contents(small_file, tmp_path, cls, variant, monkeypatch):
     path = small_file
     kwargs = {}
-    if variant == "pread":
-        monkeypatch.setattr(pdx, "MMAP_MAX_BYTES", 0)  # as for a file above the limit
-    elif variant == "h5py":
-        kwargs["read_raw"] = False
-    elif variant == "in_memory":
+    if variant in ("loaded", "fancy", "compressed"):  # every read takes the scattered-rows route
+        monkeypatch.setattr(pdx, "SPAN_PER_ROW", 0)
+    if variant in ("fancy", "compressed"):  # ... and h5py's fancy index, as for a file above the limit
+        monkeypatch.setattr(pdx, "LOAD_MAX_BYTES", -1)
+    if variant == "in_memory":
         kwargs["in_memory"] = True
     elif variant == "chunked":
         path = _rewrite(small_file, tmp_path / "chunked.hdf5", chunks=7)
@@ -236,30 +239,25 @@ def test_items_equal_file_contents(small_file, tmp_path, cls, variant, monkeypat
         ds[len(ds)]
 
 
-def test_raw_readers_are_used_for_unfiltered_files(small_file, tmp_path, monkeypatch):
+def test_reads_load_the_file_only_for_scattered_rows_of_small_files(small_file, monkeypatch):
     ds = EnergyDataset(small_file)
-    ds[0]
-    assert type(ds._handles.readers["ising_grids"]).__name__ == "_MappedRows"
-    monkeypatch.setattr(pdx, "MMAP_MAX_BYTES", small_file.stat().st_size - 1)
+    ds[list(range(10, 20))]  # a short span: one slice
+    assert ds._reader.arrays is None
+    ds[[0, 79]]  # scattered: the file (under LOAD_MAX_BYTES) is read into this process
+    assert ds._reader.arrays is not None and len(ds._reader.arrays[0]) == len(ds)
     ds.close()
-    ds[0]
-    assert type(ds._handles.readers["ising_grids"]).__name__ == "_PreadRows"
-    monkeypatch.undo()
-    chunked = EnergyDataset(_rewrite(small_file, tmp_path / "c.hdf5", chunks=7))
-    chunked[0]
-    assert type(chunked._handles.readers["ising_grids"]).__name__ == "_MappedRows"
-    gz = EnergyDataset(_rewrite(small_file, tmp_path / "z.hdf5", chunks=7, compression="gzip"))
-    gz[0]
-    assert type(gz._handles.readers["ising_grids"]).__name__ == "_H5Rows"
+    monkeypatch.setattr(pdx, "LOAD_MAX_BYTES", -1)
+    ds[[0, 79]]  # above the limit: read by fancy index, nothing kept
+    assert ds._reader.arrays is None
 
 
 def test_construction_is_lazy_and_picklable(small_file):
     ds = EnergyDataset2D(small_file, return_beta=True)
-    assert ds._handles is None  # nothing open until the first read
+    assert ds._reader is None  # nothing open until the first read
     ds[0]
-    assert ds._handles is not None
+    assert ds._reader is not None
     clone = pickle.loads(pickle.dumps(ds))
-    assert clone._handles is None
+    assert clone._reader is None
     for a, b, c in zip(clone[[1, 2]], ds[[1, 2]], ds[torch.tensor([1, 2])]):
         assert torch.equal(a, b) and torch.equal(b, c)
     with pytest.raises(TypeError):
@@ -283,70 +281,75 @@ def multiset(batches):
                    for b in batches for i in range(len(b[0])))
 
 path, context = sys.argv[2], sys.argv[3]
-for reader in sys.argv[4].split(","):
-    pdx.MMAP_MAX_BYTES = 0 if reader == "pread" else 32 * 2**20  # forked workers inherit it
+for route in sys.argv[4].split(","):
+    pdx.LOAD_MAX_BYTES = -1 if route == "fancy" else 256 * 2**20  # forked workers inherit it
     for cls in (pdx.ProbabilityDataset2D, pdx.EnergyDataset):
-        ds = cls(path, return_beta=True, read_raw=reader != "h5py")
-        ds[0]  # the parent has a handle open before the workers start
+        ds = cls(path, return_beta=True)
+        ds[[0, len(ds) - 1]]  # the parent has a handle open (and the file loaded) before the workers start
         base = multiset(pdx.make_dataloader(ds, batch_size=16, num_workers=0))
         assert sum(base.values()) == len(ds)
-        loader = pdx.make_dataloader(ds, batch_size=16, shuffle=True, num_workers=2,
-                                     persistent_workers=True, multiprocessing_context=context)
+        kw = dict(num_workers=2, persistent_workers=True, multiprocessing_context=context)
+        if route == "block":
+            loader = pdx.make_dataloader(ds, batch_size=16, shuffle=True, **kw)
+        else:  # the plain way: scattered rows, default_collate
+            loader = torch.utils.data.DataLoader(ds, batch_size=16, shuffle=True, **kw)
         for epoch in range(2):  # two epochs through the same persistent workers
             batches = list(loader)
-            assert all(type(b) is tuple and all(type(t) is torch.Tensor for t in b) for b in batches)
-            assert multiset(batches) == base, (reader, cls.__name__, epoch)
-        print("ok", context, reader, cls.__name__)
+            assert all(type(t) is torch.Tensor for b in batches for t in b)
+            assert multiset(batches) == base, (route, cls.__name__, epoch)
+        print("ok", context, route, cls.__name__)
 """
 
 
-@pytest.mark.parametrize("context,readers", [
-    ("fork", "mmap,pread,h5py"), pytest.param("spawn", "mmap", marks=pytest.mark.slow),
+@pytest.mark.parametrize("context,routes", [
+    ("fork", "block,plain,fancy"), pytest.param("spawn", "block,plain", marks=pytest.mark.slow),
 ])
-def test_workers_give_the_same_samples(small_file, context, readers):
-    run = subprocess.run([sys.executable, "-c", _WORKER_CHECK, str(ROOT), str(small_file), context, readers],
+def test_workers_give_the_same_samples(small_file, context, routes):
+    run = subprocess.run([sys.executable, "-c", _WORKER_CHECK, str(ROOT), str(small_file), context, routes],
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
-    assert run.stdout.count("ok ") == 2 * len(readers.split(",")), run.stdout
+    assert run.stdout.count("ok ") == 2 * len(routes.split(",")), run.stdout
+
+
+@pytest.mark.parametrize("n,block", [(37, 8), (40, 8), (5, 8), (16, 1)])
+def test_block_shuffle_sampler(n, block):
+    def epochs(seed):
+        sampler = pdx.BlockShuffleSampler(n, block, seed)
+        return [list(sampler) for _ in range(3)]
+
+    first = epochs(3)
+    assert first == epochs(3)  # seeded: the same sequence of epochs
+    assert first != epochs(4)
+    assert len({tuple(order) for order in first}) == 3  # a new order every epoch
+    full = n - n % block
+    for order in first:
+        assert sorted(order) == list(range(n)) and len(pdx.BlockShuffleSampler(n, block)) == n
+        for s in range(0, full, block):  # each run of `block` indices is one contiguous block
+            run = sorted(order[s : s + block])
+            assert run == list(range(run[0], run[0] + block)) and run[0] % block == 0
+        assert sorted(order[full:]) == list(range(full, n))  # the short block last
+
+
+def _sample_bytes(batches):
+    """Counter of samples, each as the bytes of all its tensors (exact, order-free)."""
+    return Counter(b"".join(t[i].numpy().tobytes() for t in b) for b in batches for i in range(len(b[0])))
 
 
 @pytest.mark.parametrize("cls", ALL_CLASSES)
-def test_worker_batches_cross_processes_as_the_same_tensors(small_file, cls):
-    # what a worker sends (the raw batch) unpickles as exactly the item tuple
+def test_plain_dataloader_gives_the_same_items(small_file, cls):
+    # the reference's way, DataLoader(ds, batch_size, shuffle) with default_collate, against make_dataloader
     ds = cls(small_file, return_beta=True)
-    idx = np.array([3, 0, 79, 3, 41])
-    sent = pickle.loads(pickle.dumps(pdx._WireBatch(ds.__getitems__(idx))))
-    want = ds[idx]
-    assert type(sent) is tuple and len(sent) == len(want)
-    for a, b in zip(sent, want):
-        assert a.dtype == b.dtype == torch.float32 and torch.equal(a, b)
-
-
-@pytest.mark.parametrize("drop_last", [False, True])
-def test_array_batch_sampler_gives_torchs_batches(drop_last):
-    # same batches as torch's BatchSampler over the same samplers, epoch after epoch
-    data = range(37)
-    for make in (lambda: pdx.RandomSampler(data, generator=torch.Generator().manual_seed(3)),
-                 lambda: pdx.SequentialSampler(data),
-                 lambda: torch.utils.data.DistributedSampler(data, num_replicas=2, rank=1, shuffle=True)):
-        ours = pdx.ArrayBatchSampler(make(), 8, drop_last)
-        theirs = torch.utils.data.BatchSampler(make(), 8, drop_last)
-        for _ in range(3):
-            batches = list(ours)
-            assert all(isinstance(b, np.ndarray) and b.dtype == np.int64 for b in batches)
-            assert [b.tolist() for b in batches] == list(theirs)
-            assert len(batches) == len(ours)
-
-
-def test_default_collate_gives_the_same_batches(small_file):
-    ds = EnergyDataset2D(small_file, return_beta=True)
-    ours = list(make_dataloader(ds, batch_size=16))
-    plain = list(torch.utils.data.DataLoader(ds, batch_size=16))  # default_collate
+    ours, plain = list(make_dataloader(ds, batch_size=16)), list(DataLoader(ds, batch_size=16))
     assert len(ours) == len(plain) == 5
-    for a, b in zip(ours, plain):
-        assert len(a) == len(b)
+    for a, b in zip(ours, plain):  # unshuffled: the same batches, tensor for tensor
+        assert len(a) == len(b) == len(ds[0])
         for x, y in zip(a, b):
-            assert torch.equal(x, y)
+            assert x.dtype == y.dtype == torch.float32 and torch.equal(x, y)
+    ours = list(make_dataloader(ds, batch_size=16, shuffle=True, seed=1))
+    plain = list(DataLoader(ds, batch_size=16, shuffle=True))
+    assert [[t.shape for t in b] for b in ours] == [[t.shape for t in b] for b in plain]
+    everything = _sample_bytes([ds[list(range(len(ds)))]])
+    assert _sample_bytes(ours) == _sample_bytes(plain) == everything and sum(everything.values()) == len(ds)
 
 
 def test_shuffle_is_seeded(small_file):
@@ -382,8 +385,7 @@ def test_data_module(split_files, family, two_d, cls):
     dm = IsingDataModule(family, two_d, train_path=train, val_paths=vals, test_path=test,
                          batch_size=16, return_beta=True, seed=7)
     assert dm.val_names == ["val", "val_beta_0.125", "val_beta_0.5"]
-    dm.setup("fit")
-    assert isinstance(dm.train_set, cls)
+    assert isinstance(dm.train_dataloader().dataset, cls)
     train_batches = list(dm.train_dataloader())
     assert sum(len(b[0]) for b in train_batches) == 48
     assert len(train_batches[0]) == len(cls(train, return_beta=True)[0])
@@ -429,21 +431,16 @@ def big_file(gen_file):
     return gen_file("big.hdf5", n_x=32, n_y=32, betas=(0.25,), n_samples=120_000, burn_in=1, thin=1)
 
 
-def _rss_growth_over_passes(path, passes=1, shuffle=True, **kwargs):
-    """Peak RSS growth (bytes) while iterating ``passes`` passes over ``path``, measured
-    from before the first read (the dataset is already constructed)."""
-    ds = EnergyDataset(path, **kwargs)
-    loader = make_dataloader(ds, batch_size=512, shuffle=shuffle, seed=0)
+def _rss_growth(loader, max_batches=None):
+    """(peak RSS growth in bytes, samples seen) over one pass of ``loader`` (or its first
+    ``max_batches``), measured from before the first read (the dataset is already built)."""
     gc.collect()
     base = _rss_bytes()
     peak, seen = base, 0
-    for _ in range(passes):
-        for batch in loader:
-            seen += len(batch[0])
-            peak = max(peak, _rss_bytes())
-    assert seen == passes * len(ds)
-    ds.close()
-    return peak - base, ds
+    for batch in itertools.islice(loader, max_batches):
+        seen += len(batch[0])
+        peak = max(peak, _rss_bytes())
+    return peak - base, seen
 
 
 needs_proc = pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc (Linux)")
@@ -451,30 +448,31 @@ needs_proc = pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="
 
 @pytest.mark.slow
 @needs_proc
-@pytest.mark.parametrize("read_raw", [True, False])
-def test_iterating_a_large_file_keeps_memory_bounded(big_file, read_raw):
+@pytest.mark.parametrize("route", ["make_dataloader", "plain, file above LOAD_MAX_BYTES"])
+def test_iterating_a_large_file_keeps_memory_bounded(big_file, route, monkeypatch):
     size = big_file.stat().st_size
     assert size > 100 * 2**20
-    # through h5py a shuffled pass over a chunked file re-reads most chunks every batch
-    # (slow, by nature of random access to chunks); a sequential pass shows the same memory
-    growth, ds = _rss_growth_over_passes(big_file, shuffle=read_raw, read_raw=read_raw)
-    if read_raw:  # a file above MMAP_MAX_BYTES is read row by row
-        assert size > pdx.MMAP_MAX_BYTES
-        ds[0]
-        assert type(ds._handles.readers["ising_grids"]).__name__ == "_PreadRows"
+    ds = EnergyDataset(big_file)
     assert size > 20 * len(pickle.dumps(ds))  # the file dwarfs the dataset's bookkeeping
-    assert growth < size / 2, f"RSS grew by {growth / 2**20:.1f} MiB over a {size / 2**20:.0f} MiB file"
+    if route == "make_dataloader":  # shuffled blocks, one slice per batch
+        loader = make_dataloader(ds, batch_size=512, shuffle=True, seed=0)
+    else:  # scattered rows through h5py's fancy index
+        monkeypatch.setattr(pdx, "LOAD_MAX_BYTES", size // 4)
+        loader = DataLoader(ds, batch_size=512, shuffle=True)
+    growth, seen = _rss_growth(loader)
+    assert seen == len(ds)
+    assert growth < size / 4, f"RSS grew by {growth / 2**20:.1f} MiB over a {size / 2**20:.0f} MiB file"
 
 
 @pytest.mark.slow
 @needs_proc
-def test_rss_measurement_can_fail(big_file, monkeypatch):
+def test_rss_measurement_can_fail(big_file):
     # controls: the measurement above does see a file that becomes resident
     size = big_file.stat().st_size
-    # 1) the whole file read through a memory map (as files up to MMAP_MAX_BYTES are)
-    monkeypatch.setattr(pdx, "MMAP_MAX_BYTES", 1 << 60)
-    growth, _ = _rss_growth_over_passes(big_file)
-    assert growth > size / 2
+    # 1) scattered rows of a file under LOAD_MAX_BYTES: the plain route reads it into memory
+    assert size < pdx.LOAD_MAX_BYTES
+    growth, _ = _rss_growth(DataLoader(EnergyDataset(big_file), batch_size=512, shuffle=True), max_batches=3)
+    assert growth > 0.8 * size
     # 2) the grids held in memory
     gc.collect()
     base = _rss_bytes()
@@ -491,7 +489,7 @@ def test_missing_file_names_the_command(tmp_path):
         EnergyDataset(tmp_path / "train_data.hdf5")
     with pytest.raises(FileNotFoundError, match=r"generate_ising\.py --filename .*mine\.hdf5"):
         ProbabilityDataset(tmp_path / "mine.hdf5")
-    with pytest.raises(FileNotFoundError, match=r"make data, .*val_data_beta_dot125\.hdf5 --beta 0\.125"):
+    with pytest.raises(FileNotFoundError, match=r"make data .*--beta 0\.125 .*val_data_beta_dot125\.hdf5"):
         read_metadata(tmp_path / "val_data_beta_dot125.hdf5")
     dm = IsingDataModule(train_path=tmp_path / "train_data.hdf5")
     with pytest.raises(FileNotFoundError, match="make data"):
