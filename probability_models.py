@@ -31,6 +31,11 @@ Which formula each variant uses, and why:
 - `two_d=True`: one branch on the rows snake, one on the columns snake (each a valid model
   of the same lattice), E = mean of the two energies; loss = mean of the two BCEs.
 
+A causal model is a normalised distribution q over lattices with an exact log-likelihood, so
+it is also a generator: `log_prob(grids)` gives log q, `sample(n, seed)` draws lattices spin by
+spin with their log q (the RNN state carried along the snake); `thermodynamics.py` turns the
+draws into free energies by importance sampling. The conditional model has neither.
+
 Batches follow `pytorch_datasets`: (X, y[, beta]) with X = spins[:-1] (B, L-1, 1) ±1 and
 y = spins[1:] in {0,1} (B, L-1, 1); 2D: (X_rows, X_cols, y[, beta]) with y (B, 2, L-1, 1).
 The full sequence is cat(X[:, :1], 2y - 1).
@@ -48,6 +53,9 @@ Calling a model (the reference's signature; the same branches `predict_energy` r
 """
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -61,6 +69,8 @@ from sequence_blocks import (
     causal_mask,
     conditional_energy,
     diagonal_mask,
+    grids_to_sequences,
+    log_prob_observed,
     make_presets,
     sequences_to_grids,
     sinusoidal_encoding,
@@ -176,6 +186,66 @@ class ProbabilityModel(IsingSequenceModule):
         if w is not None:  # causal: pad to (B, L, L); the last spin is never an input
             w = F.pad(w, (0, 1, 0, 1))
         return causal_energy(z, spins, beta), z, w
+
+    # -- the causal model as a distribution: log q and sampling ----------------------------
+    def _check_causal(self, order: str) -> None:
+        if self.hparams.bidirectional:
+            raise ValueError("the conditional (bidirectional) model p(s_i | all other spins) is not a normalised "
+                             "distribution over lattices: it has no log q and cannot be sampled spin by spin; "
+                             "use a causal model (bidirectional=False)")
+        if order not in self.orders:
+            raise ValueError(f"order must be one of {self.orders} for this model, got {order!r}")
+
+    def log_prob(self, grids: torch.Tensor, order: str = "rows") -> torch.Tensor:
+        """grids (B, n_x, n_y) ±1 -> log q(lattice) float32 (B,) of the `order` branch (each branch of
+        a 2D model is a normalised model on its own): log 1/2 + sum_t log q(s_t | s_<t)."""
+        self._check_causal(order)
+        seq = grids_to_sequences(torch.as_tensor(grids).to(self.device), order)
+        z, _ = self.logits(seq, order)
+        return log_prob_observed(z.float(), seq[:, 1:, 0]).sum(dim=1) - math.log(2.0)
+
+    @torch.no_grad()
+    def sample(self, n: int, seed=None, order: str = "rows", batch_size: int = 8192):
+        """Draw n lattices from the causal model -> (grids int8 (n, n_x, n_y) ±1, log_q float64 (n,)).
+
+        Spin by spin along the `order` snake (for a 2D model: that branch, a normalised model on
+        its own): s_0 = ±1 with probability 1/2, then s_{t+1} ~ q(. | s_<=t). The RNN state is
+        carried from spin to spin (one recurrent step per spin, no rerun of the prefix); with
+        attention, the features of the spins drawn so far are the keys, exactly those the
+        causal mask allows in training. log_q is the model's own log-probability of each draw.
+        """
+        self._check_causal(order)
+        if n < 1 or batch_size < 1:
+            raise ValueError(f"n and batch_size must be positive, got {n} and {batch_size}")
+        n_x, n_y = int(self.hparams.n_x), int(self.hparams.n_y)
+        gen = torch.Generator(device=self.device)
+        gen.manual_seed(int(seed) if seed is not None else int(torch.seed()))
+        was_training = self.training
+        self.eval()
+        grids, log_q = [], []
+        for start in range(0, n, batch_size):
+            seq, lq = self._sample_sequences(self.branches[order], min(batch_size, n - start), n_x * n_y, gen)
+            grids.append(sequences_to_grids(seq, n_x, n_y, order).to(torch.int8).cpu().numpy())
+            log_q.append(lq.cpu().numpy())
+        self.train(was_training)
+        return np.concatenate(grids), np.concatenate(log_q)
+
+    def _sample_sequences(self, branch, b: int, length: int, gen):
+        """(sequences float32 (b, L) ±1, log q float64 (b,)) drawn from a causal branch."""
+        rnn, attention = branch.encoder.rnn, branch.attention
+        spin = torch.where(torch.rand(b, generator=gen, device=self.device) < 0.5, -1.0, 1.0)
+        seq, state, keys = [spin], None, []
+        log_q = torch.full((b,), -math.log(2.0), dtype=torch.float64, device=self.device)
+        for _ in range(length - 1):
+            feats, state = rnn(spin.view(b, 1, 1), state)          # (b, 1, D): has read s_0..s_t
+            if attention is not None:
+                keys.append(feats)
+                feats, _ = attention(feats, torch.cat(keys, dim=1))
+            z = branch.head(feats).view(b).float()                 # logit of q(s_{t+1} = +1 | s_<=t)
+            spin = torch.where(torch.rand(b, generator=gen, device=self.device) < torch.sigmoid(z), 1.0, -1.0)
+            log_q += F.logsigmoid(spin * z).double()
+            seq.append(spin)
+        return torch.stack(seq, dim=1), log_q
 
     # -- training -------------------------------------------------------------------------
     def full_sequences(self, batch) -> dict:
