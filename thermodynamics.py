@@ -1,0 +1,279 @@
+"""Thermodynamics from a trained autoregressive probability model.
+
+The causal (original) model is a normalised distribution over lattices,
+    q(s) = 1/2 prod_{t>=1} q(s_t | s_<t),
+with an exact log-likelihood, so it is a sampler and an importance-sampling proposal for the
+Boltzmann law p_beta(s) = exp(-beta E(s)) / Z(beta) (neural importance sampling, Nicoli et al.
+2020; variational autoregressive networks, Wu, Wang & Zhang 2019). Here q was trained by maximum
+likelihood on Monte Carlo data at one beta, and E(s) is the exact energy (`ising.energy`).
+
+With N independent draws s_k ~ q and weights w_k = exp(-beta E(s_k) - log q(s_k)):
+    Z = E_q[w]             ->  log Z ~ log mean(w);  F = -log Z / beta
+    se(log Z) ~ std(w) / (mean(w) sqrt(N))                    (delta method)
+    U = <E>_p = sum w E / sum w,    se(U)^2 ~ sum w^2 (E - U)^2 / (sum w)^2
+    C = beta^2 (<E^2>_p - U^2)                                (standard error by bootstrap)
+    ESS / N = (sum w)^2 / (N sum w^2)      (1: q = p; -> 0 as the weights degenerate)
+The same draws serve every beta (the weights change, not the samples); where ESS/N < 0.01 the
+estimates are meaningless and are reported as such. The variational free energy
+    F_q = E_q[E + log q / beta] >= F   (at the training beta), with F_q - F = KL(q || p) / beta,
+needs no weights. Everything is reported per site and beside the exact finite-lattice values
+(`ising.exact_log_z`, `exact_mean_energy`, `exact_heat_capacity`).
+
+    python thermodynamics.py --run runs/probability/GRU_1L_1H_hid128 --n_samples 100000 --out results/thermo
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import ising
+
+MIN_ESS = 0.01
+
+
+# ----------------------------------------------------------------------------- estimators
+def _logmeanexp(x: np.ndarray) -> float:
+    m = x.max()
+    return float(m + np.log(np.mean(np.exp(x - m))))
+
+
+def estimates(energies, log_q, beta: float, n_sites: int, n_boot: int = 200, seed: int = 0) -> dict:
+    """Importance-sampling estimates at `beta` from draws of q.
+
+    energies, log_q: float64 (N,) exact energies and the model's log-probabilities of the draws.
+    Returns per-site F, U, C with standard errors and ESS/N (None where ESS/N < MIN_ESS).
+    """
+    e = np.asarray(energies, np.float64)
+    log_w = -beta * e - np.asarray(log_q, np.float64)
+    w = np.exp(log_w - log_w.max())                      # weights up to a common factor
+    n, sw = len(w), w.sum()
+    ess = float(sw**2 / (n * (w * w).sum()))
+    row = {"beta": float(beta), "ess_fraction": ess}
+    if ess < MIN_ESS:
+        return {**row, "F_per_site": None, "F_err": None, "U_per_site": None, "U_err": None,
+                "C_per_site": None, "C_err": None, "note": f"ESS/N < {MIN_ESS}: no estimate"}
+    log_z = _logmeanexp(log_w)
+    se_log_z = float(w.std() / (w.mean() * math.sqrt(n)))
+    p = w / sw
+    u = float(p @ e)
+    se_u = float(math.sqrt(((p * (e - u)) ** 2).sum()))
+    c = beta**2 * float(p @ (e - u) ** 2)
+    rng = np.random.default_rng(seed)
+    boot = []
+    for _ in range(n_boot):                              # bootstrap over draws for C's error
+        idx = rng.integers(0, n, n)
+        pb = w[idx] / w[idx].sum()
+        ub = pb @ e[idx]
+        boot.append(beta**2 * (pb @ (e[idx] - ub) ** 2))
+    return {**row, "F_per_site": -log_z / beta / n_sites, "F_err": se_log_z / beta / n_sites,
+            "U_per_site": u / n_sites, "U_err": se_u / n_sites,
+            "C_per_site": c / n_sites, "C_err": float(np.std(boot)) / n_sites}
+
+
+def exact_values(n_x: int, n_y: int, beta: float, model: str) -> dict:
+    """Exact finite-lattice F, U, C per site (None where no exact method applies)."""
+    s = n_x * n_y
+    try:
+        mean, var = ising.exact_moments(n_x, n_y, beta, model)
+        log_z = ising.exact_log_z(n_x, n_y, beta, model) if (model == "ISING1" or min(n_x, n_y) <= 10) else None
+    except ValueError:
+        return {"F_exact_per_site": None, "U_exact_per_site": None, "C_exact_per_site": None}
+    return {"F_exact_per_site": None if log_z is None else -log_z / beta / s,
+            "U_exact_per_site": mean / s, "C_exact_per_site": beta**2 * var / s}
+
+
+def variational_free_energy(energies, log_q, beta: float, n_sites: int) -> tuple[float, float]:
+    """F_q = <E + log q / beta>_q per site, with its standard error."""
+    f = (np.asarray(energies, np.float64) + np.asarray(log_q, np.float64) / beta) / n_sites
+    return float(f.mean()), float(f.std() / math.sqrt(len(f)))
+
+
+def histogram_kl(energies, exact_e, exact_p, weights=None) -> float:
+    """KL(h || P) in nats of the (optionally weighted) histogram h of sampled energies against
+    the exact P(E); h lives on P's support, so the value is finite."""
+    idx = np.searchsorted(exact_e, energies)
+    if np.any(exact_e[np.clip(idx, 0, len(exact_e) - 1)] != energies):
+        raise ValueError("a sampled energy is not an allowed level of the exact distribution")
+    h = np.bincount(idx, weights=weights, minlength=len(exact_e)).astype(np.float64)
+    h /= h.sum()
+    nz = h > 0
+    return float((h[nz] * np.log(h[nz] / exact_p[nz])).sum())
+
+
+# ----------------------------------------------------------------------------- the report
+def default_betas(beta_train: float) -> list[float]:
+    """The training beta and a grid around it (+-0.1 in steps of 0.025)."""
+    grid = beta_train + 0.025 * np.arange(-4, 5)
+    return [round(float(b), 6) for b in grid if b > 0]
+
+
+def thermodynamics(model, n_samples: int, betas=None, seed: int = 0, order: str = "rows",
+                   batch_size: int = 8192) -> tuple[dict, dict]:
+    """Sample the model and estimate F, U, C at every beta. Returns (report dict for
+    thermo.json, arrays {"grids", "energies", "log_q"} for the plots)."""
+    hp = model.hparams
+    n_x, n_y, beta_train, kind = int(hp.n_x), int(hp.n_y), float(hp.beta), str(hp.model)
+    s = n_x * n_y
+    grids, log_q = model.sample(n_samples, seed=seed, order=order, batch_size=batch_size)
+    e = ising.energy(grids, kind)
+    f_q, f_q_err = variational_free_energy(e, log_q, beta_train, s)
+    rows = []
+    for b in sorted(set(betas or default_betas(beta_train)) | {beta_train}):
+        rows.append({**estimates(e, log_q, b, s, seed=seed), **exact_values(n_x, n_y, b, kind)})
+    exact_f = exact_values(n_x, n_y, beta_train, kind)["F_exact_per_site"]
+    report = {
+        "beta_train": beta_train, "n_x": n_x, "n_y": n_y, "model": kind, "n_samples": int(n_samples),
+        "order": order, "seed": seed,
+        "variational_F_per_site": f_q, "variational_F_err": f_q_err,
+        # KL(q || p) = beta (F_q - F) for the whole lattice, in nats
+        "kl_q_p_nats": None if exact_f is None else beta_train * s * (f_q - exact_f),
+        "rows": rows,
+    }
+    try:
+        ee, pp = ising.exact_energy_distribution(n_x, n_y, beta_train, kind)
+        lw = -beta_train * e - log_q
+        report["energy_kl_nats"] = {"raw": histogram_kl(e, ee, pp),
+                                    "reweighted": histogram_kl(e, ee, pp, np.exp(lw - lw.max()))}
+    except ValueError:
+        report["energy_kl_nats"] = None
+    return report, {"grids": grids, "energies": e, "log_q": log_q}
+
+
+# ----------------------------------------------------------------------------- plots
+def plot_thermodynamics(report: dict, arrays: dict, images_dir, mc_grids=None, prefix: str = "thermodynamics"):
+    """Two figures: F, U, C against beta beside the exact curves; the sampled energy histogram
+    against the exact P(E) at the training beta (raw and reweighted) with a few sampled and
+    Monte Carlo lattices. Returns the paths written."""
+    from plotting import new_figure, save_figure
+
+    n_x, n_y, kind, bt = report["n_x"], report["n_y"], report["model"], report["beta_train"]
+    s = n_x * n_y
+    rows = [r for r in report["rows"] if r["F_per_site"] is not None]
+    fine = np.linspace(min(r["beta"] for r in report["rows"]), max(r["beta"] for r in report["rows"]), 60)
+    exact = [exact_values(n_x, n_y, b, kind) for b in fine]
+    fig, axes = new_figure(1, 3, figsize=(13, 3.8))
+    for ax, key, label in zip(axes, ("F", "U", "C"), ("free energy F / N", "internal energy U / N",
+                                                       "heat capacity C / N")):
+        ax.plot(fine, [x[f"{key}_exact_per_site"] for x in exact], "k-", lw=1, label="exact (finite lattice)")
+        ax.errorbar([r["beta"] for r in rows], [r[f"{key}_per_site"] for r in rows],
+                    yerr=[2 * r[f"{key}_err"] for r in rows], fmt="o", ms=4, capsize=3, label="model samples ±2σ")
+        ax.axvline(bt, color="grey", ls=":", lw=1)
+        ax.set_xlabel("β")
+        ax.set_title(label)
+    axes[0].legend(fontsize=8)
+    paths = [save_figure(fig, Path(images_dir) / f"{prefix}_estimates.png")]
+
+    e, log_q = arrays["energies"], arrays["log_q"]
+    ee, pp = ising.exact_energy_distribution(n_x, n_y, bt, kind)
+    lw = -bt * e - log_q
+    w = np.exp(lw - lw.max())
+    idx = np.searchsorted(ee, e)
+    raw = np.bincount(idx, minlength=len(ee)) / len(e)
+    rew = np.bincount(idx, weights=w, minlength=len(ee)) / w.sum()
+    n_show = 4
+    fig, axes = new_figure(2, 1 + n_show, figsize=(3 * (1 + n_show), 6),
+                           gridspec_kw={"width_ratios": [3] + [1] * n_show})
+    gs = axes[0, 0].get_gridspec()
+    for ax in axes[:, 0]:
+        ax.remove()
+    ax = fig.add_subplot(gs[:, 0])
+    kl = report.get("energy_kl_nats") or {}
+    ax.semilogy(ee / s, pp, "k-", lw=1.5, label="exact P(E)")
+    ax.semilogy(ee / s, np.where(raw > 0, raw, np.nan), "o", ms=3, label=f"model samples (KL {kl.get('raw', 0):.2g})")
+    ax.semilogy(ee / s, np.where(rew > 0, rew, np.nan), "x", ms=4,
+                label=f"reweighted (KL {kl.get('reweighted', 0):.2g})")
+    ax.set_xlabel("E / N")
+    ax.set_title(f"energies at the training β = {bt:g}, {len(e):,} samples")
+    ax.legend(fontsize=8)
+    for k in range(n_show):
+        for r, (grids, name) in enumerate(((arrays["grids"], "model"), (mc_grids, "Monte Carlo"))):
+            a = axes[r, 1 + k]
+            a.set_xticks([])
+            a.set_yticks([])
+            if grids is not None and k < len(grids):
+                a.imshow(grids[k], cmap="gray", vmin=-1, vmax=1)
+                a.set_title(f"{name}, E = {ising.energy(grids[k], kind):g}", fontsize=8)
+    paths.append(save_figure(fig, Path(images_dir) / f"{prefix}_samples.png"))
+    return paths
+
+
+def markdown_rows(report: dict) -> str:
+    """The README table: beta, ESS/N, F error against exact (in standard errors), U, C."""
+    lines = ["| β | ESS/N | F/N (model) | F/N exact | rel. error | U/N (model) | U/N exact | C/N (model) | C/N exact |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in report["rows"]:
+        if r["F_per_site"] is None:
+            lines.append(f"| {r['beta']:g} | {r['ess_fraction']:.3g} | — (ESS/N < {MIN_ESS}) | | | | | | |")
+            continue
+        rel = abs(r["F_per_site"] / r["F_exact_per_site"] - 1) if r["F_exact_per_site"] else float("nan")
+        lines.append(f"| {r['beta']:g} | {r['ess_fraction']:.3f} | {r['F_per_site']:.6f} ± {r['F_err']:.1e} | "
+                     f"{r['F_exact_per_site']:.6f} | {rel:.1e} | {r['U_per_site']:.4f} ± {r['U_err']:.4f} | "
+                     f"{r['U_exact_per_site']:.4f} | {r['C_per_site']:.4f} ± {r['C_err']:.4f} | "
+                     f"{r['C_exact_per_site']:.4f} |")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- CLI
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description="Free energy, internal energy and heat capacity from a trained causal "
+                                "probability model's own samples (importance sampling), beside the exact values.",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--run", required=True, help="run directory of a causal probability model (holds best.ckpt)")
+    p.add_argument("--n_samples", type=int, default=100_000, help="lattices drawn from the model")
+    p.add_argument("--betas", type=float, nargs="+", default=None,
+                   help="inverse temperatures (default: the training beta and a grid of ±0.1 around it)")
+    p.add_argument("--order", choices=("rows", "cols"), default="rows", help="branch of a 2D model to sample")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed")
+    p.add_argument("--out", default=None, help="folder for thermo.json and the plots (default: the run directory)")
+    p.add_argument("--images", default=None, help="folder for the plots (default: --out)")
+    p.add_argument("--mc_path", default=None, help="Monte Carlo file to show lattices from "
+                   "(default: the standard test file, if present)")
+    p.add_argument("--batch_size", type=int, default=8192, help="lattices sampled at once")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    args = p.parse_args(argv)
+    run = Path(args.run)
+    if not (run / "best.ckpt").is_file():
+        p.error(f"{run / 'best.ckpt'} not found: --run takes a run directory written by probability_trainer.py")
+    if args.n_samples < 2 or args.batch_size < 1:
+        p.error("--n_samples must be >= 2 and --batch_size >= 1")
+    if args.betas and min(args.betas) <= 0:
+        p.error("--betas must be positive")
+    import torch
+
+    from data_files import path as data_path
+    from probability_models import ProbabilityModel
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model = ProbabilityModel.load_from_checkpoint(str(run / "best.ckpt"), map_location="cpu")
+    try:
+        report, arrays = thermodynamics(model, args.n_samples, args.betas, args.seed, args.order, args.batch_size)
+    except ValueError as err:
+        p.error(str(err))
+    report["run"] = str(run)
+    out = Path(args.out or run)
+    out.mkdir(parents=True, exist_ok=True)
+    mc_path = Path(args.mc_path or data_path("test"))
+    mc = None
+    if mc_path.is_file():
+        import h5py
+
+        with h5py.File(mc_path, "r") as f:
+            mc = f["ising_grids"][:8] if tuple(f["ising_grids"].shape[1:]) == arrays["grids"].shape[1:] else None
+    plot_thermodynamics(report, arrays, args.images or out, mc)
+    tmp = out / "thermo.json.tmp"
+    tmp.write_text(json.dumps(report, indent=2) + "\n")
+    tmp.replace(out / "thermo.json")
+    print(markdown_rows(report))
+    print(f"variational F/N {report['variational_F_per_site']:.6f}, KL(q||p) {report['kl_q_p_nats']:.4g} nats; "
+          f"wrote {out / 'thermo.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
