@@ -1,10 +1,19 @@
-"""evaluate.py: scores, leaderboard and plots (pure parts)."""
+"""evaluate.py: the protocol's scores by hand, the eval draw, the leaderboard, the plots, the CLI's errors;
+plotting.py's atomic writes."""
 import json
+import subprocess
+import sys
+from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 
 import evaluate as ev
+import plotting
+
+ROOT = Path(__file__).resolve().parents[1]
+PNG = b"\x89PNG\r\n\x1a\n"
 
 
 def test_centred_rmse_by_hand():
@@ -18,11 +27,25 @@ def test_centred_rmse_by_hand():
 
 def test_eval_indices_fixed_seed_with_replacement():
     a = ev.eval_indices(100, 1000, seed=3)
-    b = ev.eval_indices(100, 1000, seed=3)
-    assert np.array_equal(a, b)
+    assert np.array_equal(a, ev.eval_indices(100, 1000, seed=3))
     assert a.min() >= 0 and a.max() < 100
     assert len(np.unique(a)) < len(a)  # 1000 draws from 100: repeats, i.e. with replacement
     assert not np.array_equal(a, ev.eval_indices(100, 1000, seed=4))
+
+
+def test_load_eval_set_rows_of_the_draw(ising_file):
+    path = ising_file("eval.hdf5", betas=(0.2, 0.4), n_samples=50)
+    grids, energies, betas = ev.load_eval_set(path, n=300, seed=5)
+    idx = ev.eval_indices(100, 300, seed=5)
+    with h5py.File(path, "r") as f:  # the draw's rows, in the draw's order, repeats included
+        assert np.array_equal(grids, f["ising_grids"][:][idx])
+        assert np.array_equal(energies, f["true_energies"][:][idx])
+        assert np.array_equal(betas, f["beta"][:][idx])
+
+
+def test_load_eval_set_missing_file_says_how_to_make_it(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"eval_data.hdf5 not found; create it with: make data"):
+        ev.load_eval_set(tmp_path / "eval_data.hdf5")
 
 
 def test_error_by_energy_groups_by_true_value():
@@ -36,27 +59,94 @@ def test_error_by_energy_groups_by_true_value():
     assert np.allclose(std, [1.0, np.std([0.0, 0.0, 6.0])])
 
 
-def test_leaderboard_and_plots_written(tmp_path):
-    rows = [
+def test_attention_map_follows_the_snake_by_hand():
+    # 2 x 3 lattice, rows snake: positions 0 1 2 -> (0,0) (0,1) (0,2); 3 4 5 -> (1,2) (1,1) (1,0)
+    w = np.zeros((6, 6))
+    w[4] = np.arange(6.0)  # the query (1, 1) is position 4
+    assert np.array_equal(ev.attention_map({"rows": w}, 2, 3, query=(1, 1)), [[0, 1, 2], [5, 4, 3]])
+    # columns snake: positions 0 1 -> (0,0) (1,0); 2 3 -> (1,1) (0,1); 4 5 -> (0,2) (1,2); query (1, 1) is 2
+    w_cols = np.zeros((6, 6))
+    w_cols[2] = np.arange(6.0)
+    both = ev.attention_map({"rows": w, "cols": w_cols}, 2, 3, query=(1, 1))
+    assert np.array_equal(both, ([[0, 1, 2], [5, 4, 3]] + np.array([[0, 3, 4], [1, 2, 5]])) / 2)
+    # a causal model has no query row for its last position (1, 0) = 5: the one before it is shown
+    causal = np.zeros((5, 5))
+    causal[4] = np.arange(1.0, 6.0)
+    assert np.array_equal(ev.attention_map({"rows": causal}, 2, 3, query=(1, 0)), [[1, 2, 3], [0, 5, 4]])
+
+
+def _rows():
+    return [
         {"run": "energy/a", "family": "energy", "config": "a", "attention": True, "two_d": True, "bidirectional": True,
          "cell": "gru", "energy_head": "prob", "rmse_centred": 1.5, "rmse_raw": 2.0, "rmse_per_beta": {"0.25": 1.0},
+         "n_params": 1234, "_pred": np.zeros(3)},
+        {"run": "energy/s", "family": "energy", "config": "s", "attention": True, "two_d": True, "bidirectional": True,
+         "cell": "gru", "energy_head": "site", "rmse_centred": 2.5, "rmse_raw": 2.5, "rmse_per_beta": {"0.25": 2.5},
          "n_params": 1234, "_pred": np.zeros(3)},
         {"run": "probability/b", "family": "probability", "config": "b", "cell": "gru", "rmse_centred": 3.0,
          "rmse_raw": None, "rmse_per_beta": {"0.25": 3.0}, "n_params": 99, "_pred": np.zeros(3)},
     ]
-    paths = ev.write_leaderboard(rows, tmp_path)
-    md = paths["md"].read_text()
-    assert "Energy GRU + Attention + 2D + Bidirectional" in md and "| 1.5 | 7.79 | 2 |" in md and "| — |" in md
-    data = json.loads(paths["json"].read_text())
-    assert [r["run"] for r in data] == ["energy/a", "probability/b"] and "_pred" not in data[0]
-    assert "energy/a" in paths["csv"].read_text()
-    assert ev.select(rows, "energy", attention=True, two_d=True, bidirectional=True)["run"] == "energy/a"
-    assert ev.select(rows, "probability")["run"] == "probability/b"
-    assert ev.select(rows, "energy") is None
 
+
+def test_leaderboard_files(tmp_path):
+    rows = _rows()
+    paths = ev.write_leaderboard(rows, tmp_path / "out")
+    md = paths["md"].read_text().splitlines()
+    assert md[2] == "| Energy GRU + Attention + 2D + Bidirectional | `energy/a` | 1.5 | 7.79 | 2 | 1,234 |"
+    assert md[3].startswith("| Energy GRU + Attention + 2D + Bidirectional + site head | `energy/s` | 2.5 | — |")
+    assert md[4] == "| Probability GRU | `probability/b` | 3 | 19.9 | — | 99 |"
+    data = json.loads(paths["json"].read_text())
+    assert [r["run"] for r in data] == ["energy/a", "energy/s", "probability/b"] and "_pred" not in data[0]
+    csv_lines = paths["csv"].read_text().splitlines()
+    assert csv_lines[0].startswith("run,family,config,rmse_centred,rmse_raw") and csv_lines[1].startswith("energy/a,")
+    assert not list((tmp_path / "out").glob("*.tmp*"))
+    assert "| energy/a | 1 |" in ev.per_beta_markdown(rows)
+
+
+def test_select_matches_flags_and_defaults():
+    rows = _rows()
+    full = dict(attention=True, two_d=True, bidirectional=True)
+    assert ev.select(rows, "energy", **full)["run"] == "energy/a"  # the reference head by default
+    assert ev.select(rows, "energy", **full, energy_head="site")["run"] == "energy/s"
+    assert ev.select(rows, "probability")["run"] == "probability/b"
+    assert ev.select(rows, "energy") is None  # the plain energy model is not among the rows
+
+
+def test_plots_written(tmp_path):
     true = np.repeat(np.arange(-8.0, 9.0, 4.0), 20)
     ev.plot_predictions({"model": true + np.random.default_rng(0).normal(size=true.size)}, true, tmp_path / "p.png")
-    ev.plot_attention({"a": np.eye(8), "b": np.ones((8, 8))}, tmp_path / "a.png")
-    for name in ("p.png", "a.png"):
-        data = (tmp_path / name).read_bytes()
-        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+    ev.plot_attention({"a": np.eye(8), "b": np.ones((8, 8))}, tmp_path / "sub" / "a.png")
+    for path in (tmp_path / "p.png", tmp_path / "sub" / "a.png"):
+        data = path.read_bytes()
+        assert data[:8] == PNG and len(data) > 5000
+
+
+def test_atomic_path_keeps_the_old_file_on_failure(tmp_path):
+    target = tmp_path / "table.md"
+    target.write_text("old")
+    with pytest.raises(RuntimeError):
+        with plotting.atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("interrupted")
+    assert target.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["table.md"]
+    with plotting.atomic_path(target) as tmp:
+        tmp.write_text("new")
+    assert target.read_text() == "new" and sorted(p.name for p in tmp_path.iterdir()) == ["table.md"]
+
+
+def test_markdown_table():
+    table = plotting.markdown_table([{"a": 1, "b": 0.123456}, {"a": "x"}])
+    assert table == "| a | b |\n|---|---|\n| 1 | 0.1235 |\n| x |  |\n"
+    assert plotting.markdown_table([]) == "_(nothing)_\n"
+
+
+@pytest.mark.parametrize("args, message", [
+    ([], "no finished runs"),
+    (["--n", "0"], "--n: must be a positive integer"),
+])
+def test_cli_errors_are_one_line(tmp_path, args, message):
+    proc = subprocess.run([sys.executable, str(ROOT / "evaluate.py"), "--runs", str(tmp_path), "--out", str(tmp_path),
+                           "--eval_path", str(tmp_path / "missing.hdf5"), *args],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and message in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "leaderboard.md").exists()

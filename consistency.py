@@ -1,0 +1,190 @@
+"""Consistency checks of the data files against exact physics, and their plots.
+
+Every model learns from these samples, so they are checked against exact results of the
+finite periodic lattice (`ising.py`), never against the sampler itself:
+
+- the energy histogram of each beta against the exact Boltzmann law P(E) (transfer
+  matrix), with Pearson's chi-square test: a correlated sampler or a wrong Hamiltonian
+  shows up as p ~ 0;
+- the mean energy per beta against the exact <E>, in standard errors (a file's samples are
+  `thin` sweeps apart, so nearly independent and the naive standard error holds);
+- the sampler's own records: acceptance rate and integrated autocorrelation time per beta;
+- the magnetisation m = mean spin (symmetric around 0 without a field).
+
+The notebook `Consistency Checks` shows these for the files of a data folder.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from ising import BETA_C_ISING1, chi_square_test, exact_energy_distribution
+from plotting import hide_unused, plt, save_figure
+
+
+def _file_info(f: h5py.File) -> dict:
+    a = f.attrs
+    return {"model": str(a["model"]), "n_x": int(a["n_x"]), "n_y": int(a["n_y"]),
+            "betas": [float(b) for b in np.atleast_1d(a["betas"])]}
+
+
+def _histogram_against_exact(sel: np.ndarray, info: dict, beta: float) -> dict:
+    """Sampled energies float64 (n,) of one beta binned on the exact levels, chi-square and mean."""
+    e_exact, p_exact = exact_energy_distribution(info["n_x"], info["n_y"], beta, info["model"])
+    # each sample's exact level (energies are multiples of 1/2, exact in float32)
+    idx = np.clip(np.searchsorted(e_exact, sel), 0, len(e_exact) - 1)
+    hit = np.isclose(e_exact[idx], sel)
+    counts = np.bincount(idx[hit], minlength=len(e_exact)).astype(np.float64)
+    stat, dof, p = chi_square_test(counts, p_exact)
+    return {
+        "beta": beta, "n": int(len(sel)), "energies": e_exact, "exact_probs": p_exact, "counts": counts,
+        # sampled energies the exact law calls (nearly) impossible
+        "stray_samples": int(len(sel) - counts.sum()),
+        "chi2": stat, "dof": dof, "p_value": p,
+        "mean": float(sel.mean()), "sem": float(sel.std(ddof=1) / np.sqrt(len(sel))),
+        "exact_mean": float((e_exact * p_exact).sum()),
+    }
+
+
+def energy_histogram_check(path, max_samples: int = 200_000) -> list[dict]:
+    """For every beta of an HDF5 data file: its sampled energy histogram against the exact one.
+
+    Reads the first max_samples lattices (a fair sample: files interleave betas and chains).
+    Returns one dict per beta: file, beta, n, energies (K,) exact levels, exact_probs (K,),
+    counts (K,) observed, stray_samples, chi2, dof, p_value, mean, sem, exact_mean.
+    """
+    with h5py.File(path, "r") as f:
+        info = _file_info(f)
+        n = min(f["true_energies"].shape[0], max_samples)
+        energies = f["true_energies"][:n].astype(np.float64)
+        betas = f["beta"][:n].astype(np.float64)
+    return [{"file": str(path), **_histogram_against_exact(energies[np.isclose(betas, b)], info, b)}
+            for b in info["betas"]]
+
+
+def histogram_table(checks: list[dict]) -> list[dict]:
+    """Rows for `plotting.markdown_table`: the chi-square test of each histogram."""
+    keys = ("beta", "n", "chi2", "dof", "p_value", "stray_samples")
+    return [{"file": Path(c["file"]).name, **{k: c[k] for k in keys}} for c in checks]
+
+
+def mean_energy_table(checks: list[dict]) -> list[dict]:
+    """Rows for `plotting.markdown_table`: sampled <E> against the exact one; z in standard errors."""
+    return [{"file": Path(c["file"]).name, "beta": c["beta"], "mean": c["mean"], "sem": c["sem"],
+             "exact": c["exact_mean"], "z": (c["mean"] - c["exact_mean"]) / c["sem"], "chi2 p": c["p_value"]}
+            for c in checks]
+
+
+def data_file_summary(path) -> dict:
+    """One row about a data file: size, model, lattice, betas, sampler settings."""
+    with h5py.File(path, "r") as f:
+        info = _file_info(f)
+        a = f.attrs
+        acc = np.atleast_1d(a.get("acceptance_rate", np.nan)).astype(float)
+        betas = info["betas"]
+        return {"file": Path(path).name, "n": int(f["ising_grids"].shape[0]), "model": info["model"],
+                "lattice": f"{info['n_x']}x{info['n_y']}", "n_betas": len(betas),
+                "betas": f"{min(betas):.3g}…{max(betas):.3g}" if len(betas) > 1 else f"{betas[0]:.3g}",
+                "algorithm": str(a.get("algorithm", "?")), "chains": int(a.get("n_chains", -1)),
+                "burn_in": int(a.get("burn_in_sweeps", -1)), "thin": int(a.get("thin_sweeps", -1)),
+                "acceptance": f"{acc.min():.3f}…{acc.max():.3f}" if acc.size > 1 else f"{acc[0]:.3f}"}
+
+
+def sampler_diagnostics(path) -> dict:
+    """Acceptance rate and integrated autocorrelation time of the energy (sweeps) per beta, as
+    recorded by the sampler in the file's attributes; thin is the spacing of stored samples."""
+    with h5py.File(path, "r") as f:
+        a = f.attrs
+        betas = np.atleast_1d(a["betas"]).astype(float)
+        acc = np.atleast_1d(a["acceptance_rate"]).astype(float)
+        tau = np.atleast_1d(a.get("tau_int_sweeps", np.full(len(betas), np.nan))).astype(float)
+        thin = int(a["thin_sweeps"])
+    table = [{"beta": b, "acceptance": ac, "tau_int (sweeps)": t, "thin (sweeps)": thin}
+             for b, ac, t in zip(betas, acc, tau)]
+    return {"betas": betas, "acceptance": acc, "tau_int": tau, "thin": thin, "table": table}
+
+
+def magnetisation_by_beta(path, max_samples: int = 200_000) -> dict:
+    """{beta: per-site magnetisation m = mean spin, float64 (n,)} from a data file."""
+    with h5py.File(path, "r") as f:
+        n = min(f["ising_grids"].shape[0], max_samples)
+        m = f["ising_grids"][:n].astype(np.float64).mean(axis=(1, 2))
+        betas = f["beta"][:n].astype(np.float64)
+    return {float(b): m[betas == b] for b in np.unique(betas)}
+
+
+# ----------------------------------------------------------------------------------------
+# Plots
+# ----------------------------------------------------------------------------------------
+def plot_energy_histograms(checks: list[dict], path, ncols: int = 3) -> None:
+    """One panel per check: sampled frequencies (bars) against the exact P(E) (line)."""
+    nrows = math.ceil(len(checks) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4 * ncols, 3.2 * nrows), squeeze=False)
+    for ax, c in zip(axes.flat, checks):
+        width = np.min(np.diff(c["energies"])) * 0.8 if len(c["energies"]) > 1 else 1.0
+        ax.bar(c["energies"], c["counts"] / c["n"], width=width, alpha=0.6, label="sampled")
+        ax.plot(c["energies"], c["exact_probs"], "k.-", lw=1, ms=3, label="exact")
+        ax.set_title(f"{Path(c['file']).stem}  β={c['beta']:.3g}\n"
+                     f"χ²/dof={c['chi2']:.0f}/{c['dof']}, p={c['p_value']:.2g}", fontsize=9)
+        ax.set_xlabel("E")
+        ax.set_ylabel("P(E)")
+    hide_unused(axes, len(checks))
+    axes.flat[0].legend(fontsize=8)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def plot_mean_energy(checks: list[dict], path) -> None:
+    """Sampled <E> ± 2 SE per beta against the exact finite-lattice curve, and the deviation in SE."""
+    b = np.array([c["beta"] for c in checks])
+    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(7, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1.3]})
+    ax.plot(b, [c["exact_mean"] for c in checks], "k-", lw=1, label="exact (transfer matrix)")
+    ax.errorbar(b, [c["mean"] for c in checks], yerr=[2 * c["sem"] for c in checks], fmt="o", ms=3,
+                label="sampled ± 2 SE")
+    ax.set_ylabel("<E>")
+    ax.legend()
+    ax2.axhline(0, color="k", lw=0.8)
+    ax2.plot(b, [(c["mean"] - c["exact_mean"]) / c["sem"] for c in checks], "o", ms=3)
+    ax2.axhspan(-2, 2, color="0.85")
+    ax2.set_ylabel("(sampled − exact) / SE")
+    ax2.set_xlabel("β")
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def plot_sampler_diagnostics(diag: dict, path) -> None:
+    """Acceptance rate and tau_int against beta (from `sampler_diagnostics`), thin as a line."""
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
+    ax.plot(diag["betas"], diag["acceptance"], "o-", ms=3)
+    ax.set_xlabel("β")
+    ax.set_ylabel("Metropolis acceptance rate")
+    ax2.plot(diag["betas"], diag["tau_int"], "o-", ms=3, label="τ_int of the energy")
+    ax2.axhline(diag["thin"], color="k", ls="--", lw=1, label=f"thin = {diag['thin']} sweeps")
+    ax2.set_xlabel("β")
+    ax2.set_ylabel("sweeps")
+    ax2.legend()
+    for a in (ax, ax2):
+        a.axvline(BETA_C_ISING1, color="0.6", ls=":", lw=1)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def plot_magnetisation(mags: dict, path, n_hist: int = 4) -> None:
+    """<|m|> against beta, and histograms of m at n_hist betas spread over the range."""
+    betas = sorted(mags)
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
+    ax.plot(betas, [np.abs(mags[b]).mean() for b in betas], "o-", ms=3)
+    ax.axvline(BETA_C_ISING1, color="k", ls="--", lw=1, label="β_c (infinite lattice)")
+    ax.set_xlabel("β")
+    ax.set_ylabel("<|m|>")
+    ax.legend()
+    for b in [betas[i] for i in np.linspace(0, len(betas) - 1, min(n_hist, len(betas))).astype(int)]:
+        ax2.hist(mags[b], bins=33, range=(-1.03, 1.03), histtype="step", density=True, label=f"β={b:.3g}")
+    ax2.set_xlabel("m")
+    ax2.set_ylabel("density")
+    ax2.legend(fontsize=8)
+    fig.tight_layout()
+    save_figure(fig, path)

@@ -1,0 +1,85 @@
+"""consistency.py: the checks pass on samples of the exact law and fail on a wrong one; the
+file summaries match what the generator was asked for; the plots are written."""
+import h5py
+import numpy as np
+import pytest
+
+import consistency as cc
+from ising import exact_energy_distribution
+
+N_X, N_Y = 4, 4
+
+
+def _synthetic_file(path, beta_label, energies, n_x=N_X, n_y=N_Y):
+    """A data file whose stored energies are the given ones (grids are not read by the check)."""
+    n = len(energies)
+    with h5py.File(path, "w") as f:
+        f.attrs.update(model="ISING1", n_x=n_x, n_y=n_y, betas=np.array([beta_label]))
+        f["true_energies"] = np.asarray(energies, np.float32)
+        f["beta"] = np.full(n, beta_label, np.float32)
+        f["ising_grids"] = np.ones((n, n_x, n_y), np.int8)
+    return path
+
+
+def _exact_sample(beta, n, seed):
+    e, p = exact_energy_distribution(N_X, N_Y, beta)
+    return np.random.default_rng(seed).choice(e, size=n, p=p)
+
+
+def test_samples_of_the_exact_law_pass(tmp_path):
+    energies = _exact_sample(0.3, 20_000, seed=0)
+    (c,) = cc.energy_histogram_check(_synthetic_file(tmp_path / "ok.hdf5", 0.3, energies))
+    levels, counts = np.unique(energies, return_counts=True)
+    assert np.array_equal(c["counts"][np.searchsorted(c["energies"], levels)], counts)  # binned on the right levels
+    assert c["n"] == 20_000 and c["stray_samples"] == 0 and c["counts"].sum() == 20_000
+    assert c["exact_probs"].sum() == pytest.approx(1.0)
+    assert c["p_value"] > 1e-3
+    assert abs(c["mean"] - c["exact_mean"]) < 4 * c["sem"]
+    assert c["sem"] == pytest.approx(energies.std(ddof=1) / np.sqrt(len(energies)))
+
+
+def test_samples_of_another_beta_fail(tmp_path):
+    # drawn at beta 0.35 but labelled 0.3: the histogram test and the mean both see it
+    energies = _exact_sample(0.35, 20_000, seed=1)
+    (c,) = cc.energy_histogram_check(_synthetic_file(tmp_path / "wrong.hdf5", 0.3, energies))
+    assert c["p_value"] < 1e-6
+    assert abs(c["mean"] - c["exact_mean"]) > 5 * c["sem"]
+
+
+def test_impossible_energies_are_counted_as_stray(tmp_path):
+    # 4 x 4 ISING1 energies are multiples of 4 in -32 ... 32, never +-28 (one flip from a ground state costs 8)
+    energies = np.concatenate([_exact_sample(0.3, 1000, seed=2), [-126.0, -28.0, 2.0]])
+    (c,) = cc.energy_histogram_check(_synthetic_file(tmp_path / "stray.hdf5", 0.3, energies))
+    assert c["stray_samples"] == 3 and c["counts"].sum() == 1000
+
+
+def test_tables_by_hand():
+    checks = [{"file": "/x/eval.hdf5", "beta": 0.3, "n": 10, "chi2": 2.0, "dof": 3, "p_value": 0.5,
+               "stray_samples": 0, "mean": -20.0, "sem": 0.5, "exact_mean": -21.0}]
+    assert cc.histogram_table(checks) == [{"file": "eval.hdf5", "beta": 0.3, "n": 10, "chi2": 2.0, "dof": 3,
+                                           "p_value": 0.5, "stray_samples": 0}]
+    assert cc.mean_energy_table(checks) == [{"file": "eval.hdf5", "beta": 0.3, "mean": -20.0, "sem": 0.5,
+                                             "exact": -21.0, "z": 2.0, "chi2 p": 0.5}]
+
+
+def test_generated_file_summaries_and_plots(ising_file, tmp_path):
+    betas = (0.2, 0.3, 0.45)
+    path = ising_file("eval.hdf5", betas=betas, n_samples=400, seed=3)
+    summary = cc.data_file_summary(path)
+    assert (summary["n"], summary["lattice"], summary["n_betas"], summary["betas"]) == (1200, "4x4", 3, "0.2…0.45")
+    checks = cc.energy_histogram_check(path)
+    assert [c["beta"] for c in checks] == pytest.approx(betas) and [c["n"] for c in checks] == [400] * 3
+    assert all(c["stray_samples"] == 0 for c in checks)  # the sampler's energies are all possible ones
+    diag = cc.sampler_diagnostics(path)
+    assert diag["betas"] == pytest.approx(betas) and len(diag["table"]) == 3
+    assert np.all((diag["acceptance"] > 0) & (diag["acceptance"] < 1)) and diag["thin"] >= 1
+    mags = cc.magnetisation_by_beta(path)
+    assert sorted(mags) == pytest.approx(betas) and all(len(m) == 400 and np.all(np.abs(m) <= 1) for m in mags.values())
+
+    cc.plot_energy_histograms(checks, tmp_path / "h.png")
+    cc.plot_mean_energy(checks, tmp_path / "m.png")
+    cc.plot_sampler_diagnostics(diag, tmp_path / "s.png")
+    cc.plot_magnetisation(mags, tmp_path / "g.png")
+    for name in ("h.png", "m.png", "s.png", "g.png"):
+        data = (tmp_path / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000

@@ -1,0 +1,111 @@
+"""train_all.py: which runs a profile holds, the trainer commands and folders, and the scheduler
+(finished runs skipped, at most --jobs trainers at once, failures reported) with a stand-in
+trainer, so nothing is trained here (tests/test_end_to_end.py trains for real)."""
+import threading
+from pathlib import Path
+
+import pytest
+
+import data_files
+import evaluate as ev
+import train_all as ta
+
+
+def test_profiles_hold_every_combination_once():
+    cpu = ta.combinations("cpu")
+    keys = {tuple(sorted(s.items())) for s in cpu}
+    assert len(cpu) == len(keys) == 17  # 2 families x 2^3 flags, plus the site head
+    assert sum(s.get("energy_head") == "site" for s in cpu) == 1
+    assert ta.combinations("demo") == [
+        {"family": "energy", "attention": True, "two_d": True, "bidirectional": True},
+        {"family": "probability", "attention": False, "two_d": False, "bidirectional": False},
+    ]
+
+
+@pytest.mark.parametrize("spec, extra, name", [
+    ({"family": "energy", "attention": True, "two_d": True, "bidirectional": True}, [], "2D_GRU_1L_1H_Bi_Attn_hid32"),
+    ({"family": "energy", "attention": True, "two_d": True, "bidirectional": True, "energy_head": "site"}, [],
+     "2D_GRU_1L_1H_Bi_Attn_hid32_Site"),
+    ({"family": "probability", "attention": False, "two_d": False, "bidirectional": False}, [], "GRU_1L_1H_hid32"),
+    # flags passed through to the trainer name the folder too, and the last --hidden_size wins
+    ({"family": "probability", "attention": False, "two_d": False, "bidirectional": True},
+     ["--num_layers", "2", "--hidden_size", "512"], "GRU_2L_1H_Bi"),
+])
+def test_trainer_command_and_its_folder(spec, extra, name):
+    profile = {**ta.PROFILES["cpu"], "runs": "r", "data_dir": "d"}
+    args = ta.trainer_args(spec, profile, extra)
+    assert args[args.index("--train_path") + 1] == data_files.path("train", "d")
+    assert args[args.index("--val_paths") + 1:args.index("--test_path")] == data_files.val_paths("d")
+    assert args[args.index("--limit_train_batches") + 1] == "250"
+    assert ("--bidirectional" if spec["bidirectional"] else "--no-bidirectional") in args
+    assert ta.run_dir(spec["family"], args) == Path("r") / spec["family"] / name
+
+
+def test_a_bad_trainer_flag_stops_before_training(capsys):
+    with pytest.raises(SystemExit):
+        ta.run_dir("energy", ta.trainer_args(ta.combinations("demo")[0], ta.PROFILES["demo"], ["--no_such_flag"]))
+    assert "energy_trainer.py: error: unrecognized arguments: --no_such_flag" in capsys.readouterr().err
+
+
+@pytest.fixture()
+def standard_files(tmp_path):
+    """Empty stand-ins for the standard data files (the scheduler only checks that they exist)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for role in data_files.STANDARD:
+        Path(data_files.path(role, data)).touch()
+    return {"data_dir": str(data), "runs": str(tmp_path / "runs")}
+
+
+def test_skips_finished_runs_and_runs_jobs_at_once(standard_files, monkeypatch):
+    dirs = [ta.run_dir(s["family"], ta.trainer_args(s, {**ta.PROFILES["cpu"], **standard_files}))
+            for s in ta.combinations("cpu")]
+    for d in dirs[3:4]:  # one finished run: 16 left, pairs for the barrier below
+        d.mkdir(parents=True)
+        (d / "metrics.json").write_text("{}")
+    # Every stand-in trainer waits until `jobs` of them run at once: fewer at a time would time
+    # out the barrier; more are caught by the count.
+    jobs, lock, active, seen = 2, threading.Lock(), [0], []
+    barrier = threading.Barrier(jobs, timeout=20)
+
+    def fake_trainer(cmd, log_path):
+        with lock:
+            active[0] += 1
+            seen.append((cmd, log_path, active[0]))
+        barrier.wait()
+        with lock:
+            active[0] -= 1
+        return 0
+
+    monkeypatch.setattr(ta, "run_trainer", fake_trainer)
+    assert ta.train_all("cpu", overrides=standard_files, jobs=jobs) == dirs
+    assert len(seen) == 16 and max(n for _, _, n in seen) == jobs
+    trained = {Path(log).parent for _, log, _ in seen}
+    assert trained == set(dirs) - {dirs[3]}
+    assert all(cmd[cmd.index("--threads") + 1] == "1" and log.name == "train.log" for cmd, log, _ in seen)
+
+
+def test_failures_are_reported_after_the_others(standard_files, monkeypatch, capsys):
+    calls = []
+
+    def fake_trainer(cmd, log_path):
+        calls.append(log_path)
+        return 3 if "--attention" in cmd else 0  # the demo's energy model fails
+
+    monkeypatch.setattr(ta, "run_trainer", fake_trainer)
+    with pytest.raises(RuntimeError, match=r"1 run\(s\) failed: .*2D_GRU_1L_1H_Bi_Attn_hid32"):
+        ta.train_all("demo", overrides=standard_files, jobs=1)
+    assert calls == [None, None]  # one at a time, output to the terminal
+    assert "FAILED (exit 3)" in capsys.readouterr().out
+
+
+def test_missing_data_file_is_one_line_and_nothing_trains(standard_files, monkeypatch, capsys):
+    monkeypatch.setattr(ta, "run_trainer", lambda cmd, log: pytest.fail("trained without data"))
+    Path(data_files.path("val_5", standard_files["data_dir"])).unlink()
+    assert ta.main(["--profile", "demo", "--data_dir", standard_files["data_dir"]]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == "error: " + data_files.missing_file_message(data_files.path("val_5", standard_files["data_dir"]))
+    # `evaluate.py train-all` is the same command line; the evaluation file is checked before training too
+    Path(data_files.path("eval", standard_files["data_dir"])).unlink()
+    assert ev.main(["train-all", "--profile", "demo", "--data_dir", standard_files["data_dir"]]) == 1
+    assert "eval_data.hdf5 not found" in capsys.readouterr().err

@@ -1,0 +1,183 @@
+"""Train every model combination of a profile, skipping finished runs, then evaluate them all.
+
+    python train_all.py --profile demo --jobs 2 --out results/demo --images results/demo   # make demo
+    python train_all.py --profile cpu --jobs 2 --out results/cpu                           # make reproduce
+    python train_all.py --profile reference --accelerator auto                             # for a GPU
+
+(`python evaluate.py train-all ...` is the same command.) Flags this script does not know
+(e.g. `--accelerator auto`, `--limit_train_batches 2`) go to every trainer, after the
+profile's own, so they override them.
+
+A run counts as finished when its folder holds metrics.json (the trainers write it last), so
+an interrupted `make reproduce` resumes where it stopped. The folder is the one the trainer
+will write: its own parser reads the command and names the configuration.
+
+--jobs N runs N trainers at once, each with one intra-op thread (`--threads 1`): the
+recurrent steps are too small to use two cores well, and two one-thread processes beat one
+two-thread process on a 2-core CPU (and do not thrash when the machine is busy). Their
+output then goes to `<run>/train.log` instead of the terminal, where it would interleave.
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+
+import data_files
+import evaluate as ev
+from trainer_common import build_parser, config_name
+
+ROOT = Path(__file__).resolve().parent
+
+# Training profiles; "extra" are further trainer flags. Sizes come from measured CPU
+# throughput (one thread per trainer, two trainers at once; README "Benchmarks"): at hidden 32
+# the 17 runs cost about 3.9 s per batch of 512 together, so 2 epochs of 250 batches (256,000
+# samples seen per run) take about 30-40 minutes on 2 cores (hidden 64 would double that).
+PROFILES = {
+    # make demo: small data (make data-demo), the two models of the predictions plot, minutes
+    "demo": {"data_dir": "data/demo", "runs": "runs/demo", "hidden_size": 32, "max_epochs": 4,
+             "patience": 4, "batch_size": 256, "lr": 3e-3, "extra": []},
+    # make reproduce: every combination on 2 CPU cores
+    "cpu": {"data_dir": "data", "runs": "runs/cpu", "hidden_size": 32, "max_epochs": 2,
+            "patience": 2, "batch_size": 512, "lr": 3e-3, "extra": ["--limit_train_batches", "250"]},
+    # the reference's own settings (hidden 512, lr 1e-4, batch 512, early stopping), for a GPU
+    "reference": {"data_dir": "data", "runs": "runs/reference", "hidden_size": 512, "max_epochs": 100,
+                  "patience": 5, "batch_size": 512, "lr": 1e-4, "extra": []},
+}
+
+
+def combinations(profile: str) -> list[dict]:
+    """The runs of a profile: family and model flags per run.
+
+    demo: the two models of the predictions plot. Otherwise every (energy, probability) x
+    (1D, 2D) x (plain, attention) x (uni-, bidirectional), plus the site energy head on the
+    full extended model: 17 runs."""
+    if profile == "demo":
+        return [
+            {"family": "energy", "attention": True, "two_d": True, "bidirectional": True},
+            {"family": "probability", "attention": False, "two_d": False, "bidirectional": False},
+        ]
+    runs = [{"family": family, "attention": attention, "two_d": two_d, "bidirectional": bidirectional}
+            for family in ("energy", "probability") for two_d in (False, True)
+            for attention in (False, True) for bidirectional in (False, True)]
+    runs.append({"family": "energy", "attention": True, "two_d": True, "bidirectional": True, "energy_head": "site"})
+    return runs
+
+
+def trainer_args(spec: dict, profile: dict, extra=()) -> list[str]:
+    """The flags of `<family>_trainer.py` for one run of a profile; `extra` last, so it wins."""
+    d = profile["data_dir"]
+    args = ["--train_path", data_files.path("train", d), "--val_paths", *data_files.val_paths(d),
+            "--test_path", data_files.path("test", d), "--output_dir", str(profile["runs"])]
+    for key in ("hidden_size", "max_epochs", "patience", "batch_size", "lr"):
+        args += [f"--{key}", str(profile[key])]
+    for flag in ("attention", "two_d", "bidirectional"):
+        args.append(f"--{flag}" if spec.get(flag) else f"--no-{flag}")
+    if spec["family"] == "energy":
+        args += ["--energy_head", spec.get("energy_head", "prob")]
+    return args + list(profile.get("extra", [])) + list(extra)
+
+
+def run_dir(family: str, args: list[str]) -> Path:
+    """The folder the trainer writes for these flags, named by the trainer's own parser (a bad
+    flag stops here, with the trainer's usage message, before anything is trained)."""
+    parser = build_parser(family, "")
+    parser.prog = f"{family}_trainer.py"
+    a = parser.parse_args(args)
+    return Path(a.output_dir) / family / (a.run_name or config_name(vars(a)))
+
+
+def run_trainer(cmd: list[str], log_path: Path | None) -> int:
+    """Run one trainer to the end; its output to log_path, or to the terminal when None. Exit status."""
+    if log_path is None:
+        return subprocess.run(cmd, cwd=ROOT).returncode
+    with open(log_path, "w") as log:
+        return subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT).returncode
+
+
+def check_files(paths) -> None:
+    """FileNotFoundError, with the command that makes it, for the first missing file."""
+    for path in paths:
+        if not Path(path).is_file():
+            raise FileNotFoundError(data_files.missing_file_message(path))
+
+
+def train_all(profile_name: str, extra=(), overrides: dict | None = None, jobs: int = 1) -> list[Path]:
+    """Train every run of a profile that has not finished yet, `jobs` at a time.
+
+    Returns the run folders of the whole profile. Raises FileNotFoundError before training if
+    a data file is missing, and RuntimeError naming the runs that failed after the others ended."""
+    profile = {**PROFILES[profile_name], **(overrides or {})}
+    d = profile["data_dir"]
+    check_files([data_files.path("train", d), *data_files.val_paths(d), data_files.path("test", d)])
+    extra = ["--threads", "1", *extra] if jobs > 1 else list(extra)
+    specs = combinations(profile_name)
+    todo, dirs = [], []
+    for i, spec in enumerate(specs, 1):
+        args = trainer_args(spec, profile, extra)
+        dirs.append(run_dir(spec["family"], args))
+        if (dirs[-1] / "metrics.json").exists():
+            print(f"[{i}/{len(specs)}] {dirs[-1]} finished already, skipping", flush=True)
+        else:
+            cmd = [sys.executable, str(ROOT / f"{spec['family']}_trainer.py"), *args]
+            todo.append((f"[{i}/{len(specs)}]", dirs[-1], cmd))
+
+    def train(tag: str, folder: Path, cmd: list[str]) -> bool:
+        print(f"{tag} {' '.join(cmd[1:])}", flush=True)
+        folder.mkdir(parents=True, exist_ok=True)
+        log = folder / "train.log" if jobs > 1 else None
+        t0 = time.perf_counter()
+        rc = run_trainer(cmd, log)
+        status = "done" if rc == 0 else f"FAILED (exit {rc}{f', log: {log}' if log else ''})"
+        print(f"{tag} {folder.name} {status} in {time.perf_counter() - t0:.0f} s", flush=True)
+        return rc == 0
+
+    pool = ThreadPoolExecutor(max_workers=jobs)
+    try:
+        futures = {pool.submit(train, *job): job[1] for job in todo}
+        failed = [futures[f] for f in as_completed(futures) if not f.result()]
+    finally:  # on Ctrl-C the running trainers get the signal too; queued ones must not start
+        pool.shutdown(wait=True, cancel_futures=True)
+    if failed:
+        raise RuntimeError(f"{len(failed)} run(s) failed: {', '.join(str(f) for f in failed)}")
+    return dirs
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(
+        description="Train every combination of a profile (skipping finished runs), then score them all "
+        "as evaluate.py does. Unknown flags go to every trainer.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        allow_abbrev=False,  # a trainer flag must never be taken for an abbreviation of one of these
+    )
+    p.add_argument("--profile", choices=sorted(PROFILES), default="cpu", help="which runs and sizes")
+    p.add_argument("--runs", default=None, help="folder of runs; default: the profile's (runs/<profile>)")
+    p.add_argument("--data_dir", default=None, help="folder of the standard data files; default: the profile's")
+    p.add_argument("--eval_path", default=None, help="evaluation file; default: the one in the data folder")
+    p.add_argument("--out", default=None, help="where leaderboard.{md,csv,json} go; default: results/<profile>")
+    p.add_argument("--hidden_size", type=int, default=None, help="override the profile's hidden size")
+    p.add_argument("--max_epochs", type=int, default=None, help="override the profile's epochs")
+    p.add_argument("--jobs", type=int, default=1, help="trainers run at once (each one thread)")
+    ev.add_report_flags(p)
+    args, extra = p.parse_known_args(argv)
+    if args.jobs < 1:
+        p.error("--jobs must be >= 1")
+    overrides = {k: getattr(args, k) for k in ("runs", "data_dir", "hidden_size", "max_epochs")
+                 if getattr(args, k) is not None}
+    profile = {**PROFILES[args.profile], **overrides}
+    eval_path = args.eval_path or data_files.path("eval", profile["data_dir"])
+    try:
+        check_files([eval_path])  # before hours of training, not after
+        train_all(args.profile, extra, overrides, jobs=args.jobs)
+    except (FileNotFoundError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    out = args.out or str(Path("results") / args.profile)
+    return ev.run_report(profile["runs"], eval_path, out, args.images, args.n, args.seed)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
