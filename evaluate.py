@@ -418,7 +418,7 @@ def main(argv=None) -> int:
     if argv[:1] == ["train-all"]:  # `python evaluate.py train-all ...` is train_all.py's command line
         import train_all
 
-        return train_all.main(argv[1:])
+        return train_all.main(argv[1:], prog="evaluate.py train-all")
     p = argparse.ArgumentParser(
         description="Score trained runs on the evaluation set (reference protocol: 32,000 lattices drawn "
         "with replacement, centred RMSE), write the leaderboard and the images. "

@@ -146,8 +146,9 @@ def train_all(profile_name: str, extra=(), overrides: dict | None = None, jobs: 
     return dirs
 
 
-def main(argv=None) -> int:
+def main(argv=None, prog=None) -> int:
     p = argparse.ArgumentParser(
+        prog=prog,
         description="Train every combination of a profile (skipping finished runs), then score them all "
         "as evaluate.py does. Unknown flags go to every trainer.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
