@@ -1,30 +1,33 @@
 """Exact Metropolis sampling of the 2D Ising model (periodic boundaries), streamed to HDF5.
 
-Models (J = 1, total energy, each bond counted once):
-  ISING1: E = -sum_i s_i (s_right(i) + s_down(i))                       (8x8: -128 ... 128)
-  ISING2: ISING1 - 1/2 sum_i s_i (s_downright(i) + s_upright(i))
-Lattice index convention: grid[x, y] with x the row (0..n_x-1, "down" = x+1) and y the column
-(0..n_y-1, "right" = y+1).
+The Hamiltonians, couplings and colourings are those of `ising.py` (ISING1: nearest neighbours,
+ISING2: plus the two diagonals at J = 1/2); grid[x, y] with x the row, flat site x*n_y + y.
 
 Sampler
 -------
 All chains (``n_chains`` per beta, all betas together) evolve in one jit-compiled JAX program;
-the sweep loop runs inside ``lax.fori_loop``/``lax.scan``.  Spins live in float32 arrays
-(chains, sites of one colour), chain axis first, one per colour class of a proper colouring of
-the interaction graph (even sizes: 2 colours (x+y) mod 2 for ISING1, 4 colours
-(x mod 2, y mod 2) for ISING2; odd sizes: a greedy colouring, which needs 3 or more colours).
-Sites of one colour do not interact, so a whole colour class is updated at once
-(checkerboard Metropolis): the local field of the active class is a small dense product
-``other_colours @ J_block`` (exact in float32: integer and half-integer sums; above 256 sites
-a gather of the neighbours from a fixed index table instead), the energy
-change is 2 s_i h_i, and a flip is accepted when 31 uniform random bits are below the
-precomputed integer threshold round(2^31 a(dE)) (no exp in the loop), with
-a(dE) = c(beta) min(1, exp(-beta dE)), times 0.9 at dE = 0: exact detailed balance, and unlike
-plain Metropolis (c = 1) the sublattice updates stay ergodic (see `acceptance_scale`).
-Random bits come from a counter-based Threefry-2x32-20 generator keyed by
-the seed with counter (global chain id, sweep): every chain's stream is independent of how
-many chains run, of padding and of how the chains are sharded over devices, so the same
-seed gives the same file on any machine.
+the sweep loop runs inside ``lax.fori_loop``/``lax.scan``.  The sites are reordered by the
+colour classes of a proper colouring of the interaction graph (`ising.colouring`: 2 colours
+for ISING1 and 4 for ISING2 on even sizes, 3 or more on odd ones), and the spins live in one
+float32 block (chains, sites of the colour) per colour.  Sites of one colour do not interact,
+so a whole block is updated at once (checkerboard Metropolis).  Its local field is a sum over
+the other blocks a of s_a @ J_ac, small dense products on lattices up to DENSE_MAX_SITES sites,
+a gather of the neighbours from index tables above (O(S) instead of O(S^2) work); both are
+exact in float32 (sums of +-1 and +-1/2), so they give the same bits.  The energy change of a
+flip is 2 s_i h_i, and a flip is accepted when 31 uniform random bits are below the integer
+threshold round(2^31 a(dE)) precomputed per beta (no exp in the loop), with
+
+    a(dE) = c(beta) min(1, exp(-beta dE)),  times 0.9 at dE = 0,  c(beta) = 1 - exp(-20 beta)/2.
+
+Any constant factors keep detailed balance exactly; plain Metropolis (c = 1, no 0.9) is not
+ergodic with sublattice updates (see `acceptance_scale` and ZERO_ACCEPT).  Stored energies
+come from the same block products (every bond once); the tests check them against
+`ising.energy` of the stored lattices.
+
+Random bits come from a counter-based Threefry-2x32-20 generator keyed by the seed, with
+counter (global chain id, sweep): every chain's stream is independent of how many chains run,
+of padding and of how the chains are sharded over devices, so the same seed gives the same
+file on any machine.
 
 ``algorithm="single"`` is the published reference's random-site single-spin-flip Metropolis
 (one sweep = n_x*n_y steps at uniformly chosen sites), vectorised over chains.  It works for
@@ -50,14 +53,9 @@ import os
 import sys
 
 if "jax" not in sys.modules and "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
-    # One XLA host device per core, so that the chains can be sharded over the cores (a
-    # prototype measured ~2x on a quiet 2-core machine vs one device; on a busy machine the
-    # difference is within noise, see benchmarks/bench_sampler.py).  Must precede `import jax`.
-    try:
-        _ncores = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - non-Linux
-        _ncores = os.cpu_count() or 1
-    _ndev = int(os.environ.get("ISING_HOST_DEVICES", _ncores))
+    # One XLA host device per core, so that the chains are sharded over the cores
+    # (benchmarks/bench_sampler.py measures one device against this).  Must precede `import jax`.
+    _ndev = int(os.environ.get("ISING_HOST_DEVICES", len(os.sched_getaffinity(0))))
     if _ndev > 1:
         os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
                                    + f" --xla_force_host_platform_device_count={_ndev}").strip()
@@ -67,8 +65,8 @@ import functools
 import json
 import math
 import shlex
-import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -76,27 +74,27 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from ising import MODELS, check_model, colouring, energy, integrated_autocorr_time, neighbours
+from ising import MODELS, check_model, colouring, integrated_autocorr_time, neighbours
+
+__all__ = ["generate", "main", "validate", "Sampler", "acceptance_scale", "acceptance_table", "threefry2x32"]
 
 ALGORITHMS = ("checkerboard", "single")
-
-# Defaults (see --help text for how they were chosen).
 DEFAULT_BURN_IN = 1000
 DEFAULT_TOTAL_CHAINS = 4096
-ZERO_ACCEPT_CB = 0.9
-TRACE_SWEEPS = 256  # last burn-in sweeps used to measure tau_int and the acceptance rate
-# Acceptance probability of a flip with dE = 0.  Any value in (0, 1] keeps the Boltzmann law
-# stationary (a(dE)/a(-dE) = exp(-beta dE) holds trivially at dE = 0).  The reference's
-# random-site Metropolis uses 1.  Checkerboard updates with 1 are NOT ergodic: a lattice in
-# which every spin has zero local field (e.g. diagonal stripes of width 2, or rows +/- on a
-# 2 x n lattice) flips completely and deterministically at every half-sweep forever.  Any
-# value < 1 removes such cycles (a deterministic cycle would need every flip to lower the
-# energy); see tests/test_generate_ising.py for the enumeration checks.
-ZERO_ACCEPT = {"checkerboard": ZERO_ACCEPT_CB, "single": 1.0}
+TRACE_SWEEPS = 256       # last burn-in sweeps used to measure tau_int and the acceptance rate
+DENSE_MAX_SITES = 1024   # up to this many sites the local fields are dense products (bench_sampler --fields)
+# Acceptance probability factor of a flip with dE = 0.  Any value in (0, 1] keeps the Boltzmann
+# law stationary (a(dE)/a(-dE) = exp(-beta dE) holds trivially at dE = 0); the reference's
+# random-site Metropolis uses 1.  Checkerboard updates with 1 are NOT ergodic: a lattice in which
+# every spin has zero local field (e.g. diagonal stripes of width 2, or rows +/- on a 2 x n
+# lattice) flips completely and deterministically at every half-sweep forever.  Any value < 1
+# removes such cycles (a deterministic cycle would need every flip to lower the energy); the
+# tests check the sampled energies against enumeration.
+ZERO_ACCEPT = {"checkerboard": 0.9, "single": 1.0}
 
 
 def acceptance_scale(betas, algorithm="checkerboard"):
-    """Overall factor c(beta) of the checkerboard acceptance, a = c min(1, exp(-beta dE)).
+    """Overall factor c(beta) of the acceptance, a = c min(1, exp(-beta dE)); float64 like betas.
 
     Detailed balance holds for any c in (0, 1].  With c = 1, as beta -> 0 every proposal is
     accepted and a checkerboard sweep just flips the whole lattice (at beta = 0 the chain is
@@ -106,14 +104,24 @@ def acceptance_scale(betas, algorithm="checkerboard"):
     The reference's random-site algorithm keeps c = 1 (its random site choice mixes).
     """
     b = np.asarray(betas, np.float64)
-    if algorithm == "single":
-        return np.ones_like(b)
-    return 1.0 - 0.5 * np.exp(-20.0 * b)
-
-__all__ = ["generate", "main", "acceptance_scale", "acceptance_table", "validate", "threefry2x32", "Sampler"]
+    return np.ones_like(b) if algorithm == "single" else 1.0 - 0.5 * np.exp(-20.0 * b)
 
 
-# ------------------------------------------------------------------------------ RNG
+def acceptance_table(betas, levels, zero_accept, scale):
+    """Acceptance probabilities float64 (len(betas), len(levels) + 1).
+
+    Column i < len(levels): s*h = levels[i] (levels[0] = 0, the rest positive):
+    scale * exp(-2 beta s h), times zero_accept at s*h = 0; last column: s*h < 0: scale.
+    `scale` may be one number or one per beta.
+    """
+    b = np.asarray(betas, np.float64).reshape(-1, 1)
+    c = np.broadcast_to(np.asarray(scale, np.float64).reshape(-1, 1), b.shape)
+    a = c * np.exp(-2.0 * b * np.asarray(levels, np.float64)[None, :])
+    a[:, 0] *= zero_accept
+    return np.concatenate([a, c], axis=1)
+
+
+# ------------------------------------------------------------------------------------ RNG
 _ROT = (13, 15, 26, 6, 17, 29, 16, 24)
 
 
@@ -127,42 +135,226 @@ def threefry2x32(k0, k1, x0, x1):
     u = xp.uint32
     k0, k1, x0, x1 = (xp.asarray(a, dtype=u) for a in (k0, k1, x0, x1))
     ks = (k0, k1, k0 ^ k1 ^ u(0x1BD11BDA))
-    x0 = x0 + ks[0]
-    x1 = x1 + ks[1]
+    x0, x1 = x0 + ks[0], x1 + ks[1]
     with np.errstate(over="ignore"):
         for i in range(5):
             for r in (_ROT[:4] if i % 2 == 0 else _ROT[4:]):
                 x0 = x0 + x1
-                x1 = (x1 << u(r)) | (x1 >> u(32 - r))
-                x1 = x1 ^ x0
+                x1 = ((x1 << u(r)) | (x1 >> u(32 - r))) ^ x0
             x0 = x0 + ks[(i + 1) % 3]
             x1 = x1 + ks[(i + 2) % 3] + u(i + 1)
     return x0, x1
 
 
 def _stream_key(seed, stream):
-    """Key pair (uint32, uint32) for an independent random stream of a seed."""
+    """Key uint32 (2,) of an independent random stream (1: start, 2: sweeps) of a 64-bit seed."""
     seed = int(seed)
-    a, b = threefry2x32(np.uint32(seed & 0xFFFFFFFF), np.uint32((seed >> 32) & 0xFFFFFFFF),
-                        np.uint32(stream), np.uint32(0x9E3779B9))
-    return np.uint32(a), np.uint32(b)
+    a, b = threefry2x32(np.uint32(seed & 0xFFFFFFFF), np.uint32(seed >> 32), np.uint32(stream),
+                        np.uint32(0x9E3779B9))
+    return jnp.asarray([a, b], jnp.uint32)
 
 
-# -------------------------------------------------------------------------- sampler
-def acceptance_table(betas, levels, zero_accept, scale=1.0):
-    """Acceptance probabilities (len(betas), len(levels) + 1) float64.
+# ---------------------------------------------------------------------------- the lattice
+def _padded(rows):
+    """rows: per site a list of (index, J) -> (index int32 (n, k), J float32 (n, k)), zero padded."""
+    k = max(len(r) for r in rows)
+    return (np.array([[q for q, _ in r] + [0] * (k - len(r)) for r in rows], np.int32),
+            np.array([[w for _, w in r] + [0.0] * (k - len(r)) for r in rows], np.float32))
 
-    Column i < len(levels): s*h = levels[i] (levels[0] = 0, the rest positive):
-    scale * exp(-2 beta s h), times zero_accept at s*h = 0; last column: s*h < 0: scale.
-    `scale` may depend on beta (array); a(dE)/a(-dE) = exp(-beta dE) holds for every choice.
+
+class Lattice:
+    """Static tables of one lattice in colour order; `lattice()` makes one object per lattice, the
+    static argument of the jitted kernels (they compile once per lattice).
+
+    Positions offsets[c]:offsets[c+1] hold colour c (m_c sites, "block" c); order int (S,) maps
+    position -> flat site, inverse int (S,) flat site -> position.  nbr int32 (S, k) and
+    nbw float32 (S, k): the neighbour positions of each position and their couplings.
+    couplings {(a, c): table} for each pair of coupled colours, how block a enters the local field
+    of block c: J_ac float32 (m_a, m_c) if dense, else (indices into block a int32 (m_c, k_ac),
+    couplings float32 (m_c, k_ac)).  levels: the values of s_i h_i >= 0, 0 first.
     """
-    b = np.asarray(betas, np.float64).reshape(-1, 1)
-    c = np.broadcast_to(np.asarray(scale, np.float64).reshape(-1, 1), b.shape)
-    a = c * np.exp(-2.0 * b * np.asarray(levels, np.float64)[None, :])
-    a[:, 0] *= zero_accept
-    return np.concatenate([a, c], axis=1)
+
+    def __init__(self, n_x, n_y, model, dense):
+        self.n_x, self.n_y, self.dense, self.S = n_x, n_y, dense, n_x * n_y
+        col = colouring(n_x, n_y, model)
+        self.order = np.argsort(col, kind="stable")
+        self.inverse = np.argsort(self.order)
+        self.offsets = np.concatenate([[0], np.cumsum(np.bincount(col))])
+        self.n_colours = len(self.offsets) - 1
+        nb = neighbours(n_x, n_y, model)
+        self.nbr, self.nbw = _padded([[(self.inverse[j], w) for j, w in nb[i].items()] for i in self.order])
+        tables = {}
+        for p, i in enumerate(self.order):
+            c = col[i]
+            for j, w in nb[i].items():
+                a, q = col[j], self.inverse[j]
+                rows = tables.setdefault((a, c), [[] for _ in range(self.offsets[c + 1] - self.offsets[c])])
+                rows[p - self.offsets[c]].append((q - self.offsets[a], w))
+        self.couplings = {pair: _padded(rows) for pair, rows in tables.items()}
+        if dense:
+            for (a, c), (idx, w) in self.couplings.items():
+                J = np.zeros((self.offsets[a + 1] - self.offsets[a], len(idx)), np.float32)
+                np.add.at(J, (idx, np.arange(len(idx))[:, None]), w)
+                self.couplings[a, c] = J
+        # translation invariance: every site sees the couplings of site 0
+        sums = {0.0}
+        for w in nb[0].values():
+            sums = {s + d for s in sums for d in (w, -w)}
+        self.levels = [0.0] + sorted(v for v in sums if v > 0)
+
+    def block(self, x, c):
+        """Colour c's columns of x (B, >= S) in colour order."""
+        return x[:, self.offsets[c]:self.offsets[c + 1]]
+
+    def split(self, x):
+        """(B, S) in colour order -> tuple of blocks (B, m_c)."""
+        return tuple(self.block(x, c) for c in range(self.n_colours))
 
 
+@functools.lru_cache(maxsize=32)
+def lattice(n_x, n_y, model, dense):
+    return Lattice(n_x, n_y, model, dense)
+
+
+# --------------------------------------------------------------------------- the kernels
+class Chains(NamedTuple):
+    """What the kernels need besides the spins: key uint32 (2,) of the sweep stream, thresholds
+    thr uint32 (B or 1, n_levels + 1) = round(2^31 acceptance_table), chain ids cid uint32 (B,)."""
+    key: jax.Array
+    thr: jax.Array
+    cid: jax.Array
+
+
+def _words(lat, key, cid, t):
+    """S random words uint32 (B, 2 ceil(S/2)) per chain for sweep t, column = colour-ordered
+    position; counter (chain id * ceil(S/2) + k, t)."""
+    nblk = (lat.S + 1) // 2
+    ctr = cid[:, None] * jnp.uint32(nblk) + jnp.arange(nblk, dtype=jnp.uint32)[None, :]
+    return jnp.concatenate(threefry2x32(key[0], key[1], ctr, jnp.broadcast_to(t, ctr.shape)), axis=1)
+
+
+def _accept(levels, sh, bits, thr):
+    """Metropolis test, bool like sh: accept iff 31 random bits < thr[level of s*h].
+
+    A chain of selects (no gather, no exp in the loop) picks the threshold of each site.
+    """
+    k = len(levels) - 1
+    t = thr[:, k:k + 1]
+    for i in range(k - 1, -1, -1):
+        t = jnp.where(sh <= levels[i] + 0.25, thr[:, i:i + 1], t)
+    t = jnp.where(sh < -0.25, thr[:, k + 1:k + 2], t)
+    return (bits >> jnp.uint32(1)) < t
+
+
+def _couple(lat, s_a, a, c):
+    """Local field float32 (B, m_c) on block c from the spins s_a (B, m_a) of block a."""
+    table = lat.couplings[a, c]
+    if lat.dense:
+        return s_a @ table
+    idx, w = table
+    return jnp.sum(jnp.take(s_a, idx, axis=1) * w, axis=-1)
+
+
+def _field(lat, blocks, c):
+    """Local field h float32 (B, m_c) of block c: sum over the coupled blocks."""
+    terms = [_couple(lat, blocks[a], a, c2) for a, c2 in lat.couplings if c2 == c]
+    return functools.reduce(jnp.add, terms)
+
+
+def _energy(lat, blocks):
+    """Total energy float32 (B,): -sum over coupled colours a < c of s_c . h_c(from a), each bond once."""
+    e = 0.0                                                   # 0 - x: never -0.0
+    for a, c in (pair for pair in lat.couplings if pair[0] < pair[1]):
+        e = e - jnp.sum(blocks[c] * _couple(lat, blocks[a], a, c), axis=1)
+    return e
+
+
+def _sweep_checkerboard(lat, t, blocks, ch):
+    """Sweep t: every block in turn, all its sites at once.  Returns (blocks, energy change (B,),
+    accepted flips (B,)); the kernels that do not use the last two never compute them."""
+    words = _words(lat, ch.key, ch.cid, t)
+    blocks, de, acc = list(blocks), 0.0, 0
+    for c in range(lat.n_colours):
+        sh = blocks[c] * _field(lat, blocks, c)
+        ok = _accept(lat.levels, sh, lat.block(words, c), ch.thr)
+        de = de + jnp.sum(jnp.where(ok, 2.0 * sh, 0.0), axis=1)   # dE = 2 s h per accepted flip
+        acc = acc + jnp.sum(ok, axis=1, dtype=jnp.int32)
+        blocks[c] = jnp.where(ok, -blocks[c], blocks[c])
+    return tuple(blocks), de, acc
+
+
+def _sweep_single(lat, t, blocks, ch):
+    """Sweep t: S random-site Metropolis steps in every chain (the reference's algorithm) on the
+    joined spins (B, S) in colour order.  Returns like `_sweep_checkerboard`."""
+    S = jnp.uint32(lat.S)
+    position = jnp.arange(lat.S, dtype=jnp.int32)[None, :]
+
+    def step(k, carry):
+        s, de, acc = carry
+        u0, u1 = threefry2x32(ch.key[0], ch.key[1], ch.cid, jnp.broadcast_to(t * S + k, ch.cid.shape))
+        # site u0 mod S: any state-independent choice law keeps the Boltzmann law stationary
+        r = (u0 % S).astype(jnp.int32)
+        nb = jnp.take(lat.nbr, r, axis=0)                                       # (B, k)
+        h = jnp.sum(jnp.take_along_axis(s, nb, axis=1) * jnp.take(lat.nbw, r, axis=0), axis=1)
+        sh = jnp.take_along_axis(s, r[:, None], axis=1)[:, 0] * h
+        ok = _accept(lat.levels, sh[:, None], u1[:, None], ch.thr)[:, 0]
+        s = jnp.where((position == r[:, None]) & ok[:, None], -s, s)
+        return s, de + jnp.where(ok, 2.0 * sh, 0.0), acc + ok.astype(jnp.int32)
+
+    zero = jnp.zeros(ch.cid.shape, jnp.float32)
+    s, de, acc = jax.lax.fori_loop(jnp.uint32(0), S, step, (jnp.concatenate(blocks, axis=1), zero,
+                                                           zero.astype(jnp.int32)))
+    return lat.split(s), de, acc
+
+
+_SWEEPS = {"checkerboard": _sweep_checkerboard, "single": _sweep_single}
+
+
+def _sweeps(lat, algorithm, t0, n, blocks, ch):
+    """n sweeps from sweep t0; returns the blocks."""
+    sweep = _SWEEPS[algorithm]
+    return jax.lax.fori_loop(jnp.uint32(0), n, lambda i, b: sweep(lat, t0 + i, b, ch)[0], blocks)
+
+
+@functools.partial(jax.jit, static_argnames=("lat",))
+def _init(lat, key, cid):
+    """Random +-1 start (infinite temperature): float32 blocks (B, m_c)."""
+    bits = _words(lat, key, cid, jnp.uint32(0))[:, :lat.S]
+    return lat.split(jnp.where((bits >> jnp.uint32(31)) == 1, 1.0, -1.0).astype(jnp.float32))
+
+
+@functools.partial(jax.jit, static_argnames=("lat", "algorithm"), donate_argnames=("blocks",))
+def _burn(lat, algorithm, t0, n, blocks, ch):
+    return _sweeps(lat, algorithm, t0, n, blocks, ch)
+
+
+@functools.partial(jax.jit, static_argnames=("lat", "algorithm", "n"), donate_argnames=("blocks",))
+def _trace(lat, algorithm, t0, n, blocks, ch):
+    """n sweeps recording the energy after each (n, B) and the accepted flips per chain (B,)."""
+    def body(carry, i):
+        b, e, acc = carry
+        b, de, a = _SWEEPS[algorithm](lat, t0 + i, b, ch)
+        return (b, e + de, acc + a), e + de
+    start = (blocks, _energy(lat, blocks), jnp.zeros(ch.cid.shape, jnp.int32))
+    (blocks, _, acc), es = jax.lax.scan(body, start, jnp.arange(n, dtype=jnp.uint32))
+    return blocks, es, acc
+
+
+@functools.partial(jax.jit, static_argnames=("lat", "algorithm", "n"), donate_argnames=("blocks",))
+def _produce(lat, algorithm, t0, n, thin, blocks, ch):
+    """n stored samples `thin` sweeps apart: (blocks, (spins int8 (n, B, S) in flat site order,
+    energies float32 (n, B))); the colour order is undone on the device (faster than numpy)."""
+    def body(b, i):
+        b = _sweeps(lat, algorithm, t0 + i * thin, thin, b, ch)
+        spins = jnp.take(jnp.concatenate(b, axis=1).astype(jnp.int8), lat.inverse, axis=1)  # int8: 4x less to move
+        return b, (spins, _energy(lat, b))
+    return jax.lax.scan(body, blocks, jnp.arange(n, dtype=jnp.uint32))
+
+
+_energies = jax.jit(_energy, static_argnames=("lat",))
+
+
+# --------------------------------------------------------------------------- the sampler
 def _padded_batch(n, n_devices):
     """Batch size >= n: a multiple of n_devices, at least 64, rounded up to 2^k * {1, 1.25, 1.5,
     1.75} so that compiled kernels are reused across nearby sizes (at most 25 % padding)."""
@@ -174,278 +366,77 @@ def _padded_batch(n, n_devices):
     return -(-b // n_devices) * n_devices
 
 
-DENSE_MAX_SITES = 256   # up to this many sites the local fields are small dense products
-
-
-class _Geometry:
-    """Static lattice data: colour order, neighbour table (positions), Metropolis levels, and for
-    small lattices the dense coupling matrix in colour order."""
-
-    def __init__(self, n_x, n_y, model, dense):
-        self.n_x, self.n_y, self.model = n_x, n_y, model
-        self.S = S = n_x * n_y
-        col = colouring(n_x, n_y, model)
-        self.order = np.argsort(col, kind="stable")          # colour-ordered position -> site
-        self.inverse = np.argsort(self.order)                 # site -> position
-        self.offsets = np.concatenate([[0], np.cumsum(np.bincount(col))])
-        nb = neighbours(n_x, n_y, model)
-        rows = [sorted((int(self.inverse[j]), w) for j, w in nb[self.order[p]].items()) for p in range(S)]
-        k = max(len(r) for r in rows)
-        self.nbr = np.array([[q for q, _ in r] + [0] * (k - len(r)) for r in rows], np.int32)
-        self.nbw = np.array([[w for _, w in r] + [0.0] * (k - len(r)) for r in rows], np.float32)
-        # Possible values of s_i h_i >= 0 (translation invariance: every site has the same weights).
-        sums = {0.0}
-        for wk in nb[0].values():
-            sums = {s + d for s in sums for d in (wk, -wk)}
-        self.levels = [0.0] + sorted(v for v in sums if v > 0)
-        self.J = None
-        if dense:
-            J = np.zeros((S, S), np.float32)
-            for p in range(S):
-                J[p, self.nbr[p]] += self.nbw[p]
-            self.J = J
-
-
-def _accept(levels, sh, bits, thr):
-    """Metropolis test: accept iff 31 random bits < thr[level of s*h].
-
-    thr (B, n_levels + 1) uint32 = round(2^31 a): columns follow `levels` (0 then the positive
-    values of s*h), the last column is for s*h < 0; see `acceptance_table`.  A chain of selects
-    (no gather, no exp in the loop) picks the threshold.
-    """
-    k = len(levels) - 1
-    t = thr[:, k:k + 1]
-    for i in range(k - 1, -1, -1):
-        t = jnp.where(sh <= levels[i] + 0.25, thr[:, i:i + 1], t)
-    t = jnp.where(sh < -0.25, thr[:, k + 1:k + 2], t)
-    return (bits >> jnp.uint32(1)) < t
-
-
-@functools.lru_cache(maxsize=64)
-def _kernels(n_x, n_y, model, algorithm, devices, dense):
-    """Compiled init / burn / trace / produce functions for one lattice, model and algorithm.
-
-    The state is a tuple of float32 blocks (B, m_c), one per colour class.  Shapes (batch B)
-    and everything that varies between runs (keys, thresholds, sweep counters, numbers of
-    sweeps) are arguments, so jit reuses the compilation.
-    """
-    geo = _Geometry(n_x, n_y, model, dense)
-    S, nblk, offs, levels = geo.S, (geo.S + 1) // 2, geo.offsets, geo.levels
-    ncol = len(offs) - 1
-    mesh = Mesh(np.array(devices), ("chains",))
-    sh2 = NamedSharding(mesh, PartitionSpec("chains", None))
-    sh1 = NamedSharding(mesh, PartitionSpec("chains"))
-    pairs, Jblk = [], {}
-    if dense:
-        pairs = [(a, c) for c in range(ncol) for a in range(ncol)
-                 if a != c and np.any(geo.J[offs[a]:offs[a + 1], offs[c]:offs[c + 1]])]
-        Jblk = {(a, c): jnp.asarray(geo.J[offs[a]:offs[a + 1], offs[c]:offs[c + 1]]) for a, c in pairs}
-    nbr_c = [jnp.asarray(geo.nbr[offs[c]:offs[c + 1]]) for c in range(ncol)]
-    nbw_c = [jnp.asarray(geo.nbw[offs[c]:offs[c + 1]]) for c in range(ncol)]
-    nbr, nbw = jnp.asarray(geo.nbr), jnp.asarray(geo.nbw)
-    pos_iota = jnp.arange(S, dtype=jnp.int32)[None, :]
-    inverse = jnp.asarray(geo.inverse, jnp.int32)
-
-    def counters(cid):
-        return cid[:, None] * jnp.uint32(nblk) + jnp.arange(nblk, dtype=jnp.uint32)[None, :]
-
-    def split(s):
-        return tuple(s[:, offs[c]:offs[c + 1]] for c in range(ncol))
-
-    def join(blocks):
-        return blocks[0] if ncol == 1 else jnp.concatenate(blocks, axis=1)
-
-    def grids_of(blocks):
-        """Colour-ordered blocks -> float32 lattices (B, n_x, n_y)."""
-        return jnp.take(join(blocks), inverse, axis=1).reshape(-1, n_x, n_y)
-
-    def energies(blocks):
-        # From the Hamiltonian's definition (rolls).  A dot-product form over the colour blocks
-        # returned wrong values inside the single-flip produce loop for batches >= 8192 on XLA
-        # CPU (jax 0.10.2) although the same function was right in a separate jit; the rolls are
-        # also an independent check of the coupling matrix used by the sweeps.
-        return energy(grids_of(blocks), model)
-
-    def energies_blocks(blocks):
-        """E = -sum over coupled colour pairs a < c of s_c . (s_a J_ac) (each bond once): the same
-        small products as the sweeps, ~6x cheaper than the rolls inside the produce loop."""
-        e = jnp.zeros(blocks[0].shape[0], jnp.float32)
-        for a, c in pairs:
-            if a < c:
-                e = e - jnp.sum(blocks[c] * (blocks[a] @ Jblk[(a, c)]), axis=1)
-        return e
-
-    # Stored energies: the block products for the checkerboard kernel on small lattices (checked
-    # against `energy` of the stored lattices by the tests); the rolls otherwise (see `energies`).
-    energies_stored = energies_blocks if (dense and algorithm == "checkerboard") else energies
-
-    def sweep_checkerboard(t, blocks, key, thr, cid, track):
-        """One sweep: every colour class in turn, all its sites at once.
-        track: also return the energy change and the number of accepted flips per chain."""
-        ctr = counters(cid)
-        u0, u1 = threefry2x32(key[0], key[1], ctr, jnp.broadcast_to(t, ctr.shape))
-        words = u0 if S == 1 else jnp.concatenate([u0, u1], axis=1)
-        blocks = list(blocks)
-        de = acc = 0
-        for c in range(ncol):
-            if dense:   # local field of class c as small dense products (exact sums of +-1, 1/2)
-                h = None
-                for a, c2 in pairs:
-                    if c2 == c:
-                        term = blocks[a] @ Jblk[(a, c)]
-                        h = term if h is None else h + term
-            else:       # large lattices: gather the neighbours (O(S) instead of O(S^2) work)
-                h = jnp.sum(jnp.take(join(blocks), nbr_c[c], axis=1) * nbw_c[c][None], axis=-1)
-            sh = blocks[c] * h
-            ok = _accept(levels, sh, words[:, offs[c]:offs[c + 1]], thr)
-            if track:
-                de = de + jnp.sum(jnp.where(ok, 2.0 * sh, 0.0), axis=1)   # dE = 2 s h per accepted flip
-                acc = acc + jnp.sum(ok, axis=1, dtype=jnp.int32)
-            blocks[c] = jnp.where(ok, -blocks[c], blocks[c])
-        return (tuple(blocks), de, acc) if track else tuple(blocks)
-
-    def step_single(t, s, key, thr, cid):
-        """One random-site Metropolis step in every chain (the reference's algorithm)."""
-        u0, u1 = threefry2x32(key[0], key[1], cid, jnp.broadcast_to(t, cid.shape))
-        # site choice u0 mod S: any state-independent choice law keeps the Boltzmann law stationary
-        r = (u0 % jnp.uint32(S)).astype(jnp.int32)
-        nb = jnp.take(nbr, r, axis=0)                                            # (B, k)
-        h = jnp.sum(jnp.take_along_axis(s, nb, axis=1) * jnp.take(nbw, r, axis=0), axis=1)
-        sr = jnp.take_along_axis(s, r[:, None], axis=1)[:, 0]
-        sh = sr * h
-        ok = _accept(levels, sh[:, None], u1[:, None], thr)[:, 0]
-        s = jnp.where((pos_iota == r[:, None]) & ok[:, None], -s, s)
-        return s, jnp.where(ok, 2.0 * sh, 0.0), ok.astype(jnp.int32)
-
-    def sweep_single(t, blocks, key, thr, cid, track):
-        """S random-site steps."""
-        def body(k, c):
-            s, de, acc = c
-            s, d, a = step_single(t * jnp.uint32(S) + k, s, key, thr, cid)
-            return s, de + d, acc + a
-        z = jnp.zeros(cid.shape, jnp.float32)
-        s, de, acc = jax.lax.fori_loop(jnp.uint32(0), jnp.uint32(S), body, (join(blocks), z, z.astype(jnp.int32)))
-        return (split(s), de, acc) if track else split(s)
-
-    sweep = sweep_checkerboard if algorithm == "checkerboard" else sweep_single
-
-    def run_sweeps(t0, n, blocks, key, thr, cid):
-        return jax.lax.fori_loop(jnp.uint32(0), n, lambda i, b: sweep(t0 + i, b, key, thr, cid, False), blocks)
-
-    @functools.partial(jax.jit, out_shardings=tuple([sh2] * ncol))
-    def init(key, cid):
-        """Random +-1 start (infinite temperature)."""
-        ctr = counters(cid)
-        u0, u1 = threefry2x32(key[0], key[1], ctr, jnp.zeros_like(ctr))
-        bits = jnp.concatenate([u0, u1], axis=1)[:, :S]
-        return split(jnp.where((bits >> jnp.uint32(31)) == 1, 1.0, -1.0).astype(jnp.float32))
-
-    @functools.partial(jax.jit, donate_argnums=(2,))
-    def burn(t0, n, blocks, key, thr, cid):
-        return run_sweeps(t0, n, blocks, key, thr, cid)
-
-    @functools.partial(jax.jit, static_argnums=(1,), donate_argnums=(2,))
-    def trace(t0, n, blocks, key, thr, cid):
-        """n sweeps recording the energy after each (n, B) and the accepted flips per chain (B,)."""
-        def body(c, i):
-            b, e, acc = c
-            b, de, a = sweep(t0 + i, b, key, thr, cid, True)
-            return (b, e + de, acc + a), e + de
-        init_c = (blocks, energies(blocks), jnp.zeros(cid.shape, jnp.int32))
-        (blocks, _, acc), es = jax.lax.scan(body, init_c, jnp.arange(n, dtype=jnp.uint32))
-        return blocks, es, acc
-
-    @functools.partial(jax.jit, static_argnums=(1,), donate_argnums=(3,))
-    def produce(t0, n, thin, blocks, key, thr, cid):
-        """n stored samples thin sweeps apart: spins int8 (n, B, S) in flat site order x*n_y+y
-        (the colour order undone on the device, faster than numpy), energies (n, B)."""
-        def body(b, i):
-            b = run_sweeps(t0 + i * thin, thin, b, key, thr, cid)
-            spins = jnp.take(join(b).astype(jnp.int8), inverse, axis=1)    # int8: 4x less to move
-            return b, (spins, energies_stored(b))
-        return jax.lax.scan(body, blocks, jnp.arange(n, dtype=jnp.uint32))
-
-    return geo, (sh1, sh2), init, burn, trace, produce, energies
-
-
 class Sampler:
-    """Metropolis sampler for a batch of chains at given betas (compiled kernels are cached).
+    """Metropolis sampler for a batch of chains at given betas, sharded over all JAX devices.
 
-    State: self.blocks, float32 spins (B, m_c) per colour class; concatenated they are in colour
-    order (self.order maps colour-ordered position -> flat site x*n_y+y).  Batch index g has
-    beta betas[g % n_betas] (beta fastest); indices >= n_real are padding for sharding and
-    compilation reuse, and are discarded.  self.t counts sweeps since the start.
+    State: self.blocks, float32 spins (B, m_c) per colour class (see `Lattice`).  Batch index g
+    has beta betas[g % n_betas] (beta fastest); indices >= n_real are padding (for sharding and
+    compilation reuse) and are discarded.  self.t counts sweeps since `start`.
+    dense: local fields as dense products (default: up to DENSE_MAX_SITES sites) or gathers.
     """
 
-    def __init__(self, n_x, n_y, model, betas, n_chains, seed, algorithm="checkerboard", devices=None,
-                 zero_accept=None, scale=None):
-        self.n_x, self.n_y, self.model, self.algorithm = n_x, n_y, model, algorithm
-        devices = tuple(devices if devices is not None else jax.devices())
-        (geo, (self.sh1, self.sh2), self._init, self._burn, self._trace, self._produce,
-         self._energies) = _kernels(n_x, n_y, model, algorithm, devices, n_x * n_y <= DENSE_MAX_SITES)
-        self.S, self.order, self.inverse, self.levels = geo.S, geo.order, geo.inverse, geo.levels
+    def __init__(self, n_x, n_y, model, betas, n_chains, seed, algorithm="checkerboard", dense=None):
+        self.n_x, self.n_y, self.algorithm = n_x, n_y, algorithm
+        self.S = n_x * n_y
+        self.lat = lattice(n_x, n_y, model, self.S <= DENSE_MAX_SITES if dense is None else bool(dense))
         self.betas = np.asarray(betas, np.float64).reshape(-1)
-        self.n_betas = len(self.betas)
-        self.n_real = self.n_betas * int(n_chains)
-        self.B = B = _padded_batch(self.n_real, len(devices))
-        if B * max(1, (self.S + 1) // 2) >= 2 ** 32:
+        self.n_real = len(self.betas) * int(n_chains)
+        mesh = Mesh(np.array(jax.devices()), ("chains",))
+        self.B = B = _padded_batch(self.n_real, mesh.size)
+        if B * ((self.S + 1) // 2) >= 2 ** 32:
             raise ValueError("too many chains for the 32-bit random-number counters; use fewer --n_chains")
-        self.zero_accept = float(ZERO_ACCEPT[algorithm] if zero_accept is None else zero_accept)
         # one row of thresholds per beta, broadcast over the chains when there is one beta only
         # (a (1, k) operand compiles to scalar compares, ~20 % faster than per-chain rows)
-        rows = self.betas if self.n_betas == 1 else self.betas[np.arange(B) % self.n_betas]
-        c = acceptance_scale(rows, algorithm) if scale is None else scale
-        thr = np.round(acceptance_table(rows, self.levels, self.zero_accept, c) * 2.0 ** 31).astype(np.uint32)
-        self.thresholds = jax.device_put(thr, self.sh2 if len(rows) == B else
-                                         NamedSharding(self.sh2.mesh, PartitionSpec()))
-        self.chain_id = jax.device_put(np.arange(B, dtype=np.uint32), self.sh1)
-        self.seed = int(seed)
-        self.key_init = jnp.asarray(_stream_key(seed, 1), jnp.uint32)
-        self.key_sweep = jnp.asarray(_stream_key(seed, 2), jnp.uint32)
+        rows = self.betas if len(self.betas) == 1 else self.betas[np.arange(B) % len(self.betas)]
+        thr = acceptance_table(rows, self.lat.levels, ZERO_ACCEPT[algorithm], acceptance_scale(rows, algorithm))
+        self.sharding = NamedSharding(mesh, PartitionSpec("chains"))
+        self.chains = Chains(_stream_key(seed, 2),
+                             jax.device_put(np.round(thr * 2.0 ** 31).astype(np.uint32),
+                                            self.sharding if len(rows) == B else NamedSharding(mesh, PartitionSpec())),
+                             jax.device_put(np.arange(B, dtype=np.uint32), self.sharding))
+        self.key_start = _stream_key(seed, 1)
 
-    def _max_sweeps_check(self, n):
-        per = self.S if self.algorithm == "single" else 1
-        if (self.t + n) * per >= 2 ** 32:
+    def _advance(self, n):
+        """Count n sweeps; the counters of the random stream are 32 bits."""
+        if (self.t + n) * (self.S if self.algorithm == "single" else 1) >= 2 ** 32:
             raise ValueError("run too long for the 32-bit sweep counter")
-
-    def _args(self):
-        return self.key_sweep, self.thresholds, self.chain_id
+        t0, self.t = self.t, self.t + int(n)
+        return jnp.uint32(t0)
 
     def start(self):
         self.t = 0
-        self.blocks = self._init(self.key_init, self.chain_id)
+        self.blocks = jax.device_put(_init(self.lat, self.key_start, self.chains.cid), self.sharding)
 
     def burn(self, n):
         """n sweeps, nothing recorded."""
         if n > 0:
-            self._max_sweeps_check(n)
-            self.blocks = self._burn(jnp.uint32(self.t), jnp.uint32(n), self.blocks, *self._args())
-            self.t += int(n)
+            t0 = self._advance(n)
+            self.blocks = _burn(self.lat, self.algorithm, t0, jnp.uint32(n), self.blocks, self.chains)
 
     def trace(self, n):
         """n sweeps; returns (energies after each sweep (n, B), accepted flips per chain (B,))."""
-        self._max_sweeps_check(n)
-        self.blocks, es, acc = self._trace(jnp.uint32(self.t), int(n), self.blocks, *self._args())
-        self.t += int(n)
+        t0 = self._advance(n)
+        self.blocks, es, acc = _trace(self.lat, self.algorithm, t0, int(n), self.blocks, self.chains)
         return es, acc
 
     def produce(self, n, thin):
         """n stored samples `thin` sweeps apart; returns (spins int8 (n, B, S) flat site order,
         energies float32 (n, B)) as (asynchronous) device arrays."""
-        self._max_sweeps_check(n * thin)
-        self.blocks, out = self._produce(jnp.uint32(self.t), int(n), jnp.uint32(thin), self.blocks, *self._args())
-        self.t += int(n) * int(thin)
+        t0 = self._advance(n * thin)
+        self.blocks, out = _produce(self.lat, self.algorithm, t0, int(n), jnp.uint32(thin), self.blocks,
+                                    self.chains)
         return out
 
     def energies(self):
-        return np.asarray(self._energies(self.blocks))
+        """Energies of the current states, float32 (B,)."""
+        return np.asarray(_energies(self.lat, self.blocks))
 
     def to_grids(self, spins):
         """int8 (..., S) flat site order (as returned by produce) -> int8 (..., n_x, n_y)."""
         return spins.reshape(spins.shape[:-1] + (self.n_x, self.n_y))
 
 
-# ------------------------------------------------------------------------- writing
+# ------------------------------------------------------------------------------- writing
 def _versions():
     import h5py
     return json.dumps({"python": sys.version.split()[0], "jax": jax.__version__,
@@ -464,7 +455,8 @@ def _write_block(dsets, start, grids, energies, betas):
 
 def validate(model, n_x, n_y, betas, n_samples, n_chains=None, burn_in=None, thin=None,
              algorithm="checkerboard", filename=None, random_seed=0):
-    """Raise ValueError with a message saying what to change for impossible settings."""
+    """Raise ValueError with a message saying what to change for impossible settings; returns
+    the betas as float64 (n_betas,)."""
     check_model(model)
     if not 0 <= int(random_seed) < 2 ** 64:
         raise ValueError(f"--random_seed must be in [0, 2^64) (got {random_seed})")
@@ -478,14 +470,10 @@ def validate(model, n_x, n_y, betas, n_samples, n_chains=None, burn_in=None, thi
         raise ValueError("no beta given: pass --beta or --n_beta_samples with --beta_min/--beta_max")
     if not np.all(np.isfinite(betas)) or np.any(betas < 0):
         raise ValueError(f"beta must be finite and >= 0 (got {betas.tolist()}); inverse temperatures are non-negative")
-    if int(n_samples) <= 0:
-        raise ValueError(f"--n_samples must be positive (got {n_samples})")
-    if n_chains is not None and int(n_chains) <= 0:
-        raise ValueError(f"--n_chains must be positive (got {n_chains})")
-    if burn_in is not None and int(burn_in) < 0:
-        raise ValueError(f"--burn_in must be >= 0 sweeps (got {burn_in})")
-    if thin is not None and int(thin) <= 0:
-        raise ValueError(f"--thin must be >= 1 sweep (got {thin})")
+    for flag, value, least, what in (("--n_samples", n_samples, 1, "positive"), ("--n_chains", n_chains, 1, "positive"),
+                                     ("--burn_in", burn_in, 0, ">= 0 sweeps"), ("--thin", thin, 1, ">= 1 sweep")):
+        if value is not None and int(value) < least:
+            raise ValueError(f"{flag} must be {what} (got {value})")
     if filename is not None:
         parent = Path(filename).resolve().parent
         if not parent.is_dir():
@@ -494,6 +482,63 @@ def validate(model, n_x, n_y, betas, n_samples, n_chains=None, burn_in=None, thi
         if Path(filename).is_dir():
             raise ValueError(f"--filename {filename} is a directory; give a file name")
     return betas
+
+
+def _burn_in(sampler, burn_in, n_chains):
+    """Burn-in sweeps.  Its last TRACE_SWEEPS (in equilibrium) record the energy after every sweep
+    and the accepted flips, so the production loop needs no per-sweep bookkeeping.  Returns
+    (tau_int of the energy in sweeps, acceptance rate), float64 (n_betas,) each; NaN if not measured."""
+    nb = len(sampler.betas)
+    n_tr = min(TRACE_SWEEPS, burn_in)
+    sampler.burn(burn_in - n_tr)
+    tau, acc = np.full(nb, np.nan), np.full(nb, np.nan)
+    if n_tr:
+        es, flips = sampler.trace(n_tr)
+        es = np.asarray(es)[:, :sampler.n_real]                                   # (n_tr, R)
+        flips = np.asarray(flips)[:sampler.n_real].reshape(n_chains, nb).sum(0)
+        acc = flips / (float(n_chains) * n_tr * sampler.S)
+        if n_tr >= 16:
+            tau = np.array([integrated_autocorr_time(es[:, b::nb].T) for b in range(nb)])
+    return tau, acc
+
+
+def _schedule(n_slices, B, S, block_bytes):
+    """Stored time slices per produce call: a power of two (about block_bytes of spins), the
+    remainder split into smaller powers of two, so only a handful of shapes is ever compiled."""
+    per_block = 1 << max(0, (block_bytes // max(1, B * S)).bit_length() - 1)
+    rest = n_slices % per_block
+    return [per_block] * (n_slices // per_block) + [1 << k for k in range(rest.bit_length() - 1, -1, -1)
+                                                   if rest >> k & 1]
+
+
+def _create_datasets(f, N, n_x, n_y):
+    """The resizable datasets of the file layout, empty, for N samples at most."""
+    rows = (min(N, 1 << 16),)
+    return {"ising_grids": f.create_dataset("ising_grids", (0, n_x, n_y), np.int8, maxshape=(N, n_x, n_y),
+                                            chunks=(max(1, min(N, (1 << 20) // (n_x * n_y))), n_x, n_y)),
+            "true_energies": f.create_dataset("true_energies", (0,), np.float32, maxshape=(N,), chunks=rows),
+            "beta": f.create_dataset("beta", (0,), np.float32, maxshape=(N,), chunks=rows)}
+
+
+def _stream(sampler, dsets, schedule, thin, N, bar):
+    """Produce the schedule's blocks and append the first N samples of them in the documented
+    order; the next block is queued before a block is written, so the device works while the
+    host writes.  Returns the mean energy per beta, float64 (n_betas,)."""
+    R, nb = sampler.n_real, len(sampler.betas)
+    beta_row = np.tile(sampler.betas.astype(np.float32), R // nb)                      # (R,)
+    sum_e, written = np.zeros(nb), 0
+    pending = sampler.produce(schedule[0], thin)
+    for k, n_now in enumerate(schedule):
+        spins, en = pending
+        if k + 1 < len(schedule):
+            pending = sampler.produce(schedule[k + 1], thin)
+        keep = min(n_now * R, N - written)
+        spins = np.asarray(spins)[:, :R].reshape(n_now * R, sampler.S)[:keep]
+        en = np.asarray(en)[:, :R].reshape(-1)[:keep]
+        sum_e += np.bincount(np.arange(keep) % nb, weights=en, minlength=nb)
+        written = _write_block(dsets, written, sampler.to_grids(spins), en, np.tile(beta_row, n_now)[:keep])
+        bar.update(keep)
+    return sum_e / (N // nb)
 
 
 def generate(filename, *, model="ISING1", n_x=8, n_y=8, betas=(0.25,), n_samples=10000, n_chains=None,
@@ -506,6 +551,7 @@ def generate(filename, *, model="ISING1", n_x=8, n_y=8, betas=(0.25,), n_samples
     thin: sweeps between stored samples (default: ceil of the largest integrated
     autocorrelation time of the energy, measured per beta on the last 256 burn-in sweeps;
     the acceptance rate is measured there too; with burn_in = 0 both are NaN and thin is 1).
+    command: recorded in the attribute `command` (default: this process's command line).
     Raises ValueError for impossible settings (see `validate`); writes nothing then, and on any
     failure or interruption removes its temporary file.  Returns the Path written.
     """
@@ -513,85 +559,32 @@ def generate(filename, *, model="ISING1", n_x=8, n_y=8, betas=(0.25,), n_samples
     from tqdm.auto import tqdm
 
     betas = validate(model, n_x, n_y, betas, n_samples, n_chains, burn_in, thin, algorithm, filename, random_seed)
-    n_x, n_y, n_samples = int(n_x), int(n_y), int(n_samples)
-    nb = len(betas)
-    if n_chains is None:
-        n_chains = max(1, min(n_samples, -(-DEFAULT_TOTAL_CHAINS // nb)))
-    n_chains = int(n_chains)
+    n_x, n_y, n_samples, nb = int(n_x), int(n_y), int(n_samples), len(betas)
+    n_chains = int(n_chains) if n_chains is not None else max(1, min(n_samples, -(-DEFAULT_TOTAL_CHAINS // nb)))
     burn_in = DEFAULT_BURN_IN if burn_in is None else int(burn_in)
-    path = Path(filename)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-
     sampler = Sampler(n_x, n_y, model, betas, n_chains, random_seed, algorithm)
     sampler.start()
-    # Burn-in.  Its last n_tr sweeps (in equilibrium) record the energy after every sweep and the
-    # accepted flips: tau_int and the acceptance rate per beta are measured there, so the
-    # production loop needs no per-sweep bookkeeping.
-    n_tr = min(TRACE_SWEEPS, burn_in)
-    sampler.burn(burn_in - n_tr)
-    tau = np.full(nb, np.nan)
-    acc = np.full(nb, np.nan)
-    if n_tr:
-        es, na = sampler.trace(n_tr)
-        es = np.asarray(es)[:, : sampler.n_real]                                  # (n_tr, R)
-        acc = np.asarray(na)[: sampler.n_real].reshape(n_chains, nb).sum(0) / (float(n_chains) * n_tr * n_x * n_y)
-        if n_tr >= 16:
-            tau = np.array([integrated_autocorr_time(es[:, b::nb].T) for b in range(nb)])
+    tau, acc = _burn_in(sampler, burn_in, n_chains)
     if thin is None:
         thin = max(1, math.ceil(float(np.nanmax(tau)) - 1e-9)) if np.any(np.isfinite(tau)) else 1
-    thin = int(thin)
-
-    R, B, S = sampler.n_real, sampler.B, sampler.S
-    n_slices = -(-n_samples // n_chains)
-    N = n_samples * nb
-    # Blocks of stored time slices: a power of two (about block_bytes of spins), the remainder
-    # split into smaller powers of two, so only a handful of block shapes is ever compiled.
-    per_block = 1 << max(0, (block_bytes // max(1, B * S)).bit_length() - 1)
-    schedule = [per_block] * (n_slices // per_block)
-    rest = n_slices % per_block
-    schedule += [1 << k for k in range(rest.bit_length() - 1, -1, -1) if rest >> k & 1]
-    beta_row = np.tile(betas.astype(np.float32), n_chains)            # (R,)
-    sum_e = np.zeros(nb)
-    cnt = np.zeros(nb, np.int64)
+    thin, N = int(thin), n_samples * nb
+    schedule = _schedule(-(-n_samples // n_chains), sampler.B, sampler.S, block_bytes)
+    path = Path(filename)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with h5py.File(tmp, "w") as f:
-            chunk = max(1, min(N, (1 << 20) // S))
-            dsets = {
-                "ising_grids": f.create_dataset("ising_grids", (0, n_x, n_y), np.int8, maxshape=(N, n_x, n_y),
-                                                chunks=(chunk, n_x, n_y)),
-                "true_energies": f.create_dataset("true_energies", (0,), np.float32, maxshape=(N,),
-                                                  chunks=(min(N, 1 << 16),)),
-                "beta": f.create_dataset("beta", (0,), np.float32, maxshape=(N,), chunks=(min(N, 1 << 16),)),
-            }
             bar = tqdm(total=N, unit="samples", unit_scale=True, disable=not progress,
                        desc=f"{model} {n_x}x{n_y} {nb} beta(s)")
-            written = 0
-            pending = sampler.produce(schedule[0], thin)
-            for k, n_now in enumerate(schedule):
-                spins, en = pending
-                if k + 1 < len(schedule):   # queue the next block: the device works while the host writes
-                    pending = sampler.produce(schedule[k + 1], thin)
-                spins = np.asarray(spins)[:, :R].reshape(n_now * R, S)
-                en = np.asarray(en)[:, :R].reshape(-1)
-                bet = np.tile(beta_row, n_now)
-                keep = min(len(en), N - written)
-                spins, en, bet = spins[:keep], en[:keep], bet[:keep]
-                idx = (np.arange(keep) % nb)
-                sum_e += np.bincount(idx, weights=en, minlength=nb)
-                cnt += np.bincount(idx, minlength=nb)
-                written = _write_block(dsets, written, sampler.to_grids(spins), en, bet)
-                bar.update(keep)
+            avg_e = _stream(sampler, _create_datasets(f, N, n_x, n_y), schedule, thin, N, bar)
             bar.close()
-            assert written == N
-            f.create_dataset("avg_E", data=(sum_e / np.maximum(cnt, 1)).astype(np.float32))
+            f.create_dataset("avg_E", data=avg_e.astype(np.float32))
             attrs = {"model": model, "n_x": n_x, "n_y": n_y, "betas": betas, "n_chains": n_chains,
                      "burn_in_sweeps": burn_in, "thin_sweeps": thin, "algorithm": algorithm,
                      "random_seed": int(random_seed), "acceptance_rate": acc, "tau_int_sweeps": tau,
                      "n_samples_per_beta": n_samples, "versions": _versions(),
                      "command": command if command is not None else shlex.join(sys.argv),
                      "sample_order": "index = (t * n_chains + chain) * n_betas + beta_index"}
-            for k, v in attrs.items():
-                f.attrs[k] = v
+            f.attrs.update(attrs)
         os.replace(tmp, path)
     finally:
         if tmp.exists():
@@ -599,7 +592,7 @@ def generate(filename, *, model="ISING1", n_x=8, n_y=8, betas=(0.25,), n_samples
     return path
 
 
-# ---------------------------------------------------------------------------------- CLI
+# ------------------------------------------------------------------------------------ CLI
 HELP_DEFAULTS = """
 How the defaults were chosen (8x8, checkerboard, 512 chains per beta; reproduce with
 `python benchmarks/bench_sampler.py --tau`).  Integrated autocorrelation time of the energy
@@ -651,31 +644,37 @@ def build_parser():
     return p
 
 
+def _betas(args):
+    """The betas the flags ask for, float64 (n_betas,); ValueError for contradictory flags."""
+    if args.n_beta_samples is None:
+        if args.beta_min is not None or args.beta_max is not None:
+            raise ValueError("--beta_min/--beta_max need --n_beta_samples")
+        return np.array([args.beta])
+    if args.beta_min is None or args.beta_max is None:
+        raise ValueError("--n_beta_samples needs --beta_min and --beta_max")
+    if args.n_beta_samples < 1:
+        raise ValueError(f"--n_beta_samples must be >= 1 (got {args.n_beta_samples})")
+    if args.beta_min > args.beta_max:
+        raise ValueError(f"--beta_min {args.beta_min} > --beta_max {args.beta_max}: swap them")
+    return np.linspace(args.beta_min, args.beta_max, args.n_beta_samples)
+
+
 def main(argv=None):
+    """The command line; argv defaults to sys.argv[1:].  The file records the command as
+    `generate_ising.py <argv>`, also when another program (data_files.py) calls main(argv)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        if args.n_beta_samples is not None:
-            if args.beta_min is None or args.beta_max is None:
-                raise ValueError("--n_beta_samples needs --beta_min and --beta_max")
-            if args.n_beta_samples < 1:
-                raise ValueError(f"--n_beta_samples must be >= 1 (got {args.n_beta_samples})")
-            if args.beta_min > args.beta_max:
-                raise ValueError(f"--beta_min {args.beta_min} > --beta_max {args.beta_max}: swap them")
-            betas = np.linspace(args.beta_min, args.beta_max, args.n_beta_samples)
-        else:
-            if args.beta_min is not None or args.beta_max is not None:
-                raise ValueError("--beta_min/--beta_max need --n_beta_samples")
-            betas = np.array([args.beta])
+        betas = _betas(args)
         validate(args.model, args.n_x, args.n_y, betas, args.n_samples, args.n_chains, args.burn_in,
                  args.thin, args.algorithm, args.filename, args.random_seed)
     except ValueError as e:
         parser.error(str(e))
-    cmd = shlex.join([Path(sys.argv[0]).name] + (list(argv) if argv is not None else sys.argv[1:]))
     path = generate(args.filename, model=args.model, n_x=args.n_x, n_y=args.n_y, betas=betas,
                     n_samples=args.n_samples, n_chains=args.n_chains, burn_in=args.burn_in, thin=args.thin,
                     random_seed=args.random_seed, algorithm=args.algorithm, progress=not args.no_progress,
-                    command=cmd)
+                    command=shlex.join([Path(__file__).name, *argv]))
     print(f"wrote {path}")
     return 0
 

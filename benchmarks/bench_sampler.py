@@ -1,6 +1,6 @@
 """Sampler benchmark: attempted spin updates per second and stored decorrelated samples per second.
 
-    python benchmarks/bench_sampler.py            # the figures (about a minute)
+    python benchmarks/bench_sampler.py            # the figures (a few minutes)
     python benchmarks/bench_sampler.py --tau      # tau_int / burn-in measurements behind the defaults
 
 Measures, for 8 x 8 ISING1 at beta = 0.25, in one process:
@@ -8,12 +8,20 @@ Measures, for 8 x 8 ISING1 at beta = 0.25, in one process:
     Hamiltonian recomputed per step by a jitted JAX energy function; and the same in plain numpy;
   * this repo's compiled checkerboard sampler after compilation, for several chain counts
     (median over repeats), plus the vectorised random-site algorithm;
+  * the same with one XLA host device instead of one per core (a child process: the device
+    count is fixed when JAX starts), which is why generate_ising asks for one per core;
+  * thrml's block Gibbs sampler on the same lattice and chain count, if thrml is installed
+    (it is not a requirement: `pip install thrml` to compare);
+  * the two local-field paths of the sampler, dense colour-block products and neighbour
+    gathers, on 8 x 8, 32 x 32 and 64 x 64 (sweeps alone, and producing stored samples):
+    where each wins sets generate_ising.DENSE_MAX_SITES;
   * end to end (generate_ising.generate: sampling, device->host, HDF5 write): stored samples per
     second, each stored sample thin >= tau_int sweeps after the previous one of its chain.
 Prints ratios and the machine load (other processes share the cores).
 """
 import argparse
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -51,19 +59,74 @@ def reference_steps_per_s(energy_fn, n_steps, seed=0):
     return n_steps / (time.perf_counter() - t0)
 
 
-def sampler_updates_per_s(n_chains, repeats, algorithm="checkerboard", target_updates=4e7):
-    sm = gi.Sampler(L, L, "ISING1", [BETA], n_chains, 0, algorithm)
+def sampler_updates_per_s(n_chains, repeats, algorithm="checkerboard", target_updates=4e7, size=L, dense=None,
+                          produce=False):
+    """Attempted updates/s after compilation, median of repeats: burn-in sweeps, or (produce)
+    stored samples 2 sweeps apart with their spins and energies."""
+    sm = gi.Sampler(size, size, "ISING1", [BETA], n_chains, 0, algorithm, dense=dense)
     sm.start()
-    n = max(4, int(target_updates // (n_chains * L * L)))
-    sm.burn(n)
-    jax.block_until_ready(sm.blocks)                  # compile + warm up
+    n = 2 * max(2, int(target_updates // (2 * n_chains * size * size)))
+
+    def run():
+        if produce:
+            jax.block_until_ready(sm.produce(n // 2, 2))
+        else:
+            sm.burn(n)
+            jax.block_until_ready(sm.blocks)
+
+    run()                                             # compile + warm up
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        sm.burn(n)
-        jax.block_until_ready(sm.blocks)
+        run()
         times.append(time.perf_counter() - t0)
-    return n_chains * L * L * n / np.median(times)
+    return n_chains * size * size * n / np.median(times)
+
+
+def one_device_updates_per_s(n_chains, repeats):
+    """The checkerboard rate with a single XLA host device, measured in a child process."""
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    env["ISING_HOST_DEVICES"] = "1"
+    out = subprocess.run([sys.executable, __file__, "--rate_of", str(n_chains), "--repeats", str(repeats)],
+                         env=env, capture_output=True, text=True, check=True).stdout.split()
+    assert out[0] == "1", f"child process saw {out[0]} devices"
+    return float(out[-1])
+
+
+def thrml_updates_per_s(n_chains, repeats, sweeps=200):
+    """thrml's block Gibbs sampler (heat bath, the same two colour blocks) on the 8 x 8 ISING1
+    lattice at BETA, vmapped over chains: attempted updates/s, or None if thrml is missing."""
+    try:
+        import thrml
+        from thrml.models import IsingEBM, IsingSamplingProgram, hinton_init
+    except ImportError:
+        return None
+    nodes = [thrml.SpinNode() for _ in range(L * L)]
+    bonds = ising.bonds(L, L, "ISING1")
+    model = IsingEBM(nodes, [(nodes[i], nodes[j]) for i, j, _ in bonds], jnp.zeros(L * L),
+                     jnp.asarray([w for *_, w in bonds], jnp.float32), jnp.asarray(BETA, jnp.float32))
+    colour = ising.colouring(L, L, "ISING1")
+    free = [thrml.Block([nodes[i] for i in np.flatnonzero(colour == c)]) for c in range(colour.max() + 1)]
+    program = IsingSamplingProgram(model, free, clamped_blocks=[])
+    schedule = thrml.SamplingSchedule(n_warmup=sweeps - 1, n_samples=1, steps_per_sample=1)
+
+    @jax.jit
+    def run(key):
+        k_init, k_run = jax.random.split(key)
+        start = hinton_init(k_init, model, free, (n_chains,))
+        return jax.vmap(lambda k, s: thrml.sample_states(k, program, schedule, s, [], [thrml.Block(nodes)]))(
+            jax.random.split(k_run, n_chains), start)
+
+    spins = np.where(np.asarray(jax.block_until_ready(run(jax.random.key(0)))[0])[:, 0], 1, -1)
+    # a check that the comparison samples the same law: mean energy near the exact value
+    print(f"  (thrml mean energy {ising.energy(spins.reshape(-1, L, L)).mean():.2f}, "
+          f"exact {ising.exact_mean_energy(L, L, BETA):.2f})")
+    times = []
+    for r in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(run(jax.random.key(r + 1)))
+        times.append(time.perf_counter() - t0)
+    return n_chains * L * L * sweeps / np.median(times)
 
 
 def end_to_end(n_small, n_large, repeats):
@@ -119,12 +182,29 @@ def tau_report():
                   + f"   {eq[b]:8.2f} +- {se[b]:.2f}  {ex:8.2f}")
 
 
+def field_paths(repeats):
+    """Dense colour-block products against neighbour gathers, by lattice size."""
+    print(f"\nLocal-field paths, ISING1 beta={BETA}, attempted updates/s (median of {repeats}; "
+          f"generate_ising uses dense up to {gi.DENSE_MAX_SITES} sites):")
+    for size, n_chains in ((8, 8192), (32, 512), (64, 128)):
+        for produce in (False, True):
+            r = {dense: sampler_updates_per_s(n_chains, repeats, size=size, dense=dense, produce=produce,
+                                              target_updates=2e7) for dense in (True, False)}
+            print(f"  {size:2d}x{size:<2d} {n_chains:5d} chains, {'produce (thin 2)' if produce else 'sweeps only     '}: "
+                  f"dense {r[True]:10.3e}   gather {r[False]:10.3e}   dense / gather {r[True] / r[False]:5.2f}")
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--chains", type=int, nargs="+", default=[256, 1024, 4096, 16384])
+    p.add_argument("--chains", type=int, nargs="+", default=[256, 1024, 4096, 8192, 16384])
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--tau", action="store_true", help="print the tau_int / burn-in tables instead")
+    p.add_argument("--rate_of", type=int, default=None, metavar="N_CHAINS",
+                   help="print the device count and the checkerboard rate at N_CHAINS only (used for the child process)")
     args = p.parse_args(argv)
+    if args.rate_of:
+        print(len(jax.devices()), sampler_updates_per_s(args.rate_of, args.repeats))
+        return
     print(f"JAX {jax.__version__}, devices: {len(jax.devices())} x {jax.devices()[0].platform}; {load()}")
     if args.tau:
         tau_report()
@@ -138,14 +218,25 @@ def main(argv=None):
     print(f"  numpy:               {ref_np:10.3e} steps/s   (numpy / JAX = {ref_np / ref_jax:.2f})")
 
     print(f"\nCompiled sampler, 8x8 ISING1 beta={BETA}, attempted spin updates/s (median of {args.repeats}):")
-    best = 0.0
+    rates = {}
     for n in args.chains:
-        r = sampler_updates_per_s(n, args.repeats)
-        best = max(best, r)
+        rates[n] = r = sampler_updates_per_s(n, args.repeats)
         print(f"  checkerboard {n:6d} chains: {r:10.3e}   x{r / ref_np:9.0f} numpy ref   x{r / ref_jax:9.0f} JAX ref")
     r = sampler_updates_per_s(1024, 3, "single", target_updates=4e6)
     print(f"  single-site  {1024:6d} chains: {r:10.3e}   x{r / ref_np:9.0f} numpy ref   (vectorised random-site check)")
-    print(f"  best: {best:.3e} updates/s (target >= 1.5e8)")
+    best = max(rates, key=rates.get)
+    print(f"  best: {rates[best]:.3e} updates/s at {best} chains (target >= 1.5e8)")
+    if len(jax.devices()) > 1:
+        one = one_device_updates_per_s(best, args.repeats)
+        print(f"  checkerboard {best:6d} chains, 1 XLA host device: {one:10.3e}   "
+              f"({len(jax.devices())} devices / 1 = {rates[best] / one:.2f})")
+    th = thrml_updates_per_s(best, max(1, args.repeats // 2))
+    if th is None:
+        print("  thrml not installed: comparison skipped (pip install thrml to run it)")
+    else:
+        print(f"  thrml block Gibbs {best:6d} chains: {th:10.3e}   (this sampler / thrml = {rates[best] / th:.1f})")
+
+    field_paths(max(1, args.repeats // 2))
 
     e2e = end_to_end(500_000, 2_500_000, max(1, args.repeats // 2))
     print(f"\nEnd to end, generate() to HDF5, 8x8 ISING1 beta={BETA}, {e2e['chains']} chains, "
