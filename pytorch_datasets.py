@@ -15,8 +15,8 @@ columns for ``X_cols``; ``return_beta=True`` appends beta (1,):
 
 Two ways to feed them, giving the same items (benchmarks/bench_datasets.py measures both):
 
-    make_dataloader(ds, batch_size=512, shuffle=True, seed=0)   # fast: ~1e6 samples/s on one core
-    DataLoader(ds, batch_size=512, shuffle=True)                # plain: ~1e5 samples/s
+    make_dataloader(ds, batch_size=512, shuffle=True, seed=0)   # fast: ~1e6 samples/s, one core
+    DataLoader(ds, batch_size=512, shuffle=True)                # plain: below 1e5 samples/s
 
 - Reads. A batch whose rows lie in a short span (at most ``SPAN_PER_ROW`` rows per row asked
   for) is read with one h5py slice: 4096 contiguous 8 x 8 rows cost ~0.1 ms, while h5py
@@ -29,9 +29,10 @@ Two ways to feed them, giving the same items (benchmarks/bench_datasets.py measu
 - Collation. ``__getitems__`` builds the whole batch at once; ``make_dataloader`` passes it
   through, while default_collate splits it into samples and stacks them again (~9 us a
   sample, measured): that bounds the plain route.
-- Lazy and worker-safe: construction reads shapes, attributes and a sample of the spins;
-  each process opens its own h5py handle on its first read (handles are never pickled; a
-  forked process opens a new one), so DataLoader workers work with fork and spawn.
+- Lazy and worker-safe: construction reads shapes, attributes, a sample of the spins and
+  the energies and betas (to check them; 4 bytes a sample, not kept). Each process opens its
+  own h5py handle on its first read (handles are never pickled; a forked process opens a new
+  one), so DataLoader workers work with fork and spawn.
 - Bounded memory: a slice read holds one span. Only scattered reads of files up to
   ``LOAD_MAX_BYTES``, and ``in_memory=True`` (everything read at construction), make a file
   resident.
@@ -398,26 +399,29 @@ _DATASETS = {
 
 # ---------------------------------------------------------------------- loaders
 class BlockShuffleSampler(Sampler):
-    """Every index once per epoch: contiguous blocks of ``block`` rows in random order, the
-    rows shuffled within each block (the short last block comes last). With ``block`` a
-    multiple of the batch size, every batch lies in one block and is read with one slice.
+    """Every index once per epoch, in batches that each lie in a short span of rows: blocks of
+    ``block_batches`` batches of contiguous rows in random order, shuffled within each block;
+    then the rows left over, shuffled, but for the last short batch, taken in file order (a
+    few rows scattered over a block would be read as scattered rows).
 
     Seeded: the same seed gives the same sequence of epochs. Under DDP, Lightning wraps it
     in a distributed sampler that splits each epoch's order between the processes.
     """
 
-    def __init__(self, n: int, block: int, seed: int = 0):
-        self.n, self.block = int(n), int(block)
+    def __init__(self, n: int, batch_size: int, seed: int = 0, block_batches: int = BLOCK_BATCHES):
+        self.n, self.batch, self.block = int(n), int(batch_size), int(batch_size) * int(block_batches)
         self.rng = np.random.default_rng(int(seed))
 
     def __len__(self) -> int:
         return self.n
 
     def __iter__(self):
+        rest, short = self.n - self.n % self.block, self.n % self.batch
         # one block at a time: an epoch's order as Python ints would be ~36 bytes a sample
-        starts = (self.rng.permutation(self.n // self.block) * self.block).tolist()
-        for start in starts + [self.n - self.n % self.block]:
-            yield from (start + self.rng.permutation(min(self.block, self.n - start))).tolist()
+        for start in (self.rng.permutation(rest // self.block) * self.block).tolist():
+            yield from (start + self.rng.permutation(self.block)).tolist()
+        yield from (rest + self.rng.permutation(self.n - short - rest)).tolist()
+        yield from range(self.n - short, self.n)
 
 
 def make_dataloader(dataset, batch_size=512, shuffle=False, num_workers=0, seed=0, persistent_workers=None,
@@ -425,7 +429,7 @@ def make_dataloader(dataset, batch_size=512, shuffle=False, num_workers=0, seed=
     """The fast route: a DataLoader that reads and collates one batch per call (see the
     module docstring). ``shuffle`` uses ``BlockShuffleSampler`` seeded with ``seed``.
     Workers keep their file handles between epochs by default."""
-    block = BlockShuffleSampler(len(dataset), BLOCK_BATCHES * batch_size, seed) if shuffle else None
+    block = BlockShuffleSampler(len(dataset), batch_size, seed) if shuffle else None
     workers = num_workers > 0
     return DataLoader(
         dataset, batch_size=batch_size, sampler=block, drop_last=drop_last, collate_fn=collate_batches,

@@ -63,11 +63,6 @@ def small_file(gen_file):
     return gen_file("small.hdf5", n_x=3, n_y=4, betas=(0.25, 0.5), n_samples=40)
 
 
-def _copy(src: Path, dst: Path) -> Path:
-    shutil.copyfile(src, dst)
-    return dst
-
-
 def _rewrite(src: Path, dst: Path, **create_kwargs) -> Path:
     """Copy of ``src`` with every dataset re-created with ``create_kwargs`` (chunks, compression)."""
     with h5py.File(src, "r") as fi, h5py.File(dst, "w") as fo:
@@ -243,6 +238,9 @@ def test_reads_load_the_file_only_for_scattered_rows_of_small_files(small_file, 
     ds = EnergyDataset(small_file)
     ds[list(range(10, 20))]  # a short span: one slice
     assert ds._reader.arrays is None
+    for batch_size in (7, 16, 80):  # a shuffled make_dataloader epoch reads slices only
+        assert sum(len(b[0]) for b in make_dataloader(ds, batch_size, shuffle=True)) == len(ds)
+    assert ds._reader.arrays is None
     ds[[0, 79]]  # scattered: the file (under LOAD_MAX_BYTES) is read into this process
     assert ds._reader.arrays is not None and len(ds._reader.arrays[0]) == len(ds)
     ds.close()
@@ -302,7 +300,7 @@ for route in sys.argv[4].split(","):
 
 
 @pytest.mark.parametrize("context,routes", [
-    ("fork", "block,plain,fancy"), pytest.param("spawn", "block,plain", marks=pytest.mark.slow),
+    ("fork", "block,plain,fancy"), pytest.param("spawn", "block", marks=pytest.mark.slow),
 ])
 def test_workers_give_the_same_samples(small_file, context, routes):
     run = subprocess.run([sys.executable, "-c", _WORKER_CHECK, str(ROOT), str(small_file), context, routes],
@@ -311,23 +309,44 @@ def test_workers_give_the_same_samples(small_file, context, routes):
     assert run.stdout.count("ok ") == 2 * len(routes.split(",")), run.stdout
 
 
-@pytest.mark.parametrize("n,block", [(37, 8), (40, 8), (5, 8), (16, 1)])
-def test_block_shuffle_sampler(n, block):
+@pytest.mark.parametrize("n,batch,block_batches", [(77, 4, 2), (80, 4, 2), (16, 1, 1), (37, 16, 8), (913, 64, 8)])
+def test_block_shuffle_sampler(n, batch, block_batches):
     def epochs(seed):
-        sampler = pdx.BlockShuffleSampler(n, block, seed)
+        sampler = pdx.BlockShuffleSampler(n, batch, seed, block_batches)
         return [list(sampler) for _ in range(3)]
 
     first = epochs(3)
     assert first == epochs(3)  # seeded: the same sequence of epochs
     assert first != epochs(4)
     assert len({tuple(order) for order in first}) == 3  # a new order every epoch
+    block, short = batch * block_batches, n % batch
     full = n - n % block
     for order in first:
-        assert sorted(order) == list(range(n)) and len(pdx.BlockShuffleSampler(n, block)) == n
+        assert sorted(order) == list(range(n)) and len(pdx.BlockShuffleSampler(n, batch)) == n
         for s in range(0, full, block):  # each run of `block` indices is one contiguous block
             run = sorted(order[s : s + block])
             assert run == list(range(run[0], run[0] + block)) and run[0] % block == 0
-        assert sorted(order[full:]) == list(range(full, n))  # the short block last
+        assert sorted(order[full:]) == list(range(full, n))  # then the rows left over
+        assert order[n - short :] == list(range(n - short, n))  # the last short batch in file order
+        for s in range(0, n, batch):  # so every batch is read as one slice
+            assert max(order[s : s + batch]) - min(order[s : s + batch]) < pdx.SPAN_PER_ROW * len(order[s : s + batch])
+
+
+def test_ddp_splits_each_epoch_between_processes(small_file):
+    # what Lightning does to make_dataloader under DDP: wrap its sampler (one wrapper per
+    # process, same seed everywhere) and rebuild the loader around it
+    from lightning.fabric.utilities.distributed import DistributedSamplerWrapper
+    from lightning.pytorch.utilities.data import _update_dataloader
+
+    ds = EnergyDataset(small_file)
+    seen = []
+    for rank in (0, 1):
+        loader = make_dataloader(ds, batch_size=16, shuffle=True, seed=5)
+        sampler = DistributedSamplerWrapper(loader.sampler, num_replicas=2, rank=rank, shuffle=True)
+        seen.append(list(sampler))
+        batches = list(_update_dataloader(loader, sampler))
+        assert [len(b[1]) for b in batches] == [16, 16, 8] and all(type(b) is tuple for b in batches)
+    assert sorted(seen[0] + seen[1]) == list(range(len(ds)))  # every sample once per epoch
 
 
 def _sample_bytes(batches):
@@ -511,7 +530,8 @@ def test_missing_key_lists_present_keys(small_file):
 
 
 def _broken(src, dst, edit):
-    _copy(src, dst)
+    """A copy of ``src`` with ``edit(h5py file)`` applied."""
+    shutil.copyfile(src, dst)
     with h5py.File(dst, "r+") as f:
         edit(f)
     return dst
