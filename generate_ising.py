@@ -1,42 +1,25 @@
 """Exact Metropolis sampling of the 2D Ising model (periodic boundaries), streamed to HDF5.
 
-The Hamiltonians, couplings and colourings are those of `ising.py` (ISING1: nearest neighbours,
-ISING2: plus the two diagonals at J = 1/2); grid[x, y] with x the row, flat site x*n_y + y.
+The physics is `ising.py`'s: ISING1 (nearest neighbours) and ISING2 (plus both diagonals at
+J = 1/2), grid[x, y] with x the row, flat site x*n_y + y.
 
-Sampler
--------
-All chains (``n_chains`` per beta, all betas together) evolve in one jit-compiled JAX program;
-the sweep loop runs inside ``lax.fori_loop``/``lax.scan``.  The sites are reordered by the
-colour classes of a proper colouring of the interaction graph (`ising.colouring`: 2 colours
-for ISING1 and 4 for ISING2 on even sizes, 3 or more on odd ones), and the spins live in one
-float32 block (chains, sites of the colour) per colour.  Sites of one colour do not interact,
-so a whole block is updated at once (checkerboard Metropolis).  Its local field is a sum over
-the other blocks a of s_a @ J_ac, small dense products on lattices up to DENSE_MAX_SITES sites,
-a gather of the neighbours from index tables above (O(S) instead of O(S^2) work); both are
-exact in float32 (sums of +-1 and +-1/2), so they give the same bits.  The energy change of a
-flip is 2 s_i h_i, and a flip is accepted when 31 uniform random bits are below the integer
-threshold round(2^31 a(dE)) precomputed per beta (no exp in the loop), with
+All chains (n_chains per beta, all betas together) run in one jit-compiled JAX program, the
+sites reordered by the colours of `ising.colouring` (2 for ISING1, 4 for ISING2 on even sizes,
+3 or more on odd ones) into one float32 block of spins (chains, sites) per colour.  Sites of
+one colour do not interact, so a block is updated at once (checkerboard Metropolis): its local
+field is the sum over the other blocks a of s_a J_ac, by dense products up to DENSE_MAX_SITES
+sites and by gathers of the neighbours above (both exact in float32), a flip changes the energy
+by dE = 2 s_i h_i and is accepted when 31 random bits are below round(2^31 a(dE)), precomputed
+per beta, a(dE) = c(beta) min(1, exp(-beta dE)), x 0.9 at dE = 0 (`acceptance_scale`: exact
+detailed balance, and ergodic).  Stored energies use the same couplings, every bond once.
+algorithm="single" is the reference's random-site single-spin-flip Metropolis (a sweep = S
+steps), vectorised over chains: an independent check of the checkerboard kernel.
 
-    a(dE) = c(beta) min(1, exp(-beta dE)),  times 0.9 at dE = 0,  c(beta) = 1 - exp(-20 beta)/2.
-
-Any constant factors keep detailed balance exactly; plain Metropolis (c = 1, no 0.9) is not
-ergodic with sublattice updates (see `acceptance_scale` and ZERO_ACCEPT).  Stored energies
-come from the same block products (every bond once); the tests check them against
-`ising.energy` of the stored lattices.
-
-Random bits come from a counter-based Threefry-2x32-20 generator keyed by the seed, with
-counter (global chain id, sweep): every chain's stream is independent of how many chains run,
-of padding and of how the chains are sharded over devices, so the same seed gives the same
-file on any machine.
-
-``algorithm="single"`` is the published reference's random-site single-spin-flip Metropolis
-(one sweep = n_x*n_y steps at uniformly chosen sites), vectorised over chains.  It works for
-all sizes and serves as an independent check of the checkerboard kernel.
-
-When JAX sees several devices the chains are sharded over all of them.  On CPU this module
-asks XLA for one host device per available core (set before JAX is imported; override with
-the environment variable ISING_HOST_DEVICES=n, or by setting
---xla_force_host_platform_device_count yourself in XLA_FLAGS).
+Random bits: Threefry-2x32-20 keyed by the seed, counter (global chain id, sweep), so a chain's
+stream does not depend on how many chains run or how they are padded and sharded over the
+devices: a seed gives the same file on any machine.  On CPU this module asks XLA for one host
+device per core before JAX is imported, and shards the chains over them (ISING_HOST_DEVICES=n
+or --xla_force_host_platform_device_count in XLA_FLAGS overrides).
 
 HDF5 layout (written under a temporary name, renamed when complete):
   ising_grids int8 (N, n_x, n_y) +-1; true_energies float32 (N,); beta float32 (N,);
@@ -53,12 +36,10 @@ import os
 import sys
 
 if "jax" not in sys.modules and "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
-    # One XLA host device per core, so that the chains are sharded over the cores
-    # (benchmarks/bench_sampler.py measures one device against this).  Must precede `import jax`.
-    _ndev = int(os.environ.get("ISING_HOST_DEVICES", len(os.sched_getaffinity(0))))
-    if _ndev > 1:
-        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
-                                   + f" --xla_force_host_platform_device_count={_ndev}").strip()
+    # one XLA host device per core (bench_sampler: ~1.6x one device at 8x8); must precede `import jax`
+    _n = int(os.environ.get("ISING_HOST_DEVICES", len(os.sched_getaffinity(0))))
+    if _n > 1:
+        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={_n}".strip()
 
 import argparse
 import functools
@@ -81,39 +62,33 @@ __all__ = ["generate", "main", "validate", "Sampler", "acceptance_scale", "accep
 ALGORITHMS = ("checkerboard", "single")
 DEFAULT_BURN_IN = 1000
 DEFAULT_TOTAL_CHAINS = 4096
-TRACE_SWEEPS = 256       # last burn-in sweeps used to measure tau_int and the acceptance rate
-DENSE_MAX_SITES = 1024   # up to this many sites the local fields are dense products (bench_sampler --fields)
-# Acceptance probability factor of a flip with dE = 0.  Any value in (0, 1] keeps the Boltzmann
-# law stationary (a(dE)/a(-dE) = exp(-beta dE) holds trivially at dE = 0); the reference's
-# random-site Metropolis uses 1.  Checkerboard updates with 1 are NOT ergodic: a lattice in which
-# every spin has zero local field (e.g. diagonal stripes of width 2, or rows +/- on a 2 x n
-# lattice) flips completely and deterministically at every half-sweep forever.  Any value < 1
-# removes such cycles (a deterministic cycle would need every flip to lower the energy); the
-# tests check the sampled energies against enumeration.
-ZERO_ACCEPT = {"checkerboard": 0.9, "single": 1.0}
+TRACE_SWEEPS = 256       # last burn-in sweeps, where tau_int and the acceptance rate are measured
+DENSE_MAX_SITES = 1024   # dense products up to here: 3-4x gathers at 8x8, even at 32x32, 1/4 at 64x64
+ZERO_ACCEPT = {"checkerboard": 0.9, "single": 1.0}   # acceptance factor at dE = 0 (acceptance_scale)
 
 
 def acceptance_scale(betas, algorithm="checkerboard"):
-    """Overall factor c(beta) of the acceptance, a = c min(1, exp(-beta dE)); float64 like betas.
+    """Overall factor c(beta) of the acceptance a = c min(1, exp(-beta dE)), float64 like betas.
 
-    Detailed balance holds for any c in (0, 1].  With c = 1, as beta -> 0 every proposal is
-    accepted and a checkerboard sweep just flips the whole lattice (at beta = 0 the chain is
-    deterministic and never mixes).  c = 1 - exp(-20 beta) / 2 makes beta = 0 exact heat-bath
-    (each spin flips with probability 1/2) and is > 0.996 for beta >= 0.25, where it costs
-    nothing (measured tau_int of the energy on 8x8: 1.06 at beta 0.05 instead of 2.3).
-    The reference's random-site algorithm keeps c = 1 (its random site choice mixes).
+    Any c in (0, 1] and any factor in (0, 1] at dE = 0 (ZERO_ACCEPT) keep detailed balance,
+    a(dE)/a(-dE) = exp(-beta dE).  Plain Metropolis (both 1) is not ergodic with sublattice
+    updates: at beta = 0 every proposal is accepted and a sweep flips the whole lattice, and a
+    lattice in which every spin has zero local field (diagonal stripes of width 2; rows +- on
+    2 x n) flips completely at every half-sweep forever.  The factor 0.9 at dE = 0 removes such
+    cycles (a deterministic cycle would need every flip to lower the energy), and
+    c = 1 - exp(-20 beta)/2 makes beta = 0 exact heat-bath (each spin flips with probability
+    1/2) while costing nothing where c > 0.996 (beta >= 0.25); measured tau_int of the energy
+    on 8x8 at beta 0.05: 1.06 sweeps instead of 2.3.  The reference's random-site algorithm
+    keeps plain Metropolis (its random site choice mixes).
     """
     b = np.asarray(betas, np.float64)
     return np.ones_like(b) if algorithm == "single" else 1.0 - 0.5 * np.exp(-20.0 * b)
 
 
 def acceptance_table(betas, levels, zero_accept, scale):
-    """Acceptance probabilities float64 (len(betas), len(levels) + 1).
-
-    Column i < len(levels): s*h = levels[i] (levels[0] = 0, the rest positive):
-    scale * exp(-2 beta s h), times zero_accept at s*h = 0; last column: s*h < 0: scale.
-    `scale` may be one number or one per beta.
-    """
+    """Acceptance probabilities float64 (len(betas), len(levels) + 1): column i < len(levels) for
+    s*h = levels[i] (levels[0] = 0, the rest positive): scale * exp(-2 beta s h), times
+    zero_accept at s*h = 0; the last column, s*h < 0: scale (one number or one per beta)."""
     b = np.asarray(betas, np.float64).reshape(-1, 1)
     c = np.broadcast_to(np.asarray(scale, np.float64).reshape(-1, 1), b.shape)
     a = c * np.exp(-2.0 * b * np.asarray(levels, np.float64)[None, :])
@@ -218,7 +193,7 @@ def lattice(n_x, n_y, model, dense):
 
 # --------------------------------------------------------------------------- the kernels
 class Chains(NamedTuple):
-    """What the kernels need besides the spins: key uint32 (2,) of the sweep stream, thresholds
+    """The kernels' inputs besides the spins: key uint32 (2,) of the sweeps' random stream,
     thr uint32 (B or 1, n_levels + 1) = round(2^31 acceptance_table), chain ids cid uint32 (B,)."""
     key: jax.Array
     thr: jax.Array
@@ -226,18 +201,14 @@ class Chains(NamedTuple):
 
 
 def _words(lat, key, cid, t):
-    """S random words uint32 (B, 2 ceil(S/2)) per chain for sweep t, column = colour-ordered
-    position; counter (chain id * ceil(S/2) + k, t)."""
+    """Random words uint32 (B, 2 ceil(S/2)) for sweep t, column p for colour-ordered position p."""
     nblk = (lat.S + 1) // 2
     ctr = cid[:, None] * jnp.uint32(nblk) + jnp.arange(nblk, dtype=jnp.uint32)[None, :]
     return jnp.concatenate(threefry2x32(key[0], key[1], ctr, jnp.broadcast_to(t, ctr.shape)), axis=1)
 
 
 def _accept(levels, sh, bits, thr):
-    """Metropolis test, bool like sh: accept iff 31 random bits < thr[level of s*h].
-
-    A chain of selects (no gather, no exp in the loop) picks the threshold of each site.
-    """
+    """Metropolis test, bool like sh: 31 random bits < thr[level of s*h] (a chain of selects)."""
     k = len(levels) - 1
     t = thr[:, k:k + 1]
     for i in range(k - 1, -1, -1):
@@ -248,36 +219,35 @@ def _accept(levels, sh, bits, thr):
 
 def _couple(lat, s_a, a, c):
     """Local field float32 (B, m_c) on block c from the spins s_a (B, m_a) of block a."""
-    table = lat.couplings[a, c]
     if lat.dense:
-        return s_a @ table
-    idx, w = table
+        return s_a @ lat.couplings[a, c]
+    idx, w = lat.couplings[a, c]
     return jnp.sum(jnp.take(s_a, idx, axis=1) * w, axis=-1)
 
 
 def _field(lat, blocks, c):
-    """Local field h float32 (B, m_c) of block c: sum over the coupled blocks."""
-    terms = [_couple(lat, blocks[a], a, c2) for a, c2 in lat.couplings if c2 == c]
-    return functools.reduce(jnp.add, terms)
+    """Local field h float32 (B, m_c) of block c."""
+    return functools.reduce(jnp.add, [_couple(lat, blocks[a], a, c) for a, c2 in lat.couplings if c2 == c])
 
 
 def _energy(lat, blocks):
-    """Total energy float32 (B,): -sum over coupled colours a < c of s_c . h_c(from a), each bond once."""
-    e = 0.0                                                   # 0 - x: never -0.0
-    for a, c in (pair for pair in lat.couplings if pair[0] < pair[1]):
-        e = e - jnp.sum(blocks[c] * _couple(lat, blocks[a], a, c), axis=1)
+    """Total energy float32 (B,) = -sum over coupled colours a < c of s_c . (field from a)."""
+    e = 0.0                                              # 0 - x: never -0.0
+    for a, c in lat.couplings:
+        if a < c:
+            e = e - jnp.sum(blocks[c] * _couple(lat, blocks[a], a, c), axis=1)
     return e
 
 
 def _sweep_checkerboard(lat, t, blocks, ch):
-    """Sweep t: every block in turn, all its sites at once.  Returns (blocks, energy change (B,),
-    accepted flips (B,)); the kernels that do not use the last two never compute them."""
+    """Sweep t: each block in turn, all its sites at once.  Returns (blocks, energy change (B,),
+    accepted flips (B,)); XLA drops the last two from the kernels that do not use them."""
     words = _words(lat, ch.key, ch.cid, t)
     blocks, de, acc = list(blocks), 0.0, 0
     for c in range(lat.n_colours):
         sh = blocks[c] * _field(lat, blocks, c)
         ok = _accept(lat.levels, sh, lat.block(words, c), ch.thr)
-        de = de + jnp.sum(jnp.where(ok, 2.0 * sh, 0.0), axis=1)   # dE = 2 s h per accepted flip
+        de = de + jnp.sum(jnp.where(ok, 2.0 * sh, 0.0), axis=1)
         acc = acc + jnp.sum(ok, axis=1, dtype=jnp.int32)
         blocks[c] = jnp.where(ok, -blocks[c], blocks[c])
     return tuple(blocks), de, acc
@@ -286,16 +256,13 @@ def _sweep_checkerboard(lat, t, blocks, ch):
 def _sweep_single(lat, t, blocks, ch):
     """Sweep t: S random-site Metropolis steps in every chain (the reference's algorithm) on the
     joined spins (B, S) in colour order.  Returns like `_sweep_checkerboard`."""
-    S = jnp.uint32(lat.S)
-    position = jnp.arange(lat.S, dtype=jnp.int32)[None, :]
+    S, position = jnp.uint32(lat.S), jnp.arange(lat.S, dtype=jnp.int32)[None, :]
 
     def step(k, carry):
         s, de, acc = carry
         u0, u1 = threefry2x32(ch.key[0], ch.key[1], ch.cid, jnp.broadcast_to(t * S + k, ch.cid.shape))
-        # site u0 mod S: any state-independent choice law keeps the Boltzmann law stationary
-        r = (u0 % S).astype(jnp.int32)
-        nb = jnp.take(lat.nbr, r, axis=0)                                       # (B, k)
-        h = jnp.sum(jnp.take_along_axis(s, nb, axis=1) * jnp.take(lat.nbw, r, axis=0), axis=1)
+        r = (u0 % S).astype(jnp.int32)            # a state-independent site choice keeps Boltzmann stationary
+        h = jnp.sum(jnp.take_along_axis(s, jnp.take(lat.nbr, r, axis=0), axis=1) * jnp.take(lat.nbw, r, axis=0), axis=1)
         sh = jnp.take_along_axis(s, r[:, None], axis=1)[:, 0] * h
         ok = _accept(lat.levels, sh[:, None], u1[:, None], ch.thr)[:, 0]
         s = jnp.where((position == r[:, None]) & ok[:, None], -s, s)
@@ -303,7 +270,7 @@ def _sweep_single(lat, t, blocks, ch):
 
     zero = jnp.zeros(ch.cid.shape, jnp.float32)
     s, de, acc = jax.lax.fori_loop(jnp.uint32(0), S, step, (jnp.concatenate(blocks, axis=1), zero,
-                                                           zero.astype(jnp.int32)))
+                                                                    zero.astype(jnp.int32)))
     return lat.split(s), de, acc
 
 
@@ -312,8 +279,7 @@ _SWEEPS = {"checkerboard": _sweep_checkerboard, "single": _sweep_single}
 
 def _sweeps(lat, algorithm, t0, n, blocks, ch):
     """n sweeps from sweep t0; returns the blocks."""
-    sweep = _SWEEPS[algorithm]
-    return jax.lax.fori_loop(jnp.uint32(0), n, lambda i, b: sweep(lat, t0 + i, b, ch)[0], blocks)
+    return jax.lax.fori_loop(jnp.uint32(0), n, lambda i, b: _SWEEPS[algorithm](lat, t0 + i, b, ch)[0], blocks)
 
 
 @functools.partial(jax.jit, static_argnames=("lat",))
@@ -323,14 +289,12 @@ def _init(lat, key, cid):
     return lat.split(jnp.where((bits >> jnp.uint32(31)) == 1, 1.0, -1.0).astype(jnp.float32))
 
 
-@functools.partial(jax.jit, static_argnames=("lat", "algorithm"), donate_argnames=("blocks",))
-def _burn(lat, algorithm, t0, n, blocks, ch):
-    return _sweeps(lat, algorithm, t0, n, blocks, ch)
+_burn = jax.jit(_sweeps, static_argnames=("lat", "algorithm"), donate_argnames=("blocks",))
 
 
 @functools.partial(jax.jit, static_argnames=("lat", "algorithm", "n"), donate_argnames=("blocks",))
 def _trace(lat, algorithm, t0, n, blocks, ch):
-    """n sweeps recording the energy after each (n, B) and the accepted flips per chain (B,)."""
+    """n sweeps: (blocks, energy after each sweep (n, B), accepted flips per chain (B,))."""
     def body(carry, i):
         b, e, acc = carry
         b, de, a = _SWEEPS[algorithm](lat, t0 + i, b, ch)
@@ -343,41 +307,32 @@ def _trace(lat, algorithm, t0, n, blocks, ch):
 @functools.partial(jax.jit, static_argnames=("lat", "algorithm", "n"), donate_argnames=("blocks",))
 def _produce(lat, algorithm, t0, n, thin, blocks, ch):
     """n stored samples `thin` sweeps apart: (blocks, (spins int8 (n, B, S) in flat site order,
-    energies float32 (n, B))); the colour order is undone on the device (faster than numpy)."""
+    energies float32 (n, B))); int8 moves 4x less, and undoing the colour order here beats numpy."""
     def body(b, i):
         b = _sweeps(lat, algorithm, t0 + i * thin, thin, b, ch)
-        spins = jnp.take(jnp.concatenate(b, axis=1).astype(jnp.int8), lat.inverse, axis=1)  # int8: 4x less to move
-        return b, (spins, _energy(lat, b))
+        return b, (jnp.take(jnp.concatenate(b, axis=1).astype(jnp.int8), lat.inverse, axis=1), _energy(lat, b))
     return jax.lax.scan(body, blocks, jnp.arange(n, dtype=jnp.uint32))
-
-
-_energies = jax.jit(_energy, static_argnames=("lat",))
 
 
 # --------------------------------------------------------------------------- the sampler
 def _padded_batch(n, n_devices):
-    """Batch size >= n: a multiple of n_devices, at least 64, rounded up to 2^k * {1, 1.25, 1.5,
-    1.75} so that compiled kernels are reused across nearby sizes (at most 25 % padding)."""
-    if n <= 64:
-        b = 64                                  # tiny runs (tests) share one compilation
-    else:
-        k = 1 << (n.bit_length() - 3)          # steps of 1/8 .. 1/4 of the size
-        b = -(-n // k) * k
+    """Batch size >= n: a multiple of n_devices, at least 64 (tiny runs share one compilation),
+    else rounded up to 2^k * {1, 1.25, 1.5, 1.75} so that nearby sizes share compilations."""
+    k = 1 << max(0, n.bit_length() - 3)
+    b = 64 if n <= 64 else -(-n // k) * k
     return -(-b // n_devices) * n_devices
 
 
 class Sampler:
     """Metropolis sampler for a batch of chains at given betas, sharded over all JAX devices.
 
-    State: self.blocks, float32 spins (B, m_c) per colour class (see `Lattice`).  Batch index g
-    has beta betas[g % n_betas] (beta fastest); indices >= n_real are padding (for sharding and
-    compilation reuse) and are discarded.  self.t counts sweeps since `start`.
-    dense: local fields as dense products (default: up to DENSE_MAX_SITES sites) or gathers.
+    State: self.blocks, float32 spins (B, m_c) per colour (see `Lattice`).  Batch index g has
+    beta betas[g % n_betas]; indices >= n_real are padding, discarded.  self.t counts sweeps.
+    dense: local fields by dense products (default: up to DENSE_MAX_SITES sites) or gathers.
     """
 
     def __init__(self, n_x, n_y, model, betas, n_chains, seed, algorithm="checkerboard", dense=None):
-        self.n_x, self.n_y, self.algorithm = n_x, n_y, algorithm
-        self.S = n_x * n_y
+        self.n_x, self.n_y, self.S, self.algorithm = n_x, n_y, n_x * n_y, algorithm
         self.lat = lattice(n_x, n_y, model, self.S <= DENSE_MAX_SITES if dense is None else bool(dense))
         self.betas = np.asarray(betas, np.float64).reshape(-1)
         self.n_real = len(self.betas) * int(n_chains)
@@ -385,65 +340,43 @@ class Sampler:
         self.B = B = _padded_batch(self.n_real, mesh.size)
         if B * ((self.S + 1) // 2) >= 2 ** 32:
             raise ValueError("too many chains for the 32-bit random-number counters; use fewer --n_chains")
-        # one row of thresholds per beta, broadcast over the chains when there is one beta only
-        # (a (1, k) operand compiles to scalar compares, ~20 % faster than per-chain rows)
+        # one row of thresholds for a single beta, broadcast over the chains: a (1, k) operand
+        # compiles to scalar compares, ~20 % faster than a row per chain
         rows = self.betas if len(self.betas) == 1 else self.betas[np.arange(B) % len(self.betas)]
         thr = acceptance_table(rows, self.lat.levels, ZERO_ACCEPT[algorithm], acceptance_scale(rows, algorithm))
-        self.sharding = NamedSharding(mesh, PartitionSpec("chains"))
+        by_chain = NamedSharding(mesh, PartitionSpec("chains"))
         self.chains = Chains(_stream_key(seed, 2),
                              jax.device_put(np.round(thr * 2.0 ** 31).astype(np.uint32),
-                                            self.sharding if len(rows) == B else NamedSharding(mesh, PartitionSpec())),
-                             jax.device_put(np.arange(B, dtype=np.uint32), self.sharding))
-        self.key_start = _stream_key(seed, 1)
+                                            by_chain if len(rows) == B else NamedSharding(mesh, PartitionSpec())),
+                             jax.device_put(np.arange(B, dtype=np.uint32), by_chain))
+        self.t, self.blocks = 0, _init(self.lat, _stream_key(seed, 1), self.chains.cid)   # sharded like cid
 
     def _advance(self, n):
-        """Count n sweeps; the counters of the random stream are 32 bits."""
+        """Sweep counter t0 (uint32) for n more sweeps; the random stream's counters are 32 bits."""
         if (self.t + n) * (self.S if self.algorithm == "single" else 1) >= 2 ** 32:
             raise ValueError("run too long for the 32-bit sweep counter")
-        t0, self.t = self.t, self.t + int(n)
-        return jnp.uint32(t0)
-
-    def start(self):
-        self.t = 0
-        self.blocks = jax.device_put(_init(self.lat, self.key_start, self.chains.cid), self.sharding)
+        self.t += int(n)
+        return jnp.uint32(self.t - n)
 
     def burn(self, n):
         """n sweeps, nothing recorded."""
         if n > 0:
-            t0 = self._advance(n)
-            self.blocks = _burn(self.lat, self.algorithm, t0, jnp.uint32(n), self.blocks, self.chains)
+            self.blocks = _burn(self.lat, self.algorithm, self._advance(n), jnp.uint32(n), self.blocks, self.chains)
 
     def trace(self, n):
-        """n sweeps; returns (energies after each sweep (n, B), accepted flips per chain (B,))."""
-        t0 = self._advance(n)
-        self.blocks, es, acc = _trace(self.lat, self.algorithm, t0, int(n), self.blocks, self.chains)
+        """n sweeps; returns (energy after each sweep (n, B), accepted flips per chain (B,))."""
+        self.blocks, es, acc = _trace(self.lat, self.algorithm, self._advance(n), int(n), self.blocks, self.chains)
         return es, acc
 
     def produce(self, n, thin):
-        """n stored samples `thin` sweeps apart; returns (spins int8 (n, B, S) flat site order,
+        """n stored samples `thin` sweeps apart: (spins int8 (n, B, S) in flat site order,
         energies float32 (n, B)) as (asynchronous) device arrays."""
-        t0 = self._advance(n * thin)
-        self.blocks, out = _produce(self.lat, self.algorithm, t0, int(n), jnp.uint32(thin), self.blocks,
-                                    self.chains)
+        self.blocks, out = _produce(self.lat, self.algorithm, self._advance(n * thin), int(n), jnp.uint32(thin),
+                                    self.blocks, self.chains)
         return out
-
-    def energies(self):
-        """Energies of the current states, float32 (B,)."""
-        return np.asarray(_energies(self.lat, self.blocks))
-
-    def to_grids(self, spins):
-        """int8 (..., S) flat site order (as returned by produce) -> int8 (..., n_x, n_y)."""
-        return spins.reshape(spins.shape[:-1] + (self.n_x, self.n_y))
 
 
 # ------------------------------------------------------------------------------- writing
-def _versions():
-    import h5py
-    return json.dumps({"python": sys.version.split()[0], "jax": jax.__version__,
-                       "jaxlib": getattr(jax.lib, "__version__", jax.__version__),
-                       "numpy": np.__version__, "h5py": h5py.__version__})
-
-
 def _write_block(dsets, start, grids, energies, betas):
     """Append one block to the resizable datasets (a separate function so tests can interrupt it)."""
     stop = start + len(grids)
@@ -485,60 +418,48 @@ def validate(model, n_x, n_y, betas, n_samples, n_chains=None, burn_in=None, thi
 
 
 def _burn_in(sampler, burn_in, n_chains):
-    """Burn-in sweeps.  Its last TRACE_SWEEPS (in equilibrium) record the energy after every sweep
-    and the accepted flips, so the production loop needs no per-sweep bookkeeping.  Returns
-    (tau_int of the energy in sweeps, acceptance rate), float64 (n_betas,) each; NaN if not measured."""
-    nb = len(sampler.betas)
-    n_tr = min(TRACE_SWEEPS, burn_in)
+    """Burn-in sweeps; the last TRACE_SWEEPS (in equilibrium) record the energy after each sweep
+    and the accepted flips, so production needs no per-sweep bookkeeping.  Returns (tau_int of
+    the energy in sweeps, acceptance rate), float64 (n_betas,) each, NaN where not measured."""
+    nb, n_tr = len(sampler.betas), min(TRACE_SWEEPS, burn_in)
     sampler.burn(burn_in - n_tr)
     tau, acc = np.full(nb, np.nan), np.full(nb, np.nan)
     if n_tr:
-        es, flips = sampler.trace(n_tr)
-        es = np.asarray(es)[:, :sampler.n_real]                                   # (n_tr, R)
-        flips = np.asarray(flips)[:sampler.n_real].reshape(n_chains, nb).sum(0)
-        acc = flips / (float(n_chains) * n_tr * sampler.S)
+        es, flips = (np.asarray(x)[..., :sampler.n_real] for x in sampler.trace(n_tr))   # (n_tr, R), (R,)
+        acc = flips.reshape(n_chains, nb).sum(0) / (float(n_chains) * n_tr * sampler.S)
         if n_tr >= 16:
             tau = np.array([integrated_autocorr_time(es[:, b::nb].T) for b in range(nb)])
     return tau, acc
 
 
-def _schedule(n_slices, B, S, block_bytes):
-    """Stored time slices per produce call: a power of two (about block_bytes of spins), the
-    remainder split into smaller powers of two, so only a handful of shapes is ever compiled."""
-    per_block = 1 << max(0, (block_bytes // max(1, B * S)).bit_length() - 1)
-    rest = n_slices % per_block
-    return [per_block] * (n_slices // per_block) + [1 << k for k in range(rest.bit_length() - 1, -1, -1)
-                                                   if rest >> k & 1]
-
-
-def _create_datasets(f, N, n_x, n_y):
-    """The resizable datasets of the file layout, empty, for N samples at most."""
-    rows = (min(N, 1 << 16),)
-    return {"ising_grids": f.create_dataset("ising_grids", (0, n_x, n_y), np.int8, maxshape=(N, n_x, n_y),
-                                            chunks=(max(1, min(N, (1 << 20) // (n_x * n_y))), n_x, n_y)),
-            "true_energies": f.create_dataset("true_energies", (0,), np.float32, maxshape=(N,), chunks=rows),
-            "beta": f.create_dataset("beta", (0,), np.float32, maxshape=(N,), chunks=rows)}
-
-
-def _stream(sampler, dsets, schedule, thin, N, bar):
-    """Produce the schedule's blocks and append the first N samples of them in the documented
-    order; the next block is queued before a block is written, so the device works while the
-    host writes.  Returns the mean energy per beta, float64 (n_betas,)."""
-    R, nb = sampler.n_real, len(sampler.betas)
-    beta_row = np.tile(sampler.betas.astype(np.float32), R // nb)                      # (R,)
-    sum_e, written = np.zeros(nb), 0
-    pending = sampler.produce(schedule[0], thin)
+def _stream(sampler, f, n_samples, thin, bar, block_bytes):
+    """Produce n_samples per beta into the open HDF5 file f in the documented order; the next
+    block is queued before one is written, so the device works while the host writes.  Returns
+    the mean energy per beta, float64 (n_betas,)."""
+    R, nb, n_x, n_y = sampler.n_real, len(sampler.betas), sampler.n_x, sampler.n_y
+    N = n_samples * nb
+    dsets = {"ising_grids": f.create_dataset("ising_grids", (0, n_x, n_y), np.int8, maxshape=(N, n_x, n_y),
+                                             chunks=(max(1, min(N, (1 << 20) // sampler.S)), n_x, n_y))}
+    for name in ("true_energies", "beta"):
+        dsets[name] = f.create_dataset(name, (0,), np.float32, maxshape=(N,), chunks=(min(N, 1 << 16),))
+    # time slices per produce call: a power of two (about block_bytes of spins), the remainder in
+    # smaller powers of two, so only a handful of shapes is ever compiled
+    per, n_slices = 1 << max(0, (block_bytes // (sampler.B * sampler.S)).bit_length() - 1), -(-N // R)
+    rest = n_slices % per
+    schedule = [per] * (n_slices // per) + [1 << k for k in range(rest.bit_length() - 1, -1, -1) if rest >> k & 1]
+    beta_row = np.tile(sampler.betas.astype(np.float32), R // nb)                     # (R,)
+    sum_e, written, pending = np.zeros(nb), 0, sampler.produce(schedule[0], thin)
     for k, n_now in enumerate(schedule):
         spins, en = pending
         if k + 1 < len(schedule):
             pending = sampler.produce(schedule[k + 1], thin)
         keep = min(n_now * R, N - written)
-        spins = np.asarray(spins)[:, :R].reshape(n_now * R, sampler.S)[:keep]
+        spins = np.asarray(spins)[:, :R].reshape(n_now * R, n_x, n_y)[:keep]
         en = np.asarray(en)[:, :R].reshape(-1)[:keep]
         sum_e += np.bincount(np.arange(keep) % nb, weights=en, minlength=nb)
-        written = _write_block(dsets, written, sampler.to_grids(spins), en, np.tile(beta_row, n_now)[:keep])
+        written = _write_block(dsets, written, spins, en, np.tile(beta_row, n_now)[:keep])
         bar.update(keep)
-    return sum_e / (N // nb)
+    return sum_e / n_samples
 
 
 def generate(filename, *, model="ISING1", n_x=8, n_y=8, betas=(0.25,), n_samples=10000, n_chains=None,
@@ -551,11 +472,12 @@ def generate(filename, *, model="ISING1", n_x=8, n_y=8, betas=(0.25,), n_samples
     thin: sweeps between stored samples (default: ceil of the largest integrated
     autocorrelation time of the energy, measured per beta on the last 256 burn-in sweeps;
     the acceptance rate is measured there too; with burn_in = 0 both are NaN and thin is 1).
-    command: recorded in the attribute `command` (default: this process's command line).
+    command: the attribute `command` (default: this process's command line).
     Raises ValueError for impossible settings (see `validate`); writes nothing then, and on any
     failure or interruption removes its temporary file.  Returns the Path written.
     """
     import h5py
+    import jaxlib
     from tqdm.auto import tqdm
 
     betas = validate(model, n_x, n_y, betas, n_samples, n_chains, burn_in, thin, algorithm, filename, random_seed)
@@ -563,32 +485,27 @@ def generate(filename, *, model="ISING1", n_x=8, n_y=8, betas=(0.25,), n_samples
     n_chains = int(n_chains) if n_chains is not None else max(1, min(n_samples, -(-DEFAULT_TOTAL_CHAINS // nb)))
     burn_in = DEFAULT_BURN_IN if burn_in is None else int(burn_in)
     sampler = Sampler(n_x, n_y, model, betas, n_chains, random_seed, algorithm)
-    sampler.start()
     tau, acc = _burn_in(sampler, burn_in, n_chains)
     if thin is None:
         thin = max(1, math.ceil(float(np.nanmax(tau)) - 1e-9)) if np.any(np.isfinite(tau)) else 1
-    thin, N = int(thin), n_samples * nb
-    schedule = _schedule(-(-n_samples // n_chains), sampler.B, sampler.S, block_bytes)
     path = Path(filename)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        with h5py.File(tmp, "w") as f:
-            bar = tqdm(total=N, unit="samples", unit_scale=True, disable=not progress,
-                       desc=f"{model} {n_x}x{n_y} {nb} beta(s)")
-            avg_e = _stream(sampler, _create_datasets(f, N, n_x, n_y), schedule, thin, N, bar)
-            bar.close()
-            f.create_dataset("avg_E", data=avg_e.astype(np.float32))
-            attrs = {"model": model, "n_x": n_x, "n_y": n_y, "betas": betas, "n_chains": n_chains,
-                     "burn_in_sweeps": burn_in, "thin_sweeps": thin, "algorithm": algorithm,
-                     "random_seed": int(random_seed), "acceptance_rate": acc, "tau_int_sweeps": tau,
-                     "n_samples_per_beta": n_samples, "versions": _versions(),
-                     "command": command if command is not None else shlex.join(sys.argv),
-                     "sample_order": "index = (t * n_chains + chain) * n_betas + beta_index"}
-            f.attrs.update(attrs)
+        with h5py.File(tmp, "w") as f, tqdm(total=n_samples * nb, unit="samples", unit_scale=True,
+                                             disable=not progress, desc=f"{model} {n_x}x{n_y} {nb} beta(s)") as bar:
+            f["avg_E"] = _stream(sampler, f, n_samples, int(thin), bar, block_bytes).astype(np.float32)
+            f.attrs.update({"model": model, "n_x": n_x, "n_y": n_y, "betas": betas, "n_chains": n_chains,
+                            "burn_in_sweeps": burn_in, "thin_sweeps": int(thin), "algorithm": algorithm,
+                            "random_seed": int(random_seed), "acceptance_rate": acc, "tau_int_sweeps": tau,
+                            "n_samples_per_beta": n_samples,
+                            "versions": json.dumps({"python": sys.version.split()[0], "jax": jax.__version__,
+                                                    "jaxlib": jaxlib.__version__, "numpy": np.__version__,
+                                                    "h5py": h5py.__version__}),
+                            "command": shlex.join(sys.argv) if command is None else command,
+                            "sample_order": "index = (t * n_chains + chain) * n_betas + beta_index"})
         os.replace(tmp, path)
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -644,21 +561,6 @@ def build_parser():
     return p
 
 
-def _betas(args):
-    """The betas the flags ask for, float64 (n_betas,); ValueError for contradictory flags."""
-    if args.n_beta_samples is None:
-        if args.beta_min is not None or args.beta_max is not None:
-            raise ValueError("--beta_min/--beta_max need --n_beta_samples")
-        return np.array([args.beta])
-    if args.beta_min is None or args.beta_max is None:
-        raise ValueError("--n_beta_samples needs --beta_min and --beta_max")
-    if args.n_beta_samples < 1:
-        raise ValueError(f"--n_beta_samples must be >= 1 (got {args.n_beta_samples})")
-    if args.beta_min > args.beta_max:
-        raise ValueError(f"--beta_min {args.beta_min} > --beta_max {args.beta_max}: swap them")
-    return np.linspace(args.beta_min, args.beta_max, args.n_beta_samples)
-
-
 def main(argv=None):
     """The command line; argv defaults to sys.argv[1:].  The file records the command as
     `generate_ising.py <argv>`, also when another program (data_files.py) calls main(argv)."""
@@ -666,7 +568,15 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        betas = _betas(args)
+        ranged = args.n_beta_samples is not None
+        if ranged != (args.beta_min is not None) or ranged != (args.beta_max is not None):
+            raise ValueError("--n_beta_samples needs --beta_min and --beta_max" if ranged else
+                             "--beta_min/--beta_max need --n_beta_samples")
+        if ranged and args.n_beta_samples < 1:
+            raise ValueError(f"--n_beta_samples must be >= 1 (got {args.n_beta_samples})")
+        if ranged and args.beta_min > args.beta_max:
+            raise ValueError(f"--beta_min {args.beta_min} > --beta_max {args.beta_max}: swap them")
+        betas = np.linspace(args.beta_min, args.beta_max, args.n_beta_samples) if ranged else np.array([args.beta])
         validate(args.model, args.n_x, args.n_y, betas, args.n_samples, args.n_chains, args.burn_in,
                  args.thin, args.algorithm, args.filename, args.random_seed)
     except ValueError as e:

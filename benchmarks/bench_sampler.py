@@ -64,7 +64,6 @@ def sampler_updates_per_s(n_chains, repeats, algorithm="checkerboard", target_up
     """Attempted updates/s after compilation, median of repeats: burn-in sweeps, or (produce)
     stored samples 2 sweeps apart with their spins and energies."""
     sm = gi.Sampler(size, size, "ISING1", [BETA], n_chains, 0, algorithm, dense=dense)
-    sm.start()
     n = 2 * max(2, int(target_updates // (2 * n_chains * size * size)))
 
     def run():
@@ -159,14 +158,14 @@ def tau_report():
     for model, betas in (("ISING1", [0.0, 0.05, 0.125, 0.25, 0.35, 0.44, 0.5, 0.6, 1.0]),
                          ("ISING2", [0.05, 0.125, 0.2, 0.25, 0.3, 0.44, 0.5, 1.0])):
         sm = gi.Sampler(L, L, model, betas, 512, 0)
-        sm.start()
         nb = len(betas)
         # relaxation: mean energy per beta after k sweeps from the random start
         marks, means, done = [10, 30, 100, 300, 1000, 2000], [], 0
         for k in marks:
-            sm.burn(k - done)
+            sm.burn(k - done - 1)
             done = k
-            means.append(sm.energies()[: sm.n_real].reshape(512, nb).mean(0))
+            e_k = np.asarray(sm.trace(1)[0])[0, : sm.n_real]        # the energy after sweep k
+            means.append(e_k.reshape(512, nb).mean(0))
         es, acc = sm.trace(4000)
         es = np.asarray(es)[:, : sm.n_real]
         eq = es.mean(0).reshape(512, nb).mean(0)

@@ -6,6 +6,7 @@ ALPHA is fixed here in advance (seeds are fixed, so the outcomes are reproducibl
 """
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -89,11 +90,39 @@ def test_sparse_field_path_matches_boltzmann(tmp_path, monkeypatch, model, n_x, 
     path = gi.generate(tmp_path / "x.hdf5", model=model, n_x=n_x, n_y=n_y, betas=(0.3, 0.6), n_samples=n,
                        n_chains=n, burn_in=200, thin=1, random_seed=6, progress=False)
     d, _ = read(path)
+    np.testing.assert_array_equal(d["true_energies"], ising.energy(d["ising_grids"], model).astype(np.float32))
     for b in (0.3, 0.6):
         sel = np.isclose(d["beta"], b)
         levels, probs = ising.enumerated_distribution(n_x, n_y, b, model)
         p = chi_square_p(d["true_energies"][sel].astype(np.float64), levels, probs)
         assert p > ALPHA, f"sparse {model} {n_x}x{n_y} beta={b}: chi-square p={p:.2e}"
+
+
+@pytest.mark.parametrize("model,n_x,n_y", [("ISING1", 4, 6), ("ISING2", 3, 5)])
+def test_dense_and_gather_fields_give_the_same_bits(model, n_x, n_y):
+    """The two local-field paths are exact in float32, so a seed gives the same chains either way."""
+    out = []
+    for dense in (True, False):
+        sm = gi.Sampler(n_x, n_y, model, (0.0, 0.3, 0.7), 20, 9, dense=dense)
+        sm.burn(7)
+        es, acc = (np.asarray(x) for x in sm.trace(5))
+        spins, energies = (np.asarray(x) for x in sm.produce(3, 2))
+        out.append((es, acc, spins, energies))
+    for a, b in zip(*out):
+        assert a.tobytes() == b.tobytes()
+
+
+@pytest.mark.parametrize("algorithm", gi.ALGORITHMS)
+def test_traced_energies_follow_the_state(algorithm):
+    """trace() adds up the energy changes of the accepted flips: after each sweep the sum must be
+    the energy of the lattice (ising.energy), else tau_int would be measured on a wrong series."""
+    sm = gi.Sampler(4, 6, "ISING2", (0.1, 0.5), 8, 3, algorithm)
+    sm.burn(3)
+    for n in (1, 4):
+        es, acc = (np.asarray(x) for x in sm.trace(n))
+        grids = np.concatenate([np.asarray(b) for b in sm.blocks], axis=1)[:, sm.lat.inverse].reshape(-1, 4, 6)
+        np.testing.assert_array_equal(es[-1], ising.energy(grids, "ISING2").astype(np.float32))
+        assert np.all(acc <= n * 24) and acc.sum() > 0
 
 
 @pytest.mark.slow
@@ -257,10 +286,20 @@ def test_cli_writes_file(tmp_path, capsys):
     d, attrs = read(out)
     np.testing.assert_allclose(attrs["betas"], [0.0, 0.25, 0.5])
     assert attrs["thin_sweeps"] == 2 and attrs["burn_in_sweeps"] == 10 and attrs["random_seed"] == 4
-    assert "--n_beta_samples 3" in attrs["command"]
+    assert attrs["command"].startswith("generate_ising.py --n_x 4 --n_y 4 --n_beta_samples 3")
     acc = attrs["acceptance_rate"]
     assert 0.4 < acc[0] < 0.6 and acc[1] > acc[2] > 0   # beta = 0: c(0) = 1/2 (acceptance_scale)
     assert len(d["true_energies"]) == 60
+
+
+def test_command_names_generate_ising_when_called_in_process(tmp_path, monkeypatch):
+    """data_files.py calls main(argv) in its own process: the file still records a command that
+    remakes it, not data_files.py's command line."""
+    monkeypatch.setattr(sys, "argv", ["data_files.py", "--data_dir", str(tmp_path)])
+    out = tmp_path / "in_process.hdf5"
+    argv = ["--n_x", "4", "--n_y", "4", "--n_samples", "8", "--burn_in", "2", "--filename", str(out), "--no_progress"]
+    assert gi.main(argv) == 0
+    assert read(out)[1]["command"] == shlex.join(["generate_ising.py", *argv])
 
 
 def test_single_flip_at_beta_zero_accepts_everything(ising_file):
