@@ -109,7 +109,7 @@ class EnergyModel(IsingSequenceModule):
             if self.hparams.energy_head == "prob":
                 energies.append(log_prob_energy(a, x.squeeze(-1), self.hparams.beta))
             else:
-                energies.append(a.sum(dim=1))
+                energies.append(a.float().sum(dim=1))  # float32 sum, also under bf16 autocast
             if w is not None:
                 attn[order] = w
         return torch.stack(energies).mean(dim=0), attn

@@ -202,7 +202,7 @@ class ProbabilityModel(IsingSequenceModule):
         self._check_causal(order)
         seq = grids_to_sequences(torch.as_tensor(grids).to(self.device), order)
         z, _ = self.logits(seq, order)
-        return log_prob_observed(z.float(), seq[:, 1:, 0]).sum(dim=1) - math.log(2.0)
+        return log_prob_observed(z, seq[:, 1:, 0]).sum(dim=1) - math.log(2.0)
 
     @torch.no_grad()
     def sample(self, n: int, seed=None, order: str = "rows", batch_size: int = 8192):
@@ -273,7 +273,7 @@ class ProbabilityModel(IsingSequenceModule):
             target = (seq.squeeze(-1) + 1) / 2
             if not self.hparams.bidirectional:
                 target = target[:, 1:]
-            losses.append(F.binary_cross_entropy_with_logits(z, target, reduction="none").mean(dim=1))
+            losses.append(F.binary_cross_entropy_with_logits(z.float(), target.float(), reduction="none").mean(dim=1))
             energies.append(energy)
         loss = torch.stack(losses).mean(dim=0)
         if not with_energies:

@@ -9,8 +9,16 @@ Lightning `Trainer.fit` (early stopping and best checkpoint on the main validati
 with the best checkpoint -> `metrics.json`.
 
 Run directory: `<output_dir>/<family>/<config_name>/` holding `best.ckpt`, `metrics.json`
-and the TensorBoard logs (`tensorboard/version_N`). A rerun of the same configuration
-replaces `best.ckpt` and `metrics.json`.
+and the TensorBoard logs (`tensorboard/version_N`). While a run trains, `last.ckpt` holds its
+whole state (weights, Adam, epoch and step, early-stopping and best-checkpoint state), written
+atomically at every epoch end, every `--checkpoint_minutes` of training, and when the run is
+interrupted (Ctrl-C, SIGTERM); a killed run continues from it when the same command is run
+again (or with `--resume`) and reaches the same number of epochs. A finished run (its
+`metrics.json` written, `last.ckpt` removed) is started afresh by a rerun.
+
+Precision: `--precision auto` (the default) trains in bf16-mixed where the hardware computes
+bf16 natively (CPUs with AVX512-BF16 or AMX, GPUs with bf16 support) and in float32 elsewhere;
+energies, log-probabilities and losses are summed in float32 either way (see sequence_blocks).
 
 The reference's flag names are accepted beside ours: `--train_datapath` / `--test_datapath`
 (aliases of `--train_path` / `--test_path`), `--main_val_datapath`, `--val_2_datapath`,
@@ -78,13 +86,18 @@ def build_parser(family: str, description: str) -> argparse.ArgumentParser:
     g.add_argument("--output_dir", default="runs", help="runs go to <output_dir>/%s/<config name>/" % family)
     g.add_argument("--run_name", default=None, help="run directory name (default: from the configuration, e.g. 2D_GRU_1L_1H_Bi_Attn)%(default).0s")
     g.add_argument("--progress_bar", default=True, help="tqdm progress bar", **bool_flag)
+    g.add_argument("--resume", default=None, help="continue from the run directory's last.ckpt (default: "
+                   "whenever an unfinished run left one; --no-resume starts afresh)%(default).0s", **bool_flag)
+    g.add_argument("--checkpoint_minutes", type=float, default=10.0,
+                   help="also save last.ckpt every this many minutes of training (besides every epoch end)")
 
     g = p.add_argument_group("lightning")
     g.add_argument("--accelerator", default="auto", help="cpu, gpu, auto, ...")
     g.add_argument("--devices", type=_devices, default="auto", help="auto, a number, or a comma list of ids")
     g.add_argument("--num_nodes", type=_positive_int, default=1, help="machines (multi-node DDP)")
     g.add_argument("--strategy", default="auto", help="auto, ddp, ddp_spawn, ...")
-    g.add_argument("--precision", default="32-true", help="32-true, 16-mixed, bf16-mixed, ...")
+    g.add_argument("--precision", default="auto", help="auto (bf16-mixed where the hardware has native bf16, "
+                   "else 32-true), 32-true, bf16-mixed, 16-mixed, ...")
     g.add_argument("--fast_dev_run", type=int, nargs="?", const=1, default=0,
                    help="run N (default 1) batches of train, val and test as a smoke test")
     g.add_argument("--limit_train_batches", type=_int_or_float, default=1.0, help="an int: batches per epoch; a float: fraction")
@@ -183,6 +196,8 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
         parser.error("--patience must be >= 0")
     if args.num_workers < 0:
         parser.error("--num_workers must be >= 0")
+    if not args.checkpoint_minutes > 0:
+        parser.error("--checkpoint_minutes must be positive")
 
 
 def model_hparams(parser, args, family: str, meta: dict) -> dict:
@@ -216,6 +231,7 @@ def run(family: str, parser: argparse.ArgumentParser, argv=None) -> dict | None:
     import torch
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
     from lightning.pytorch.loggers import TensorBoardLogger
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     from pytorch_datasets import IsingDataModule
 
@@ -232,20 +248,27 @@ def run(family: str, parser: argparse.ArgumentParser, argv=None) -> dict | None:
     name = args.run_name or config_name(dict(model.hparams))
     run_dir = Path(args.output_dir) / family / name
     run_dir.mkdir(parents=True, exist_ok=True)
+    resume_from = resume_checkpoint(parser, args, run_dir)
+    precision = resolve_precision(args.precision, args.accelerator)
     checkpoint = ModelCheckpoint(dirpath=run_dir, filename="best", monitor=MAIN_MONITOR, mode="min", save_top_k=1,
                                  enable_version_counter=False, auto_insert_metric_name=False)
     stopping = EarlyStopping(monitor=MAIN_MONITOR, mode="min", patience=args.patience)
-    clock = make_train_clock()
+    clock, last = make_callbacks(run_dir / "last.ckpt", args.checkpoint_minutes)
     trainer = pl.Trainer(
         accelerator=args.accelerator, devices=args.devices, num_nodes=args.num_nodes, strategy=args.strategy,
-        precision=args.precision, max_epochs=args.max_epochs, fast_dev_run=args.fast_dev_run,
+        precision=precision, max_epochs=args.max_epochs, fast_dev_run=args.fast_dev_run,
         limit_train_batches=args.limit_train_batches, limit_val_batches=args.limit_val_batches,
         limit_test_batches=args.limit_test_batches, log_every_n_steps=args.log_every_n_steps,
         logger=TensorBoardLogger(save_dir=str(run_dir), name="tensorboard"),
-        callbacks=[checkpoint, stopping, clock], enable_progress_bar=args.progress_bar,
+        callbacks=[checkpoint, stopping, clock, last], enable_progress_bar=args.progress_bar,
         deterministic=False,
     )
-    trainer.fit(model, datamodule=datamodule)
+    if resume_from:
+        print(f"resuming from {resume_from}")
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from)
+    except SIGTERMException:
+        raise SystemExit(f"interrupted: state saved in {run_dir / 'last.ckpt'}; run the same command again to resume")
     best = checkpoint.best_model_path or None
     trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=trainer.is_global_zero)
     if not trainer.is_global_zero:
@@ -255,18 +278,20 @@ def run(family: str, parser: argparse.ArgumentParser, argv=None) -> dict | None:
         "family": family,
         "config_name": name,
         "config": {**model.hparams, "batch_size": args.batch_size, "max_epochs": args.max_epochs,
-                   "patience": args.patience, "seed": args.seed, "precision": args.precision,
+                   "patience": args.patience, "seed": args.seed, "precision": precision,
                    "strategy": args.strategy, "world_size": trainer.world_size, "threads": torch.get_num_threads()},
         "data": {"train_path": args.train_path, "val_paths": list(args.val_paths), "test_path": args.test_path,
                  "val_names": model.val_names, "train_samples_in_file": meta.get("n_samples")},
         **{f"test_{k}": v for k, v in model.test_results.items()},
         **fit_summary(trainer, checkpoint, stopping, clock),
+        "resumed_from": resume_from,
         "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
     }
     path = run_dir / "metrics.json"
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(metrics, indent=2, default=str) + "\n")
     os.replace(tmp, path)  # never a half-written metrics.json
+    (run_dir / "last.ckpt").unlink(missing_ok=True)  # finished: nothing to resume
     print(f"run directory: {run_dir}\nmetrics: {path}")
     return metrics
 
@@ -318,18 +343,48 @@ def fit_summary(trainer, checkpoint, stopping, clock) -> dict:
     }
 
 
-def make_train_clock():
-    """A callback measuring the wall time of the training epochs (data loading included,
-    validation excluded) and the number of training samples this process saw."""
+def resolve_precision(precision: str, accelerator: str) -> str:
+    """"auto" -> "bf16-mixed" where bf16 is native (GPU with bf16; CPU with AVX512-BF16 or AMX,
+    measured 2-3.5x float32 here), else "32-true"; anything else is passed to Lightning as is."""
+    if precision != "auto":
+        return precision
+    import torch
+
+    if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "32-true"
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:  # not Linux: no cheap way to know, stay exact
+        return "32-true"
+    return "bf16-mixed" if flags & {"avx512_bf16", "amx_bf16"} else "32-true"
+
+
+def resume_checkpoint(parser, args, run_dir: Path) -> str | None:
+    """The checkpoint to continue from, or None to start afresh (see the module docstring)."""
+    last = run_dir / "last.ckpt"
+    if args.resume and not last.is_file():
+        parser.error(f"--resume: {last} does not exist (the run finished or never started); drop --resume")
+    if args.resume is False or not last.is_file():
+        last.unlink(missing_ok=True)
+        return None
+    if args.resume is None and (run_dir / "metrics.json").is_file() and \
+            (run_dir / "metrics.json").stat().st_mtime > last.stat().st_mtime:
+        return None  # a finished run that left a stale last.ckpt behind: start afresh
+    return str(last)
+
+
+def make_callbacks(last_path: Path, minutes: float):
+    """(clock, resume point): the first measures the wall time of the training epochs (data
+    loading included, validation excluded) and the training samples this process saw, across
+    resumptions; the second writes the whole training state to `last_path` atomically at every
+    epoch end, every `minutes` of training and on an interruption."""
     from lightning.pytorch.callbacks import Callback
 
     class TrainClock(Callback):
         # Each training batch is charged the time since the previous batch ended (or since
         # the epoch / a validation run ended): data loading + step, nothing else.
         def __init__(self):
-            self.seconds = 0.0
-            self.samples = 0
-            self._last = None
+            self.seconds, self.samples, self._last = 0.0, 0, None
 
         def on_train_epoch_start(self, trainer, pl_module):
             self._last = time.perf_counter()
@@ -344,4 +399,34 @@ def make_train_clock():
             self._last = now
             self.samples += int(batch[0].shape[0])
 
-    return TrainClock()
+        def state_dict(self):
+            return {"seconds": self.seconds, "samples": self.samples}
+
+        def load_state_dict(self, state):
+            self.seconds, self.samples = state["seconds"], state["samples"]
+
+    class ResumePoint(Callback):
+        def __init__(self):
+            self._saved = time.monotonic()
+
+        def save(self, trainer):
+            tmp = last_path.with_suffix(".ckpt.tmp")
+            trainer.save_checkpoint(tmp, weights_only=False)
+            if trainer.is_global_zero:
+                os.replace(tmp, last_path)  # never a half-written last.ckpt
+            self._saved = time.monotonic()
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            if time.monotonic() - self._saved > 60 * minutes:
+                self.save(trainer)
+
+        def on_train_epoch_end(self, trainer, pl_module):
+            self.save(trainer)
+
+        def on_exception(self, trainer, pl_module, exception):
+            if isinstance(exception, (KeyboardInterrupt, SIGTERMException)) and trainer.state.fn == "fit":
+                self.save(trainer)
+
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    return TrainClock(), ResumePoint()

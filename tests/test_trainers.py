@@ -226,3 +226,49 @@ def test_ddp_two_cpu_processes(data, tmp_path):
                           cwd=ROOT, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     _check_metrics(out / "energy" / "GRU_1L_1H_Attn_hid8", "energy", EnergyModel, data["test"], world_size=2)
+
+
+def test_precision_auto_follows_the_hardware(monkeypatch, tmp_path):
+    from trainer_common import resolve_precision
+
+    assert resolve_precision("32-true", "cpu") == "32-true" and resolve_precision("bf16-mixed", "cpu") == "bf16-mixed"
+    native = bool({"avx512_bf16", "amx_bf16"} & set(Path("/proc/cpuinfo").read_text().split()))
+    assert resolve_precision("auto", "cpu") == ("bf16-mixed" if native else "32-true")
+
+
+def test_resume_flag_without_a_checkpoint_is_an_error(data, tmp_path, capsys):
+    message = _error(probability_trainer.main, [*data["args"], *FAST, "--output_dir", str(tmp_path), "--resume"],
+                     capsys)
+    assert "--resume" in message and "last.ckpt" in message
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_and_finishes(ising_file, data, tmp_path):
+    """A real run is sent SIGTERM mid-epoch; the same command continues from last.ckpt and ends
+    with as many epochs and optimiser steps as an uninterrupted run."""
+    import signal
+    import time
+
+    train = ising_file("train_long.hdf5", betas=(0.25,), n_samples=3000, seed=7, n_x=4, n_y=4, burn_in=20)
+    argv = [sys.executable, str(ROOT / "probability_trainer.py"), "--train_path", str(train), "--val_paths",
+            str(data["val"][0]), "--test_path", str(data["test"]), "--hidden_size", "8", "--batch_size", "8",
+            "--max_epochs", "2", "--accelerator", "cpu", "--devices", "1", "--no-progress_bar", "--threads", "1",
+            "--checkpoint_minutes", "0.01", "--output_dir", str(tmp_path)]
+    run_dir = tmp_path / "probability" / "GRU_1L_1H_hid8"
+    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    while not (run_dir / "last.ckpt").is_file() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    out = proc.communicate(timeout=120)[0]
+    assert proc.returncode != 0 and "run the same command again to resume" in out, out[-2000:]
+    assert not (run_dir / "metrics.json").exists()
+    step = torch.load(run_dir / "last.ckpt", weights_only=False)["global_step"]
+    assert 0 < step < 2 * 375                                   # stopped part-way: 3000 / 8 = 375 batches an epoch
+    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["resumed_from"] == str(run_dir / "last.ckpt")
+    assert metrics["epochs"] == 2 and metrics["global_steps"] == 2 * 375
+    assert not (run_dir / "last.ckpt").exists()                 # finished: nothing left to resume
