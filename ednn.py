@@ -1,0 +1,179 @@
+"""Extensive deep neural network (EDNN): the lattice energy as a sum of tile energies.
+
+After Mills, Ryczko, Luchak, Domurad, Beeler & Tamblyn, "Extensive deep neural networks for
+transferring small scale learning to large scale systems", Chem. Sci. 10, 4129 (2019).
+
+The model. The periodic n_x x n_y lattice is cut into (n_x/f) x (n_y/f) focus tiles of
+f x f sites. Each tile is read with a context margin of c sites on every side, a window of
+(f + 2c) x (f + 2c) spins that wraps around the periodic boundaries; ONE network (shared
+weights) maps every window to a tile energy e_T, and E = sum_T e_T.
+
+Why what it learns on 8 x 8 holds on 64 x 64. A Hamiltonian whose interactions reach r
+sites (Chebyshev distance: r = 1 for ISING1 and for ISING2's diagonal bonds) is a sum of
+site terms, E = sum_i eps_i, each depending only on the spins within r of site i
+(ISING1: eps_i = -s_i (s_down(i) + s_right(i))). Grouping the sites by tile,
+
+    E = sum_T sum_{i in T} eps_i = sum_T e(window_T)        whenever c >= r,
+
+and e is a single function: the same for every tile (translation invariance) and for every
+lattice size (it never sees n_x, n_y). Periodic boundaries change nothing, since the window
+reads the wrapped spins, exactly the ones the boundary bonds couple, even on lattices smaller
+than the window. So nothing size-specific is left to learn: a network that fits e on small
+lattices is exact on all of them. What does not carry over for free:
+- errors add up. A tile error d_T sums over N_T = n_x n_y / f^2 tiles: its mean grows like
+  N_T, its fluctuations like sqrt(N_T). The error per site is the figure that transfers,
+  and it is bounded by the mean tile error per site.
+- beta and size change how often each window occurs, not e. Windows rare in training (large
+  ordered patches at large beta) are where a fit extrapolates; at beta = 0.25 on 8 x 8 every
+  3 x 3 window (512 of them) occurs many times in the training set.
+- e is fixed only up to terms that cancel in every sum over tiles (g(window) minus g of the
+  window one tile over); they are harmless.
+
+Implementation: periodic padding by c, then Conv2d(1, hidden, kernel f + 2c, stride f) is
+the tile network's first layer applied to every tile at once (output n_x/f x n_y/f), 1 x 1
+convolutions are the rest of the MLP, and a sum over tiles gives E.
+
+Targets. "absolute": the loss compares E_pred with E. "centred": for labels known only up to
+an additive constant (e.g. -(1/beta) log p of an autoregressive teacher = E + (1/beta) log Z),
+it compares batch-centred predictions with batch-centred labels; the model then fixes E up to
+a constant per tile, so score it centred, and keep one lattice size per batch (the unknown
+constant is extensive).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ising import check_model
+from sequence_blocks import IsingSequenceModule, sequences_to_grids
+
+LOSSES = ("l1", "mse")
+TARGETS = ("absolute", "centred")
+
+
+def periodic_pad(x: torch.Tensor, c: int) -> torch.Tensor:
+    """x (..., n_x, n_y) -> (..., n_x + 2c, n_y + 2c), wrapped around; any c >= 0, even c > n."""
+    n_x, n_y = x.shape[-2:]
+    rows = torch.arange(-c, n_x + c, device=x.device) % n_x
+    cols = torch.arange(-c, n_y + c, device=x.device) % n_y
+    return x[..., rows, :][..., cols]
+
+
+def _check_positive_int(name: str, value, minimum: int = 1) -> None:
+    if isinstance(value, bool) or int(value) != value or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+class EDNNEnergyModel(IsingSequenceModule):
+    """Energy as a sum of tile energies; see the module docstring.
+
+    Hyper-parameters (plain values, saved in the checkpoint): focus f, context c, hidden_size
+    and num_layers (width and number of hidden layers of the tile network), loss (l1|mse),
+    target (absolute|centred), lr (Adam) and lr_decay (learning rate x lr_decay after every
+    epoch), beta, n_x, n_y, model: the training data's (kept for the record and to read the
+    datasets' snake sequences; prediction works at any beta and on any size divisible by f).
+    """
+
+    family = "energy"
+    architecture = "ednn"
+
+    def __init__(
+        self,
+        focus: int = 1,
+        context: int = 1,
+        hidden_size: int = 32,
+        num_layers: int = 2,
+        loss: str = "mse",
+        target: str = "absolute",
+        lr: float = 3e-3,
+        lr_decay: float = 0.8,
+        beta: float = 0.25,
+        n_x: int = 8,
+        n_y: int = 8,
+        model: str = "ISING1",
+    ):
+        super().__init__()
+        for name, value, minimum in (("focus", focus, 1), ("context", context, 0), ("hidden_size", hidden_size, 1),
+                                     ("num_layers", num_layers, 1), ("n_x", n_x, 1), ("n_y", n_y, 1)):
+            _check_positive_int(name, value, minimum)
+        if n_x % focus or n_y % focus:
+            raise ValueError(f"the training lattice {n_x} x {n_y} must be tiled by focus {focus}: "
+                             f"choose a focus that divides both sizes")
+        if loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+        if target not in TARGETS:
+            raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+        for name, value in (("lr", lr), ("beta", beta)):
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a positive number, got {value!r}")
+        if not (isinstance(lr_decay, (int, float)) and 0 < lr_decay <= 1):
+            raise ValueError(f"lr_decay must be in (0, 1] (1 = constant learning rate), got {lr_decay!r}")
+        check_model(model)
+        self.save_hyperparameters()
+        layers = [nn.Conv2d(1, hidden_size, focus + 2 * context, stride=focus), nn.SiLU()]
+        for _ in range(num_layers - 1):
+            layers += [nn.Conv2d(hidden_size, hidden_size, 1), nn.SiLU()]
+        layers.append(nn.Conv2d(hidden_size, 1, 1))
+        self.tile_net = nn.Sequential(*layers)
+
+    # -- energies -------------------------------------------------------------------------
+    def tile_energies(self, grids) -> torch.Tensor:
+        """grids (B, n_x, n_y) ±1, any dtype, n_x and n_y multiples of focus -> float32 (B, n_x/f, n_y/f)."""
+        grids = torch.as_tensor(grids, device=self.device)
+        f = self.hparams.focus
+        if grids.dim() != 3 or grids.shape[1] % f or grids.shape[2] % f or min(grids.shape[1:]) < 1:
+            raise ValueError(f"grids must have shape (B, n_x, n_y) with n_x and n_y multiples of focus {f}, "
+                             f"got {tuple(grids.shape)}")
+        spins = periodic_pad(grids.to(torch.float32), self.hparams.context)
+        return self.tile_net(spins.unsqueeze(1)).squeeze(1)
+
+    def predict_energy(self, grids, return_attention: bool = False):
+        """grids (B, n_x, n_y) ±1, any size tiled by focus -> energies float32 (B,) (+ {} with
+        `return_attention`: there is no attention). Current grad mode, as the base class."""
+        energy = self.tile_energies(grids).sum(dim=(1, 2))
+        return (energy, {}) if return_attention else energy
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The energy models' signature: x (B, L, 1) rows snake of the training lattice -> (B, 1)."""
+        return self.predict_energy(self.batch_grids(x)).unsqueeze(-1)
+
+    def batch_grids(self, x: torch.Tensor) -> torch.Tensor:
+        """A batch's lattices: a floating (B, n_x*n_y, 1) tensor is the training lattice's rows
+        snake (what the energy datasets give) and is unfolded; anything else is taken as grids
+        (B, n_x', n_y') of any size (e.g. int8 lattices labelled by a teacher)."""
+        hp = self.hparams
+        if x.is_floating_point() and x.dim() == 3 and tuple(x.shape[1:]) == (hp.n_x * hp.n_y, 1):
+            return sequences_to_grids(x, hp.n_x, hp.n_y)
+        return x
+
+    # -- training -------------------------------------------------------------------------
+    def per_sample_loss(self, batch, with_energies: bool = True):
+        """batch (X, E[, beta]), X as in `batch_grids` -> (loss (B,), predicted E (B,), label (B,))."""
+        pred = self.predict_energy(self.batch_grids(batch[0]))
+        label = batch[1].reshape(-1).to(device=pred.device, dtype=pred.dtype)
+        if label.shape != pred.shape:
+            raise ValueError(f"batch must be (lattices, energies[, betas]) with one energy per lattice; got "
+                             f"{tuple(batch[1].shape)} labels for {pred.shape[0]} lattices (2D datasets do not apply)")
+        p, t = pred, label
+        if self.hparams.target == "centred":
+            p, t = pred - pred.mean(), label - label.mean()
+        loss_fn = F.l1_loss if self.hparams.loss == "l1" else F.mse_loss
+        return loss_fn(p, t, reduction="none"), pred, label
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
+        decay = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=self.hparams.lr_decay)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": decay, "interval": "epoch"}}
+
+
+def config_name(hparams: dict) -> str:
+    """Run name, e.g. `EDNN_F1_C1_hid32x2` (+ `_L1` for the l1 loss, `_Centred` for centred targets)."""
+    name = f"EDNN_F{hparams['focus']}_C{hparams['context']}_hid{hparams['hidden_size']}x{hparams['num_layers']}"
+    if hparams.get("loss", "mse") != "mse":
+        name += f"_{str(hparams['loss']).upper()}"
+    if hparams.get("target", "absolute") != "absolute":
+        name += f"_{str(hparams['target']).capitalize()}"
+    return name
