@@ -25,6 +25,7 @@ Statistics: `chi_square_test` (goodness of fit against an exact law) and
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 
@@ -227,6 +228,7 @@ def kaufman_moments(n_x: int, n_y: int, beta: float) -> tuple[float, float]:
     return float(mean), float(var)
 
 
+@lru_cache(maxsize=256)
 def exact_moments(n_x: int, n_y: int, beta: float, model: str = "ISING1") -> tuple[float, float]:
     """(<E>, Var E) of the finite lattice: from the exact distribution when a side has at
     most 8 sites, else (ISING1) from Kaufman's log Z."""

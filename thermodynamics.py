@@ -149,14 +149,14 @@ def plot_thermodynamics(report: dict, arrays: dict, images_dir, mc_grids=None, p
     """Two figures: F, U, C against beta beside the exact curves; the sampled energy histogram
     against the exact P(E) at the training beta (raw and reweighted) with a few sampled and
     Monte Carlo lattices. Returns the paths written."""
-    from plotting import new_figure, save_figure
+    from plotting import plt, save_figure
 
     n_x, n_y, kind, bt = report["n_x"], report["n_y"], report["model"], report["beta_train"]
     s = n_x * n_y
     rows = [r for r in report["rows"] if r["F_per_site"] is not None]
-    fine = np.linspace(min(r["beta"] for r in report["rows"]), max(r["beta"] for r in report["rows"]), 60)
-    exact = [exact_values(n_x, n_y, b, kind) for b in fine]
-    fig, axes = new_figure(1, 3, figsize=(13, 3.8))
+    fine = [r["beta"] for r in report["rows"]]           # the exact values are in the rows already
+    exact = report["rows"]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), constrained_layout=True)
     for ax, key, label in zip(axes, ("F", "U", "C"), ("free energy F / N", "internal energy U / N",
                                                        "heat capacity C / N")):
         ax.plot(fine, [x[f"{key}_exact_per_site"] for x in exact], "k-", lw=1, label="exact (finite lattice)")
@@ -166,7 +166,8 @@ def plot_thermodynamics(report: dict, arrays: dict, images_dir, mc_grids=None, p
         ax.set_xlabel("β")
         ax.set_title(label)
     axes[0].legend(fontsize=8)
-    paths = [save_figure(fig, Path(images_dir) / f"{prefix}_estimates.png")]
+    paths = [Path(images_dir) / f"{prefix}_estimates.png", Path(images_dir) / f"{prefix}_samples.png"]
+    save_figure(fig, paths[0])
 
     e, log_q = arrays["energies"], arrays["log_q"]
     ee, pp = ising.exact_energy_distribution(n_x, n_y, bt, kind)
@@ -176,8 +177,8 @@ def plot_thermodynamics(report: dict, arrays: dict, images_dir, mc_grids=None, p
     raw = np.bincount(idx, minlength=len(ee)) / len(e)
     rew = np.bincount(idx, weights=w, minlength=len(ee)) / w.sum()
     n_show = 4
-    fig, axes = new_figure(2, 1 + n_show, figsize=(3 * (1 + n_show), 6),
-                           gridspec_kw={"width_ratios": [3] + [1] * n_show})
+    fig, axes = plt.subplots(2, 1 + n_show, figsize=(3 * (1 + n_show), 6), constrained_layout=True,
+                             gridspec_kw={"width_ratios": [3] + [1] * n_show})
     gs = axes[0, 0].get_gridspec()
     for ax in axes[:, 0]:
         ax.remove()
@@ -198,7 +199,7 @@ def plot_thermodynamics(report: dict, arrays: dict, images_dir, mc_grids=None, p
             if grids is not None and k < len(grids):
                 a.imshow(grids[k], cmap="gray", vmin=-1, vmax=1)
                 a.set_title(f"{name}, E = {ising.energy(grids[k], kind):g}", fontsize=8)
-    paths.append(save_figure(fig, Path(images_dir) / f"{prefix}_samples.png"))
+    save_figure(fig, paths[1])
     return paths
 
 

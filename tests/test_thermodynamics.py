@@ -115,3 +115,38 @@ def test_histogram_kl():
     assert th.histogram_kl(e_hot, ee, pp) > 0.05
     with pytest.raises(ValueError, match="allowed level"):
         th.histogram_kl(np.array([1.0]), ee, pp)
+
+
+@pytest.mark.slow
+def test_cli_writes_thermo_json_and_plots(ising_file, tmp_path, capsys):
+    import probability_trainer
+
+    kw = dict(n_x=N_X, n_y=N_Y, burn_in=20)
+    train = ising_file("train_data.hdf5", betas=(0.3,), n_samples=256, seed=1, **kw)
+    other = ising_file("val_data_beta_dot25.hdf5", betas=(0.3,), n_samples=64, seed=2, **kw)
+    runs = {}
+    for flags in ([], ["--bidirectional"]):
+        probability_trainer.main(["--train_path", str(train), "--val_paths", str(other), "--test_path", str(other),
+                                  "--hidden_size", "8", "--max_epochs", "1", "--batch_size", "64", "--lr", "3e-3",
+                                  "--no-progress_bar", "--accelerator", "cpu", "--output_dir", str(tmp_path / "runs"),
+                                  *flags])
+    runs = sorted((tmp_path / "runs" / "probability").iterdir())       # GRU_1L_1H_Bi_hid8, GRU_1L_1H_hid8
+    out = tmp_path / "thermo"
+    assert th.main(["--run", str(runs[1]), "--n_samples", "3000", "--out", str(out), "--mc_path", str(train)]) == 0
+    report = json.loads((out / "thermo.json").read_text())
+    for key in ("beta_train", "n_x", "n_y", "model", "n_samples", "variational_F_per_site", "rows"):
+        assert key in report
+    assert report["beta_train"] == pytest.approx(0.3) and report["n_samples"] == 3000
+    row = next(r for r in report["rows"] if r["beta"] == pytest.approx(0.3))
+    for key in ("beta", "F_per_site", "F_err", "F_exact_per_site", "U_per_site", "U_err", "U_exact_per_site",
+                "C_per_site", "C_exact_per_site", "ess_fraction"):
+        assert key in row
+    # the variational bound: F_q >= F (up to its error), KL(q || p) >= 0
+    assert report["variational_F_per_site"] > row["F_exact_per_site"] - 3 * report["variational_F_err"]
+    for name in ("thermodynamics_estimates.png", "thermodynamics_samples.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    capsys.readouterr()
+    for argv, message in (([str(tmp_path)], "best.ckpt"), ([str(runs[0])], "not a normalised")):
+        with pytest.raises(SystemExit) as err:
+            th.main(["--run", *argv, "--n_samples", "100", "--out", str(tmp_path / "x")])
+        assert err.value.code == 2 and message in capsys.readouterr().err
