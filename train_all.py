@@ -8,9 +8,11 @@
 (e.g. `--accelerator auto`, `--limit_train_batches 2`) go to every trainer, after the
 profile's own, so they override them.
 
-A run counts as finished when its folder holds metrics.json (the trainers write it last), so
-an interrupted `make reproduce` resumes where it stopped. The folder is the one the trainer
-will write: its own parser reads the command and names the configuration.
+A run counts as finished when its folder holds metrics.json (the trainers write it last) and
+is skipped; an unfinished one is started again with the same command, so the trainer continues
+it from its last.ckpt: an interrupted `make reproduce` resumes where it stopped, inside runs as
+well as between them. The folder is the one the trainer will write: its own parser reads the
+command and names the configuration.
 
 --jobs N runs N trainers at once, each with one intra-op thread (`--threads 1`): the
 recurrent steps are too small to use two cores well, and two one-thread processes beat one
@@ -33,15 +35,15 @@ from trainer_common import build_parser, config_name
 ROOT = Path(__file__).resolve().parent
 
 # Training profiles; "extra" are further trainer flags. Sizes come from measured CPU
-# throughput (one thread per trainer, two trainers at once; README "Benchmarks"): at hidden 32
-# the 17 runs cost about 3.9 s per batch of 512 together, so 2 epochs of 250 batches (256,000
-# samples seen per run) take about 30-40 minutes on 2 cores (hidden 64 would double that).
+# throughput (one thread per trainer, two trainers at once; README "Benchmarks"): in float32 at
+# hidden 32 the 17 runs took 23 minutes for 2 epochs of 250 batches (256,000 samples seen per
+# run); bf16 (the trainers' default on CPUs with native bf16) buys hidden 64 at that budget.
 PROFILES = {
     # make demo: small data (make data-demo), the two models of the predictions plot, minutes
     "demo": {"data_dir": "data/demo", "runs": "runs/demo", "hidden_size": 32, "max_epochs": 4,
              "patience": 4, "batch_size": 256, "lr": 3e-3, "extra": []},
     # make reproduce: every combination on 2 CPU cores
-    "cpu": {"data_dir": "data", "runs": "runs/cpu", "hidden_size": 32, "max_epochs": 2,
+    "cpu": {"data_dir": "data", "runs": "runs/cpu", "hidden_size": 64, "max_epochs": 2,
             "patience": 2, "batch_size": 512, "lr": 3e-3, "extra": ["--limit_train_batches", "250"]},
     # the reference's own settings (hidden 512, lr 1e-4, batch 512, early stopping), for a GPU
     "reference": {"data_dir": "data", "runs": "runs/reference", "hidden_size": 512, "max_epochs": 100,
@@ -94,7 +96,7 @@ def run_trainer(cmd: list[str], log_path: Path | None) -> int:
     """Run one trainer to the end; its output to log_path, or to the terminal when None. Exit status."""
     if log_path is None:
         return subprocess.run(cmd, cwd=ROOT).returncode
-    with open(log_path, "w") as log:
+    with open(log_path, "a") as log:  # a resumed run adds to the log of its first part
         return subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT).returncode
 
 
@@ -126,7 +128,8 @@ def train_all(profile_name: str, extra=(), overrides: dict | None = None, jobs: 
             todo.append((f"[{i}/{len(specs)}]", dirs[-1], cmd))
 
     def train(tag: str, folder: Path, cmd: list[str]) -> bool:
-        print(f"{tag} {' '.join(cmd[1:])}", flush=True)
+        resuming = " (resuming from last.ckpt)" if (folder / "last.ckpt").is_file() else ""
+        print(f"{tag} {' '.join(cmd[1:])}{resuming}", flush=True)
         folder.mkdir(parents=True, exist_ok=True)
         log = folder / "train.log" if jobs > 1 else None
         t0 = time.perf_counter()

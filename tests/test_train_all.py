@@ -23,10 +23,10 @@ def test_profiles_hold_every_combination_once():
 
 
 @pytest.mark.parametrize("spec, extra, name", [
-    ({"family": "energy", "attention": True, "two_d": True, "bidirectional": True}, [], "2D_GRU_1L_1H_Bi_Attn_hid32"),
+    ({"family": "energy", "attention": True, "two_d": True, "bidirectional": True}, [], "2D_GRU_1L_1H_Bi_Attn_hid64"),
     ({"family": "energy", "attention": True, "two_d": True, "bidirectional": True, "energy_head": "site"}, [],
-     "2D_GRU_1L_1H_Bi_Attn_hid32_Site"),
-    ({"family": "probability", "attention": False, "two_d": False, "bidirectional": False}, [], "GRU_1L_1H_hid32"),
+     "2D_GRU_1L_1H_Bi_Attn_hid64_Site"),
+    ({"family": "probability", "attention": False, "two_d": False, "bidirectional": False}, [], "GRU_1L_1H_hid64"),
     # flags passed through to the trainer name the folder too, and the last --hidden_size wins
     ({"family": "probability", "attention": False, "two_d": False, "bidirectional": True},
      ["--num_layers", "2", "--hidden_size", "512"], "GRU_2L_1H_Bi"),
@@ -109,3 +109,21 @@ def test_missing_data_file_is_one_line_and_nothing_trains(standard_files, monkey
     Path(data_files.path("eval", standard_files["data_dir"])).unlink()
     assert ev.main(["train-all", "--profile", "demo", "--data_dir", standard_files["data_dir"]]) == 1
     assert "eval_data.hdf5 not found" in capsys.readouterr().err
+
+
+def test_an_unfinished_run_is_run_again_to_resume(standard_files, monkeypatch, capsys):
+    """An interrupted run (last.ckpt, no metrics.json) gets the same command again: the trainer
+    then continues it from last.ckpt (tests/test_trainers.py kills and resumes a real run)."""
+    specs = ta.combinations("demo")
+    dirs = [ta.run_dir(s["family"], ta.trainer_args(s, {**ta.PROFILES["demo"], **standard_files})) for s in specs]
+    dirs[0].mkdir(parents=True)
+    (dirs[0] / "last.ckpt").write_bytes(b"")
+    dirs[1].mkdir(parents=True)
+    (dirs[1] / "metrics.json").write_text("{}")
+    calls = []
+    monkeypatch.setattr(ta, "run_trainer", lambda cmd, log: calls.append(cmd) or 0)
+    ta.train_all("demo", overrides=standard_files, jobs=1)
+    expected = ta.trainer_args(specs[0], {**ta.PROFILES["demo"], **standard_files})
+    assert len(calls) == 1 and calls[0][2:] == expected
+    out = capsys.readouterr().out
+    assert "resuming from last.ckpt" in out and "finished already, skipping" in out
