@@ -3,17 +3,20 @@
 The physics is `ising.py`'s: ISING1 (nearest neighbours) and ISING2 (plus both diagonals at
 J = 1/2), grid[x, y] with x the row, flat site x*n_y + y.
 
-All chains (n_chains per beta, all betas together) run in one jit-compiled JAX program, the
-sites reordered by the colours of `ising.colouring` (2 for ISING1, 4 for ISING2 on even sizes,
-3 or more on odd ones) into one float32 block of spins (chains, sites) per colour.  Sites of
-one colour do not interact, so a block is updated at once (checkerboard Metropolis): its local
-field is the sum over the other blocks a of s_a J_ac, by dense products up to DENSE_MAX_SITES
-sites and by gathers of the neighbours above (both exact in float32), a flip changes the energy
-by dE = 2 s_i h_i and is accepted when 31 random bits are below round(2^31 a(dE)), precomputed
-per beta, a(dE) = c(beta) min(1, exp(-beta dE)), x 0.9 at dE = 0 (`acceptance_scale`: exact
-detailed balance, and ergodic).  Stored energies use the same couplings, every bond once.
+All chains (n_chains per beta, all betas together) run in one jit-compiled JAX program.  The
+sites are reordered by the colours of `ising.colouring` (2 for ISING1, 4 for ISING2 on even
+sizes, 3 or more on odd ones), with one float32 block of spins (chains, sites) per colour.
+Sites of one colour do not interact, so a whole block is updated at once (checkerboard
+Metropolis).  Its local field is the sum over the other blocks a of s_a J_ac: dense products
+up to DENSE_MAX_SITES sites, gathers of the neighbours above (both exact in float32).  A flip
+changes the energy by dE = 2 s_i h_i and is accepted when 31 random bits are below
+round(2^31 a(dE)), precomputed per beta: a(dE) = c(beta) min(1, exp(-beta dE)), x 0.9 at
+dE = 0, exact detailed balance and ergodic (`acceptance_scale`).  A sweep also returns the
+energy it leaves, from the fields it computes anyway (`_sweep_checkerboard`): no extra products
+(a separate energy from block products came out wrong from XLA CPU, jax 0.10.2, for 4 x 4 ISING2
+at >= 4096 chains per device; the tests compare stored energies with `ising.energy`).
 algorithm="single" is the reference's random-site single-spin-flip Metropolis (a sweep = S
-steps), vectorised over chains: an independent check of the checkerboard kernel.
+steps), vectorised over chains: an independent check.
 
 Random bits: Threefry-2x32-20 keyed by the seed, counter (global chain id, sweep), so a chain's
 stream does not depend on how many chains run or how they are padded and sharded over the
@@ -36,8 +39,9 @@ import os
 import sys
 
 if "jax" not in sys.modules and "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
-    # one XLA host device per core (bench_sampler: ~1.6x one device at 8x8); must precede `import jax`
-    _n = int(os.environ.get("ISING_HOST_DEVICES", len(os.sched_getaffinity(0))))
+    # one XLA host device per core (bench_sampler: 1.3-1.6x one device at 8x8); must precede `import jax`
+    _cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    _n = int(os.environ.get("ISING_HOST_DEVICES", _cores))
     if _n > 1:
         os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={_n}".strip()
 
@@ -55,7 +59,7 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from ising import MODELS, check_model, colouring, integrated_autocorr_time, neighbours
+from ising import MODELS, check_model, colouring, energy, integrated_autocorr_time, neighbours
 
 __all__ = ["generate", "main", "validate", "Sampler", "acceptance_scale", "acceptance_table", "threefry2x32"]
 
@@ -63,7 +67,8 @@ ALGORITHMS = ("checkerboard", "single")
 DEFAULT_BURN_IN = 1000
 DEFAULT_TOTAL_CHAINS = 4096
 TRACE_SWEEPS = 256       # last burn-in sweeps, where tau_int and the acceptance rate are measured
-DENSE_MAX_SITES = 1024   # dense products up to here: 3-4x gathers at 8x8, even at 32x32, 1/4 at 64x64
+DENSE_MAX_SITES = 1024   # dense products up to here (bench_sampler: 3-4x gathers at 8x8, even at 32x32,
+                         # 1/4 at 64x64)
 ZERO_ACCEPT = {"checkerboard": 0.9, "single": 1.0}   # acceptance factor at dE = 0 (acceptance_scale)
 
 
@@ -150,7 +155,7 @@ class Lattice:
     """
 
     def __init__(self, n_x, n_y, model, dense):
-        self.n_x, self.n_y, self.dense, self.S = n_x, n_y, dense, n_x * n_y
+        self.n_x, self.n_y, self.model, self.dense, self.S = n_x, n_y, model, dense, n_x * n_y
         col = colouring(n_x, n_y, model)
         self.order = np.argsort(col, kind="stable")
         self.inverse = np.argsort(self.order)
@@ -225,53 +230,45 @@ def _couple(lat, s_a, a, c):
     return jnp.sum(jnp.take(s_a, idx, axis=1) * w, axis=-1)
 
 
-def _field(lat, blocks, c):
-    """Local field h float32 (B, m_c) of block c."""
-    return functools.reduce(jnp.add, [_couple(lat, blocks[a], a, c) for a, c2 in lat.couplings if c2 == c])
-
-
-def _energy(lat, blocks):
-    """Total energy float32 (B,) = -sum over coupled colours a < c of s_c . (field from a)."""
-    e = 0.0                                              # 0 - x: never -0.0
-    for a, c in lat.couplings:
-        if a < c:
-            e = e - jnp.sum(blocks[c] * _couple(lat, blocks[a], a, c), axis=1)
-    return e
-
-
-def _sweep_checkerboard(lat, t, blocks, ch):
-    """Sweep t: each block in turn, all its sites at once.  Returns (blocks, energy change (B,),
-    accepted flips (B,)); XLA drops the last two from the kernels that do not use them."""
+def _sweep_checkerboard(lat, t, blocks, e, ch):
+    """Sweep t: each block in turn, all its sites at once.  Returns (blocks, energies (B,),
+    accepted flips (B,)) after the sweep; kernels that do not use the last two never compute them.
+    The energy is -sum_c s_c . (field on c from the colours a < c): those blocks are final when c
+    is updated, and every bond is counted once.  (The energy e before the sweep is not needed.)"""
     words = _words(lat, ch.key, ch.cid, t)
-    blocks, de, acc = list(blocks), 0.0, 0
+    blocks, e_after, acc = list(blocks), 0.0, 0          # 0 - x: never -0.0
     for c in range(lat.n_colours):
-        sh = blocks[c] * _field(lat, blocks, c)
-        ok = _accept(lat.levels, sh, lat.block(words, c), ch.thr)
-        de = de + jnp.sum(jnp.where(ok, 2.0 * sh, 0.0), axis=1)
+        fields = {a: _couple(lat, blocks[a], a, c) for a, c2 in lat.couplings if c2 == c}
+        ok = _accept(lat.levels, blocks[c] * functools.reduce(jnp.add, fields.values()), lat.block(words, c), ch.thr)
         acc = acc + jnp.sum(ok, axis=1, dtype=jnp.int32)
         blocks[c] = jnp.where(ok, -blocks[c], blocks[c])
-    return tuple(blocks), de, acc
+        if c > 0:
+            lower = functools.reduce(jnp.add, [fields[a] for a in fields if a < c])
+            e_after = e_after - jnp.sum(blocks[c] * lower, axis=1)
+    return tuple(blocks), e_after, acc
 
 
-def _sweep_single(lat, t, blocks, ch):
+def _sweep_single(lat, t, blocks, e, ch):
     """Sweep t: S random-site Metropolis steps in every chain (the reference's algorithm) on the
-    joined spins (B, S) in colour order.  Returns like `_sweep_checkerboard`."""
+    joined spins (B, S) in colour order; the energy e (B,) before the sweep plus the changes of
+    the accepted flips (exact in float32: integers and half-integers).  Returns like
+    `_sweep_checkerboard`."""
     S, position = jnp.uint32(lat.S), jnp.arange(lat.S, dtype=jnp.int32)[None, :]
 
     def step(k, carry):
-        s, de, acc = carry
+        s, e, acc = carry
         u0, u1 = threefry2x32(ch.key[0], ch.key[1], ch.cid, jnp.broadcast_to(t * S + k, ch.cid.shape))
         r = (u0 % S).astype(jnp.int32)            # a state-independent site choice keeps Boltzmann stationary
         h = jnp.sum(jnp.take_along_axis(s, jnp.take(lat.nbr, r, axis=0), axis=1) * jnp.take(lat.nbw, r, axis=0), axis=1)
         sh = jnp.take_along_axis(s, r[:, None], axis=1)[:, 0] * h
         ok = _accept(lat.levels, sh[:, None], u1[:, None], ch.thr)[:, 0]
         s = jnp.where((position == r[:, None]) & ok[:, None], -s, s)
-        return s, de + jnp.where(ok, 2.0 * sh, 0.0), acc + ok.astype(jnp.int32)
+        return s, e + jnp.where(ok, 2.0 * sh, 0.0), acc + ok.astype(jnp.int32)
 
-    zero = jnp.zeros(ch.cid.shape, jnp.float32)
-    s, de, acc = jax.lax.fori_loop(jnp.uint32(0), S, step, (jnp.concatenate(blocks, axis=1), zero,
-                                                                    zero.astype(jnp.int32)))
-    return lat.split(s), de, acc
+    start = (jnp.concatenate(blocks, axis=1), jnp.broadcast_to(e, ch.cid.shape).astype(jnp.float32),
+             jnp.zeros(ch.cid.shape, jnp.int32))
+    s, e, acc = jax.lax.fori_loop(jnp.uint32(0), S, step, start)
+    return lat.split(s), e, acc
 
 
 _SWEEPS = {"checkerboard": _sweep_checkerboard, "single": _sweep_single}
@@ -279,7 +276,13 @@ _SWEEPS = {"checkerboard": _sweep_checkerboard, "single": _sweep_single}
 
 def _sweeps(lat, algorithm, t0, n, blocks, ch):
     """n sweeps from sweep t0; returns the blocks."""
-    return jax.lax.fori_loop(jnp.uint32(0), n, lambda i, b: _SWEEPS[algorithm](lat, t0 + i, b, ch)[0], blocks)
+    return jax.lax.fori_loop(jnp.uint32(0), n, lambda i, b: _SWEEPS[algorithm](lat, t0 + i, b, 0.0, ch)[0], blocks)
+
+
+def _energies(lat, blocks):
+    """Energies float32 (B,) of the state from `ising.energy`: the start of `_trace`/`_produce`."""
+    grids = jnp.take(jnp.concatenate(blocks, axis=1), lat.inverse, axis=1).reshape(-1, lat.n_x, lat.n_y)
+    return energy(grids, lat.model)
 
 
 @functools.partial(jax.jit, static_argnames=("lat",))
@@ -295,11 +298,10 @@ _burn = jax.jit(_sweeps, static_argnames=("lat", "algorithm"), donate_argnames=(
 @functools.partial(jax.jit, static_argnames=("lat", "algorithm", "n"), donate_argnames=("blocks",))
 def _trace(lat, algorithm, t0, n, blocks, ch):
     """n sweeps: (blocks, energy after each sweep (n, B), accepted flips per chain (B,))."""
-    def body(carry, i):
-        b, e, acc = carry
-        b, de, a = _SWEEPS[algorithm](lat, t0 + i, b, ch)
-        return (b, e + de, acc + a), e + de
-    start = (blocks, _energy(lat, blocks), jnp.zeros(ch.cid.shape, jnp.int32))
+    def body(state, i):
+        b, e, acc = _SWEEPS[algorithm](lat, t0 + i, state[0], state[1], ch)
+        return (b, e, state[2] + acc), e
+    start = (blocks, _energies(lat, blocks), jnp.zeros(ch.cid.shape, jnp.int32))
     (blocks, _, acc), es = jax.lax.scan(body, start, jnp.arange(n, dtype=jnp.uint32))
     return blocks, es, acc
 
@@ -308,10 +310,14 @@ def _trace(lat, algorithm, t0, n, blocks, ch):
 def _produce(lat, algorithm, t0, n, thin, blocks, ch):
     """n stored samples `thin` sweeps apart: (blocks, (spins int8 (n, B, S) in flat site order,
     energies float32 (n, B))); int8 moves 4x less, and undoing the colour order here beats numpy."""
-    def body(b, i):
-        b = _sweeps(lat, algorithm, t0 + i * thin, thin, b, ch)
-        return b, (jnp.take(jnp.concatenate(b, axis=1).astype(jnp.int8), lat.inverse, axis=1), _energy(lat, b))
-    return jax.lax.scan(body, blocks, jnp.arange(n, dtype=jnp.uint32))
+    def sweep(k, state):
+        return _SWEEPS[algorithm](lat, k, state[0], state[1], ch)[:2]
+
+    def body(state, i):
+        b, e = jax.lax.fori_loop(t0 + i * thin, t0 + (i + 1) * thin, sweep, state)
+        return (b, e), (jnp.take(jnp.concatenate(b, axis=1).astype(jnp.int8), lat.inverse, axis=1), e)
+    (blocks, _), out = jax.lax.scan(body, (blocks, _energies(lat, blocks)), jnp.arange(n, dtype=jnp.uint32))
+    return blocks, out
 
 
 # --------------------------------------------------------------------------- the sampler

@@ -107,7 +107,7 @@ def thrml_updates_per_s(n_chains, repeats, sweeps=200):
     colour = ising.colouring(L, L, "ISING1")
     free = [thrml.Block([nodes[i] for i in np.flatnonzero(colour == c)]) for c in range(colour.max() + 1)]
     program = IsingSamplingProgram(model, free, clamped_blocks=[])
-    schedule = thrml.SamplingSchedule(n_warmup=sweeps - 1, n_samples=1, steps_per_sample=1)
+    schedule = thrml.SamplingSchedule(n_warmup=sweeps, n_samples=1, steps_per_sample=1)   # sweeps in all
 
     @jax.jit
     def run(key):

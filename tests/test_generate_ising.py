@@ -113,16 +113,17 @@ def test_dense_and_gather_fields_give_the_same_bits(model, n_x, n_y):
 
 
 @pytest.mark.parametrize("algorithm", gi.ALGORITHMS)
-def test_traced_energies_follow_the_state(algorithm):
-    """trace() adds up the energy changes of the accepted flips: after each sweep the sum must be
-    the energy of the lattice (ising.energy), else tau_int would be measured on a wrong series."""
-    sm = gi.Sampler(4, 6, "ISING2", (0.1, 0.5), 8, 3, algorithm)
+@pytest.mark.parametrize("n_x,n_y,n_chains", [(4, 6, 8), (4, 4, 4096)])   # 2nd: >= 4096 chains per device
+def test_traced_energies_follow_the_state(algorithm, n_x, n_y, n_chains):
+    """The energies trace() records (the series tau_int is measured on) are the energies of the
+    lattices (ising.energy) after each sweep."""
+    sm = gi.Sampler(n_x, n_y, "ISING2", (0.1, 0.5), n_chains, 3, algorithm)
     sm.burn(3)
     for n in (1, 4):
         es, acc = (np.asarray(x) for x in sm.trace(n))
-        grids = np.concatenate([np.asarray(b) for b in sm.blocks], axis=1)[:, sm.lat.inverse].reshape(-1, 4, 6)
-        np.testing.assert_array_equal(es[-1], ising.energy(grids, "ISING2").astype(np.float32))
-        assert np.all(acc <= n * 24) and acc.sum() > 0
+        grids = np.concatenate([np.asarray(b) for b in sm.blocks], axis=1)[:, sm.lat.inverse]
+        np.testing.assert_array_equal(es[-1], ising.energy(grids.reshape(-1, n_x, n_y), "ISING2").astype(np.float32))
+        assert np.all(acc <= n * n_x * n_y) and acc.sum() > 0
 
 
 @pytest.mark.slow
