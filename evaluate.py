@@ -16,7 +16,8 @@ kept, so a constant offset is the only freedom), and for models that predict abs
 
 A run is a folder `<runs>/<family>/<config>/` with metrics.json and a checkpoint, as the trainers
 write it. `train_all.py` trains every combination and then calls `report`;
-`python evaluate.py train-all ...` is the same as `python train_all.py ...`.
+`python evaluate.py train-all ...` is the same as `python train_all.py ...`, and
+`python evaluate.py transfer ...` as `python transfer.py ...` (scores on larger lattices).
 """
 from __future__ import annotations
 
@@ -131,7 +132,9 @@ def find_runs(root) -> list[Run]:
 
 def load_model(run: Run):
     """The run's LightningModule from its checkpoint alone, on the CPU, in eval mode."""
-    if run.family == "energy":
+    if run.metrics.get("config", {}).get("architecture") == "ednn":
+        from ednn import EDNNEnergyModel as cls
+    elif run.family == "energy":
         from energy_models import EnergyModel as cls
     else:
         from probability_models import ProbabilityModel as cls
@@ -419,10 +422,15 @@ def main(argv=None) -> int:
         import train_all
 
         return train_all.main(argv[1:], prog="evaluate.py train-all")
+    if argv[:1] == ["transfer"]:  # `python evaluate.py transfer ...` is transfer.py's command line
+        import transfer
+
+        return transfer.main(argv[1:], prog="evaluate.py transfer")
     p = argparse.ArgumentParser(
         description="Score trained runs on the evaluation set (reference protocol: 32,000 lattices drawn "
         "with replacement, centred RMSE), write the leaderboard and the images. "
-        "`evaluate.py train-all ...` (= train_all.py) first trains every combination of a profile.",
+        "`evaluate.py train-all ...` (= train_all.py) first trains every combination of a profile; "
+        "`evaluate.py transfer ...` (= transfer.py) scores the runs on larger lattices.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--runs", default="runs", help="folder of runs (<family>/<config>/)")

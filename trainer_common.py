@@ -42,7 +42,8 @@ from pathlib import Path
 import data_files
 
 MAIN_MONITOR = "val/loss"
-MODELS = {"energy": "energy_models:EnergyModel", "probability": "probability_models:ProbabilityModel"}
+MODELS = {"energy": "energy_models:EnergyModel", "probability": "probability_models:ProbabilityModel",
+          "ednn": "ednn:EDNNEnergyModel"}
 # the reference's names of the three validation files, main first
 VAL_SLOTS = ("main_val_datapath", "val_2_datapath", "val_3_datapath")
 
@@ -79,7 +80,8 @@ def build_parser(family: str, description: str) -> argparse.ArgumentParser:
     _add_model_flags(p.add_argument_group("model"), bool_flag, family)
 
     g = p.add_argument_group("training")
-    g.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate")
+    g.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: 1e-4, the reference's; "
+                   "ednn: 3e-3)%(default).0s")
     g.add_argument("--max_epochs", type=int, default=100, help="upper limit; early stopping usually ends sooner")
     g.add_argument("--patience", type=int, default=5, help="early stopping patience (epochs) on val/loss")
     g.add_argument("--seed", type=int, default=0, help="seeds torch, numpy, python and the shuffling")
@@ -136,8 +138,10 @@ def _add_model_flags(g, bool_flag: dict, family: str) -> None:
                    help="the reference's switch: same as --cell lstm")
     g.add_argument("--input_size", type=int, default=1, help="spins per sequence step (the reference's flag; only 1)")
     g.add_argument("--output_size", type=int, default=1, help="outputs per site (the reference's flag; only 1)")
-    g.add_argument("--hidden_size", type=int, default=512, help="RNN hidden size")
-    g.add_argument("--num_layers", type=int, default=1, help="stacked RNN layers")
+    g.add_argument("--hidden_size", type=int, default=None, help="RNN hidden size (default: 512; ednn: width of "
+                   "the tile network, 32)%(default).0s")
+    g.add_argument("--num_layers", type=int, default=None, help="stacked RNN layers (default: 1; ednn: hidden "
+                   "layers of the tile network, 2)%(default).0s")
     g.add_argument("--bidirectional", default=False, **bool_flag,
                    help="bidirectional RNN" + (" (probability family: conditional model p(s_i | all other spins))"
                                                 if family == "probability" else ""))
@@ -148,7 +152,17 @@ def _add_model_flags(g, bool_flag: dict, family: str) -> None:
     if family == "energy":
         g.add_argument("--energy_head", default="prob",
                        help="prob: reference head E = (1/beta) sum log sigmoid; site: sum of per-site energies")
-        g.add_argument("--loss", default="l1", help="loss on the true energy: l1 or mse")
+        g.add_argument("--loss", default=None, help="loss on the energy: l1 or mse (default: l1; ednn: mse)%(default).0s")
+        g.add_argument("--architecture", default="rnn", choices=("rnn", "ednn"), help="rnn: the sequence models "
+                       "above; ednn: an extensive network, one small network per tile of the lattice, energies "
+                       "summed (runs on any lattice size; ednn.py)")
+        g.add_argument("--focus", type=int, default=1, help="ednn: tile side f")
+        g.add_argument("--context", type=int, default=1, help="ednn: sites read around each tile (1 covers ISING1 "
+                       "and ISING2's diagonal bonds)")
+        g.add_argument("--lr_decay", type=float, default=0.8, help="ednn: learning rate factor after every epoch")
+        g.add_argument("--teacher", default=None, help="ednn: train on the energies this probability run "
+                       "assigns (runs/probability/<config>/) instead of the files' true_energies, which are then "
+                       "not read (teacher.py)%(default).0s")
 
 
 def config_name(hparams: dict) -> str:
@@ -157,6 +171,10 @@ def config_name(hparams: dict) -> str:
     [2D_]<CELL>_<layers>L_<heads>H[_Bi][_Attn], then only non-default extras:
     _hid<hidden_size> (default 512), _Site (energy_head="site"), _MSE (loss="mse").
     """
+    if "focus" in hparams:  # the extensive model names itself
+        from ednn import config_name as ednn_name
+
+        return ednn_name(hparams)
     parts = ["2D"] if hparams.get("two_d") else []
     parts += [str(hparams.get("cell", "gru")).upper(), f"{hparams.get('num_layers', 1)}L", f"{hparams.get('n_heads', 1)}H"]
     if hparams.get("bidirectional"):
@@ -198,6 +216,22 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
         parser.error("--num_workers must be >= 0")
     if not args.checkpoint_minutes > 0:
         parser.error("--checkpoint_minutes must be positive")
+    ednn = getattr(args, "architecture", "rnn") == "ednn"
+    defaults = dict(lr=3e-3, hidden_size=32, num_layers=2, loss="mse") if ednn else \
+        dict(lr=1e-4, hidden_size=512, num_layers=1, loss="l1")
+    for key, value in defaults.items():
+        if getattr(args, key, value) is None:
+            setattr(args, key, value)
+    if ednn:
+        rnn_only = [f"--{k}" for k in ("bidirectional", "attention", "two_d") if getattr(args, k)]
+        rnn_only += [f"--{k}" for k, v in (("cell", "gru"), ("n_heads", 1), ("energy_head", "prob"))
+                     if getattr(args, k) != v]
+        if rnn_only:
+            parser.error(f"{', '.join(rnn_only)} apply to the sequence models (--architecture rnn), not to ednn")
+    elif getattr(args, "teacher", None):
+        parser.error("--teacher trains the extensive model: add --architecture ednn")
+    if getattr(args, "teacher", None) and not (Path(args.teacher) / "best.ckpt").is_file():
+        parser.error(f"--teacher {args.teacher}: no best.ckpt there; give a run directory of probability_trainer.py")
 
 
 def model_hparams(parser, args, family: str, meta: dict) -> dict:
@@ -212,9 +246,23 @@ def model_hparams(parser, args, family: str, meta: dict) -> dict:
         attention=args.attention, n_heads=args.n_heads, two_d=args.two_d, lr=args.lr, beta=float(beta),
         n_x=int(meta["n_x"]), n_y=int(meta["n_y"]), model=str(meta.get("model") or "ISING1"),
     )
+    if family == "energy" and args.architecture == "ednn":
+        return dict(focus=args.focus, context=args.context, hidden_size=args.hidden_size, num_layers=args.num_layers,
+                    loss=args.loss, target=teacher_target(args.teacher), lr=args.lr, lr_decay=args.lr_decay,
+                    **{k: hp[k] for k in ("beta", "n_x", "n_y", "model")})
     if family == "energy":
         hp.update(energy_head=args.energy_head, loss=args.loss)
     return hp
+
+
+def teacher_target(teacher_dir) -> str:
+    """What the labels are: absolute energies (files, conditional teacher) or known up to a
+    constant (causal teacher: E + (1/beta) log Z), read from the teacher's metrics.json."""
+    if not teacher_dir:
+        return "absolute"
+    config = json.loads((Path(teacher_dir) / "metrics.json").read_text()).get("config", {}) \
+        if (Path(teacher_dir) / "metrics.json").is_file() else {}
+    return "absolute" if config.get("bidirectional") else "centred"
 
 
 # ----------------------------------------------------------------------------- the run
@@ -238,14 +286,18 @@ def run(family: str, parser: argparse.ArgumentParser, argv=None) -> dict | None:
     # the TensorBoard logs share the run directory with best.ckpt on purpose
     warnings.filterwarnings("ignore", message=r".*Checkpoint directory .* exists and is not empty")
     model, meta = build_model(parser, args, family)
-    datamodule = IsingDataModule(
-        family=family, two_d=args.two_d, train_path=args.train_path, val_paths=args.val_paths,
-        test_path=args.test_path, batch_size=args.batch_size, num_workers=args.num_workers,
-        in_memory=args.in_memory, seed=args.seed,
-    )
+    files = dict(train_path=args.train_path, val_paths=args.val_paths, test_path=args.test_path,
+                 batch_size=args.batch_size, num_workers=args.num_workers, in_memory=args.in_memory, seed=args.seed)
+    teacher = getattr(args, "teacher", None)
+    if teacher:
+        from teacher import TeacherDataModule, load_teacher
+
+        datamodule = TeacherDataModule(load_teacher(teacher)[0], **files)
+    else:
+        datamodule = IsingDataModule(family=family, two_d=args.two_d, **files)
     model.val_names = list(datamodule.val_names)
 
-    name = args.run_name or config_name(dict(model.hparams))
+    name = args.run_name or config_name(dict(model.hparams)) + (f"_from_{Path(teacher).name}" if teacher else "")
     run_dir = Path(args.output_dir) / family / name
     run_dir.mkdir(parents=True, exist_ok=True)
     resume_from = resume_checkpoint(parser, args, run_dir)
@@ -277,7 +329,8 @@ def run(family: str, parser: argparse.ArgumentParser, argv=None) -> dict | None:
     metrics = {
         "family": family,
         "config_name": name,
-        "config": {**model.hparams, "batch_size": args.batch_size, "max_epochs": args.max_epochs,
+        "config": {**model.hparams, "architecture": getattr(model, "architecture", "rnn"), "teacher": teacher,
+                   "batch_size": args.batch_size, "max_epochs": args.max_epochs,
                    "patience": args.patience, "seed": args.seed, "precision": precision,
                    "strategy": args.strategy, "world_size": trainer.world_size, "threads": torch.get_num_threads()},
         "data": {"train_path": args.train_path, "val_paths": list(args.val_paths), "test_path": args.test_path,
@@ -316,7 +369,7 @@ def build_model(parser: argparse.ArgumentParser, args: argparse.Namespace, famil
     if args.threads:
         torch.set_num_threads(args.threads)
     pl.seed_everything(args.seed, workers=True)
-    module, _, name = MODELS[family].partition(":")
+    module, _, name = MODELS["ednn" if getattr(args, "architecture", "rnn") == "ednn" else family].partition(":")
     try:
         return getattr(importlib.import_module(module), name)(**hparams), meta
     except ValueError as err:

@@ -272,3 +272,52 @@ def test_a_killed_run_resumes_and_finishes(ising_file, data, tmp_path):
     assert metrics["resumed_from"] == str(run_dir / "last.ckpt")
     assert metrics["epochs"] == 2 and metrics["global_steps"] == 2 * 375
     assert not (run_dir / "last.ckpt").exists()                 # finished: nothing left to resume
+
+
+def _without_true_energies(path, tmp_path):
+    """A copy of a data file with no true_energies dataset: any read of it would fail."""
+    import shutil
+
+    copy = tmp_path / f"nolabels_{Path(path).name}"
+    shutil.copy(path, copy)
+    with h5py.File(copy, "a") as f:
+        del f["true_energies"]
+    return copy
+
+
+def test_ednn_supervised_and_label_free_runs(data, tmp_path):
+    """--architecture ednn trains the extensive model on the files' energies; with --teacher it
+    trains on a probability run's energies and never reads true_energies (they are deleted
+    from the training and validation files); the test metrics compare with exact energies."""
+    out = str(tmp_path / "runs")
+    common = ["--max_epochs", "1", "--batch_size", "16", "--accelerator", "cpu", "--devices", "1",
+              "--no-progress_bar", "--output_dir", out]
+    ednn = energy_trainer.main([*data["args"], *common, "--architecture", "ednn", "--hidden_size", "8"])
+    assert ednn["config_name"] == "EDNN_F1_C1_hid8x2" and ednn["config"]["architecture"] == "ednn"
+    probability_trainer.main([*data["args"], *common, "--hidden_size", "8"])
+    teacher = tmp_path / "runs" / "probability" / "GRU_1L_1H_hid8"
+    train, val = (_without_true_energies(p, tmp_path) for p in (data["train"], data["val"][0]))
+    taught = energy_trainer.main(["--train_path", str(train), "--val_paths", str(val), "--test_path",
+                                  str(data["test"]), *common, "--architecture", "ednn", "--hidden_size", "8",
+                                  "--teacher", str(teacher)])
+    assert taught["config"]["target"] == "centred" and taught["config"]["teacher"] == str(teacher)
+    assert taught["config_name"] == "EDNN_F1_C1_hid8x2_Centred_from_GRU_1L_1H_hid8"
+    run_dir = tmp_path / "runs" / "energy" / taught["config_name"]
+    from ednn import EDNNEnergyModel
+
+    model = EDNNEnergyModel.load_from_checkpoint(run_dir / "best.ckpt", map_location="cpu")
+    with h5py.File(data["test"], "r") as f:
+        grids = f["ising_grids"][:]
+    with torch.no_grad():
+        pred = model.predict_energy(torch.as_tensor(grids)).double().numpy()
+    err = pred - ising_energy(grids)
+    assert taught["test_rmse_centred"] == pytest.approx(float(np.std(err)), rel=1e-4)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--architecture", "ednn", "--attention"], "--attention apply to the sequence models"),
+    (["--teacher", "somewhere"], "add --architecture ednn"),
+    (["--architecture", "ednn", "--teacher", "nowhere"], "no best.ckpt there"),
+])
+def test_ednn_flag_errors(data, argv, message, capsys):
+    assert message in _error(energy_trainer.main, [*data["args"], *FAST, *argv], capsys)
