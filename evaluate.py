@@ -120,7 +120,7 @@ def find_runs(root) -> list[Run]:
         if family not in ("energy", "probability"):
             continue
         metrics = json.loads(metrics_path.read_text())
-        ckpt = Path(metrics["best_checkpoint"]) if metrics.get("best_checkpoint") else None
+        ckpt = run_dir / metrics["best_checkpoint"] if metrics.get("best_checkpoint") else None
         if ckpt is None or not ckpt.exists():  # a moved run folder: its own checkpoint
             found = sorted(run_dir.rglob("*.ckpt"))
             if not found:
@@ -141,6 +141,27 @@ def load_model(run: Run):
     model = cls.load_from_checkpoint(str(run.checkpoint), map_location="cpu")
     model.eval()
     return model
+
+
+def export_weights(run_dir, dest_root="weights") -> Path:
+    """Copy a run into `<dest_root>/<family>/<config>/` as a few hundred kB: best.ckpt with the
+    weights and hyper-parameters only (no optimiser state, loops or callbacks), and metrics.json
+    pointing at it. `load_model`, `find_runs` and `load_from_checkpoint` read it as a run."""
+    import torch
+
+    run_dir = Path(run_dir)
+    ckpt = torch.load(run_dir / "best.ckpt", map_location="cpu", weights_only=False)
+    dest = Path(dest_root) / run_dir.parent.name / run_dir.name
+    dest.mkdir(parents=True, exist_ok=True)
+    keep = {k: ckpt[k] for k in ("state_dict", "hyper_parameters", "pytorch-lightning_version", "epoch", "global_step")
+            if k in ckpt}
+    with atomic_path(dest / "best.ckpt") as tmp:
+        torch.save(keep, tmp)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    metrics["best_checkpoint"] = "best.ckpt"  # relative: the folder can move
+    with atomic_path(dest / "metrics.json") as tmp:
+        tmp.write_text(json.dumps(metrics, indent=2) + "\n")
+    return dest
 
 
 def predict(model, grids: np.ndarray, batch_size: int = 2048, return_attention: bool = False):
@@ -422,6 +443,17 @@ def main(argv=None) -> int:
         import train_all
 
         return train_all.main(argv[1:], prog="evaluate.py train-all")
+    if argv[:1] == ["export"]:  # python evaluate.py export RUN_DIR [RUN_DIR ...] [--to weights]
+        p = argparse.ArgumentParser(prog="evaluate.py export", description="Copy runs as weights and "
+                                    "hyper-parameters only (a few hundred kB each) into <to>/<family>/<config>/.")
+        p.add_argument("runs", nargs="+", help="run directories holding best.ckpt and metrics.json")
+        p.add_argument("--to", default="weights", help="destination folder")
+        args = p.parse_args(argv[1:])
+        for run in args.runs:
+            if not (Path(run) / "best.ckpt").is_file() or not (Path(run) / "metrics.json").is_file():
+                p.error(f"{run}: not a finished run directory (best.ckpt and metrics.json)")
+            print(f"wrote {export_weights(run, args.to)}")
+        return 0
     if argv[:1] == ["transfer"]:  # `python evaluate.py transfer ...` is transfer.py's command line
         import transfer
 

@@ -48,3 +48,9 @@ def test_transfer_of_a_trained_ednn(ising_file, tmp_path, capsys):
         assert (tmp_path / "out" / name).stat().st_size > 0
     assert transfer.main(["--runs", str(tmp_path / "none"), "--sizes", "4"]) == 1
     assert "no runs" in capsys.readouterr().err
+    # exported as weights only: smaller, loads alone from its new folder, predicts the same
+    run = ev.find_runs(tmp_path / "runs")[0]
+    assert ev.main(["export", str(run.dir), "--to", str(tmp_path / "weights")]) == 0
+    (exported,) = ev.find_runs(tmp_path / "weights")
+    assert exported.checkpoint.stat().st_size < run.checkpoint.stat().st_size
+    np.testing.assert_array_equal(ev.predict(ev.load_model(exported), grids), ev.predict(model, grids))
