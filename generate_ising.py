@@ -20,9 +20,9 @@ steps), vectorised over chains: an independent check.
 
 Random bits: Threefry-2x32-20 keyed by the seed, counter (global chain id, sweep), so a chain's
 stream does not depend on how many chains run or how they are padded and sharded over the
-devices: a seed gives the same file on any machine.  On CPU this module asks XLA for one host
-device per core before JAX is imported, and shards the chains over them (ISING_HOST_DEVICES=n
-or --xla_force_host_platform_device_count in XLA_FLAGS overrides).
+devices JAX sees: a seed gives the same file on any machine.  (On CPU, one XLA host device per
+core, XLA_FLAGS=--xla_force_host_platform_device_count=n, measured no faster than the default
+single device, which already uses every core: benchmarks/bench_sampler.py.)
 
 HDF5 layout (written under a temporary name, renamed when complete):
   ising_grids int8 (N, n_x, n_y) +-1; true_energies float32 (N,); beta float32 (N,);
@@ -35,21 +35,13 @@ HDF5 layout (written under a temporary name, renamed when complete):
 """
 from __future__ import annotations
 
-import os
-import sys
-
-if "jax" not in sys.modules and "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
-    # one XLA host device per core (bench_sampler: 1.3-1.6x one device at 8x8); must precede `import jax`
-    _cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    _n = int(os.environ.get("ISING_HOST_DEVICES", _cores))
-    if _n > 1:
-        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={_n}".strip()
-
 import argparse
 import functools
 import json
 import math
+import os
 import shlex
+import sys
 from pathlib import Path
 from typing import NamedTuple
 

@@ -98,7 +98,7 @@ def test_sparse_field_path_matches_boltzmann(tmp_path, monkeypatch, model, n_x, 
         assert p > ALPHA, f"sparse {model} {n_x}x{n_y} beta={b}: chi-square p={p:.2e}"
 
 
-@pytest.mark.parametrize("model,n_x,n_y", [("ISING1", 4, 6), ("ISING2", 3, 5)])
+@pytest.mark.parametrize("model,n_x,n_y", [("ISING1", 4, 6), pytest.param("ISING2", 3, 5, marks=pytest.mark.slow)])
 def test_dense_and_gather_fields_give_the_same_bits(model, n_x, n_y):
     """The two local-field paths are exact in float32, so a seed gives the same chains either way."""
     out = []
