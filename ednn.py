@@ -42,6 +42,7 @@ constant is extensive).
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 import torch.nn.functional as F
@@ -62,8 +63,8 @@ def periodic_pad(x: torch.Tensor, c: int) -> torch.Tensor:
     return x[..., rows, :][..., cols]
 
 
-def _check_positive_int(name: str, value, minimum: int = 1) -> None:
-    if isinstance(value, bool) or int(value) != value or value < minimum:
+def _check_int(name: str, value, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
@@ -86,7 +87,6 @@ class EDNNEnergyModel(IsingSequenceModule):
     """
 
     family = "energy"
-    architecture = "ednn"
 
     def __init__(
         self,
@@ -106,7 +106,7 @@ class EDNNEnergyModel(IsingSequenceModule):
         super().__init__()
         for name, value, minimum in (("focus", focus, 1), ("context", context, 0), ("hidden_size", hidden_size, 1),
                                      ("num_layers", num_layers, 1), ("n_x", n_x, 1), ("n_y", n_y, 1)):
-            _check_positive_int(name, value, minimum)
+            _check_int(name, value, minimum)
         if n_x % focus or n_y % focus:
             raise ValueError(f"the training lattice {n_x} x {n_y} must be tiled by focus {focus}: "
                              f"choose a focus that divides both sizes")
@@ -115,9 +115,9 @@ class EDNNEnergyModel(IsingSequenceModule):
         if target not in TARGETS:
             raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
         for name, value in (("lr", lr), ("beta", beta)):
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+            if not (isinstance(value, numbers.Real) and math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a positive number, got {value!r}")
-        if not (isinstance(lr_decay, (int, float)) and 0 < lr_decay <= 1):
+        if not (isinstance(lr_decay, numbers.Real) and 0 < lr_decay <= 1):
             raise ValueError(f"lr_decay must be in (0, 1] (1 = constant learning rate), got {lr_decay!r}")
         check_model(model)
         self.save_hyperparameters()
@@ -178,7 +178,7 @@ class EDNNEnergyModel(IsingSequenceModule):
 
 
 def config_name(hparams: dict) -> str:
-    """Run name, e.g. `EDNN_F1_C1_hid32x2` (+ `_L1` for the l1 loss, `_Centred` for centred targets)."""
+    """Run name, e.g. `EDNN_F1_C1_hid16x2` (+ `_L1` for the l1 loss, `_Centred` for centred targets)."""
     name = f"EDNN_F{hparams['focus']}_C{hparams['context']}_hid{hparams['hidden_size']}x{hparams['num_layers']}"
     if hparams.get("loss", "mse") != "mse":
         name += f"_{str(hparams['loss']).upper()}"
