@@ -3,6 +3,7 @@ evaluation read by default.
 
     python data_files.py                         # write the missing files into data/
     python data_files.py --data_dir data/demo --n_train 20000 --n_val 4000 --n_test 4000 --n_eval 1000
+    python data_files.py --data_dir data/ising2 --model ISING2   # the same set for the other Hamiltonian
 
 Sizes (stored lattices per beta; 8 x 8 ISING1, about a minute on 2 cores, 32 MB): train
 200,000 at beta 0.25; validation 20,000 each at beta 0.25 (the main one), 0.125 and 0.5; test
@@ -33,7 +34,7 @@ STANDARD = {
     "eval": ("eval_data.hdf5", "--n_beta_samples 20 --beta_min 0.125 --beta_max 0.44 --random_seed 16", "n_eval"),
 }
 SIZES = {"n_train": 200_000, "n_val": 20_000, "n_test": 20_000, "n_eval": 5_000}
-LATTICE = "--n_x 8 --n_y 8 --model ISING1"
+LATTICE = "--n_x 8 --n_y 8"
 
 
 def path(role: str, data_dir=DATA_DIR) -> str:
@@ -46,11 +47,12 @@ def val_paths(data_dir=DATA_DIR) -> list[str]:
     return [path(r, data_dir) for r in ("val", "val_125", "val_5")]
 
 
-def command(role: str, data_dir=DATA_DIR, **sizes) -> list[str]:
+def command(role: str, data_dir=DATA_DIR, model: str = "ISING1", **sizes) -> list[str]:
     """generate_ising.py arguments that write the standard file of `role`."""
     name, flags, size = STANDARD[role]
     n = sizes.get(size) or SIZES[size]
-    return [*LATTICE.split(), *flags.split(), "--n_samples", str(n), "--filename", path(role, data_dir)]
+    return [*LATTICE.split(), "--model", model, *flags.split(), "--n_samples", str(n),
+            "--filename", path(role, data_dir)]
 
 
 def missing_file_message(file) -> str:
@@ -69,6 +71,7 @@ def main(argv=None) -> int:
                                 "(existing files are kept; delete one to remake it).",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--data_dir", default=DATA_DIR, help="folder for the files")
+    p.add_argument("--model", default="ISING1", choices=("ISING1", "ISING2"), help="Hamiltonian")
     for size, n in SIZES.items():
         p.add_argument(f"--{size}", type=int, default=n, help="lattices per beta")
     args = p.parse_args(argv)
@@ -82,7 +85,7 @@ def main(argv=None) -> int:
         if Path(path(role, args.data_dir)).is_file():
             print(f"kept {path(role, args.data_dir)}")
             continue
-        if generate_ising.main(command(role, args.data_dir, **sizes)):
+        if generate_ising.main(command(role, args.data_dir, args.model, **sizes)):
             return 1
     return 0
 

@@ -87,6 +87,7 @@ class EDNNEnergyModel(IsingSequenceModule):
     """
 
     family = "energy"
+    architecture = "ednn"  # energy_trainer.py --architecture ednn; evaluate.load_model reads it back
 
     def __init__(
         self,

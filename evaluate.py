@@ -187,6 +187,8 @@ def predict(model, grids: np.ndarray, batch_size: int = 2048, return_attention: 
 def predicts_absolute_energy(model, family: str) -> bool:
     """Energy regressors and the bidirectional (local-field) probability model predict E itself;
     the causal probability model knows E only up to log Z."""
+    if getattr(model.hparams, "target", "absolute") == "centred":  # trained on labels known up to a constant
+        return False
     return family == "energy" or bool(getattr(model.hparams, "bidirectional", False))
 
 

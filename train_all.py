@@ -30,7 +30,7 @@ from pathlib import Path
 
 import data_files
 import evaluate as ev
-from trainer_common import build_parser, config_name
+from trainer_common import apply_defaults, build_parser, config_name
 
 ROOT = Path(__file__).resolve().parent
 
@@ -89,6 +89,7 @@ def run_dir(family: str, args: list[str]) -> Path:
     parser = build_parser(family, "")
     parser.prog = f"{family}_trainer.py"
     a = parser.parse_args(args)
+    apply_defaults(a)
     return Path(a.output_dir) / family / (a.run_name or config_name(vars(a)))
 
 

@@ -81,7 +81,7 @@ def build_parser(family: str, description: str) -> argparse.ArgumentParser:
 
     g = p.add_argument_group("training")
     g.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: 1e-4, the reference's; "
-                   "ednn: 3e-3)%(default).0s")
+                   "ednn: 0.1, decayed every epoch)%(default).0s")
     g.add_argument("--max_epochs", type=int, default=100, help="upper limit; early stopping usually ends sooner")
     g.add_argument("--patience", type=int, default=5, help="early stopping patience (epochs) on val/loss")
     g.add_argument("--seed", type=int, default=0, help="seeds torch, numpy, python and the shuffling")
@@ -122,7 +122,8 @@ def _add_data_flags(g, bool_flag: dict) -> None:
         g.add_argument(f"--{flag}", default=None, help=f"the reference's flag for the {which} validation file "
                        f"(default: {default}); these three replace --val_paths%(default).0s")
     g.add_argument("--test_path", "--test_datapath", default=data_files.path("test"), help="test HDF5 file")
-    g.add_argument("--batch_size", type=_positive_int, default=512, help="samples per batch (per process)")
+    g.add_argument("--batch_size", type=_positive_int, default=None, help="samples per batch (per process; "
+                   "default: 512, the reference's; ednn: 128)%(default).0s")
     g.add_argument("--num_workers", type=int, default=0, help="DataLoader worker processes")
     g.add_argument("--in_memory", default=False, help="load the files into memory instead of reading lazily",
                    **bool_flag)
@@ -139,7 +140,7 @@ def _add_model_flags(g, bool_flag: dict, family: str) -> None:
     g.add_argument("--input_size", type=int, default=1, help="spins per sequence step (the reference's flag; only 1)")
     g.add_argument("--output_size", type=int, default=1, help="outputs per site (the reference's flag; only 1)")
     g.add_argument("--hidden_size", type=int, default=None, help="RNN hidden size (default: 512; ednn: width of "
-                   "the tile network, 32)%(default).0s")
+                   "the tile network, 16)%(default).0s")
     g.add_argument("--num_layers", type=int, default=None, help="stacked RNN layers (default: 1; ednn: hidden "
                    "layers of the tile network, 2)%(default).0s")
     g.add_argument("--bidirectional", default=False, **bool_flag,
@@ -171,7 +172,7 @@ def config_name(hparams: dict) -> str:
     [2D_]<CELL>_<layers>L_<heads>H[_Bi][_Attn], then only non-default extras:
     _hid<hidden_size> (default 512), _Site (energy_head="site"), _MSE (loss="mse").
     """
-    if "focus" in hparams:  # the extensive model names itself
+    if hparams.get("architecture", "ednn" if "focus" in hparams else "rnn") == "ednn":  # it names itself
         from ednn import config_name as ednn_name
 
         return ednn_name(hparams)
@@ -216,12 +217,7 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
         parser.error("--num_workers must be >= 0")
     if not args.checkpoint_minutes > 0:
         parser.error("--checkpoint_minutes must be positive")
-    ednn = getattr(args, "architecture", "rnn") == "ednn"
-    defaults = dict(lr=3e-3, hidden_size=32, num_layers=2, loss="mse") if ednn else \
-        dict(lr=1e-4, hidden_size=512, num_layers=1, loss="l1")
-    for key, value in defaults.items():
-        if getattr(args, key, value) is None:
-            setattr(args, key, value)
+    ednn = apply_defaults(args)
     if ednn:
         rnn_only = [f"--{k}" for k in ("bidirectional", "attention", "two_d") if getattr(args, k)]
         rnn_only += [f"--{k}" for k, v in (("cell", "gru"), ("n_heads", 1), ("energy_head", "prob"))
@@ -232,6 +228,18 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
         parser.error("--teacher trains the extensive model: add --architecture ednn")
     if getattr(args, "teacher", None) and not (Path(args.teacher) / "best.ckpt").is_file():
         parser.error(f"--teacher {args.teacher}: no best.ckpt there; give a run directory of probability_trainer.py")
+
+
+def apply_defaults(args: argparse.Namespace) -> bool:
+    """Fill the flags whose default depends on the architecture; True for ednn."""
+    ednn = getattr(args, "architecture", "rnn") == "ednn"
+    # ednn: the measured recipe (ednn.py); rnn: the reference's settings
+    defaults = dict(lr=0.1, hidden_size=16, num_layers=2, loss="mse", batch_size=128) if ednn else \
+        dict(lr=1e-4, hidden_size=512, num_layers=1, loss="l1", batch_size=512)
+    for key, value in defaults.items():
+        if getattr(args, key, value) is None:
+            setattr(args, key, value)
+    return ednn
 
 
 def model_hparams(parser, args, family: str, meta: dict) -> dict:

@@ -193,9 +193,9 @@ def test_help_shows_defaults_and_booleans():
     assert out.returncode == 0
     text = " ".join(out.stdout.split())
     for piece in ("--bidirectional, --no-bidirectional", "--attention, --no-attention", "--two_d, --no-two_d",
-                  "--hidden_size HIDDEN_SIZE RNN hidden size (default: 512)",
-                  "--lr LR Adam learning rate (default: 0.0001)", "(per process) (default: 512)",
-                  "--num_layers NUM_LAYERS stacked RNN layers (default: 1)", "attention heads",
+                  "--hidden_size HIDDEN_SIZE RNN hidden size (default: 512;",
+                  "--lr LR Adam learning rate (default: 1e-4, the reference's;", "(per process; default: 512,",
+                  "--num_layers NUM_LAYERS stacked RNN layers (default: 1;", "attention heads", "--architecture {rnn,ednn}",
                   "(default: data/train_data.hdf5)", "--strategy", "--precision", "--fast_dev_run", "--energy_head",
                   "--train_path TRAIN_PATH, --train_datapath TRAIN_PATH", "--test_path TEST_PATH, --test_datapath "
                   "TEST_PATH", "--lstm the reference's switch: same as --cell lstm", "--input_size INPUT_SIZE",
