@@ -132,7 +132,8 @@ def find_runs(root) -> list[Run]:
 
 def load_model(run: Run):
     """The run's LightningModule from its checkpoint alone, on the CPU, in eval mode."""
-    if run.metrics.get("config", {}).get("architecture") == "ednn":
+    config = run.metrics.get("config", {})
+    if config.get("architecture") == "ednn" or "focus" in config:  # the extensive model's hyper-parameter
         from ednn import EDNNEnergyModel as cls
     elif run.family == "energy":
         from energy_models import EnergyModel as cls
