@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sequence_blocks import IsingSequenceModule, RNNEncoder, SelfAttention, log_prob_energy, make_presets
+from sequence_blocks import IsingSequenceModule, RNNEncoder, SelfAttention, log_prob_energy, make_presets, wide
 
 
 class EnergyBranch(nn.Module):
@@ -109,7 +109,7 @@ class EnergyModel(IsingSequenceModule):
             if self.hparams.energy_head == "prob":
                 energies.append(log_prob_energy(a, x.squeeze(-1), self.hparams.beta))
             else:
-                energies.append(a.float().sum(dim=1))  # float32 sum, also under bf16 autocast
+                energies.append(wide(a).sum(dim=1))  # >= float32 sum, also under bf16 autocast
             if w is not None:
                 attn[order] = w
         return torch.stack(energies).mean(dim=0), attn

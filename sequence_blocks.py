@@ -153,12 +153,17 @@ class SelfAttention(nn.Module):
 
 
 # ----------------------------------------------------------------------------- log-space energies
+def wide(t: torch.Tensor) -> torch.Tensor:
+    """t in float32 at least (bf16/fp16 -> float32, float64 stays): the dtype energies are summed in."""
+    return t.to(torch.promote_types(t.dtype, torch.float32))
+
+
 def log_prob_observed(logits: torch.Tensor, spins: torch.Tensor) -> torch.Tensor:
-    """log p(observed spin) for Bernoulli logits of p(s=+1): logsigmoid(s * z), float32. Shapes equal.
+    """log p(observed spin) for Bernoulli logits of p(s=+1): logsigmoid(s * z), >= float32. Shapes equal.
 
     Always float32, also under bf16 autocast: the energies sum L of these, and a bf16 sum over
     64 sites loses 0.1-0.4 in energy (8 significant bits)."""
-    return F.logsigmoid(spins.float() * logits.float())
+    return F.logsigmoid(wide(spins) * wide(logits))
 
 
 def causal_energy(logits: torch.Tensor, spins: torch.Tensor, beta: float) -> torch.Tensor:
@@ -178,7 +183,7 @@ def conditional_energy(logits: torch.Tensor, spins: torch.Tensor, beta: float) -
     logit p(s_i=+1 | rest) = 2 beta h_i, so h_i = logit / (2 beta) and E = -1/2 sum_i s_i h_i
     (each bond counted once). logits, spins (B, L) -> (B,). Exact, no additive constant.
     """
-    return -(spins.float() * logits.float()).sum(dim=1) / (4.0 * beta)  # float32 sum, as above
+    return -(wide(spins) * wide(logits)).sum(dim=1) / (4.0 * beta)  # >= float32 sum, as above
 
 
 def log_prob_energy(logits: torch.Tensor, spins: torch.Tensor, beta: float) -> torch.Tensor:
