@@ -229,6 +229,15 @@ def evaluate_runs(runs_root, eval_path, n: int = N_EVAL, seed: int = EVAL_SEED, 
             "train with energy_trainer.py / probability_trainer.py or `make demo`"
         )
     grids, energies, betas = load_eval_set(eval_path, n, seed)
+    with h5py.File(eval_path, "r") as f:
+        hamiltonian = str(f.attrs.get("model", "ISING1"))
+    other = [r for r in runs if r.metrics.get("config", {}).get("model", "ISING1") != hamiltonian]
+    for r in other:  # an ISING2 model scored on ISING1 lattices would be a meaningless row
+        print(f"skipping {r.label}: trained on {r.metrics['config']['model']}, {eval_path} is {hamiltonian}",
+              file=sys.stderr)
+    runs = [r for r in runs if r not in other]
+    if not runs:
+        raise FileNotFoundError(f"no run under {runs_root} was trained on {hamiltonian}, the model of {eval_path}")
     if progress:
         from tqdm import tqdm
 

@@ -43,6 +43,18 @@ def test_load_eval_set_rows_of_the_draw(ising_file):
         assert np.array_equal(betas, f["beta"][:][idx])
 
 
+def test_runs_of_another_hamiltonian_are_not_scored(ising_file, tmp_path, capsys):
+    """An ISING2 model on ISING1 lattices would give a meaningless row: it is skipped, by name."""
+    path = ising_file("eval.hdf5", betas=(0.2, 0.4), n_samples=50)  # ISING1
+    run = tmp_path / "runs" / "energy" / "EDNN_ISING2"
+    run.mkdir(parents=True)
+    (run / "best.ckpt").write_bytes(b"")  # never loaded: the check reads metrics.json only
+    (run / "metrics.json").write_text(json.dumps({"best_checkpoint": "best.ckpt", "config": {"model": "ISING2"}}))
+    with pytest.raises(FileNotFoundError, match="no run .* was trained on ISING1"):
+        ev.evaluate_runs(tmp_path / "runs", path, n=10, progress=False)
+    assert "skipping energy/EDNN_ISING2: trained on ISING2" in capsys.readouterr().err
+
+
 def test_load_eval_set_missing_file_says_how_to_make_it(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"eval_data.hdf5 not found; create it with: make data"):
         ev.load_eval_set(tmp_path / "eval_data.hdf5")
