@@ -2,6 +2,7 @@
 
     python train_all.py --profile demo --jobs 2 --out results/demo --images results/demo   # make demo
     python train_all.py --profile cpu --jobs 2 --out results/cpu                           # make reproduce
+    python train_all.py --profile parity --jobs 2 --out results/parity                     # bf16 vs fp32
     python train_all.py --profile reference --accelerator auto                             # for a GPU
 
 (`python evaluate.py train-all ...` is the same command.) Flags this script does not know
@@ -45,6 +46,9 @@ PROFILES = {
     # make reproduce: every combination on 2 CPU cores
     "cpu": {"data_dir": "data", "runs": "runs/cpu", "hidden_size": 64, "max_epochs": 2,
             "patience": 2, "batch_size": 512, "lr": 3e-3, "extra": ["--limit_train_batches", "250"]},
+    # bf16 against float32, two seeds each, for the two models that bound the speed-up (README)
+    "parity": {"data_dir": "data", "runs": "runs/parity", "hidden_size": 64, "max_epochs": 2,
+               "patience": 2, "batch_size": 512, "lr": 3e-3, "extra": ["--limit_train_batches", "250"]},
     # the reference's own settings (hidden 512, lr 1e-4, batch 512, early stopping), for a GPU
     "reference": {"data_dir": "data", "runs": "runs/reference", "hidden_size": 512, "max_epochs": 100,
                   "patience": 5, "batch_size": 512, "lr": 1e-4, "extra": []},
@@ -54,7 +58,9 @@ PROFILES = {
 def combinations(profile: str) -> list[dict]:
     """The runs of a profile: family and model flags per run.
 
-    demo: the two models of the predictions plot. Otherwise every (energy, probability) x
+    demo: the two models of the predictions plot. parity: the full extended energy model and
+    the original probability model, each in bf16 and float32 with seeds 0 and 1 (8 runs, one
+    subfolder per precision and seed). Otherwise every (energy, probability) x
     (1D, 2D) x (plain, attention) x (uni-, bidirectional), plus the site energy head on the
     full extended model: 17 runs."""
     if profile == "demo":
@@ -62,6 +68,11 @@ def combinations(profile: str) -> list[dict]:
             {"family": "energy", "attention": True, "two_d": True, "bidirectional": True},
             {"family": "probability", "attention": False, "two_d": False, "bidirectional": False},
         ]
+    if profile == "parity":
+        models = [{"family": "energy", "attention": True, "two_d": True, "bidirectional": True},
+                  {"family": "probability", "attention": False, "two_d": False, "bidirectional": False}]
+        return [{**m, "subdir": f"{precision}_seed{seed}", "flags": ["--precision", precision, "--seed", str(seed)]}
+                for precision in ("bf16-mixed", "32-true") for seed in (0, 1) for m in models]
     runs = [{"family": family, "attention": attention, "two_d": two_d, "bidirectional": bidirectional}
             for family in ("energy", "probability") for two_d in (False, True)
             for attention in (False, True) for bidirectional in (False, True)]
@@ -73,14 +84,14 @@ def trainer_args(spec: dict, profile: dict, extra=()) -> list[str]:
     """The flags of `<family>_trainer.py` for one run of a profile; `extra` last, so it wins."""
     d = profile["data_dir"]
     args = ["--train_path", data_files.path("train", d), "--val_paths", *data_files.val_paths(d),
-            "--test_path", data_files.path("test", d), "--output_dir", str(profile["runs"])]
+            "--test_path", data_files.path("test", d), "--output_dir", str(Path(profile["runs"]) / spec.get("subdir", ""))]
     for key in ("hidden_size", "max_epochs", "patience", "batch_size", "lr"):
         args += [f"--{key}", str(profile[key])]
     for flag in ("attention", "two_d", "bidirectional"):
         args.append(f"--{flag}" if spec.get(flag) else f"--no-{flag}")
     if spec["family"] == "energy":
         args += ["--energy_head", spec.get("energy_head", "prob")]
-    return args + list(profile.get("extra", [])) + list(extra)
+    return args + list(profile.get("extra", [])) + spec.get("flags", []) + list(extra)
 
 
 def run_dir(family: str, args: list[str]) -> Path:
