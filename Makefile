@@ -50,7 +50,7 @@ demo: install data-demo
 	$(PY) train_all.py --profile demo --jobs 2 --out results/demo --images results/demo
 
 # Every combination (energy, probability) x (plain, attention) x (1D, 2D) x (uni, bi), plus the
-# site energy head on the full extended model, on the CPU profile (17 runs in 23 minutes on 2 cores);
+# site energy head on the full extended model, on the CPU profile (17 runs in about 28 minutes on 2 cores);
 # finished runs are skipped, so it can be resumed. Then the leaderboard (results/cpu/), the images
 # and the notebooks, executed in place with the outputs of this run.
 reproduce: install data
