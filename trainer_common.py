@@ -289,20 +289,11 @@ def run(family: str, parser: argparse.ArgumentParser, argv=None) -> dict | None:
     from lightning.pytorch.loggers import TensorBoardLogger
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-    from pytorch_datasets import IsingDataModule
-
     # the TensorBoard logs share the run directory with best.ckpt on purpose
     warnings.filterwarnings("ignore", message=r".*Checkpoint directory .* exists and is not empty")
     model, meta = build_model(parser, args, family)
-    files = dict(train_path=args.train_path, val_paths=args.val_paths, test_path=args.test_path,
-                 batch_size=args.batch_size, num_workers=args.num_workers, in_memory=args.in_memory, seed=args.seed)
     teacher = getattr(args, "teacher", None)
-    if teacher:
-        from teacher import TeacherDataModule, load_teacher
-
-        datamodule = TeacherDataModule(load_teacher(teacher)[0], **files)
-    else:
-        datamodule = IsingDataModule(family=family, two_d=args.two_d, **files)
+    datamodule = make_datamodule(family, args)
     model.val_names = list(datamodule.val_names)
 
     name = args.run_name or config_name(dict(model.hparams)) + (f"_from_{Path(teacher).name}" if teacher else "")
@@ -351,13 +342,32 @@ def run(family: str, parser: argparse.ArgumentParser, argv=None) -> dict | None:
         "resumed_from": resume_from,
         "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
     }
+    print(f"run directory: {run_dir}\nmetrics: {write_metrics(run_dir, metrics)}")
+    return metrics
+
+
+def make_datamodule(family: str, args: argparse.Namespace):
+    """The run's data: the HDF5 files' labels, or a teacher's energies with --teacher."""
+    files = dict(train_path=args.train_path, val_paths=args.val_paths, test_path=args.test_path,
+                 batch_size=args.batch_size, num_workers=args.num_workers, in_memory=args.in_memory, seed=args.seed)
+    if getattr(args, "teacher", None):
+        from teacher import TeacherDataModule, load_teacher
+
+        return TeacherDataModule(load_teacher(args.teacher)[0], **files)
+    from pytorch_datasets import IsingDataModule
+
+    return IsingDataModule(family=family, two_d=args.two_d, **files)
+
+
+def write_metrics(run_dir: Path, metrics: dict) -> Path:
+    """run_dir/metrics.json, atomically (never half-written: train_all reads it as "finished");
+    the run's last.ckpt goes, since a finished run has nothing to resume."""
     path = run_dir / "metrics.json"
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(metrics, indent=2, default=str) + "\n")
-    os.replace(tmp, path)  # never a half-written metrics.json
-    (run_dir / "last.ckpt").unlink(missing_ok=True)  # finished: nothing to resume
-    print(f"run directory: {run_dir}\nmetrics: {path}")
-    return metrics
+    os.replace(tmp, path)
+    (run_dir / "last.ckpt").unlink(missing_ok=True)
+    return path
 
 
 def build_model(parser: argparse.ArgumentParser, args: argparse.Namespace, family: str):
