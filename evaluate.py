@@ -105,19 +105,20 @@ class Run:
     dir: Path
     checkpoint: Path
     metrics: dict = field(default_factory=dict)
+    group: str = ""  # folders between the runs root and <family>, e.g. "32-true_seed1"
 
     @property
     def label(self) -> str:
-        return f"{self.family}/{self.name}"
+        return "/".join(p for p in (self.group, self.family, self.name) if p)
 
 
 def find_runs(root) -> list[Run]:
-    """Every `<root>/<family>/<config>/` holding metrics.json and a checkpoint."""
-    runs = []
-    for metrics_path in sorted(Path(root).glob("*/*/metrics.json")):
+    """Every `<root>/[<group>/...]<family>/<config>/` holding metrics.json and a checkpoint."""
+    root, runs = Path(root), []
+    for metrics_path in sorted(root.rglob("metrics.json")):
         run_dir = metrics_path.parent
         family = run_dir.parent.name
-        if family not in ("energy", "probability"):
+        if family not in ("energy", "probability") or "tensorboard" in run_dir.parts:
             continue
         metrics = json.loads(metrics_path.read_text())
         ckpt = run_dir / metrics["best_checkpoint"] if metrics.get("best_checkpoint") else None
@@ -126,7 +127,8 @@ def find_runs(root) -> list[Run]:
             if not found:
                 continue
             ckpt = found[0]
-        runs.append(Run(family, run_dir.name, run_dir, ckpt, metrics))
+        group = run_dir.parent.parent.relative_to(root).as_posix()
+        runs.append(Run(family, run_dir.name, run_dir, ckpt, metrics, "" if group == "." else group))
     return runs
 
 

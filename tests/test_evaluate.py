@@ -55,6 +55,18 @@ def test_runs_of_another_hamiltonian_are_not_scored(ising_file, tmp_path, capsys
     assert "skipping energy/EDNN_ISING2: trained on ISING2" in capsys.readouterr().err
 
 
+def test_find_runs_in_groups_of_runs(tmp_path):
+    """Runs sit at <root>/<family>/<config> or one group deeper (train_all --profile parity): the
+    group is part of the label, so runs of the same configuration stay apart."""
+    for rel in ("energy/A", "bf16_seed0/energy/A", "fp32_seed0/probability/B", "misc/notes/C"):
+        d = tmp_path / rel
+        d.mkdir(parents=True)
+        (d / "best.ckpt").write_bytes(b"")
+        (d / "metrics.json").write_text(json.dumps({"best_checkpoint": "best.ckpt"}))
+    labels = sorted(r.label for r in ev.find_runs(tmp_path))
+    assert labels == ["bf16_seed0/energy/A", "energy/A", "fp32_seed0/probability/B"]
+
+
 def test_load_eval_set_missing_file_says_how_to_make_it(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"eval_data.hdf5 not found; create it with: make data"):
         ev.load_eval_set(tmp_path / "eval_data.hdf5")
