@@ -324,6 +324,8 @@ def run(family: str, parser: argparse.ArgumentParser, argv=None) -> dict | None:
     except SIGTERMException:
         raise SystemExit(f"interrupted: state saved in {run_dir / 'last.ckpt'}; run the same command again to resume")
     best = checkpoint.best_model_path or None
+    summary = fit_summary(trainer, checkpoint, stopping, clock)  # before test(), which restores the
+    # callbacks' state from best.ckpt (an early stop after it would read as none)
     trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=trainer.is_global_zero)
     if not trainer.is_global_zero:
         return None
@@ -338,7 +340,7 @@ def run(family: str, parser: argparse.ArgumentParser, argv=None) -> dict | None:
         "data": {"train_path": args.train_path, "val_paths": list(args.val_paths), "test_path": args.test_path,
                  "val_names": model.val_names, "train_samples_in_file": meta.get("n_samples")},
         **{f"test_{k}": v for k, v in model.test_results.items()},
-        **fit_summary(trainer, checkpoint, stopping, clock),
+        **summary,
         "resumed_from": resume_from,
         "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
     }

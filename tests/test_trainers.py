@@ -102,6 +102,16 @@ def test_logged_validation_names(data, tmp_path):
     assert {"val/loss", "val_beta_0.125/loss", "val_beta_0.5/loss", "test/rmse_centred"} <= tags
 
 
+def test_early_stop_is_recorded(data, tmp_path):
+    """A learning rate too small to move a float32 weight: the validation loss never improves, so
+    patience 1 stops the run after its second epoch, and metrics.json says so (the test phase,
+    which reloads best.ckpt from the first epoch, must not erase it)."""
+    out = tmp_path / "runs"
+    metrics = energy_trainer.main([*data["args"], *FAST, "--output_dir", str(out), "--max_epochs", "4",
+                                   "--patience", "1", "--lr", "1e-20", "--precision", "32-true"])
+    assert metrics["stopped_early"] is True and metrics["epochs"] == 2
+
+
 def test_fast_dev_run_writes_metrics(data, tmp_path):
     out = tmp_path / "runs"
     probability_trainer.main([*data["args"], "--hidden_size", "8", "--fast_dev_run", "--two_d", "--accelerator", "cpu",
