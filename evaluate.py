@@ -87,11 +87,13 @@ REFERENCE_RMSE = {
     ("probability", False, False, False): 19.9,
     ("probability", False, True, False): 20.03,
 }
-FLAG_KEYS = ("cell", "bidirectional", "attention", "two_d", "energy_head", "hidden_size")
+FLAG_KEYS = ("cell", "bidirectional", "attention", "two_d", "energy_head", "hidden_size", "focus", "context", "target")
 
 
 def reference_rmse(row: dict):
     """The published RMSE of the same combination (reference head, GRU), or None."""
+    if row.get("focus") is not None:  # the extensive model has no published counterpart
+        return None
     if row.get("energy_head", "prob") not in (None, "prob") or str(row.get("cell") or "gru") != "gru":
         return None
     key = (row["family"], bool(row.get("attention")), bool(row.get("two_d")), bool(row.get("bidirectional")))
@@ -250,6 +252,9 @@ def evaluate_runs(runs_root, eval_path, n: int = N_EVAL, seed: int = EVAL_SEED, 
 
 def describe(row: dict) -> str:
     """Readable model description like the reference table's ("Energy GRU + Attention + 2D")."""
+    if row.get("focus") is not None:
+        teacher = " (label-free, centred)" if row.get("target") == "centred" else ""
+        return f"Energy EDNN, focus {row['focus']}, context {row['context']}{teacher}"
     parts = [("Energy " if row["family"] == "energy" else "Probability ") + str(row.get("cell") or "gru").upper()]
     parts += [label for key, label in (("attention", "Attention"), ("two_d", "2D"), ("bidirectional", "Bidirectional"))
               if row.get(key)]
@@ -260,7 +265,7 @@ def describe(row: dict) -> str:
 
 def select(rows: list[dict], family: str, **flags):
     """The first (best) row of `family` whose flags match (missing flags count as False/default)."""
-    wanted = {"attention": False, "two_d": False, "bidirectional": False, **flags}
+    wanted = {"attention": False, "two_d": False, "bidirectional": False, "focus": None, **flags}  # no EDNN
     if family == "energy":
         wanted.setdefault("energy_head", "prob")
     for r in rows:

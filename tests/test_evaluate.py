@@ -136,6 +136,14 @@ def test_select_matches_flags_and_defaults():
     assert ev.select(rows, "energy") is None  # the plain energy model is not among the rows
 
 
+def test_the_extensive_model_is_named_and_has_no_published_figure():
+    row = {"family": "energy", "focus": 1, "context": 1, "target": "centred"}
+    assert ev.describe(row) == "Energy EDNN, focus 1, context 1 (label-free, centred)"
+    assert ev.reference_rmse(row) is None  # not the plain energy GRU's 15.8
+    assert ev.select([{**row, "run": "energy/e"}], "energy") is None
+    assert ev.reference_rmse({"family": "energy"}) == 15.8
+
+
 def test_plots_written(tmp_path):
     true = np.repeat(np.arange(-8.0, 9.0, 4.0), 20)
     ev.plot_predictions({"model": true + np.random.default_rng(0).normal(size=true.size)}, true, tmp_path / "p.png")
