@@ -120,7 +120,7 @@ def find_runs(root) -> list[Run]:
     for metrics_path in sorted(root.rglob("metrics.json")):
         run_dir = metrics_path.parent
         family = run_dir.parent.name
-        if family not in ("energy", "probability") or "tensorboard" in run_dir.parts:
+        if family not in ("energy", "probability"):
             continue
         metrics = json.loads(metrics_path.read_text())
         ckpt = run_dir / metrics["best_checkpoint"] if metrics.get("best_checkpoint") else None
@@ -235,11 +235,11 @@ def evaluate_runs(runs_root, eval_path, n: int = N_EVAL, seed: int = EVAL_SEED, 
     grids, energies, betas = load_eval_set(eval_path, n, seed)
     with h5py.File(eval_path, "r") as f:
         hamiltonian = str(f.attrs.get("model", "ISING1"))
-    other = [r for r in runs if r.metrics.get("config", {}).get("model", "ISING1") != hamiltonian]
-    for r in other:  # an ISING2 model scored on ISING1 lattices would be a meaningless row
-        print(f"skipping {r.label}: trained on {r.metrics['config']['model']}, {eval_path} is {hamiltonian}",
-              file=sys.stderr)
-    runs = [r for r in runs if r not in other]
+    trained_on = {r.label: r.metrics.get("config", {}).get("model", "ISING1") for r in runs}
+    for r in runs:  # an ISING2 model scored on ISING1 lattices would be a meaningless row
+        if trained_on[r.label] != hamiltonian:
+            print(f"skipping {r.label}: trained on {trained_on[r.label]}, {eval_path} is {hamiltonian}", file=sys.stderr)
+    runs = [r for r in runs if trained_on[r.label] == hamiltonian]
     if not runs:
         raise FileNotFoundError(f"no run under {runs_root} was trained on {hamiltonian}, the model of {eval_path}")
     if progress:

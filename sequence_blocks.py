@@ -161,7 +161,7 @@ def wide(t: torch.Tensor) -> torch.Tensor:
 def log_prob_observed(logits: torch.Tensor, spins: torch.Tensor) -> torch.Tensor:
     """log p(observed spin) for Bernoulli logits of p(s=+1): logsigmoid(s * z), >= float32. Shapes equal.
 
-    Always float32, also under bf16 autocast: the energies sum L of these, and a bf16 sum over
+    At least float32, also under bf16 autocast: the energies sum L of these, and a bf16 sum over
     64 sites loses 0.1-0.4 in energy (8 significant bits)."""
     return F.logsigmoid(wide(spins) * wide(logits))
 
