@@ -455,7 +455,7 @@ def make_callbacks(last_path: Path, minutes: float):
     loading included, validation excluded) and the training samples this process saw, across
     resumptions; the second writes the whole training state to `last_path` atomically at every
     epoch end, every `minutes` of training and on an interruption."""
-    from lightning.pytorch.callbacks import Callback
+    from lightning.pytorch.callbacks import Callback, Checkpoint
 
     class TrainClock(Callback):
         # Each training batch is charged the time since the previous batch ended (or since
@@ -482,7 +482,10 @@ def make_callbacks(last_path: Path, minutes: float):
         def load_state_dict(self, state):
             self.seconds, self.samples = state["seconds"], state["samples"]
 
-    class ResumePoint(Callback):
+    # A Checkpoint, so Lightning runs its epoch-end hook after EarlyStopping's and ModelCheckpoint's:
+    # a plain Callback saved their state one epoch behind, and a resumed run forgot the last epoch's
+    # validation loss (a worse epoch could then overwrite best.ckpt)
+    class ResumePoint(Checkpoint):
         def __init__(self):
             self._saved = time.monotonic()
 

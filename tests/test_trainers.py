@@ -112,6 +112,25 @@ def test_early_stop_is_recorded(data, tmp_path):
     assert metrics["stopped_early"] is True and metrics["epochs"] == 2
 
 
+def test_last_checkpoint_holds_the_last_epochs_stopping_state(data, tmp_path, monkeypatch):
+    """last.ckpt (what a resumed run continues from) is written after early stopping and the best
+    checkpoint have seen the epoch's validation loss, not one epoch behind them."""
+    import trainer_common
+
+    seen, write = {}, trainer_common.write_metrics
+
+    def capture(run_dir, metrics):  # last.ckpt is removed once the run is done: read it first
+        seen.update(torch.load(run_dir / "last.ckpt", map_location="cpu", weights_only=False)["callbacks"])
+        return write(run_dir, metrics)
+
+    monkeypatch.setattr(trainer_common, "write_metrics", capture)
+    metrics = probability_trainer.main([*data["args"], *FAST, "--output_dir", str(tmp_path), "--max_epochs", "2"])
+    stopping = next(v for k, v in seen.items() if k.startswith("EarlyStopping"))
+    best = next(v for k, v in seen.items() if k.startswith("ModelCheckpoint"))
+    assert float(stopping["best_score"]) == pytest.approx(metrics["best_val_loss"])
+    assert float(best["best_model_score"]) == pytest.approx(metrics["best_val_loss"])
+
+
 def test_fast_dev_run_writes_metrics(data, tmp_path):
     out = tmp_path / "runs"
     probability_trainer.main([*data["args"], "--hidden_size", "8", "--fast_dev_run", "--two_d", "--accelerator", "cpu",
