@@ -307,7 +307,7 @@ def run(family: str, parser: argparse.ArgumentParser, argv=None) -> dict | None:
     checkpoint = ModelCheckpoint(dirpath=run_dir, filename="best", monitor=MAIN_MONITOR, mode="min", save_top_k=1,
                                  enable_version_counter=False, auto_insert_metric_name=False)
     stopping = EarlyStopping(monitor=MAIN_MONITOR, mode="min", patience=args.patience)
-    clock, last = make_callbacks(run_dir / "last.ckpt", args.checkpoint_minutes)
+    clock, last = make_callbacks(run_dir / "last.ckpt", args.checkpoint_minutes, report=not args.progress_bar)
     trainer = pl.Trainer(
         accelerator=args.accelerator, devices=args.devices, num_nodes=args.num_nodes, strategy=args.strategy,
         precision=precision, max_epochs=args.max_epochs, fast_dev_run=args.fast_dev_run,
@@ -450,10 +450,11 @@ def resume_checkpoint(parser, args, run_dir: Path) -> str | None:
     return str(last)
 
 
-def make_callbacks(last_path: Path, minutes: float):
+def make_callbacks(last_path: Path, minutes: float, report: bool = False):
     """(clock, resume point): the first measures the wall time of the training epochs (data
     loading included, validation excluded) and the training samples this process saw, across
-    resumptions; the second writes the whole training state to `last_path` atomically at every
+    resumptions (with `report`, it prints a line per epoch: the progress of a run without a
+    progress bar, e.g. in a log file); the second writes the whole training state to `last_path` atomically at every
     epoch end, every `minutes` of training and on an interruption."""
     from lightning.pytorch.callbacks import Callback, Checkpoint
 
@@ -475,6 +476,13 @@ def make_callbacks(last_path: Path, minutes: float):
                 self.seconds += now - self._last
             self._last = now
             self.samples += int(batch[0].shape[0])
+
+        def on_train_epoch_end(self, trainer, pl_module):
+            loss = trainer.callback_metrics.get(MAIN_MONITOR)
+            if report and trainer.is_global_zero:
+                print(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}: {MAIN_MONITOR} "
+                      f"{float(loss) if loss is not None else float('nan'):.5g}, {self.seconds / 60:.1f} min of "
+                      "training so far", flush=True)
 
         def state_dict(self):
             return {"seconds": self.seconds, "samples": self.samples}

@@ -112,9 +112,10 @@ def test_early_stop_is_recorded(data, tmp_path):
     assert metrics["stopped_early"] is True and metrics["epochs"] == 2
 
 
-def test_last_checkpoint_holds_the_last_epochs_stopping_state(data, tmp_path, monkeypatch):
+def test_last_checkpoint_holds_the_last_epochs_stopping_state(data, tmp_path, monkeypatch, capsys):
     """last.ckpt (what a resumed run continues from) is written after early stopping and the best
-    checkpoint have seen the epoch's validation loss, not one epoch behind them."""
+    checkpoint have seen the epoch's validation loss, not one epoch behind them. Without a
+    progress bar each epoch prints a line."""
     import trainer_common
 
     seen, write = {}, trainer_common.write_metrics
@@ -129,6 +130,8 @@ def test_last_checkpoint_holds_the_last_epochs_stopping_state(data, tmp_path, mo
     best = next(v for k, v in seen.items() if k.startswith("ModelCheckpoint"))
     assert float(stopping["best_score"]) == pytest.approx(metrics["best_val_loss"])
     assert float(best["best_model_score"]) == pytest.approx(metrics["best_val_loss"])
+    out = capsys.readouterr().out
+    assert "epoch 1/2: val/loss" in out and "epoch 2/2: val/loss" in out
 
 
 def test_fast_dev_run_writes_metrics(data, tmp_path):
