@@ -253,8 +253,8 @@ def evaluate_runs(runs_root, eval_path, n: int = N_EVAL, seed: int = EVAL_SEED, 
 def describe(row: dict) -> str:
     """Readable model description like the reference table's ("Energy GRU + Attention + 2D")."""
     if row.get("focus") is not None:
-        teacher = " (label-free, centred)" if row.get("target") == "centred" else ""
-        return f"Energy EDNN, focus {row['focus']}, context {row['context']}{teacher}"
+        label_free = " (label-free, centred)" if row.get("target") == "centred" else ""
+        return f"Energy EDNN, focus {row['focus']}, context {row['context']}{label_free}"
     parts = [("Energy " if row["family"] == "energy" else "Probability ") + str(row.get("cell") or "gru").upper()]
     parts += [label for key, label in (("attention", "Attention"), ("two_d", "2D"), ("bidirectional", "Bidirectional"))
               if row.get(key)]

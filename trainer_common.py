@@ -454,8 +454,8 @@ def make_callbacks(last_path: Path, minutes: float, report: bool = False):
     """(clock, resume point): the first measures the wall time of the training epochs (data
     loading included, validation excluded) and the training samples this process saw, across
     resumptions (with `report`, it prints a line per epoch: the progress of a run without a
-    progress bar, e.g. in a log file); the second writes the whole training state to `last_path` atomically at every
-    epoch end, every `minutes` of training and on an interruption."""
+    progress bar, e.g. in a log file); the second writes the whole training state to `last_path`
+    atomically at every epoch end, every `minutes` of training and on an interruption."""
     from lightning.pytorch.callbacks import Callback, Checkpoint
 
     class TrainClock(Callback):
@@ -478,11 +478,10 @@ def make_callbacks(last_path: Path, minutes: float, report: bool = False):
             self.samples += int(batch[0].shape[0])
 
         def on_train_epoch_end(self, trainer, pl_module):
-            loss = trainer.callback_metrics.get(MAIN_MONITOR)
             if report and trainer.is_global_zero:
-                print(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}: {MAIN_MONITOR} "
-                      f"{float(loss) if loss is not None else float('nan'):.5g}, {self.seconds / 60:.1f} min of "
-                      "training so far", flush=True)
+                loss = float(trainer.callback_metrics.get(MAIN_MONITOR, float("nan")))
+                print(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}: {MAIN_MONITOR} {loss:.5g}, "
+                      f"{self.seconds / 60:.1f} min of training so far", flush=True)
 
         def state_dict(self):
             return {"seconds": self.seconds, "samples": self.samples}
