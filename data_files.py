@@ -1,9 +1,12 @@
-"""The standard data set, named once: what `make data` writes and the trainers and the
-evaluation read by default.
+"""Data files: the standard data set named once, reading a file's metadata, and writing files
+that appear whole or not at all.
+
+The standard data set is what `make data` writes and the trainers and the evaluation read by
+default:
 
     python data_files.py                         # write the missing files into data/
     python data_files.py --data_dir data/demo --n_train 20000 --n_val 4000 --n_test 4000 --n_eval 1000
-    python data_files.py --data_dir data/ising2 --model ISING2   # the same set for the other Hamiltonian
+    python data_files.py --data_dir data/ising2 --hamiltonian ISING2   # the same set for the other Hamiltonian
 
 Sizes (stored lattices per beta; 8 x 8 ISING1, about a minute on 2 cores, 32 MB): train
 200,000 at beta 0.25; validation 20,000 each at beta 0.25 (the main one), 0.125 and 0.5; test
@@ -14,14 +17,23 @@ seed 16, the file below; 0.05 ... 0.5 gives -79 ... +81; 0 ... 0.5 gives -83 ...
 is next to the critical point 0.4407. Every file has its own seed, so the files are
 independent samples.
 
-Light on purpose (no torch, no JAX at import): the trainers import it for their defaults
-and `--help` stays instant.
+Also here, for every module that reads or writes files: `read_metadata` (a file's attributes,
+lattice size, betas, Hamiltonian), `require_file` (a missing file is one line that says how to
+make it), `atomic_path` / `write_json` (a reader never sees a half-written file).
+
+Light on purpose (no torch, no JAX, h5py only when a file is read): the trainers import it for
+their defaults and `--help` stays instant.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
+import os
 import sys
 from pathlib import Path
+
+from checks import MissingFileError, UserError, positive_int
 
 DATA_DIR = "data"
 # role -> (file name, generate_ising.py flags other than size and file name, size flag)
@@ -47,11 +59,11 @@ def val_paths(data_dir=DATA_DIR) -> list[str]:
     return [path(r, data_dir) for r in ("val", "val_125", "val_5")]
 
 
-def command(role: str, data_dir=DATA_DIR, model: str = "ISING1", **sizes) -> list[str]:
+def command(role: str, data_dir=DATA_DIR, hamiltonian: str = "ISING1", **sizes) -> list[str]:
     """generate_ising.py arguments that write the standard file of `role`."""
     name, flags, size = STANDARD[role]
     n = sizes.get(size) or SIZES[size]
-    return [*LATTICE.split(), "--model", model, *flags.split(), "--n_samples", str(n),
+    return [*LATTICE.split(), "--hamiltonian", hamiltonian, *flags.split(), "--n_samples", str(n),
             "--filename", path(role, data_dir)]
 
 
@@ -66,18 +78,120 @@ def missing_file_message(file) -> str:
     return f"data file {file} not found; create it with: {how}"
 
 
+def require_file(file) -> Path:
+    """The path, if it is a file; else MissingFileError with `missing_file_message`."""
+    file = Path(file)
+    if not file.is_file():
+        raise MissingFileError(missing_file_message(file))
+    return file
+
+
+# ----------------------------------------------------------------------------- reading metadata
+class IsingDataError(UserError, ValueError):
+    """A data file exists but cannot be used as it is (not HDF5, wrong key, shape, values)."""
+
+
+def open_h5(path, **kwargs):
+    """An existing HDF5 file opened for reading; one-line errors for a missing or unreadable one."""
+    import h5py
+
+    path = require_file(path)
+    try:
+        return h5py.File(path, "r", **kwargs)
+    except OSError as err:
+        raise IsingDataError(f"{path} is not a readable HDF5 file ({err})") from err
+
+
+def _plain(value):
+    """HDF5 attribute -> plain Python value."""
+    import numpy as np
+
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, np.ndarray):
+        return [_plain(v) for v in value.tolist()] if value.dtype.kind in "SO" else value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def read_metadata(path) -> dict:
+    """File attributes plus ``n_x``, ``n_y``, ``hamiltonian``, ``betas`` (list of floats), ``beta``
+    (the single beta, or None for multi-beta files) and ``n_lattices`` (all betas together).
+
+    Works on files without attributes too (shapes and the ``beta`` dataset are used); files
+    written before the attribute was named ``hamiltonian`` call it ``model``.
+    """
+    import numpy as np
+
+    path = Path(path)
+    with open_h5(path) as f:
+        meta = {k: _plain(v) for k, v in f.attrs.items()}
+        grids = f.get("ising_grids")
+        meta["n_lattices"] = None
+        if grids is not None and grids.ndim == 3:
+            meta.setdefault("n_x", int(grids.shape[1]))
+            meta.setdefault("n_y", int(grids.shape[2]))
+            meta["n_lattices"] = int(grids.shape[0])
+        if "betas" in meta:
+            betas = np.atleast_1d(np.asarray(meta["betas"], dtype=np.float64))
+        else:
+            betas = np.unique(f["beta"][()]) if "beta" in f else []  # 4 bytes a sample, read once
+    meta["betas"] = [float(b) for b in betas]
+    meta["beta"] = meta["betas"][0] if len(meta["betas"]) == 1 else None
+    meta["hamiltonian"] = meta.get("hamiltonian", meta.pop("model", None))
+    for key in ("n_x", "n_y"):
+        if meta.get(key) is not None:
+            meta[key] = int(meta[key])
+    return meta
+
+
+def fingerprint(path) -> str:
+    """sha256 of a file's lattices (`ising_grids`), 16 hex digits: the same file regenerated by
+    the same command on any machine has the same fingerprint (the sampler is deterministic)."""
+    import hashlib
+
+    import numpy as np
+
+    with open_h5(path) as f:
+        return hashlib.sha256(np.ascontiguousarray(f["ising_grids"][()]).tobytes()).hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------- writing
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary name beside `path`; rename it to `path` when the block succeeds.
+
+    A reader never sees a half-written file, and a failure leaves the old file (if any) as it
+    was. The temporary name keeps the suffix, so writers that infer the format from it still work.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_json(path, data) -> Path:
+    """`data` as indented JSON at `path`, atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    return Path(path)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description="Write the standard data files that are missing "
                                 "(existing files are kept; delete one to remake it).",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--data_dir", default=DATA_DIR, help="folder for the files")
-    p.add_argument("--model", default="ISING1", choices=("ISING1", "ISING2"), help="Hamiltonian")
+    p.add_argument("--hamiltonian", "--model", default="ISING1", choices=("ISING1", "ISING2"), help="Hamiltonian")
     for size, n in SIZES.items():
-        p.add_argument(f"--{size}", type=int, default=n, help="lattices per beta")
+        p.add_argument(f"--{size}", type=positive_int, default=n, help="lattices per beta")
     args = p.parse_args(argv)
     sizes = {k: getattr(args, k) for k in SIZES}
-    if min(sizes.values()) < 1:
-        p.error("sizes must be positive")
     import generate_ising  # JAX: only when something is written
 
     Path(args.data_dir).mkdir(parents=True, exist_ok=True)
@@ -85,7 +199,7 @@ def main(argv=None) -> int:
         if Path(path(role, args.data_dir)).is_file():
             print(f"kept {path(role, args.data_dir)}")
             continue
-        if generate_ising.main(command(role, args.data_dir, args.model, **sizes)):
+        if generate_ising.main(command(role, args.data_dir, args.hamiltonian, **sizes)):
             return 1
     return 0
 

@@ -1,26 +1,28 @@
-"""The physics, once: Ising Hamiltonians, local fields and exact finite-lattice results.
+"""The physics, once: Ising Hamiltonians, lattice geometry and exact finite-lattice results.
 
 Pure numpy (no JAX, no torch), imported by the sampler, the models, the evaluation and the
 tests. `energy` and `local_field` also accept JAX arrays (anything with the array API's
 `__array_namespace__`), so the compiled sampler uses these very definitions.
 
-Models (J = 1, periodic boundaries, total energy with every bond counted once):
+Hamiltonians (J = 1, periodic boundaries, total energy with every bond counted once):
     ISING1  E = -sum_i s_i (s_right(i) + s_down(i))                        (8 x 8: -128 ... 128)
     ISING2  E = ISING1 - 1/2 sum_i s_i (s_downright(i) + s_upright(i))
 Lattice index: grid[x, y], x the row ("down" = x + 1), y the column ("right" = y + 1);
-flat site index x * n_y + y.
+site index x * n_y + y (row-major). The sequence models read a lattice in a snake order
+(`snake_permutation`): its positions are "snake positions", not site indices.
 
 With the local field h_i = sum_j J_ij s_j the energy is E = -1/2 sum_i s_i h_i, flipping s_i
 changes it by 2 s_i h_i, and p(s_i = +1 | all other spins) = sigmoid(2 beta h_i).
 
 Exact results of a finite periodic lattice:
-- `exact_log_z`: ISING1 at any size (Kaufman 1949); either model for n_y <= 10 by the
+- `exact_log_z`: ISING1 at any size (Kaufman 1949); either Hamiltonian for n_y <= 10 by the
   row-to-row transfer matrix.
 - `exact_energy_distribution`: P(E) = g(E) e^{-beta E} / Z by the transfer matrix; from it
   `exact_mean_energy` and `exact_heat_capacity` (ISING1 on larger lattices: Kaufman's log Z).
 - `all_states` / `enumerated_distribution`: brute force over 2^(n_x n_y) states (tests).
-Statistics: `chi_square_test` (goodness of fit against an exact law) and
-`integrated_autocorr_time` (Sokal's windowed tau_int).
+Statistics: `centred_rmse` (the score: energies are compared up to a constant), `level_counts`
+(energies binned on the exact levels), `chi_square_test` (goodness of fit against an exact law)
+and `integrated_autocorr_time` (Sokal's windowed tau_int).
 """
 from __future__ import annotations
 
@@ -29,16 +31,16 @@ from functools import lru_cache
 
 import numpy as np
 
-MODELS = ("ISING1", "ISING2")
+HAMILTONIANS = ("ISING1", "ISING2")
 BETA_C_ISING1 = 0.5 * math.log(1.0 + math.sqrt(2.0))  # Onsager, infinite lattice
 # (dx, dy, J) of each bond from a site, each bond once: right, down [, down-right, up-right]
 _OFFSETS = {"ISING1": ((0, 1, 1.0), (1, 0, 1.0)),
             "ISING2": ((0, 1, 1.0), (1, 0, 1.0), (1, 1, 0.5), (-1, 1, 0.5))}
 
 
-def check_model(model: str) -> None:
-    if model not in MODELS:
-        raise ValueError(f"unknown model {model!r}; use one of {', '.join(MODELS)}")
+def check_hamiltonian(hamiltonian: str) -> None:
+    if hamiltonian not in HAMILTONIANS:
+        raise ValueError(f"unknown Hamiltonian {hamiltonian!r}; use one of {', '.join(HAMILTONIANS)}")
 
 
 def _namespace(grids):
@@ -54,65 +56,99 @@ def _shift(xp, s, dx, dy):
     return xp.roll(xp.roll(s, -dx, axis=-2), -dy, axis=-1)
 
 
-def energy(grids, model: str = "ISING1"):
+def energy(grids, hamiltonian: str = "ISING1"):
     """grids (..., n_x, n_y) ±1, any numeric dtype -> total energies (...).
 
     float64 for numpy input; float32 for JAX input (exact: sums of ±1 and ±1/2).
     """
-    check_model(model)
+    check_hamiltonian(hamiltonian)
     xp, s = _namespace(grids)
     e = 0.0
-    for dx, dy, w in _OFFSETS[model]:
+    for dx, dy, w in _OFFSETS[hamiltonian]:
         e = e - w * xp.sum(s * _shift(xp, s, dx, dy), axis=(-2, -1))
     return e
 
 
-def local_field(grids, model: str = "ISING1"):
+def local_field(grids, hamiltonian: str = "ISING1"):
     """grids (..., n_x, n_y) ±1 -> h (..., n_x, n_y), h_i = sum_j J_ij s_j (E = -1/2 sum s_i h_i)."""
-    check_model(model)
+    check_hamiltonian(hamiltonian)
     xp, s = _namespace(grids)
     h = 0.0
-    for dx, dy, w in _OFFSETS[model]:
+    for dx, dy, w in _OFFSETS[hamiltonian]:
         h = h + w * (_shift(xp, s, dx, dy) + _shift(xp, s, -dx, -dy))
     return h
 
 
+# ----------------------------------------------------------------------------- snake orders
+def snake_permutation(n_x: int, n_y: int, order: str = "rows") -> np.ndarray:
+    """Site indices in the snake (boustrophedon) walk over an (n_x, n_y) lattice: int64 (L,),
+    L = n_x * n_y, such that ``grid.reshape(-1)[perm]`` is the snake sequence. "rows": row 0
+    left -> right, row 1 right -> left, ...; "cols": column 0 top -> bottom, column 1 bottom -> top, ..."""
+    if order not in ("rows", "cols"):
+        raise ValueError(f"order must be 'rows' or 'cols', got {order!r}")
+    if n_x < 1 or n_y < 1:
+        raise ValueError(f"lattice size must be positive, got {n_x} x {n_y}")
+    idx = np.arange(n_x * n_y, dtype=np.int64).reshape(n_x, n_y)
+    lines = idx if order == "rows" else idx.T.copy()  # one line per row / per column
+    lines[1::2] = lines[1::2, ::-1]
+    return lines.reshape(-1)
+
+
+def snake_to_site(k, n_x: int, n_y: int, order: str = "rows"):
+    """(row, col) of snake position ``k`` (an int or an integer array)."""
+    perm, k_arr = snake_permutation(n_x, n_y, order), np.asarray(k)
+    if np.any((k_arr < 0) | (k_arr >= n_x * n_y)):
+        raise ValueError(f"snake position {k} outside 0..{n_x * n_y - 1}")
+    row, col = np.divmod(perm[k_arr], n_y)
+    return (int(row), int(col)) if k_arr.ndim == 0 else (row, col)
+
+
+def site_to_snake(row, col, n_x: int, n_y: int, order: str = "rows"):
+    """Snake position of lattice site (row, col) (ints or integer arrays)."""
+    position = np.argsort(snake_permutation(n_x, n_y, order))  # the inverse permutation
+    r, c = np.asarray(row), np.asarray(col)
+    if np.any((r < 0) | (r >= n_x) | (c < 0) | (c >= n_y)):
+        raise ValueError(f"site ({row}, {col}) outside the {n_x} x {n_y} lattice")
+    k = position[r * n_y + c]
+    return int(k) if k.ndim == 0 else k
+
+
 # ----------------------------------------------------------------------------- the coupling graph
-def bonds(n_x: int, n_y: int, model: str = "ISING1") -> list[tuple[int, int, float]]:
+def bonds(n_x: int, n_y: int, hamiltonian: str = "ISING1") -> list[tuple[int, int, float]]:
     """(i, j, J_ij) for every bond, flat site indices; bonds that wrap onto one pair repeat."""
-    check_model(model)
+    check_hamiltonian(hamiltonian)
     return [(x * n_y + y, ((x + dx) % n_x) * n_y + (y + dy) % n_y, w)
-            for x in range(n_x) for y in range(n_y) for dx, dy, w in _OFFSETS[model]]
+            for x in range(n_x) for y in range(n_y) for dx, dy, w in _OFFSETS[hamiltonian]]
 
 
-def coupling_matrix(n_x: int, n_y: int, model: str = "ISING1") -> np.ndarray:
+def coupling_matrix(n_x: int, n_y: int, hamiltonian: str = "ISING1") -> np.ndarray:
     """Symmetric J float64 (S, S), S = n_x n_y, with E = -1/2 s^T J s (repeated bonds add up)."""
     J = np.zeros((n_x * n_y, n_x * n_y))
-    for i, j, w in bonds(n_x, n_y, model):
+    for i, j, w in bonds(n_x, n_y, hamiltonian):
         J[i, j] += w
         J[j, i] += w
     return J
 
 
-def neighbours(n_x: int, n_y: int, model: str = "ISING1") -> list[dict[int, float]]:
+def neighbours(n_x: int, n_y: int, hamiltonian: str = "ISING1") -> list[dict[int, float]]:
     """Per flat site, {neighbour: J_ij} (the nonzero entries of `coupling_matrix`'s row)."""
     nb = [dict() for _ in range(n_x * n_y)]
-    for i, j, w in bonds(n_x, n_y, model):
+    for i, j, w in bonds(n_x, n_y, hamiltonian):
         nb[i][j] = nb[i].get(j, 0.0) + w
         nb[j][i] = nb[j].get(i, 0.0) + w
     return nb
 
 
-def colouring(n_x: int, n_y: int, model: str = "ISING1") -> np.ndarray:
+def colouring(n_x: int, n_y: int, hamiltonian: str = "ISING1") -> np.ndarray:
     """int (S,) colours 0..k-1 such that no two coupled sites share one.
 
     Even sizes: (x + y) mod 2 for ISING1, 2 (x mod 2) + (y mod 2) for ISING2; otherwise a
     greedy colouring of the coupling graph (3 or more colours).
     """
-    nb = neighbours(n_x, n_y, model)
+    nb = neighbours(n_x, n_y, hamiltonian)
     x, y = np.divmod(np.arange(n_x * n_y), n_y)
     if n_x % 2 == 0 and n_y % 2 == 0:
-        col = (x + y) % 2 if model == "ISING1" else 2 * (x % 2) + (y % 2)
+        col = (x + y) % 2 if hamiltonian == "ISING1" else 2 * (x % 2) + (y % 2)
     else:
         col = -np.ones(n_x * n_y, int)
         for i in range(n_x * n_y):
@@ -167,7 +203,7 @@ def _row_states(n_y: int) -> np.ndarray:
     return (2 * ((np.arange(2**n_y)[:, None] >> np.arange(n_y)[None, :]) & 1) - 1).astype(np.int64)
 
 
-def _boltzmann_weights(n_x: int, n_y: int, beta: float, model: str):
+def _boltzmann_weights(n_x: int, n_y: int, beta: float, hamiltonian: str):
     """(energies float64 (K,), weights float64 (K,), log_scale) with
     g(E) e^{-beta E} = weights * exp(log_scale), exact to ~1e-15 of the largest weight.
 
@@ -175,14 +211,14 @@ def _boltzmann_weights(n_x: int, n_y: int, beta: float, model: str):
     characteristic function of 2E, and an inverse DFT turns it into g(E) e^{-beta E}.
     Cost O(M 4^n_y n_x); n_y <= 10.
     """
-    check_model(model)
+    check_hamiltonian(hamiltonian)
     if n_y > 10:
         raise ValueError("transfer matrix of 2**n_y rows: keep n_y <= 10 (transpose the lattice?)")
     rows = _row_states(n_y)
     right = np.roll(rows, -1, axis=1)
     intra = -(rows * right).sum(1)                           # bonds inside a row
     pair = -(rows @ rows.T).astype(np.float64)               # bonds from row r to the row below
-    if model == "ISING2":
+    if hamiltonian == "ISING2":
         pair = pair - 0.5 * (rows @ right.T + right @ rows.T)
     # intra-row energy split evenly between the two rows of a pair; in units of E/2
     e2 = np.rint(2 * (pair + 0.5 * intra[:, None] + 0.5 * intra[None, :])).astype(np.int64)
@@ -203,18 +239,18 @@ def _boltzmann_weights(n_x: int, n_y: int, beta: float, model: str):
     return (n_x * shift + g * keep) / 2.0, weights[keep], -0.5 * beta * n_x * shift
 
 
-def exact_energy_distribution(n_x: int, n_y: int, beta: float, model: str = "ISING1"):
+def exact_energy_distribution(n_x: int, n_y: int, beta: float, hamiltonian: str = "ISING1"):
     """(energies float64 (K,), probabilities float64 (K,)) of the Boltzmann law, exact up to
     ~1e-15 of the largest probability (smaller ones are dropped)."""
-    e, w, _ = _boltzmann_weights(n_x, n_y, beta, model)
+    e, w, _ = _boltzmann_weights(n_x, n_y, beta, hamiltonian)
     return e, w / w.sum()
 
 
-def exact_log_z(n_x: int, n_y: int, beta: float, model: str = "ISING1") -> float:
+def exact_log_z(n_x: int, n_y: int, beta: float, hamiltonian: str = "ISING1") -> float:
     """log Z: Kaufman for ISING1 (any size, beta > 0), the transfer matrix otherwise (n_y <= 10)."""
-    if model == "ISING1" and beta > 0:
+    if hamiltonian == "ISING1" and beta > 0:
         return kaufman_log_z(n_x, n_y, beta)
-    _, w, log_scale = _boltzmann_weights(n_x, n_y, beta, model)
+    _, w, log_scale = _boltzmann_weights(n_x, n_y, beta, hamiltonian)
     return float(log_scale + np.log(w.sum()))
 
 
@@ -229,26 +265,26 @@ def kaufman_moments(n_x: int, n_y: int, beta: float) -> tuple[float, float]:
 
 
 @lru_cache(maxsize=256)
-def exact_moments(n_x: int, n_y: int, beta: float, model: str = "ISING1") -> tuple[float, float]:
+def exact_moments(n_x: int, n_y: int, beta: float, hamiltonian: str = "ISING1") -> tuple[float, float]:
     """(<E>, Var E) of the finite lattice: from the exact distribution when a side has at
     most 8 sites, else (ISING1) from Kaufman's log Z."""
-    if min(n_x, n_y) <= 8 or model != "ISING1" or beta <= 0:
+    if min(n_x, n_y) <= 8 or hamiltonian != "ISING1" or beta <= 0:
         if n_y > min(n_x, 8):
             n_x, n_y = n_y, n_x                              # the transfer matrix runs along n_x
-        e, p = exact_energy_distribution(n_x, n_y, beta, model)
+        e, p = exact_energy_distribution(n_x, n_y, beta, hamiltonian)
         mean = float((e * p).sum())
         return mean, float((p * (e - mean) ** 2).sum())
     return kaufman_moments(n_x, n_y, beta)
 
 
-def exact_mean_energy(n_x: int, n_y: int, beta: float, model: str = "ISING1") -> float:
+def exact_mean_energy(n_x: int, n_y: int, beta: float, hamiltonian: str = "ISING1") -> float:
     """<E> of the finite periodic lattice."""
-    return exact_moments(n_x, n_y, beta, model)[0]
+    return exact_moments(n_x, n_y, beta, hamiltonian)[0]
 
 
-def exact_heat_capacity(n_x: int, n_y: int, beta: float, model: str = "ISING1") -> float:
+def exact_heat_capacity(n_x: int, n_y: int, beta: float, hamiltonian: str = "ISING1") -> float:
     """C = beta^2 Var E (k_B = 1), the whole lattice."""
-    return float(beta) ** 2 * exact_moments(n_x, n_y, beta, model)[1]
+    return float(beta) ** 2 * exact_moments(n_x, n_y, beta, hamiltonian)[1]
 
 
 # ----------------------------------------------------------------------------- brute force (tests)
@@ -262,15 +298,38 @@ def all_states(n_x: int, n_y: int) -> np.ndarray:
     return (2 * bits - 1).astype(np.int8).reshape(-1, n_x, n_y)
 
 
-def enumerated_distribution(n_x: int, n_y: int, beta: float, model: str = "ISING1"):
+def enumerated_distribution(n_x: int, n_y: int, beta: float, hamiltonian: str = "ISING1"):
     """(energy levels, probabilities) of the Boltzmann law by enumerating every state."""
-    levels, counts = np.unique(energy(all_states(n_x, n_y), model), return_counts=True)
+    levels, counts = np.unique(energy(all_states(n_x, n_y), hamiltonian), return_counts=True)
     log_w = np.log(counts) - beta * levels
     p = np.exp(log_w - log_w.max())
     return levels, p / p.sum()
 
 
 # ----------------------------------------------------------------------------- statistics
+def rmse(pred, true) -> float:
+    """Root mean square of pred - true (float64)."""
+    d = np.asarray(pred, np.float64) - np.asarray(true, np.float64)
+    return float(np.sqrt(np.mean(d * d)))
+
+
+def centred_rmse(pred, true) -> float:
+    """The score: RMSE after centring predictions and truths by their own means, i.e. the
+    spread of the error (a causal model knows E = -(1/beta) log p only up to log Z / beta)."""
+    d = np.asarray(pred, np.float64) - np.asarray(true, np.float64)
+    return float(np.sqrt(np.mean((d - d.mean()) ** 2)))
+
+
+def level_counts(energies, levels, weights=None):
+    """Energies binned on the exact levels (sorted float64 (K,)): (counts float64 (K,), strays),
+    strays the number of energies that are no level (the exact law calls them impossible).
+    Energies are multiples of 1/2, exact in float32, so a level is matched to 1e-6."""
+    e, levels = np.asarray(energies, np.float64), np.asarray(levels, np.float64)
+    idx = np.clip(np.searchsorted(levels, e - 1e-6), 0, len(levels) - 1)
+    hit = np.abs(levels[idx] - e) < 1e-6
+    w = None if weights is None else np.asarray(weights, np.float64)[hit]
+    return np.bincount(idx[hit], weights=w, minlength=len(levels)).astype(np.float64), int((~hit).sum())
+
 def chi_square_test(observed, expected_probs, min_expected: float = 5.0):
     """Pearson goodness of fit of counts against probabilities; bins with expected count
     below min_expected are pooled with their neighbours (from the low end up, the remaining

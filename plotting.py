@@ -1,5 +1,4 @@
-"""Writing results: figures (matplotlib's Agg backend, chosen once, here), Markdown tables,
-and files that appear whole or not at all.
+"""Writing results: figures (matplotlib's Agg backend, chosen once, here) and Markdown tables.
 
 `evaluate.py` and `consistency.py` draw with `plt` from this module and hand the figure to
 `save_figure`. Agg renders to files only, so plotting works without a display, in tests and
@@ -7,32 +6,13 @@ in notebooks alike (the notebooks show the saved PNG files).
 """
 from __future__ import annotations
 
-import contextlib
-import os
-from pathlib import Path
-
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
 import numpy as np  # noqa: E402
 
-
-@contextlib.contextmanager
-def atomic_path(path):
-    """Yield a temporary name beside `path`; rename it to `path` when the block succeeds.
-
-    A reader never sees a half-written file, and a failure leaves the old file (if any) as it
-    was. The temporary name keeps the suffix, so writers that infer the format from it still work.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+from data_files import atomic_path  # noqa: E402
 
 
 def save_figure(fig, path, dpi: int = 120) -> None:

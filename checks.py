@@ -1,0 +1,70 @@
+"""Checks of what a user gives, each defined once, and the one-line exit for a user's mistake.
+
+- `check_choice`, `check_positive_int`, `check_positive_number`: one-line ValueErrors, used by
+  the models for their hyper-parameters (the trainers show them as flag errors) and, through
+  `positive_int` / `positive_float` / `non_negative_int`, by every command line's argparse types.
+- `UserError`: a mistake the user can fix (a missing or unreadable file, a run of the wrong
+  kind, a lattice a model cannot read). `main_guard(main)` runs a script's `main` and turns a
+  UserError into one line on stderr and exit status 2, no traceback; anything else is a bug and
+  keeps its traceback.
+
+No imports beyond the standard library: every layer may use it.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import numbers
+import sys
+
+
+class UserError(Exception):
+    """A mistake in what the user gave, with a message that says how to fix it."""
+
+
+class MissingFileError(UserError, FileNotFoundError):
+    """A file that should exist does not (the message says how to make it)."""
+
+
+def check_choice(name: str, value, options) -> None:
+    if value not in options:
+        raise ValueError(f"{name} must be one of {', '.join(options)}; got {value!r}")
+
+
+def check_positive_int(name: str, value, minimum: int = 1) -> None:
+    """An integer >= minimum (booleans and strings refused)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be {'a positive integer' if minimum == 1 else f'an integer >= {minimum}'}, "
+                         f"got {value!r}")
+
+
+def check_positive_number(name: str, value) -> None:
+    """A finite real number > 0 (booleans and strings refused)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value < math.inf:
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+
+
+def _arg_type(convert, check, what: str, **kw):
+    """An argparse type: convert the text, then check it; a bad value is argparse's usage error."""
+    def parse(text: str):
+        try:
+            value = convert(text)
+            check("value", value, **kw)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
+        return value
+    return parse
+
+
+positive_int = _arg_type(int, check_positive_int, "a positive integer")
+non_negative_int = _arg_type(int, check_positive_int, "an integer >= 0", minimum=0)
+positive_float = _arg_type(float, check_positive_number, "a positive number")
+
+
+def main_guard(main, argv=None) -> int:
+    """Run a script's main(argv); a UserError becomes `error: <message>` on stderr and exit 2."""
+    try:
+        return main(argv)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
