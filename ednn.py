@@ -41,14 +41,14 @@ constant is extensive).
 """
 from __future__ import annotations
 
-import math
 import numbers
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ising import check_model
+from checks import check_choice, check_positive_int, check_positive_number
+from ising import check_hamiltonian
 from sequence_blocks import IsingSequenceModule, sequences_to_grids
 
 LOSSES = ("l1", "mse")
@@ -63,18 +63,13 @@ def periodic_pad(x: torch.Tensor, c: int) -> torch.Tensor:
     return x[..., rows, :][..., cols]
 
 
-def _check_int(name: str, value, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-
-
 class EDNNEnergyModel(IsingSequenceModule):
     """Energy as a sum of tile energies; see the module docstring.
 
     Hyper-parameters (plain values, saved in the checkpoint): focus f, context c, hidden_size
     and num_layers (width and number of hidden layers of the tile network), loss (l1|mse),
     target (absolute|centred), lr (Adam) and lr_decay (learning rate x lr_decay after every
-    epoch), beta, n_x, n_y, model: the training data's (kept for the record and to read the
+    epoch), beta, n_x, n_y, hamiltonian: the training data's (kept for the record and to read the
     datasets' snake sequences; prediction works at any beta and on any size divisible by f).
 
     The defaults are a measured recipe: batch 128, 40 epochs of 100,000 lattices (8 x 8,
@@ -87,7 +82,7 @@ class EDNNEnergyModel(IsingSequenceModule):
     """
 
     family = "energy"
-    architecture = "ednn"  # energy_trainer.py --architecture ednn; evaluate.load_model reads it back
+    architecture = "ednn"  # energy_trainer.py --architecture ednn
 
     def __init__(
         self,
@@ -102,31 +97,33 @@ class EDNNEnergyModel(IsingSequenceModule):
         beta: float = 0.25,
         n_x: int = 8,
         n_y: int = 8,
-        model: str = "ISING1",
+        hamiltonian: str = "ISING1",
     ):
         super().__init__()
         for name, value, minimum in (("focus", focus, 1), ("context", context, 0), ("hidden_size", hidden_size, 1),
                                      ("num_layers", num_layers, 1), ("n_x", n_x, 1), ("n_y", n_y, 1)):
-            _check_int(name, value, minimum)
+            check_positive_int(name, value, minimum)
         if n_x % focus or n_y % focus:
             raise ValueError(f"the training lattice {n_x} x {n_y} must be tiled by focus {focus}: "
                              f"choose a focus that divides both sizes")
-        if loss not in LOSSES:
-            raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
-        if target not in TARGETS:
-            raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
-        for name, value in (("lr", lr), ("beta", beta)):
-            if not (isinstance(value, numbers.Real) and math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a positive number, got {value!r}")
-        if not (isinstance(lr_decay, numbers.Real) and 0 < lr_decay <= 1):
+        check_choice("loss", loss, LOSSES)
+        check_choice("target", target, TARGETS)
+        check_positive_number("lr", lr)
+        check_positive_number("beta", beta)
+        if isinstance(lr_decay, bool) or not (isinstance(lr_decay, numbers.Real) and 0 < lr_decay <= 1):
             raise ValueError(f"lr_decay must be in (0, 1] (1 = constant learning rate), got {lr_decay!r}")
-        check_model(model)
+        check_hamiltonian(hamiltonian)
         self.save_hyperparameters()
         layers = [nn.Conv2d(1, hidden_size, focus + 2 * context, stride=focus), nn.SiLU()]
         for _ in range(num_layers - 1):
             layers += [nn.Conv2d(hidden_size, hidden_size, 1), nn.SiLU()]
         layers.append(nn.Conv2d(hidden_size, 1, 1))
         self.tile_net = nn.Sequential(*layers)
+
+    @property
+    def absolute_energy(self) -> bool:
+        """Trained on absolute energies, or (target "centred") on energies known up to a constant."""
+        return self.hparams.target == "absolute"
 
     # -- energies -------------------------------------------------------------------------
     def tile_energies(self, grids) -> torch.Tensor:
@@ -177,12 +174,3 @@ class EDNNEnergyModel(IsingSequenceModule):
         decay = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=self.hparams.lr_decay)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": decay, "interval": "epoch"}}
 
-
-def config_name(hparams: dict) -> str:
-    """Run name, e.g. `EDNN_F1_C1_hid16x2` (+ `_L1` for the l1 loss, `_Centred` for centred targets)."""
-    name = f"EDNN_F{hparams['focus']}_C{hparams['context']}_hid{hparams['hidden_size']}x{hparams['num_layers']}"
-    if hparams.get("loss", "mse") != "mse":
-        name += f"_{str(hparams['loss']).upper()}"
-    if hparams.get("target", "absolute") != "absolute":
-        name += f"_{str(hparams['target']).capitalize()}"
-    return name

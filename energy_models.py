@@ -1,8 +1,8 @@
 """Energy models: sequence regressors that predict the energy of a lattice.
 
 `EnergyModel` is one configurable LightningModule; the reference's class names are presets
-(`EnergyRNN`, `EnergyAttentionRNN`, `EnergyRNN2D`, `EnergyAttentionRNN2D`) that only change
-the defaults of `attention` and `two_d`.
+(`EnergyRNN`, `EnergyAttentionRNN`, `EnergyRNN2D`, `EnergyAttentionRNN2D`, at the end of this
+file) that only change the defaults of `attention` and `two_d`.
 
 Input: the FULL snake sequence of the lattice, x (B, L, 1) ±1 (the energy depends on every
 spin, and a regressor has no information leak to worry about, so a bidirectional RNN and
@@ -10,7 +10,7 @@ unmasked attention are fine here). Network: GRU/LSTM (optionally bidirectional, 
 deep) -> optional one `nn.MultiheadAttention` layer (residual) -> linear -> a_t per site.
 
 Energy heads (the formula each variant uses):
-- `energy_head="prob"` (default, the reference head): sigmoid(s_t a_t) is read as the
+- `energy_head="logsigmoid"` (default, the reference's head): sigmoid(s_t a_t) is read as a
   probability of the observed spin s_t and E = (1/beta) sum_t log sigmoid(s_t a_t), computed
   with `logsigmoid` in log space (never a product of probabilities clamped at 1e-40). As in
   the reference this E can never be positive.
@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sequence_blocks import IsingSequenceModule, RNNEncoder, SelfAttention, log_prob_energy, make_presets, wide
+from sequence_blocks import IsingSequenceModule, RNNEncoder, SelfAttention, log_prob_energy, wide
 
 
 class EnergyBranch(nn.Module):
@@ -60,13 +60,14 @@ class EnergyModel(IsingSequenceModule):
     """Configurable energy regressor; see the module docstring.
 
     Hyper-parameters (all plain values, saved in the checkpoint): cell (gru|lstm),
-    hidden_size, num_layers, bidirectional, attention, n_heads, two_d, energy_head (prob|site),
-    loss (l1|mse), lr (Adam), beta (of the training data, used by the "prob" head), n_x, n_y,
-    model (Ising model name of the training data).
+    hidden_size, num_layers, bidirectional, attention, n_heads, two_d, energy_head
+    (logsigmoid|site), loss (l1|mse), lr (Adam) and lr_schedule (constant|cosine), beta (of the
+    training data, used by the logsigmoid head), n_x, n_y, hamiltonian (of the training data).
     """
 
     family = "energy"
-    choices = {**IsingSequenceModule.choices, "energy_head": ("prob", "site"), "loss": ("l1", "mse")}
+    absolute_energy = True
+    choices = {**IsingSequenceModule.choices, "energy_head": ("logsigmoid", "site"), "loss": ("l1", "mse")}
 
     def __init__(
         self,
@@ -77,13 +78,14 @@ class EnergyModel(IsingSequenceModule):
         attention: bool = False,
         n_heads: int = 1,
         two_d: bool = False,
-        energy_head: str = "prob",
+        energy_head: str = "logsigmoid",
         loss: str = "l1",
         lr: float = 1e-4,
+        lr_schedule: str = "constant",
         beta: float = 0.25,
         n_x: int = 8,
         n_y: int = 8,
-        model: str = "ISING1",
+        hamiltonian: str = "ISING1",
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -106,7 +108,7 @@ class EnergyModel(IsingSequenceModule):
         for order in self.orders:
             x = seqs[order]
             a, w = self.site_outputs(x, order, need_weights=return_attention)
-            if self.hparams.energy_head == "prob":
+            if self.hparams.energy_head == "logsigmoid":
                 energies.append(log_prob_energy(a, x.squeeze(-1), self.hparams.beta))
             else:
                 energies.append(wide(a).sum(dim=1))  # >= float32 sum, also under bf16 autocast
@@ -135,5 +137,33 @@ class EnergyModel(IsingSequenceModule):
         return loss, pred, target
 
 
-PRESETS = make_presets(EnergyModel, "Energy")
-EnergyRNN, EnergyAttentionRNN, EnergyRNN2D, EnergyAttentionRNN2D = PRESETS.values()
+# ----------------------------------------------------------------------------- the reference's class names
+# Each fixes the defaults of attention and two_d; every other hyper-parameter is a keyword, as for
+# EnergyModel. They call EnergyModel.__init__ directly (not super()), so Lightning records the
+# hyper-parameters of EnergyModel's signature alone and a preset's checkpoint holds the same values.
+class EnergyRNN(EnergyModel):
+    """The reference's `EnergyRNN`: GRU over the rows snake."""
+
+    def __init__(self, **hparams):
+        EnergyModel.__init__(self, **{"attention": False, "two_d": False, **hparams})
+
+
+class EnergyAttentionRNN(EnergyModel):
+    """The reference's `EnergyAttentionRNN`: GRU + attention; `model(x)` -> (energy, weights)."""
+
+    def __init__(self, **hparams):
+        EnergyModel.__init__(self, **{"attention": True, "two_d": False, **hparams})
+
+
+class EnergyRNN2D(EnergyModel):
+    """The reference's `EnergyRNN2D`: rows and columns snakes; `model(x_rows, x_cols)`."""
+
+    def __init__(self, **hparams):
+        EnergyModel.__init__(self, **{"attention": False, "two_d": True, **hparams})
+
+
+class EnergyAttentionRNN2D(EnergyModel):
+    """The reference's `EnergyAttentionRNN2D`: rows and columns snakes + attention."""
+
+    def __init__(self, **hparams):
+        EnergyModel.__init__(self, **{"attention": True, "two_d": True, **hparams})

@@ -2,14 +2,14 @@
 
 `ProbabilityModel` is one configurable LightningModule; the reference's class names are
 presets (`ProbabilityRNN`, `ProbabilityAttentionRNN`, `ProbabilityRNN2D`,
-`ProbabilityAttentionRNN2D`) that only change the defaults of `attention` and `two_d`. All
-logits are logits of p(s = +1); every probability is handled in log space (`logsigmoid`),
-never as a product.
+`ProbabilityAttentionRNN2D`, at the end of this file) that only change the defaults of
+`attention` and `two_d`. All logits are logits of p(s = +1); every probability is handled in
+log space (`logsigmoid`), never as a product.
 
 Which formula each variant uses, and why:
 
-- Causal (`bidirectional=False`, the original model). An autoregressive model of the
-  snake sequence: a unidirectional GRU/LSTM reads s_0..s_t and predicts s_{t+1}; the
+- The causal model (`bidirectional=False`; the reference's "original model"). An
+  autoregressive model of the snake sequence: a unidirectional GRU/LSTM reads s_0..s_t and predicts s_{t+1}; the
   optional attention layer is causally masked (query t sees keys <= t), so the logit for
   s_{t+1} depends on s_0..s_t only. The first spin is not predicted by the network:
   p(s_0 = ±1) = 1/2 exactly, by the spin-flip symmetry of a zero-field Ising model. Then
@@ -17,9 +17,8 @@ Which formula each variant uses, and why:
   since p = exp(-beta E) / Z,   E = -(1/beta) log p(lattice) - (1/beta) log Z,
   i.e. the energy up to a constant (we return -(1/beta) log p; evaluation centres it).
   Trained by maximum likelihood (BCE on every next spin).
-- Bidirectional (`bidirectional=True`). A model that sees "the other side" cannot be an
-  autoregressive model, so it is a conditional model p(s_i | all other spins): a forward
-  RNN stack gives the state after s_{i-1}, a separate backward stack the state after
+- The conditional model (`bidirectional=True`). A model that sees "the other side" cannot
+  be autoregressive, so it is a model of p(s_i | all other spins): a forward RNN stack gives the state after s_{i-1}, a separate backward stack the state after
   s_{i+1} (two independent stacks, so no layer ever mixes s_i back in), and a learned vector
   stands in at the ends. For a pairwise Hamiltonian E = -1/2 sum_i s_i h_i with local field
   h_i = sum_j J_ij s_j, the exact conditional is p(s_i=+1 | rest) = sigmoid(2 beta h_i), so
@@ -71,7 +70,6 @@ from sequence_blocks import (
     diagonal_mask,
     grids_to_sequences,
     log_prob_observed,
-    make_presets,
     sequences_to_grids,
     sinusoidal_encoding,
 )
@@ -112,11 +110,16 @@ class ProbabilityModel(IsingSequenceModule):
 
     Hyper-parameters (plain values, saved in the checkpoint): cell (gru|lstm), hidden_size,
     num_layers, bidirectional (False: causal; True: conditional p(s_i | rest)), attention,
-    n_heads, two_d, lr (Adam), beta (of the training data: E = -(1/beta) log p), n_x, n_y,
-    model (Ising model name, used for the true energies in the test metrics).
+    n_heads, two_d, lr (Adam) and lr_schedule (constant|cosine), beta (of the training data:
+    E = -(1/beta) log p), n_x, n_y, hamiltonian (used for the true energies in the test metrics).
     """
 
     family = "probability"
+
+    @property
+    def absolute_energy(self) -> bool:
+        """The conditional model's energy is absolute; the causal model's is E + (1/beta) log Z."""
+        return bool(self.hparams.bidirectional)
 
     def __init__(
         self,
@@ -128,10 +131,11 @@ class ProbabilityModel(IsingSequenceModule):
         n_heads: int = 1,
         two_d: bool = False,
         lr: float = 1e-4,
+        lr_schedule: str = "constant",
         beta: float = 0.25,
         n_x: int = 8,
         n_y: int = 8,
-        model: str = "ISING1",
+        hamiltonian: str = "ISING1",
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -205,7 +209,7 @@ class ProbabilityModel(IsingSequenceModule):
         return log_prob_observed(z, seq[:, 1:, 0]).sum(dim=1) - math.log(2.0)
 
     @torch.no_grad()
-    def sample(self, n: int, seed=None, order: str = "rows", batch_size: int = 8192):
+    def sample(self, n: int, seed=None, order: str = "rows", batch_size: int = 8192, progress: bool = False):
         """Draw n lattices from the causal model -> (grids int8 (n, n_x, n_y) ±1, log_q float64 (n,)).
 
         Spin by spin along the `order` snake (for a 2D model: that branch, a normalised model on
@@ -213,7 +217,10 @@ class ProbabilityModel(IsingSequenceModule):
         carried from spin to spin (one recurrent step per spin, no rerun of the prefix); with
         attention, the features of the spins drawn so far are the keys, exactly those the
         causal mask allows in training. log_q is the model's own log-probability of each draw.
+        `progress`: a progress bar over the draws (on a terminal only).
         """
+        from tqdm.auto import tqdm
+
         self._check_causal(order)
         if n < 1 or batch_size < 1:
             raise ValueError(f"n and batch_size must be positive, got {n} and {batch_size}")
@@ -223,10 +230,12 @@ class ProbabilityModel(IsingSequenceModule):
         was_training = self.training
         self.eval()
         grids, log_q = [], []
-        for start in range(0, n, batch_size):
-            seq, lq = self._sample_sequences(self.branches[order], min(batch_size, n - start), n_x * n_y, gen)
-            grids.append(sequences_to_grids(seq, n_x, n_y, order).to(torch.int8).cpu().numpy())
-            log_q.append(lq.cpu().numpy())
+        with tqdm(total=n, unit="lattices", unit_scale=True, desc="sampling", disable=not progress or None) as bar:
+            for start in range(0, n, batch_size):
+                seq, lq = self._sample_sequences(self.branches[order], min(batch_size, n - start), n_x * n_y, gen)
+                grids.append(sequences_to_grids(seq, n_x, n_y, order).to(torch.int8).cpu().numpy())
+                log_q.append(lq.cpu().numpy())
+                bar.update(len(lq))
         self.train(was_training)
         return np.concatenate(grids), np.concatenate(log_q)
 
@@ -289,8 +298,36 @@ class ProbabilityModel(IsingSequenceModule):
                 "hyper-parameters; test on data of the training lattice size or use predict_energy"
             )
         grids = sequences_to_grids(rows_seq, n_x, n_y, "rows").detach().cpu().numpy()
-        return torch.as_tensor(energy(grids, model=self.hparams.model), dtype=torch.float64, device=rows_seq.device)
+        return torch.as_tensor(energy(grids, self.hparams.hamiltonian), dtype=torch.float64, device=rows_seq.device)
 
 
-PRESETS = make_presets(ProbabilityModel, "Probability")
-ProbabilityRNN, ProbabilityAttentionRNN, ProbabilityRNN2D, ProbabilityAttentionRNN2D = PRESETS.values()
+# ----------------------------------------------------------------------------- the reference's class names
+# Each fixes the defaults of attention and two_d; every other hyper-parameter is a keyword, as for
+# ProbabilityModel. They call ProbabilityModel.__init__ directly (not super()), so Lightning records
+# the hyper-parameters of ProbabilityModel's signature alone: a preset's checkpoint holds the same values.
+class ProbabilityRNN(ProbabilityModel):
+    """The reference's `ProbabilityRNN` (its original model): causal GRU over the rows snake."""
+
+    def __init__(self, **hparams):
+        ProbabilityModel.__init__(self, **{"attention": False, "two_d": False, **hparams})
+
+
+class ProbabilityAttentionRNN(ProbabilityModel):
+    """The reference's `ProbabilityAttentionRNN`: GRU + masked attention; `model(x)` -> (logits, weights)."""
+
+    def __init__(self, **hparams):
+        ProbabilityModel.__init__(self, **{"attention": True, "two_d": False, **hparams})
+
+
+class ProbabilityRNN2D(ProbabilityModel):
+    """The reference's `ProbabilityRNN2D`: rows and columns snakes; `model(x_rows, x_cols)`."""
+
+    def __init__(self, **hparams):
+        ProbabilityModel.__init__(self, **{"attention": False, "two_d": True, **hparams})
+
+
+class ProbabilityAttentionRNN2D(ProbabilityModel):
+    """The reference's `ProbabilityAttentionRNN2D`: rows and columns snakes + masked attention."""
+
+    def __init__(self, **hparams):
+        ProbabilityModel.__init__(self, **{"attention": True, "two_d": True, **hparams})

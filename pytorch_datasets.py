@@ -1,12 +1,12 @@
-"""Reading Ising HDF5 files into tensors: snake orderings, four dataset classes, a data module.
+"""Reading Ising HDF5 files into tensors: four dataset classes, a loader and a data module.
 
 File contract (written by ``generate_ising.py``): ``ising_grids`` int8 (N, n_x, n_y) ±1,
 ``true_energies`` float32 (N,), ``beta`` float32 (N,) (or one value), file attributes
-(``model``, ``n_x``, ``n_y``, ``betas``, ...). Samples are interleaved over betas and chains,
+(``hamiltonian``, ``n_x``, ``n_y``, ``betas``, ...; ``data_files.read_metadata`` reads them). Samples are interleaved over betas and chains,
 so any contiguous block of rows is a fair sample of the whole file.
 
-Items, all float32; "spins" is the snake sequence (L = n_x * n_y) through the rows, or the
-columns for ``X_cols``; ``return_beta=True`` appends beta (1,):
+Items, all float32; "spins" is the snake sequence (L = n_x * n_y, `ising.snake_permutation`)
+through the rows, or the columns for ``X_cols``; ``return_beta=True`` appends beta (1,):
 
     ProbabilityDataset     (X, y)                 X = spins[:-1] (L-1, 1) ±1, y = spins[1:] (L-1, 1) in {0, 1}
     ProbabilityDataset2D   (X_rows, X_cols, y)    y (2, L-1, 1): the rows and columns targets stacked
@@ -50,62 +50,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
 import data_files
+from data_files import IsingDataError, open_h5, read_metadata
+from ising import snake_permutation
 
 SPAN_PER_ROW = 16  # a batch spanning at most this many rows per row it asks for is read as one slice
 LOAD_MAX_BYTES = 256 * 2**20  # scattered reads load grids up to this size into the process
 BLOCK_BATCHES = 8  # make_dataloader(shuffle=True) shuffles within blocks of this many batches
 _CHECK_ROWS = 1 << 16  # rows per block when every spin is checked
-
-
-class IsingDataError(ValueError):
-    """A data file exists but cannot be used as it is (wrong key, shape, values)."""
-
-
-# ---------------------------------------------- snake orderings: pure functions
-def snake_permutation(n_x: int, n_y: int, order: str = "rows") -> np.ndarray:
-    """Index permutation of the snake (boustrophedon) walk over an (n_x, n_y) lattice.
-
-    Returns int64 (L,), L = n_x * n_y, such that ``grid.reshape(-1)[perm]`` is the snake
-    sequence. "rows": row 0 left->right, row 1 right->left, ...; "cols": column 0
-    top->bottom, column 1 bottom->top, ...
-    """
-    if order not in ("rows", "cols"):
-        raise ValueError(f"order must be 'rows' or 'cols', got {order!r}")
-    if n_x < 1 or n_y < 1:
-        raise ValueError(f"lattice size must be positive, got {n_x} x {n_y}")
-    idx = np.arange(n_x * n_y, dtype=np.int64).reshape(n_x, n_y)
-    lines = idx if order == "rows" else idx.T.copy()  # one line per row / per column
-    lines[1::2] = lines[1::2, ::-1]
-    return lines.reshape(-1)
-
-
-def flat_to_grid(k, n_x: int, n_y: int, order: str = "rows"):
-    """(row, col) of snake-sequence position ``k`` (an int or an integer array)."""
-    perm, k_arr = snake_permutation(n_x, n_y, order), np.asarray(k)
-    if np.any((k_arr < 0) | (k_arr >= n_x * n_y)):
-        raise ValueError(f"sequence position {k} outside 0..{n_x * n_y - 1}")
-    row, col = np.divmod(perm[k_arr], n_y)
-    return (int(row), int(col)) if k_arr.ndim == 0 else (row, col)
-
-
-def grid_to_flat(row, col, n_x: int, n_y: int, order: str = "rows"):
-    """Snake-sequence position of lattice site (row, col) (ints or integer arrays)."""
-    position = np.argsort(snake_permutation(n_x, n_y, order))  # the inverse permutation
-    r, c = np.asarray(row), np.asarray(col)
-    if np.any((r < 0) | (r >= n_x) | (c < 0) | (c >= n_y)):
-        raise ValueError(f"site ({row}, {col}) outside the {n_x} x {n_y} lattice")
-    k = position[r * n_y + c]
-    return int(k) if k.ndim == 0 else k
-
-
-# ----------------------------------------------------------- files and metadata
-def _open_h5(path: Path, **kwargs) -> h5py.File:
-    if not path.is_file():
-        raise FileNotFoundError(data_files.missing_file_message(path))
-    try:
-        return h5py.File(path, "r", **kwargs)
-    except OSError as err:
-        raise IsingDataError(f"{path} is not a readable HDF5 file ({err})") from err
 
 
 def _get_dataset(f: h5py.File, key: str, path: Path) -> h5py.Dataset:
@@ -118,45 +69,6 @@ def _get_dataset(f: h5py.File, key: str, path: Path) -> h5py.Dataset:
     return f[key]
 
 
-def _plain(value):
-    """HDF5 attribute -> plain Python value."""
-    if isinstance(value, bytes):
-        return value.decode()
-    if isinstance(value, np.ndarray):
-        return [_plain(v) for v in value.tolist()] if value.dtype.kind in "SO" else value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
-def read_metadata(path) -> dict:
-    """File attributes plus ``n_x``, ``n_y``, ``model``, ``betas`` (list of floats),
-    ``beta`` (the single beta, or None for multi-beta files) and ``n_samples``.
-
-    Works on files without attributes too (shapes and the ``beta`` dataset are used).
-    """
-    path = Path(path)
-    with _open_h5(path) as f:
-        meta = {k: _plain(v) for k, v in f.attrs.items()}
-        grids = _get_dataset(f, "ising_grids", path) if "ising_grids" in f else None
-        meta["n_samples"] = None
-        if grids is not None and grids.ndim == 3:
-            meta.setdefault("n_x", int(grids.shape[1]))
-            meta.setdefault("n_y", int(grids.shape[2]))
-            meta["n_samples"] = int(grids.shape[0])
-        if "betas" in meta:
-            betas = np.atleast_1d(np.asarray(meta["betas"], dtype=np.float64))
-        else:
-            betas = np.unique(f["beta"][()]) if "beta" in f else []  # 4 bytes a sample, read once
-    meta["betas"] = [float(b) for b in betas]
-    meta["beta"] = meta["betas"][0] if len(meta["betas"]) == 1 else None
-    meta.setdefault("model", None)
-    for key in ("n_x", "n_y"):
-        if meta.get(key) is not None:
-            meta[key] = int(meta[key])
-    return meta
-
-
 # ----------------------------------------------------------------- reading rows
 class _Reader:
     """One process's view of a file: its own h5py handle, and the columns themselves once
@@ -167,7 +79,7 @@ class _Reader:
         # no chunk cache: slices are read straight into the batch, as fast as through the
         # cache and ~8 MiB less resident memory (measured); a compressed file pays for it
         # with a decompression per read
-        self.file = _open_h5(path, rdcc_nbytes=0)
+        self.file = open_h5(path, rdcc_nbytes=0)
         self.dsets = [self.file[k] for k in keys]
         self.arrays = None
 
@@ -230,7 +142,7 @@ class _IsingDataset(Dataset):
         self.return_beta = bool(return_beta)
         self._beta_const = None  # beta of a file that stores one value
         self._reader = None
-        with _open_h5(self.filepath) as f:
+        with open_h5(self.filepath) as f:
             self._check_grids(_get_dataset(f, grids_key, self.filepath), "full" if in_memory else validate)
             self.keys = [grids_key]
             if energy_key is not None:
@@ -468,7 +380,7 @@ class IsingDataModule(pl.LightningDataModule):
 
     @property
     def train_metadata(self) -> dict:
-        """What the models need (beta, lattice size, Ising model), without building datasets."""
+        """What the models need (beta, lattice size, Hamiltonian), without building datasets."""
         return read_metadata(self.train_path)
 
     @property

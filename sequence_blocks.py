@@ -1,7 +1,7 @@
 """Building blocks shared by `energy_models.py` and `probability_models.py`.
 
 Everything here works on spin sequences: float tensors (B, L, 1) with values ±1, the
-lattice read in snake order (see `pytorch_datasets.snake_permutation`). Nothing depends
+lattice read in snake order (`ising.snake_permutation`). Nothing depends
 on the lattice size, so a model trained on 8 x 8 runs on any other size.
 
 - `RNNEncoder`      GRU/LSTM over the sequence. Three modes:
@@ -19,18 +19,19 @@ on the lattice size, so a model trained on 8 x 8 runs on any other size.
 - Log-space energies: `log_prob_observed`, `causal_energy`, `conditional_energy`,
   `log_prob_energy` (no products of probabilities, no clamping).
 - `grids_to_sequences` / `sequences_to_grids`: lattice <-> snake sequence in torch.
-- `check_choice`, `check_positive_int`, `check_positive_number`: the value checks of the
-  models' hyper-parameters (one-line ValueErrors, which the trainers show as flag errors).
-- `IsingSequenceModule`: the LightningModule base both families share (the one check of a
-  configuration, Adam, logging, exact whole-test-set metrics across DDP ranks,
-  `predict_energy`, and the plumbing of `forward`, the reference's call signature).
-- `make_presets`: the reference's class names (`EnergyRNN`, `ProbabilityAttentionRNN2D`, ...)
-  as subclasses that fix `attention` and `two_d`, built from one table.
+- `IsingSequenceModule`: the LightningModule base every model shares (the one check of a
+  configuration, Adam and its learning-rate schedule, logging, whole-test-set metrics across
+  DDP ranks, `predict_energy`, and the plumbing of `forward`, the reference's call signature).
+
+Learning-rate schedules (`lr_schedule`): "constant" (the reference's), or "cosine": a linear
+warm-up over the first WARMUP_FRACTION of the optimiser steps, then half a cosine from lr down
+to 0 at the last step of `max_epochs` (Lightning's `estimated_stepping_batches`), stepped per
+batch. A decaying rate lets a run settle into its minimum instead of oscillating around it,
+which is what makes the result of a run reproducible from seed to seed (README).
 """
 from __future__ import annotations
 
 import math
-import numbers
 from functools import lru_cache
 
 import lightning.pytorch as pl
@@ -40,15 +41,18 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DistributedSampler
 
+import ising
+from checks import check_choice, check_positive_int, check_positive_number
+
 RNN_CELLS = {"gru": nn.GRU, "lstm": nn.LSTM}
+LR_SCHEDULES = ("constant", "cosine")
+WARMUP_FRACTION = 0.02
 
 
 # ----------------------------------------------------------------------------- snake order
 @lru_cache(maxsize=64)
 def _permutation(n_x: int, n_y: int, order: str) -> np.ndarray:
-    from pytorch_datasets import snake_permutation  # the one definition of the snake order
-
-    return np.asarray(snake_permutation(n_x, n_y, order=order), dtype=np.int64)
+    return ising.snake_permutation(n_x, n_y, order=order)
 
 
 def grids_to_sequences(grids: torch.Tensor, order: str = "rows") -> torch.Tensor:
@@ -191,24 +195,6 @@ def log_prob_energy(logits: torch.Tensor, spins: torch.Tensor, beta: float) -> t
     return log_prob_observed(logits, spins).sum(dim=1) / beta
 
 
-# ----------------------------------------------------------------------------- hyper-parameter checks
-# one-line ValueErrors, for every model class (the trainers show them as flag errors)
-def check_choice(name: str, value, options) -> None:
-    if value not in options:
-        raise ValueError(f"{name} must be one of {', '.join(options)}; got {value!r}")
-
-
-def check_positive_int(name: str, value, minimum: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be {'a positive integer' if minimum == 1 else f'an integer >= {minimum}'}, "
-                         f"got {value!r}")
-
-
-def check_positive_number(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value < math.inf:
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
-
-
 # ----------------------------------------------------------------------------- shared LightningModule
 class IsingSequenceModule(pl.LightningModule):
     """What both families share: configuration check, optimiser, logging, test metrics,
@@ -220,22 +206,25 @@ class IsingSequenceModule(pl.LightningModule):
     `per_sample_loss(batch, with_energies) -> (loss (B,), predicted E (B,), true E (B,))`
     (the energies may be None when `with_energies` is False).
 
+    `absolute_energy` says whether the model predicts E itself (scored raw and centred) or E
+    up to a constant (scored centred only).
+
     Logged: `train/loss`; for validation loader k, `<val_names[k]>/loss` (index 0 is the
     main one, `val/loss`); `test/loss`, `test/rmse`, `test/rmse_centred`. The test metrics
-    are sums over every test sample reduced across processes (DDP padding duplicates are
-    dropped), so they are the exact whole-test-set values; they also end up in
-    `self.test_results`.
+    are computed once over every test sample, gathered across processes (DDP padding
+    duplicates dropped), with `ising.rmse` and `ising.centred_rmse`, the evaluation's own
+    definitions; they also end up in `self.test_results`.
     """
 
     family = "?"
     # hyper-parameter -> its allowed values; subclasses add their own
-    choices = {"cell": tuple(RNN_CELLS)}
+    choices = {"cell": tuple(RNN_CELLS), "lr_schedule": LR_SCHEDULES, "hamiltonian": ising.HAMILTONIANS}
 
     def __init__(self):
         super().__init__()
         self.val_names = ["val"]
         self.test_results: dict = {}
-        self._test_sums = None
+        self._test_parts: list = []
         self._test_seen = 0
 
     # -- configuration ----------------------------------------------------------------------
@@ -262,8 +251,26 @@ class IsingSequenceModule(pl.LightningModule):
     def orders(self):
         return ("rows", "cols") if self.hparams.two_d else ("rows",)
 
+    @property
+    def absolute_energy(self) -> bool:
+        """True if `predict_energy` is E itself, False if E plus an unknown constant."""
+        raise NotImplementedError
+
     def configure_optimizers(self):
-        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
+        """Adam, with the `lr_schedule` of the module docstring."""
+        optimizer = torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
+        if self.hparams.lr_schedule == "constant":
+            return optimizer
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        warmup = max(1, round(WARMUP_FRACTION * total))
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
     # -- the prediction entry point ---------------------------------------------------------
     def predict_energy(self, grids: torch.Tensor, return_attention: bool = False):
@@ -324,9 +331,7 @@ class IsingSequenceModule(pl.LightningModule):
                  sync_dist=True, add_dataloader_idx=False, batch_size=loss.shape[0])
 
     def on_test_epoch_start(self):
-        # n, sum loss, sum d, sum d^2 with d = predicted - true energy (float64 for exactness)
-        self._test_sums = torch.zeros(4, dtype=torch.float64, device=self.device)
-        self._test_seen = 0
+        self._test_parts, self._test_seen = [], 0
 
     def _unique_mask(self, n: int) -> torch.Tensor:
         """Drop the samples DistributedSampler repeats to pad the last ranks (no shuffle in
@@ -347,60 +352,19 @@ class IsingSequenceModule(pl.LightningModule):
         # the ones predict_energy and the evaluation compute
         with torch.autocast(self.device.type, enabled=False):
             loss, pred, true = self.per_sample_loss(batch, with_energies=True)
-        keep = self._unique_mask(loss.shape[0])
-        d = (pred.double() - true.double())[keep]
-        self._test_sums += torch.stack(
-            [keep.sum().double(), loss.double()[keep].sum(), d.sum(), (d * d).sum()]
-        )
+        keep = self._unique_mask(loss.shape[0]).double()
+        self._test_parts.append(torch.stack([loss.double(), pred.double(), true.double(), keep]))
 
     def on_test_epoch_end(self):
-        sums = self.trainer.strategy.reduce(self._test_sums, reduce_op="sum")
-        n, loss_sum, d_sum, d2_sum = (float(v) for v in sums)
-        if n == 0:
+        parts = torch.cat(self._test_parts, dim=1) if self._test_parts else torch.zeros(4, 0, dtype=torch.float64)
+        if self.trainer.world_size > 1:  # every rank holds as many samples (DistributedSampler pads)
+            parts = self.all_gather(parts).transpose(0, 1).reshape(4, -1)
+        loss, pred, true, keep = parts.cpu().numpy()
+        keep = keep > 0.5
+        if not keep.any():
             return
-        mean_d = d_sum / n
-        results = {
-            "test/loss": loss_sum / n,
-            "test/rmse": (d2_sum / n) ** 0.5,
-            # centring prediction and truth by their own means = removing the mean error
-            "test/rmse_centred": max(d2_sum / n - mean_d * mean_d, 0.0) ** 0.5,
-            "test/n_samples": n,
-        }
+        results = {"test/loss": float(loss[keep].mean()), "test/rmse": ising.rmse(pred[keep], true[keep]),
+                   "test/rmse_centred": ising.centred_rmse(pred[keep], true[keep]), "test/n_samples": int(keep.sum())}
         for key, value in results.items():
-            self.log(key, value, sync_dist=False)  # already identical on every rank
+            self.log(key, float(value), sync_dist=False)  # already identical on every rank
         self.test_results = {k.split("/", 1)[1]: v for k, v in results.items()}
-
-
-# ----------------------------------------------------------------------------- the reference's class names
-# <family prefix><suffix> -> (attention, two_d), e.g. EnergyAttentionRNN2D. Every other
-# hyper-parameter is a keyword argument, as for the configurable class.
-PRESET_LAYOUTS = {
-    "RNN": (False, False),
-    "AttentionRNN": (True, False),
-    "RNN2D": (False, True),
-    "AttentionRNN2D": (True, True),
-}
-
-
-def make_presets(base: type, prefix: str) -> dict:
-    """{name: class}: the reference's four class names of a family, subclasses of `base`
-    that only set the default `attention` and `two_d` (table above). They are real classes:
-    assigned to names of `base`'s module they import, pickle, and `load_from_checkpoint`."""
-    presets = {}
-    for suffix, (attention, two_d) in PRESET_LAYOUTS.items():
-        name = prefix + suffix
-        doc = (f"The reference's `{name}`: `{base.__name__}` with attention={attention}, two_d={two_d} "
-               f"unless given; called as `{base.__name__}.forward` describes.")
-        namespace = {"__init__": _preset_init(base, attention, two_d), "__doc__": doc,
-                     "__module__": base.__module__, "__qualname__": name}
-        presets[name] = type(name, (base,), namespace)
-    return presets
-
-
-def _preset_init(base: type, attention: bool, two_d: bool):
-    # no super() here on purpose: Lightning then records the hyper-parameters of base's
-    # __init__ alone, so a preset's checkpoint holds the same plain values as base's
-    def __init__(self, **kwargs):
-        base.__init__(self, **{"attention": attention, "two_d": two_d, **kwargs})
-
-    return __init__
