@@ -18,31 +18,24 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import h5py
 import numpy as np
 
-from ising import BETA_C_ISING1, chi_square_test, exact_energy_distribution
+from data_files import open_h5, read_metadata
+from ising import BETA_C_ISING1, chi_square_test, exact_energy_distribution, level_counts
 from plotting import hide_unused, plt, save_figure
 
 
-def _file_info(f: h5py.File) -> dict:
-    a = f.attrs
-    return {"model": str(a["model"]), "n_x": int(a["n_x"]), "n_y": int(a["n_y"]),
-            "betas": [float(b) for b in np.atleast_1d(a["betas"])]}
 
 
 def _histogram_against_exact(sel: np.ndarray, info: dict, beta: float) -> dict:
     """Sampled energies float64 (n,) of one beta binned on the exact levels, chi-square and mean."""
-    e_exact, p_exact = exact_energy_distribution(info["n_x"], info["n_y"], beta, info["model"])
-    # each sample's exact level (energies are multiples of 1/2, exact in float32)
-    idx = np.clip(np.searchsorted(e_exact, sel), 0, len(e_exact) - 1)
-    hit = np.isclose(e_exact[idx], sel)
-    counts = np.bincount(idx[hit], minlength=len(e_exact)).astype(np.float64)
+    e_exact, p_exact = exact_energy_distribution(info["n_x"], info["n_y"], beta, info["hamiltonian"])
+    counts, strays = level_counts(sel, e_exact)
     stat, dof, p = chi_square_test(counts, p_exact)
     return {
         "beta": beta, "n": int(len(sel)), "energies": e_exact, "exact_probs": p_exact, "counts": counts,
         # sampled energies the exact law calls (nearly) impossible
-        "stray_samples": int(len(sel) - counts.sum()),
+        "stray_samples": strays,
         "chi2": stat, "dof": dof, "p_value": p,
         "mean": float(sel.mean()), "sem": float(sel.std(ddof=1) / np.sqrt(len(sel))),
         "exact_mean": float((e_exact * p_exact).sum()),
@@ -56,8 +49,8 @@ def energy_histogram_check(path, max_samples: int = 200_000) -> list[dict]:
     Returns one dict per beta: file, beta, n, energies (K,) exact levels, exact_probs (K,),
     counts (K,) observed, stray_samples, chi2, dof, p_value, mean, sem, exact_mean.
     """
-    with h5py.File(path, "r") as f:
-        info = _file_info(f)
+    info = read_metadata(path)
+    with open_h5(path) as f:
         n = min(f["true_energies"].shape[0], max_samples)
         energies = f["true_energies"][:n].astype(np.float64)
         betas = f["beta"][:n].astype(np.float64)
@@ -79,13 +72,13 @@ def mean_energy_table(checks: list[dict]) -> list[dict]:
 
 
 def data_file_summary(path) -> dict:
-    """One row about a data file: size, model, lattice, betas, sampler settings."""
-    with h5py.File(path, "r") as f:
-        info = _file_info(f)
+    """One row about a data file: size, Hamiltonian, lattice, betas, sampler settings."""
+    info = read_metadata(path)
+    with open_h5(path) as f:
         a = f.attrs
         acc = np.atleast_1d(a.get("acceptance_rate", np.nan)).astype(float)
         betas = info["betas"]
-        return {"file": Path(path).name, "n": int(f["ising_grids"].shape[0]), "model": info["model"],
+        return {"file": Path(path).name, "n": int(f["ising_grids"].shape[0]), "hamiltonian": info["hamiltonian"],
                 "lattice": f"{info['n_x']}x{info['n_y']}", "n_betas": len(betas),
                 "betas": f"{min(betas):.3g}…{max(betas):.3g}" if len(betas) > 1 else f"{betas[0]:.3g}",
                 "algorithm": str(a.get("algorithm", "?")), "chains": int(a.get("n_chains", -1)),
@@ -96,7 +89,7 @@ def data_file_summary(path) -> dict:
 def sampler_diagnostics(path) -> dict:
     """Acceptance rate and integrated autocorrelation time of the energy (sweeps) per beta, as
     recorded by the sampler in the file's attributes; thin is the spacing of stored samples."""
-    with h5py.File(path, "r") as f:
+    with open_h5(path) as f:
         a = f.attrs
         betas = np.atleast_1d(a["betas"]).astype(float)
         acc = np.atleast_1d(a["acceptance_rate"]).astype(float)
@@ -109,7 +102,7 @@ def sampler_diagnostics(path) -> dict:
 
 def magnetisation_by_beta(path, max_samples: int = 200_000) -> dict:
     """{beta: per-site magnetisation m = mean spin, float64 (n,)} from a data file."""
-    with h5py.File(path, "r") as f:
+    with open_h5(path) as f:
         n = min(f["ising_grids"].shape[0], max_samples)
         m = f["ising_grids"][:n].astype(np.float64).mean(axis=(1, 2))
         betas = f["beta"][:n].astype(np.float64)

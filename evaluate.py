@@ -10,14 +10,15 @@ difference is the score:
 
     rmse_centred = sqrt(mean(((pred - mean(pred)) - (true - mean(true)))^2))
 
-Also reported: the same errors restricted to the lattices of each beta (the global centring is
-kept, so a constant offset is the only freedom), and for models that predict absolute energies
-(energy models and the bidirectional, local-field probability model) the uncentred RMSE.
+(`ising.centred_rmse`). Also reported: the same errors restricted to the lattices of each beta
+(the global centring is kept, so a constant offset is the only freedom), and for models that
+predict absolute energies (`model.absolute_energy`: energy models and the conditional
+probability model) the uncentred RMSE.
 
-A run is a folder `<runs>/<family>/<config>/` with metrics.json and a checkpoint, as the trainers
-write it. `train_all.py` trains every combination and then calls `report`;
-`python evaluate.py train-all ...` is the same as `python train_all.py ...`, and
-`python evaluate.py transfer ...` as `python transfer.py ...` (scores on larger lattices).
+A run is a folder `<runs>/<family>/<config>/` with metrics.json and best.ckpt, as the trainers
+write it (`runs.py`). `train_all.py` trains every combination and then calls `report`.
+
+    python evaluate.py export runs/energy/EDNN_F1_C1_hid16x2 --to weights   # weights + hyper-parameters only
 """
 from __future__ import annotations
 
@@ -26,33 +27,24 @@ import csv
 import json
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import h5py
 import numpy as np
 
 import data_files
-from plotting import atomic_path, hide_unused, markdown_table, plt, save_figure
+from data_files import atomic_path
+from checks import UserError, main_guard, positive_int
+from ising import centred_rmse, rmse, site_to_snake, snake_to_site
+from plotting import hide_unused, markdown_table, plt, save_figure
+from runs import Run, export_weights, find_runs, load_model, predict, read_run
 
 N_EVAL = 32_000
 EVAL_SEED = 0
 
 
-# -------------------- Scores -----------------------------------------------------------
 def centred(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     return x - x.mean()
-
-
-def centred_rmse(pred: np.ndarray, true: np.ndarray) -> float:
-    """RMSE after centring predictions and truths by their own means (reference protocol)."""
-    return float(np.sqrt(np.mean((centred(pred) - centred(true)) ** 2)))
-
-
-def rmse(pred: np.ndarray, true: np.ndarray) -> float:
-    d = np.asarray(pred, np.float64) - np.asarray(true, np.float64)
-    return float(np.sqrt(np.mean(d**2)))
 
 
 def eval_indices(n_total: int, n: int = N_EVAL, seed: int = EVAL_SEED) -> np.ndarray:
@@ -62,10 +54,7 @@ def eval_indices(n_total: int, n: int = N_EVAL, seed: int = EVAL_SEED) -> np.nda
 
 def load_eval_set(path, n: int = N_EVAL, seed: int = EVAL_SEED):
     """grids int8 (n, n_x, n_y) ±1, energies float64 (n,), betas float64 (n,) of the protocol's draw."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(data_files.missing_file_message(path))
-    with h5py.File(path, "r") as f:
+    with data_files.open_h5(path) as f:
         idx = eval_indices(f["ising_grids"].shape[0], n, seed)
         uniq, inv = np.unique(idx, return_inverse=True)  # h5py wants increasing indices
         grids = f["ising_grids"][uniq][inv]
@@ -87,114 +76,18 @@ REFERENCE_RMSE = {
     ("probability", False, False, False): 19.9,
     ("probability", False, True, False): 20.03,
 }
-FLAG_KEYS = ("cell", "bidirectional", "attention", "two_d", "energy_head", "hidden_size", "focus", "context", "target")
+FLAG_KEYS = ("cell", "bidirectional", "attention", "two_d", "energy_head", "hidden_size", "lr_schedule", "focus", "context",
+             "target")
 
 
 def reference_rmse(row: dict):
     """The published RMSE of the same combination (reference head, GRU), or None."""
     if row.get("focus") is not None:  # the extensive model has no published counterpart
         return None
-    if row.get("energy_head", "prob") not in (None, "prob") or str(row.get("cell") or "gru") != "gru":
+    if row.get("energy_head", "logsigmoid") not in (None, "logsigmoid") or str(row.get("cell") or "gru") != "gru":
         return None
     key = (row["family"], bool(row.get("attention")), bool(row.get("two_d")), bool(row.get("bidirectional")))
     return REFERENCE_RMSE.get(key)
-
-
-@dataclass
-class Run:
-    family: str  # "energy" | "probability"
-    name: str  # config name, e.g. 2D_GRU_1L_1H_Bi_Attn
-    dir: Path
-    checkpoint: Path
-    metrics: dict = field(default_factory=dict)
-    group: str = ""  # folders between the runs root and <family>, e.g. "32-true_seed1"
-
-    @property
-    def label(self) -> str:
-        return "/".join(p for p in (self.group, self.family, self.name) if p)
-
-
-def find_runs(root) -> list[Run]:
-    """Every `<root>/[<group>/...]<family>/<config>/` holding metrics.json and a checkpoint."""
-    root, runs = Path(root), []
-    for metrics_path in sorted(root.rglob("metrics.json")):
-        run_dir = metrics_path.parent
-        family = run_dir.parent.name
-        if family not in ("energy", "probability"):
-            continue
-        metrics = json.loads(metrics_path.read_text())
-        ckpt = run_dir / metrics["best_checkpoint"] if metrics.get("best_checkpoint") else None
-        if ckpt is None or not ckpt.exists():  # a moved run folder: its own checkpoint
-            found = sorted(run_dir.rglob("*.ckpt"))
-            if not found:
-                continue
-            ckpt = found[0]
-        group = run_dir.parent.parent.relative_to(root).as_posix()
-        runs.append(Run(family, run_dir.name, run_dir, ckpt, metrics, "" if group == "." else group))
-    return runs
-
-
-def load_model(run: Run):
-    """The run's LightningModule from its checkpoint alone, on the CPU, in eval mode."""
-    config = run.metrics.get("config", {})
-    if config.get("architecture") == "ednn" or "focus" in config:  # the extensive model's hyper-parameter
-        from ednn import EDNNEnergyModel as cls
-    elif run.family == "energy":
-        from energy_models import EnergyModel as cls
-    else:
-        from probability_models import ProbabilityModel as cls
-    model = cls.load_from_checkpoint(str(run.checkpoint), map_location="cpu")
-    model.eval()
-    return model
-
-
-def export_weights(run_dir, dest_root="weights") -> Path:
-    """Copy a run into `<dest_root>/<family>/<config>/` as a few hundred kB: best.ckpt with the
-    weights and hyper-parameters only (no optimiser state, loops or callbacks), and metrics.json
-    pointing at it. `load_model`, `find_runs` and `load_from_checkpoint` read it as a run."""
-    import torch
-
-    run_dir = Path(run_dir)
-    ckpt = torch.load(run_dir / "best.ckpt", map_location="cpu", weights_only=False)
-    dest = Path(dest_root) / run_dir.parent.name / run_dir.name
-    dest.mkdir(parents=True, exist_ok=True)
-    keep = {k: ckpt[k] for k in ("state_dict", "hyper_parameters", "pytorch-lightning_version", "epoch", "global_step")
-            if k in ckpt}
-    with atomic_path(dest / "best.ckpt") as tmp:
-        torch.save(keep, tmp)
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    metrics["best_checkpoint"] = "best.ckpt"  # relative: the folder can move
-    with atomic_path(dest / "metrics.json") as tmp:
-        tmp.write_text(json.dumps(metrics, indent=2) + "\n")
-    return dest
-
-
-def predict(model, grids: np.ndarray, batch_size: int = 2048, return_attention: bool = False):
-    """Energies float64 (N,) of grids (N, n_x, n_y) ±1 through model.predict_energy; with
-    return_attention also {"rows"[, "cols"]: (L_q, L_k) attention weights summed over the grids}."""
-    import torch
-
-    out, attn_sum = [], None
-    with torch.no_grad():
-        for i in range(0, len(grids), batch_size):
-            g = torch.as_tensor(np.asarray(grids[i : i + batch_size]), dtype=torch.float32)
-            if return_attention:
-                e, attn = model.predict_energy(g, return_attention=True)
-                s = {k: v.sum(0).double().numpy() for k, v in attn.items()}
-                attn_sum = s if attn_sum is None else {k: attn_sum[k] + s[k] for k in s}
-            else:
-                e = model.predict_energy(g)
-            out.append(e.double().cpu().numpy())
-    energies = np.concatenate(out)
-    return (energies, attn_sum) if return_attention else energies
-
-
-def predicts_absolute_energy(model, family: str) -> bool:
-    """Energy regressors and the bidirectional (local-field) probability model predict E itself;
-    the causal probability model knows E only up to log Z."""
-    if getattr(model.hparams, "target", "absolute") == "centred":  # trained on labels known up to a constant
-        return False
-    return family == "energy" or bool(getattr(model.hparams, "bidirectional", False))
 
 
 def score_run(run: Run, grids, energies, betas, model=None) -> dict:
@@ -212,7 +105,7 @@ def score_run(run: Run, grids, energies, betas, model=None) -> dict:
         "family": run.family,
         "config": run.name,
         "rmse_centred": centred_rmse(pred, energies),
-        "rmse_raw": rmse(pred, energies) if predicts_absolute_energy(model, run.family) else None,
+        "rmse_raw": rmse(pred, energies) if model.absolute_energy else None,
         "rmse_per_beta": per_beta,
         "n_params": int(sum(p.numel() for p in model.parameters())),
         "test_rmse_centred": run.metrics.get("test_rmse_centred"),
@@ -228,20 +121,16 @@ def evaluate_runs(runs_root, eval_path, n: int = N_EVAL, seed: int = EVAL_SEED, 
     """Score every run under runs_root; rows sorted by centred RMSE. Returns (rows, eval set)."""
     runs = find_runs(runs_root)
     if not runs:
-        raise FileNotFoundError(
-            f"no finished runs under {runs_root} (a run is <family>/<config>/metrics.json + *.ckpt); "
-            "train with energy_trainer.py / probability_trainer.py or `make demo`"
-        )
+        raise UserError(f"no finished runs under {runs_root} (a run is <family>/<config>/metrics.json + best.ckpt); "
+                        "train with energy_trainer.py / probability_trainer.py or `make demo`")
     grids, energies, betas = load_eval_set(eval_path, n, seed)
-    with h5py.File(eval_path, "r") as f:
-        hamiltonian = str(f.attrs.get("model", "ISING1"))
-    trained_on = {r.label: r.metrics.get("config", {}).get("model", "ISING1") for r in runs}
+    hamiltonian = data_files.read_metadata(eval_path)["hamiltonian"] or "ISING1"
     for r in runs:  # an ISING2 model scored on ISING1 lattices would be a meaningless row
-        if trained_on[r.label] != hamiltonian:
-            print(f"skipping {r.label}: trained on {trained_on[r.label]}, {eval_path} is {hamiltonian}", file=sys.stderr)
-    runs = [r for r in runs if trained_on[r.label] == hamiltonian]
+        if r.hamiltonian != hamiltonian:
+            print(f"skipping {r.label}: trained on {r.hamiltonian}, {eval_path} is {hamiltonian}", file=sys.stderr)
+    runs = [r for r in runs if r.hamiltonian == hamiltonian]
     if not runs:
-        raise FileNotFoundError(f"no run under {runs_root} was trained on {hamiltonian}, the model of {eval_path}")
+        raise UserError(f"no run under {runs_root} was trained on {hamiltonian}, the Hamiltonian of {eval_path}")
     if progress:
         from tqdm import tqdm
 
@@ -260,14 +149,14 @@ def describe(row: dict) -> str:
               if row.get(key)]
     if row.get("energy_head") == "site":
         parts.append("site head")
-    return " + ".join(parts)
+    return " + ".join(parts) + (f" ({row['lr_schedule']} lr)" if row.get("lr_schedule") not in (None, "constant") else "")
 
 
 def select(rows: list[dict], family: str, **flags):
     """The first (best) row of `family` whose flags match (missing flags count as False/default)."""
     wanted = {"attention": False, "two_d": False, "bidirectional": False, "focus": None, **flags}  # no EDNN
     if family == "energy":
-        wanted.setdefault("energy_head", "prob")
+        wanted.setdefault("energy_head", "logsigmoid")
     for r in rows:
         if r["family"] == family and all(
             (r.get(k) or False) == v if isinstance(v, bool) else r.get(k) == v for k, v in wanted.items()
@@ -352,15 +241,13 @@ def attention_map(attn: dict, n_x: int, n_y: int, query=(3, 4)) -> np.ndarray:
     attn: {"rows": (L_q, L_k) summed weights, optionally "cols": ...} indexed by sequence positions
     of the snake through rows / columns. 2D models: the mean of the two maps in grid space.
     """
-    from pytorch_datasets import flat_to_grid, grid_to_flat
-
     maps = []
     for order, w in attn.items():
         w = np.asarray(w)
         # causal models never query from their last position: take the one before
-        q = min(grid_to_flat(query[0], query[1], n_x, n_y, order), w.shape[0] - 1)
+        q = min(site_to_snake(query[0], query[1], n_x, n_y, order), w.shape[0] - 1)
         grid = np.zeros((n_x, n_y))
-        grid[flat_to_grid(np.arange(w.shape[1]), n_x, n_y, order)] = w[q]
+        grid[snake_to_site(np.arange(w.shape[1]), n_x, n_y, order)] = w[q]
         maps.append(grid)
     return np.mean(maps, axis=0)
 
@@ -429,27 +316,16 @@ def report(runs_root, eval_path, out_dir, images_dir="images", n: int = N_EVAL, 
     return {"rows": rows, "paths": paths}
 
 
-def _positive_int(text: str) -> int:
-    if int(text) < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return int(text)
-
-
 def add_report_flags(p: argparse.ArgumentParser) -> None:
     """The flags of `report` besides its folders (train_all.py shares them)."""
     p.add_argument("--images", default="images", help="where predictions_plot.png and attention_plot.png go")
-    p.add_argument("--n", type=_positive_int, default=N_EVAL, help="lattices drawn (with replacement) for the score")
+    p.add_argument("--n", type=positive_int, default=N_EVAL, help="lattices drawn (with replacement) for the score")
     p.add_argument("--seed", type=int, default=EVAL_SEED, help="seed of the evaluation draw")
 
 
 def run_report(runs_root, eval_path, out_dir, images_dir, n: int, seed: int) -> int:
-    """`report` for the command line: prints the leaderboard and the files written; a user error
-    (no runs, a missing or unreadable file) is one line on stderr and exit status 1."""
-    try:
-        result = report(runs_root, eval_path, out_dir, images_dir, n, seed)
-    except (OSError, ValueError, RuntimeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    """`report` for the command line: prints the leaderboard and the files written."""
+    result = report(runs_root, eval_path, out_dir, images_dir, n, seed)
     print(leaderboard_markdown(result["rows"]))
     for path in result["paths"].values():
         print(f"wrote {path}")
@@ -458,10 +334,6 @@ def run_report(runs_root, eval_path, out_dir, images_dir, n: int, seed: int) -> 
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["train-all"]:  # `python evaluate.py train-all ...` is train_all.py's command line
-        import train_all
-
-        return train_all.main(argv[1:], prog="evaluate.py train-all")
     if argv[:1] == ["export"]:  # python evaluate.py export RUN_DIR [RUN_DIR ...] [--to weights]
         p = argparse.ArgumentParser(prog="evaluate.py export", description="Copy runs as weights and "
                                     "hyper-parameters only (a few hundred kB each) into <to>/<family>/<config>/.")
@@ -469,19 +341,14 @@ def main(argv=None) -> int:
         p.add_argument("--to", default="weights", help="destination folder")
         args = p.parse_args(argv[1:])
         for run in args.runs:
-            if not (Path(run) / "best.ckpt").is_file() or not (Path(run) / "metrics.json").is_file():
-                p.error(f"{run}: not a finished run directory (best.ckpt and metrics.json)")
+            read_run(run)  # a one-line error for anything that is not a finished run, before writing
+        for run in args.runs:
             print(f"wrote {export_weights(run, args.to)}")
         return 0
-    if argv[:1] == ["transfer"]:  # `python evaluate.py transfer ...` is transfer.py's command line
-        import transfer
-
-        return transfer.main(argv[1:], prog="evaluate.py transfer")
     p = argparse.ArgumentParser(
         description="Score trained runs on the evaluation set (reference protocol: 32,000 lattices drawn "
         "with replacement, centred RMSE), write the leaderboard and the images. "
-        "`evaluate.py train-all ...` (= train_all.py) first trains every combination of a profile; "
-        "`evaluate.py transfer ...` (= transfer.py) scores the runs on larger lattices.",
+        "`evaluate.py export RUN...` copies runs as weights and hyper-parameters only.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--runs", default="runs", help="folder of runs (<family>/<config>/)")
@@ -493,4 +360,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main_guard(main))

@@ -24,7 +24,6 @@ needs no weights. Everything is reported per site and beside the exact finite-la
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from pathlib import Path
@@ -32,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 import ising
+from checks import UserError, main_guard, positive_float, positive_int
 
 MIN_ESS = 0.01
 
@@ -75,12 +75,13 @@ def estimates(energies, log_q, beta: float, n_sites: int, n_boot: int = 200, see
             "C_per_site": c / n_sites, "C_err": float(np.std(boot)) / n_sites}
 
 
-def exact_values(n_x: int, n_y: int, beta: float, model: str) -> dict:
+def exact_values(n_x: int, n_y: int, beta: float, hamiltonian: str) -> dict:
     """Exact finite-lattice F, U, C per site (None where no exact method applies)."""
     s = n_x * n_y
     try:
-        mean, var = ising.exact_moments(n_x, n_y, beta, model)
-        log_z = ising.exact_log_z(n_x, n_y, beta, model) if (model == "ISING1" or min(n_x, n_y) <= 10) else None
+        mean, var = ising.exact_moments(n_x, n_y, beta, hamiltonian)
+        log_z = ising.exact_log_z(n_x, n_y, beta, hamiltonian) if (hamiltonian == "ISING1" or min(n_x, n_y) <= 10) \
+            else None
     except ValueError:
         return {"F_exact_per_site": None, "U_exact_per_site": None, "C_exact_per_site": None}
     return {"F_exact_per_site": None if log_z is None else -log_z / beta / s,
@@ -96,10 +97,9 @@ def variational_free_energy(energies, log_q, beta: float, n_sites: int) -> tuple
 def histogram_kl(energies, exact_e, exact_p, weights=None) -> float:
     """KL(h || P) in nats of the (optionally weighted) histogram h of sampled energies against
     the exact P(E); h lives on P's support, so the value is finite."""
-    idx = np.searchsorted(exact_e, energies)
-    if np.any(exact_e[np.clip(idx, 0, len(exact_e) - 1)] != energies):
-        raise ValueError("a sampled energy is not an allowed level of the exact distribution")
-    h = np.bincount(idx, weights=weights, minlength=len(exact_e)).astype(np.float64)
+    h, strays = ising.level_counts(energies, exact_e, weights)
+    if strays:
+        raise ValueError(f"{strays} sampled energies are not allowed levels of the exact distribution")
     h /= h.sum()
     nz = h > 0
     return float((h[nz] * np.log(h[nz] / exact_p[nz])).sum())
@@ -113,13 +113,13 @@ def default_betas(beta_train: float) -> list[float]:
 
 
 def thermodynamics(model, n_samples: int, betas=None, seed: int = 0, order: str = "rows",
-                   batch_size: int = 8192) -> tuple[dict, dict]:
+                   batch_size: int = 8192, progress: bool = False) -> tuple[dict, dict]:
     """Sample the model and estimate F, U, C at every beta. Returns (report dict for
     thermo.json, arrays {"grids", "energies", "log_q"} for the plots)."""
     hp = model.hparams
-    n_x, n_y, beta_train, kind = int(hp.n_x), int(hp.n_y), float(hp.beta), str(hp.model)
+    n_x, n_y, beta_train, kind = int(hp.n_x), int(hp.n_y), float(hp.beta), str(hp.hamiltonian)
     s = n_x * n_y
-    grids, log_q = model.sample(n_samples, seed=seed, order=order, batch_size=batch_size)
+    grids, log_q = model.sample(n_samples, seed=seed, order=order, batch_size=batch_size, progress=progress)
     e = ising.energy(grids, kind)
     f_q, f_q_err = variational_free_energy(e, log_q, beta_train, s)
     rows = []
@@ -127,7 +127,7 @@ def thermodynamics(model, n_samples: int, betas=None, seed: int = 0, order: str 
         rows.append({**estimates(e, log_q, b, s, seed=seed), **exact_values(n_x, n_y, b, kind)})
     exact_f = exact_values(n_x, n_y, beta_train, kind)["F_exact_per_site"]
     report = {
-        "beta_train": beta_train, "n_x": n_x, "n_y": n_y, "model": kind, "n_samples": int(n_samples),
+        "beta_train": beta_train, "n_x": n_x, "n_y": n_y, "hamiltonian": kind, "n_samples": int(n_samples),
         "order": order, "seed": seed,
         "variational_F_per_site": f_q, "variational_F_err": f_q_err,
         # KL(q || p) = beta (F_q - F) for the whole lattice, in nats
@@ -151,7 +151,7 @@ def plot_thermodynamics(report: dict, arrays: dict, images_dir, mc_grids=None, p
     Monte Carlo lattices. Returns the paths written."""
     from plotting import plt, save_figure
 
-    n_x, n_y, kind, bt = report["n_x"], report["n_y"], report["model"], report["beta_train"]
+    n_x, n_y, kind, bt = report["n_x"], report["n_y"], report["hamiltonian"], report["beta_train"]
     s = n_x * n_y
     rows = [r for r in report["rows"] if r["F_per_site"] is not None]
     fine = [r["beta"] for r in report["rows"]]           # the exact values are in the rows already
@@ -173,9 +173,8 @@ def plot_thermodynamics(report: dict, arrays: dict, images_dir, mc_grids=None, p
     ee, pp = ising.exact_energy_distribution(n_x, n_y, bt, kind)
     lw = -bt * e - log_q
     w = np.exp(lw - lw.max())
-    idx = np.searchsorted(ee, e)
-    raw = np.bincount(idx, minlength=len(ee)) / len(e)
-    rew = np.bincount(idx, weights=w, minlength=len(ee)) / w.sum()
+    raw = ising.level_counts(e, ee)[0] / len(e)
+    rew = ising.level_counts(e, ee, w)[0] / w.sum()
     n_show = 4
     fig, axes = plt.subplots(2, 1 + n_show, figsize=(3 * (1 + n_show), 6), constrained_layout=True,
                              gridspec_kw={"width_ratios": [3] + [1] * n_show})
@@ -219,14 +218,24 @@ def markdown_rows(report: dict) -> str:
     return "\n".join(lines)
 
 
+def monte_carlo_lattices(path, shape, n: int = 8):
+    """The first n lattices of a Monte Carlo file if they have `shape` (n_x, n_y), else None (for the plot)."""
+    from data_files import open_h5
+
+    if not Path(path).is_file():
+        return None
+    with open_h5(path) as f:
+        return f["ising_grids"][:n] if tuple(f["ising_grids"].shape[1:]) == tuple(shape) else None
+
+
 # ----------------------------------------------------------------------------- CLI
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description="Free energy, internal energy and heat capacity from a trained causal "
                                 "probability model's own samples (importance sampling), beside the exact values.",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--run", required=True, help="run directory of a causal probability model (holds best.ckpt)")
-    p.add_argument("--n_samples", type=int, default=100_000, help="lattices drawn from the model")
-    p.add_argument("--betas", type=float, nargs="+", default=None,
+    p.add_argument("--n_samples", type=positive_int, default=100_000, help="lattices drawn from the model")
+    p.add_argument("--betas", type=positive_float, nargs="+", default=None,
                    help="inverse temperatures (default: the training beta and a grid of ±0.1 around it)")
     p.add_argument("--order", choices=("rows", "cols"), default="rows", help="branch of a 2D model to sample")
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
@@ -234,42 +243,33 @@ def main(argv=None) -> int:
     p.add_argument("--images", default=None, help="folder for the plots (default: --out)")
     p.add_argument("--mc_path", default=None, help="Monte Carlo file to show lattices from "
                    "(default: the standard test file, if present)")
-    p.add_argument("--batch_size", type=int, default=8192, help="lattices sampled at once")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--batch_size", type=positive_int, default=8192, help="lattices sampled at once")
+    p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
+    p.add_argument("--progress_bar", default=True, action=argparse.BooleanOptionalAction,
+                   help="progress bar while sampling (only on a terminal)")
     args = p.parse_args(argv)
-    run = Path(args.run)
-    if not (run / "best.ckpt").is_file():
-        p.error(f"{run / 'best.ckpt'} not found: --run takes a run directory written by probability_trainer.py")
-    if args.n_samples < 2 or args.batch_size < 1:
-        p.error("--n_samples must be >= 2 and --batch_size >= 1")
-    if args.betas and min(args.betas) <= 0:
-        p.error("--betas must be positive")
+    if args.n_samples < 2:
+        p.error("--n_samples must be >= 2")
     import torch
 
-    from data_files import path as data_path
-    from probability_models import ProbabilityModel
+    from data_files import path as data_path, write_json
+    from runs import load_probability_model
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    model = ProbabilityModel.load_from_checkpoint(str(run / "best.ckpt"), map_location="cpu")
-    try:
-        report, arrays = thermodynamics(model, args.n_samples, args.betas, args.seed, args.order, args.batch_size)
-    except ValueError as err:
-        p.error(str(err))
-    report["run"] = str(run)
-    out = Path(args.out or run)
-    out.mkdir(parents=True, exist_ok=True)
-    mc_path = Path(args.mc_path or data_path("test"))
-    mc = None
-    if mc_path.is_file():
-        import h5py
-
-        with h5py.File(mc_path, "r") as f:
-            mc = f["ising_grids"][:8] if tuple(f["ising_grids"].shape[1:]) == arrays["grids"].shape[1:] else None
+    model, kind = load_probability_model(args.run, "--run")
+    if model.hparams.bidirectional:
+        raise UserError(f"--run {args.run}: this is {kind}, which is not a normalised distribution over lattices; "
+                        "thermodynamics needs a causal probability model (trained without --bidirectional)")
+    if args.order not in model.orders:
+        raise UserError(f"--order {args.order}: {kind} reads only the {' and '.join(model.orders)} snake")
+    report, arrays = thermodynamics(model, args.n_samples, args.betas, args.seed, args.order, args.batch_size,
+                                    progress=args.progress_bar)
+    report["run"] = str(args.run)
+    out = Path(args.out or args.run)
+    mc = monte_carlo_lattices(args.mc_path or data_path("test"), arrays["grids"].shape[1:])
     plot_thermodynamics(report, arrays, args.images or out, mc)
-    tmp = out / "thermo.json.tmp"
-    tmp.write_text(json.dumps(report, indent=2) + "\n")
-    tmp.replace(out / "thermo.json")
+    write_json(out / "thermo.json", report)
     print(markdown_rows(report))
     print(f"variational F/N {report['variational_F_per_site']:.6f}, KL(q||p) {report['kl_q_p_nats']:.4g} nats; "
           f"wrote {out / 'thermo.json'}")
@@ -277,4 +277,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main_guard(main))

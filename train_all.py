@@ -5,7 +5,7 @@
     python train_all.py --profile parity --jobs 2 --out results/parity                     # bf16 vs fp32
     python train_all.py --profile reference --accelerator auto                             # for a GPU
 
-(`python evaluate.py train-all ...` is the same command.) Flags this script does not know
+Flags this script does not know
 (e.g. `--accelerator auto`, `--limit_train_batches 2`) go to every trainer, after the
 profile's own, so they override them.
 
@@ -31,7 +31,8 @@ from pathlib import Path
 
 import data_files
 import evaluate as ev
-from trainer_common import apply_defaults, build_parser, config_name
+from checks import UserError, main_guard, positive_int
+from trainer_common import apply_defaults, build_parser, run_directory
 
 ROOT = Path(__file__).resolve().parent
 
@@ -90,18 +91,17 @@ def trainer_args(spec: dict, profile: dict, extra=()) -> list[str]:
     for flag in ("attention", "two_d", "bidirectional"):
         args.append(f"--{flag}" if spec.get(flag) else f"--no-{flag}")
     if spec["family"] == "energy":
-        args += ["--energy_head", spec.get("energy_head", "prob")]
+        args += ["--energy_head", spec.get("energy_head", "logsigmoid")]
     return args + list(profile.get("extra", [])) + spec.get("flags", []) + list(extra)
 
 
 def run_dir(family: str, args: list[str]) -> Path:
-    """The folder the trainer writes for these flags, named by the trainer's own parser (a bad
-    flag stops here, with the trainer's usage message, before anything is trained)."""
+    """The folder the trainer writes for these flags, named by the trainer's own parser and
+    `trainer_common.run_directory` (a bad flag stops here, with the trainer's usage message,
+    before anything is trained)."""
     parser = build_parser(family, "")
     parser.prog = f"{family}_trainer.py"
-    a = parser.parse_args(args)
-    apply_defaults(a)
-    return Path(a.output_dir) / family / (a.run_name or config_name(vars(a)))
+    return run_directory(apply_defaults(parser.parse_args(args)), family)
 
 
 def run_trainer(cmd: list[str], log_path: Path | None) -> int:
@@ -112,21 +112,15 @@ def run_trainer(cmd: list[str], log_path: Path | None) -> int:
         return subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT).returncode
 
 
-def check_files(paths) -> None:
-    """FileNotFoundError, with the command that makes it, for the first missing file."""
-    for path in paths:
-        if not Path(path).is_file():
-            raise FileNotFoundError(data_files.missing_file_message(path))
-
-
 def train_all(profile_name: str, extra=(), overrides: dict | None = None, jobs: int = 1) -> list[Path]:
     """Train every run of a profile that has not finished yet, `jobs` at a time.
 
     Returns the run folders of the whole profile. Raises FileNotFoundError before training if
-    a data file is missing, and RuntimeError naming the runs that failed after the others ended."""
+    a data file is missing, and UserError naming the runs that failed after the others ended."""
     profile = {**PROFILES[profile_name], **(overrides or {})}
     d = profile["data_dir"]
-    check_files([data_files.path("train", d), *data_files.val_paths(d), data_files.path("test", d)])
+    for path in (data_files.path("train", d), *data_files.val_paths(d), data_files.path("test", d)):
+        data_files.require_file(path)
     extra = ["--threads", "1", *extra] if jobs > 1 else list(extra)
     specs = combinations(profile_name)
     todo, dirs = [], []
@@ -157,13 +151,12 @@ def train_all(profile_name: str, extra=(), overrides: dict | None = None, jobs: 
     finally:  # on Ctrl-C the running trainers get the signal too; queued ones must not start
         pool.shutdown(wait=True, cancel_futures=True)
     if failed:
-        raise RuntimeError(f"{len(failed)} run(s) failed: {', '.join(str(f) for f in failed)}")
+        raise UserError(f"{len(failed)} run(s) failed: {', '.join(str(f) for f in failed)} (see their train.log)")
     return dirs
 
 
-def main(argv=None, prog=None) -> int:
+def main(argv=None) -> int:
     p = argparse.ArgumentParser(
-        prog=prog,
         description="Train every combination of a profile (skipping finished runs), then score them all "
         "as evaluate.py does. Unknown flags go to every trainer.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -174,26 +167,20 @@ def main(argv=None, prog=None) -> int:
     p.add_argument("--data_dir", default=None, help="folder of the standard data files; default: the profile's")
     p.add_argument("--eval_path", default=None, help="evaluation file; default: the one in the data folder")
     p.add_argument("--out", default=None, help="where leaderboard.{md,csv,json} go; default: results/<profile>")
-    p.add_argument("--hidden_size", type=int, default=None, help="override the profile's hidden size")
-    p.add_argument("--max_epochs", type=int, default=None, help="override the profile's epochs")
-    p.add_argument("--jobs", type=int, default=1, help="trainers run at once (each one thread)")
+    p.add_argument("--hidden_size", type=positive_int, default=None, help="override the profile's hidden size")
+    p.add_argument("--max_epochs", type=positive_int, default=None, help="override the profile's epochs")
+    p.add_argument("--jobs", type=positive_int, default=1, help="trainers run at once (each one thread)")
     ev.add_report_flags(p)
     args, extra = p.parse_known_args(argv)
-    if args.jobs < 1:
-        p.error("--jobs must be >= 1")
     overrides = {k: getattr(args, k) for k in ("runs", "data_dir", "hidden_size", "max_epochs")
                  if getattr(args, k) is not None}
     profile = {**PROFILES[args.profile], **overrides}
     eval_path = args.eval_path or data_files.path("eval", profile["data_dir"])
-    try:
-        check_files([eval_path])  # before hours of training, not after
-        train_all(args.profile, extra, overrides, jobs=args.jobs)
-    except (FileNotFoundError, RuntimeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    data_files.require_file(eval_path)  # before hours of training, not after
+    train_all(args.profile, extra, overrides, jobs=args.jobs)
     out = args.out or str(Path("results") / args.profile)
     return ev.run_report(profile["runs"], eval_path, out, args.images, args.n, args.seed)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main_guard(main))

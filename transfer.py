@@ -1,10 +1,10 @@
 """Size transfer: energies of lattices larger than any a model was trained on.
 
-    python evaluate.py transfer --runs weights --sizes 16 32 64 [--betas 0.2 0.3 0.4 0.44]
+    python transfer.py --runs weights --sizes 16 32 64 [--betas 0.2 0.3 0.4 0.44]
     python transfer.py --runs runs --sizes 16 32 --n 100 --out results/transfer
 
-For each Ising model among the runs, each size L and the betas, `generate_ising.py` writes (or a
-previous call left) `<data_dir>/<model>_<L>x<L>_<n>.hdf5` with n lattices per beta. Every run
+For each Hamiltonian among the runs, each size L and the betas, `generate_ising.py` writes (or a
+previous call left) `<data_dir>/<hamiltonian>_<L>x<L>_<n>_b<betas>.hdf5` with n lattices per beta. Every run
 predicts their energies through its own `predict_energy` (sequence models included: they read a
 sequence of any length, which is not the same as knowing the energy of a wider lattice), and
 the scores are per site, so that sizes compare:
@@ -21,25 +21,27 @@ import sys
 import time
 from pathlib import Path
 
-import h5py
 import numpy as np
 
-import evaluate as ev
-from plotting import atomic_path, plt, save_figure
+from checks import UserError, main_guard, positive_float, positive_int
+from data_files import atomic_path, open_h5
+from ising import centred_rmse, rmse
+from plotting import plt, save_figure
+from runs import find_runs, load_model, predict
 
 DEFAULT_BETAS = (0.2, 0.3, 0.4, 0.44)
 ATTENTION_BUDGET = 2**24  # floats of one attention matrix batch: B L^2 at most
 
 
-def transfer_file(model: str, size: int, betas, n: int, data_dir) -> Path:
-    """The lattices of one model and size at `betas`, n per beta: reused when a file with these
-    betas exists, else written by the sampler (its seed depends on the size only)."""
-    path = Path(data_dir) / f"{model}_{size}x{size}_{n}_b{'-'.join(f'{b:g}' for b in betas)}.hdf5"
+def transfer_file(hamiltonian: str, size: int, betas, n: int, data_dir) -> Path:
+    """The lattices of one Hamiltonian and size at `betas`, n per beta: reused when a file with
+    these betas exists, else written by the sampler (its seed depends on the size only)."""
+    path = Path(data_dir) / f"{hamiltonian}_{size}x{size}_{n}_b{'-'.join(f'{b:g}' for b in betas)}.hdf5"
     if not path.is_file():
         import generate_ising
 
         path.parent.mkdir(parents=True, exist_ok=True)
-        generate_ising.generate(path, model=model, n_x=size, n_y=size, betas=tuple(betas), n_samples=n,
+        generate_ising.generate(path, hamiltonian=hamiltonian, n_x=size, n_y=size, betas=tuple(betas), n_samples=n,
                                 random_seed=1000 + size, progress=False)
     return path
 
@@ -56,34 +58,33 @@ def score(pred: np.ndarray, true: np.ndarray, betas: np.ndarray, n_sites: int, a
     out = {}
     for b in np.unique(betas):
         m = betas == b
-        err = pred[m] - true[m]
-        out[f"{b:.4g}"] = {"rmse_per_site_centred": float(np.sqrt(np.mean((err - err.mean()) ** 2))) / n_sites,
-                           "rmse_per_site": float(np.sqrt(np.mean(err**2))) / n_sites if absolute else None,
+        out[f"{b:.4g}"] = {"rmse_per_site_centred": centred_rmse(pred[m], true[m]) / n_sites,
+                           "rmse_per_site": rmse(pred[m], true[m]) / n_sites if absolute else None,
                            "energy_std_per_site": float(true[m].std()) / n_sites}
     return out
 
 
 def transfer(runs_root, sizes, betas=DEFAULT_BETAS, n: int = 200, data_dir="data/transfer", progress=True) -> list:
     """One row per (run, size, beta)."""
-    runs = ev.find_runs(runs_root)
+    runs = find_runs(runs_root)
     if not runs:
-        raise FileNotFoundError(f"no runs (folders with metrics.json and a checkpoint) under {runs_root}")
+        raise UserError(f"no runs (folders with metrics.json and best.ckpt) under {runs_root}")
     rows = []
     for run in runs:
-        model = ev.load_model(run)
-        kind = str(model.hparams.model)
+        model = load_model(run)
+        kind = str(model.hparams.hamiltonian)
         for size in sizes:
-            with h5py.File(transfer_file(kind, size, betas, n, data_dir), "r") as f:
+            with open_h5(transfer_file(kind, size, betas, n, data_dir)) as f:
                 grids, true, beta = f["ising_grids"][:], f["true_energies"][:].astype(np.float64), f["beta"][:]
             t0 = time.perf_counter()
-            pred = ev.predict(model, grids, batch_size=batch_size(model, size))
-            per_beta = score(pred, true, beta, size * size, ev.predicts_absolute_energy(model, run.family))
+            pred = predict(model, grids, batch_size=batch_size(model, size))
+            per_beta = score(pred, true, beta, size * size, model.absolute_energy)
             if progress:
                 worst = max(v["rmse_per_site_centred"] for v in per_beta.values())
                 print(f"{run.label} {size}x{size}: centred per-site RMSE <= {worst:.3g} "
                       f"({time.perf_counter() - t0:.0f} s)", flush=True)
             for b, values in per_beta.items():
-                rows.append({"run": run.label, "model": kind, "trained_on": f"{model.hparams.n_x}x{model.hparams.n_y}",
+                rows.append({"run": run.label, "hamiltonian": kind, "trained_on": f"{model.hparams.n_x}x{model.hparams.n_y}",
                              "size": size, "beta": float(b), **values})
     return rows
 
@@ -126,30 +127,26 @@ def write(rows: list, out_dir, images_dir) -> list[Path]:
     return paths
 
 
-def main(argv=None, prog=None) -> int:
-    p = argparse.ArgumentParser(prog=prog, description="Energies of larger lattices than the training ones: "
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description="Energies of larger lattices than the training ones: "
                                 "per-site RMSE of every run per size and beta.",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--runs", default="runs", help="folder of runs (<family>/<config>/)")
-    p.add_argument("--sizes", type=int, nargs="+", default=[16, 32, 64], help="lattice sides L (L x L)")
-    p.add_argument("--betas", type=float, nargs="+", default=list(DEFAULT_BETAS), help="inverse temperatures")
-    p.add_argument("--n", type=int, default=200, help="lattices per size and beta")
+    p.add_argument("--sizes", type=positive_int, nargs="+", default=[16, 32, 64], help="lattice sides L (L x L)")
+    p.add_argument("--betas", type=positive_float, nargs="+", default=list(DEFAULT_BETAS), help="inverse temperatures")
+    p.add_argument("--n", type=positive_int, default=200, help="lattices per size and beta")
     p.add_argument("--data_dir", default="data/transfer", help="where the lattices are written and reused")
     p.add_argument("--out", default="results/transfer", help="where transfer.{md,csv,json} go")
     p.add_argument("--images", default=None, help="where transfer_plot.png goes (default: --out)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
     args = p.parse_args(argv)
-    if min(args.sizes) < 2 or args.n < 2 or min(args.betas) <= 0:
-        p.error("--sizes must be >= 2, --n >= 2 and --betas positive")
+    if min(args.sizes) < 2 or args.n < 2:
+        p.error("--sizes and --n must be >= 2")
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
-    try:
-        rows = transfer(args.runs, args.sizes, args.betas, args.n, args.data_dir)
-    except (OSError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    rows = transfer(args.runs, args.sizes, args.betas, args.n, args.data_dir)
     print(markdown(rows))
     for path in write(rows, args.out, args.images or args.out):
         print(f"wrote {path}")
@@ -157,4 +154,4 @@ def main(argv=None, prog=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main_guard(main))

@@ -1,0 +1,174 @@
+"""Run directories: their names, finding them, loading their models, exporting their weights.
+
+A run is the folder a trainer writes, `<output_dir>/<family>/<config name>/`, holding
+`best.ckpt` and `metrics.json`; metrics.json records the model's class (`"class":
+"energy_models.EnergyModel"`), so loading a run is one lookup (`load_model`), and
+`<Class>.load_from_checkpoint(path)` alone works too (every hyper-parameter is in the
+checkpoint). `find_runs` finds runs under a folder, one group of folders deep or more
+(e.g. `results/parity/32-true_seed1/energy/...`). `export_weights` copies a run as weights
+and hyper-parameters only, a few hundred kB, the form `weights/` ships.
+
+`predict` is the one loop that turns lattices into energies for every consumer (evaluation,
+size transfer, teacher labels): batches through `model.predict_energy`, no gradients.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from checks import UserError
+from data_files import atomic_path, write_json
+
+FAMILIES = ("energy", "probability")
+# metrics.json "class" -> the class; the only classes a run can name
+MODEL_CLASSES = ("energy_models.EnergyModel", "probability_models.ProbabilityModel", "ednn.EDNNEnergyModel")
+
+
+def model_class(name: str):
+    """The class named `module.Class` in MODEL_CLASSES."""
+    if name not in MODEL_CLASSES:
+        raise UserError(f"unknown model class {name!r}; runs are made by one of {', '.join(MODEL_CLASSES)}")
+    module, _, cls = name.rpartition(".")
+    return getattr(importlib.import_module(module), cls)
+
+
+def config_name(hparams: dict) -> str:
+    """Run name from the hyper-parameters, in the published style.
+
+    Sequence models: [2D_]<CELL>_<layers>L_<heads>H[_Bi][_Attn], then only non-default extras:
+    _hid<hidden_size> (default 512), _Site (energy_head "site"), _MSE (loss "mse"), _Cosine
+    (lr_schedule "cosine"). The extensive model: EDNN_F<focus>_C<context>_hid<width>x<layers>
+    [_L1][_Centred].
+    """
+    if "focus" in hparams:
+        name = f"EDNN_F{hparams['focus']}_C{hparams['context']}_hid{hparams['hidden_size']}x{hparams['num_layers']}"
+        if hparams.get("loss", "mse") != "mse":
+            name += f"_{str(hparams['loss']).upper()}"
+        if hparams.get("target", "absolute") != "absolute":
+            name += f"_{str(hparams['target']).capitalize()}"
+        return name
+    parts = ["2D"] if hparams.get("two_d") else []
+    parts += [str(hparams.get("cell", "gru")).upper(), f"{hparams.get('num_layers', 1)}L", f"{hparams.get('n_heads', 1)}H"]
+    if hparams.get("bidirectional"):
+        parts.append("Bi")
+    if hparams.get("attention"):
+        parts.append("Attn")
+    if hparams.get("hidden_size", 512) != 512:
+        parts.append(f"hid{hparams['hidden_size']}")
+    if hparams.get("energy_head", "logsigmoid") != "logsigmoid":
+        parts.append(str(hparams["energy_head"]).capitalize())
+    if hparams.get("loss", "l1") != "l1":
+        parts.append(str(hparams["loss"]).upper())
+    if hparams.get("lr_schedule", "constant") != "constant":
+        parts.append(str(hparams["lr_schedule"]).capitalize())
+    return "_".join(parts)
+
+
+@dataclass
+class Run:
+    family: str  # "energy" | "probability"
+    name: str  # config name, e.g. 2D_GRU_1L_1H_Bi_Attn
+    dir: Path
+    checkpoint: Path
+    metrics: dict = field(default_factory=dict)
+    group: str = ""  # folders between the runs root and <family>, e.g. "32-true_seed1"
+
+    @property
+    def label(self) -> str:
+        return "/".join(p for p in (self.group, self.family, self.name) if p)
+
+    @property
+    def hamiltonian(self) -> str:
+        return self.metrics.get("config", {}).get("hamiltonian", "ISING1")
+
+
+def read_run(run_dir, root=None) -> Run:
+    """The run in `run_dir` (its metrics.json and best.ckpt); UserError if it is not one."""
+    run_dir = Path(run_dir)
+    metrics_path, ckpt = run_dir / "metrics.json", run_dir / "best.ckpt"
+    if not metrics_path.is_file() or not ckpt.is_file():
+        missing = " and ".join(p.name for p in (metrics_path, ckpt) if not p.is_file())
+        raise UserError(f"{run_dir} is not a finished run: no {missing} there (a run directory is what "
+                        "energy_trainer.py / probability_trainer.py write, e.g. runs/probability/GRU_1L_1H)")
+    metrics = json.loads(metrics_path.read_text())
+    group = "" if root is None else run_dir.parent.parent.relative_to(root).as_posix()
+    return Run(run_dir.parent.name, run_dir.name, run_dir, ckpt, metrics, "" if group == "." else group)
+
+
+def find_runs(root) -> list[Run]:
+    """Every `<root>/[<group>/...]<family>/<config>/` holding metrics.json and best.ckpt."""
+    root = Path(root)
+    return [read_run(m.parent, root) for m in sorted(root.rglob("metrics.json"))
+            if m.parent.parent.name in FAMILIES and (m.parent / "best.ckpt").is_file()]
+
+
+def load_model(run):
+    """The run's LightningModule (a Run or a run directory) on the CPU, in eval mode, its class
+    read from metrics.json."""
+    run = run if isinstance(run, Run) else read_run(run)
+    if "class" not in run.metrics:
+        raise UserError(f"{run.dir / 'metrics.json'} does not name the model's class (written by an older "
+                        "version of this repo); retrain the run")
+    model = model_class(run.metrics["class"]).load_from_checkpoint(str(run.checkpoint), map_location="cpu")
+    return model.eval()
+
+
+def load_probability_model(run_dir, what: str):
+    """(probability model, its description) from a run directory, or a one-line UserError saying
+    what the run is instead; `what` names the use in the message ("--teacher", "--run")."""
+    run = read_run(run_dir)
+    kind = describe_run(run)
+    if run.metrics.get("class") != "probability_models.ProbabilityModel":
+        raise UserError(f"{what} {run_dir}: this is a run of {kind}; it needs a probability model "
+                        "(a run directory of probability_trainer.py)")
+    return load_model(run), kind
+
+
+def describe_run(run: Run) -> str:
+    """'the energy model EDNN_F1_C1_hid16x2' and the like, for messages."""
+    config = run.metrics.get("config", {})
+    if run.family == "probability":
+        kind = "conditional" if config.get("bidirectional") else "causal"
+        return f"the {kind} probability model {run.name}"
+    return f"the energy model {run.name}"
+
+
+def export_weights(run_dir, dest_root="weights") -> Path:
+    """Copy a run into `<dest_root>/<family>/<config>/` as a few hundred kB: best.ckpt with the
+    weights and hyper-parameters only (no optimiser state, loops or callbacks), and metrics.json
+    pointing at it. `load_model`, `find_runs` and `load_from_checkpoint` read it as a run."""
+    import torch
+
+    run = read_run(run_dir)
+    ckpt = torch.load(run.checkpoint, map_location="cpu", weights_only=False)
+    dest = Path(dest_root) / run.family / run.name
+    keep = {k: ckpt[k] for k in ("state_dict", "hyper_parameters", "pytorch-lightning_version", "epoch", "global_step")
+            if k in ckpt}
+    with atomic_path(dest / "best.ckpt") as tmp:
+        torch.save(keep, tmp)
+    write_json(dest / "metrics.json", {**run.metrics, "best_checkpoint": "best.ckpt"})  # relative: it can move
+    return dest
+
+
+def predict(model, grids: np.ndarray, batch_size: int = 2048, return_attention: bool = False):
+    """Energies float64 (N,) of grids (N, n_x, n_y) ±1 through model.predict_energy; with
+    return_attention also {"rows"[, "cols"]: (L_q, L_k) attention weights summed over the grids}."""
+    import torch
+
+    out, attn_sum = [], None
+    with torch.no_grad():
+        for i in range(0, len(grids), batch_size):
+            g = torch.as_tensor(np.asarray(grids[i : i + batch_size]), dtype=torch.float32)
+            if return_attention:
+                e, attn = model.predict_energy(g, return_attention=True)
+                s = {k: v.sum(0).double().numpy() for k, v in attn.items()}
+                attn_sum = s if attn_sum is None else {k: attn_sum[k] + s[k] for k in s}
+            else:
+                e = model.predict_energy(g)
+            out.append(e.double().cpu().numpy())
+    energies = np.concatenate(out) if out else np.zeros(0)
+    return (energies, attn_sum) if return_attention else energies
