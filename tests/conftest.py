@@ -11,7 +11,7 @@ if str(ROOT) not in sys.path:
 
 @pytest.fixture(scope="session")
 def ising_file(tmp_path_factory):
-    """Factory: make(name, betas=(0.25,), n_samples=64, n_x=4, n_y=4, model="ISING1", seed=0, **kw) -> Path.
+    """Factory: make(name, betas=(0.25,), n_samples=64, n_x=4, n_y=4, hamiltonian="ISING1", seed=0, **kw) -> Path.
 
     Writes `<tmpdir>/<name>` with `generate_ising.generate` (n_samples per beta; extra keyword
     arguments such as n_chains, burn_in, thin, algorithm are passed through) and caches the
@@ -23,13 +23,13 @@ def ising_file(tmp_path_factory):
     root = tmp_path_factory.mktemp("ising_data")
     cache = {}
 
-    def make(name="data.hdf5", betas=(0.25,), n_samples=64, n_x=4, n_y=4, model="ISING1", seed=0, **kw):
+    def make(name="data.hdf5", betas=(0.25,), n_samples=64, n_x=4, n_y=4, hamiltonian="ISING1", seed=0, **kw):
         betas = tuple(float(b) for b in (betas if hasattr(betas, "__iter__") else (betas,)))
-        key = (name, betas, int(n_samples), int(n_x), int(n_y), model, int(seed), tuple(sorted(kw.items())))
+        key = (name, betas, int(n_samples), int(n_x), int(n_y), hamiltonian, int(seed), tuple(sorted(kw.items())))
         if key not in cache:
             sub = root / f"f{len(cache)}"
             sub.mkdir()
-            cache[key] = generate_ising.generate(sub / name, model=model, n_x=n_x, n_y=n_y, betas=betas,
+            cache[key] = generate_ising.generate(sub / name, hamiltonian=hamiltonian, n_x=n_x, n_y=n_y, betas=betas,
                                                  n_samples=n_samples, random_seed=seed, progress=False, **kw)
         return cache[key]
 

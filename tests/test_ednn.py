@@ -7,10 +7,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import ednn
 import ising
+import ednn
 from ednn import EDNNEnergyModel
 from pytorch_datasets import EnergyDataset
+from runs import config_name
 from sequence_blocks import grids_to_sequences
 
 
@@ -88,7 +89,7 @@ def zero_padded(x, c):
 
 def fit_and_transfer(model_name, steps=200):
     """Fit exact energies of random 4 x 4 and 6 x 6 lattices; per-site RMSE on 12 x 12."""
-    m = model(hidden_size=16, num_layers=1, model=model_name)
+    m = model(hidden_size=16, num_layers=1, hamiltonian=model_name)
     opt = torch.optim.Adam(m.parameters(), lr=1e-2)
     data = [random_grids(256, n, n, seed=n) for n in (4, 6)]
     labels = [torch.as_tensor(ising.energy(g.numpy(), model_name), dtype=torch.float32) for g in data]
@@ -104,7 +105,7 @@ def fit_and_transfer(model_name, steps=200):
     return float(np.sqrt(np.mean(err**2))) / 144
 
 
-@pytest.mark.parametrize("model_name", ising.MODELS)
+@pytest.mark.parametrize("model_name", ising.HAMILTONIANS)
 def test_small_lattice_fit_transfers_to_12x12(model_name, monkeypatch):
     # measured: 0.0040 (ISING1) and 0.0062 (ISING2) per site; with zero padding 0.047 and 0.057
     assert fit_and_transfer(model_name) < 0.015
@@ -140,7 +141,7 @@ def test_checkpoint_round_trip_and_test_metrics(tmp_path):
     e = torch.as_tensor(ising.energy(g.numpy(), "ISING2"), dtype=torch.float32)
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(g, e), batch_size=16)
     m = model(focus=2, context=1, hidden_size=6, num_layers=3, loss="l1", target="centred", lr=2e-3,
-              lr_decay=0.5, beta=0.3, n_x=6, n_y=6, model="ISING2")
+              lr_decay=0.5, beta=0.3, n_x=6, n_y=6, hamiltonian="ISING2")
     trainer = pl.Trainer(max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False, accelerator="cpu", devices=1)
     trainer.fit(m, loader)
@@ -159,10 +160,10 @@ def test_checkpoint_round_trip_and_test_metrics(tmp_path):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(focus=0), "focus must be an integer >= 1"),
-    (dict(focus=1.5), "focus must be an integer"),
-    (dict(hidden_size="16"), "hidden_size must be an integer"),
-    (dict(num_layers=True), "num_layers must be an integer"),
+    (dict(focus=0), "focus must be a positive integer"),
+    (dict(focus=1.5), "focus must be a positive integer"),
+    (dict(hidden_size="16"), "hidden_size must be a positive integer"),
+    (dict(num_layers=True), "num_layers must be a positive integer"),
     (dict(context=-1), "context must be an integer >= 0"),
     (dict(hidden_size=0), "hidden_size"),
     (dict(num_layers=0), "num_layers"),
@@ -173,7 +174,7 @@ def test_checkpoint_round_trip_and_test_metrics(tmp_path):
     (dict(lr="fast"), "lr must be a positive number"),
     (dict(beta=float("nan")), "beta must be a positive number"),
     (dict(lr_decay=1.5), "lr_decay must be in"),
-    (dict(model="ISING3"), "unknown model"),
+    (dict(hamiltonian="ISING3"), "unknown Hamiltonian"),
 ])
 def test_bad_hyper_parameters(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -192,5 +193,5 @@ def test_bad_inputs():
 
 
 def test_config_name():
-    assert ednn.config_name(dict(model(focus=2, context=1, hidden_size=16).hparams)) == "EDNN_F2_C1_hid16x2"
-    assert ednn.config_name({**model().hparams, "loss": "l1", "target": "centred"}) == "EDNN_F1_C1_hid8x2_L1_Centred"
+    assert config_name(dict(model(focus=2, context=1, hidden_size=16).hparams)) == "EDNN_F2_C1_hid16x2"
+    assert config_name({**model().hparams, "loss": "l1", "target": "centred"}) == "EDNN_F1_C1_hid8x2_L1_Centred"

@@ -12,6 +12,8 @@ import pytest
 
 import data_files
 import evaluate as ev
+import ising
+import runs
 import generate_ising as gi
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,22 +44,22 @@ def tiny(tmp_path_factory):
 
 def test_train_all_then_evaluate_writes_everything(tiny):
     root = tiny["root"]
-    runs = ev.find_runs(tiny["runs"])
-    assert sorted(r.family for r in runs) == ["energy", "probability"]
+    found = runs.find_runs(tiny["runs"])
+    assert sorted(r.family for r in found) == ["energy", "probability"]
     board = json.loads((root / "results" / "leaderboard.json").read_text())
     assert len(board) == 2
     # the leaderboard's centred RMSE is the protocol applied to the model's own predictions
     grids, energies, _ = ev.load_eval_set(data_files.path("eval", tiny["data"]), n=500)
-    for run in runs:
-        pred = ev.predict(ev.load_model(run), grids)
+    for run in found:
+        pred = runs.predict(runs.load_model(run), grids)
         row = next(r for r in board if r["run"] == run.label)
-        assert row["rmse_centred"] == pytest.approx(ev.centred_rmse(pred, energies), rel=1e-6)
+        assert row["rmse_centred"] == pytest.approx(ising.centred_rmse(pred, energies), rel=1e-6)
         assert np.isfinite(row["rmse_centred"])
     for name in ("predictions_plot.png", "attention_plot.png"):
         assert (root / "images" / name).stat().st_size > 5000
     assert "RMSE (centred)" in tiny["stdout"]
-    # rerunning skips finished runs (through `evaluate.py train-all`, the older spelling of the command)
-    cmd = [sys.executable, str(ROOT / "evaluate.py"), "train-all", "--profile", "demo", "--data_dir",
+    # rerunning skips finished runs
+    cmd = [sys.executable, str(ROOT / "train_all.py"), "--profile", "demo", "--data_dir",
            str(tiny["data"]), "--runs", str(tiny["runs"]), "--out", str(root / "results2"),
            "--images", str(root / "images2"), "--hidden_size", "8", "--n", "200"]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)

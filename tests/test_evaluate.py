@@ -10,6 +10,9 @@ import numpy as np
 import pytest
 
 import evaluate as ev
+from checks import UserError
+import ising
+import runs
 import plotting
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -20,9 +23,9 @@ def test_centred_rmse_by_hand():
     pred = np.array([1.0, 2.0, 6.0])
     true = np.array([11.0, 13.0, 15.0])
     # centred: pred -> [-2, -1, 3], true -> [-2, 0, 2]; differences [0, -1, 1]
-    assert ev.centred_rmse(pred, true) == pytest.approx(np.sqrt(2 / 3))
-    assert ev.rmse(pred, true) == pytest.approx(np.sqrt((100 + 121 + 81) / 3))
-    assert ev.centred_rmse(true + 7.5, true) == pytest.approx(0.0, abs=1e-12)
+    assert ising.centred_rmse(pred, true) == pytest.approx(np.sqrt(2 / 3))
+    assert ising.rmse(pred, true) == pytest.approx(np.sqrt((100 + 121 + 81) / 3))
+    assert ising.centred_rmse(true + 7.5, true) == pytest.approx(0.0, abs=1e-12)
 
 
 def test_eval_indices_fixed_seed_with_replacement():
@@ -49,8 +52,8 @@ def test_runs_of_another_hamiltonian_are_not_scored(ising_file, tmp_path, capsys
     run = tmp_path / "runs" / "energy" / "EDNN_ISING2"
     run.mkdir(parents=True)
     (run / "best.ckpt").write_bytes(b"")  # never loaded: the check reads metrics.json only
-    (run / "metrics.json").write_text(json.dumps({"best_checkpoint": "best.ckpt", "config": {"model": "ISING2"}}))
-    with pytest.raises(FileNotFoundError, match="no run .* was trained on ISING1"):
+    (run / "metrics.json").write_text(json.dumps({"best_checkpoint": "best.ckpt", "config": {"hamiltonian": "ISING2"}}))
+    with pytest.raises(UserError, match="no run .* was trained on ISING1"):
         ev.evaluate_runs(tmp_path / "runs", path, n=10, progress=False)
     assert "skipping energy/EDNN_ISING2: trained on ISING2" in capsys.readouterr().err
 
@@ -63,7 +66,7 @@ def test_find_runs_in_groups_of_runs(tmp_path):
         d.mkdir(parents=True)
         (d / "best.ckpt").write_bytes(b"")
         (d / "metrics.json").write_text(json.dumps({"best_checkpoint": "best.ckpt"}))
-    labels = sorted(r.label for r in ev.find_runs(tmp_path))
+    labels = sorted(r.label for r in runs.find_runs(tmp_path))
     assert labels == ["bf16_seed0/energy/A", "energy/A", "fp32_seed0/probability/B"]
 
 
@@ -102,7 +105,7 @@ def test_attention_map_follows_the_snake_by_hand():
 def _rows():
     return [
         {"run": "energy/a", "family": "energy", "config": "a", "attention": True, "two_d": True, "bidirectional": True,
-         "cell": "gru", "energy_head": "prob", "rmse_centred": 1.5, "rmse_raw": 2.0, "rmse_per_beta": {"0.25": 1.0},
+         "cell": "gru", "energy_head": "logsigmoid", "rmse_centred": 1.5, "rmse_raw": 2.0, "rmse_per_beta": {"0.25": 1.0},
          "n_params": 1234, "_pred": np.zeros(3)},
         {"run": "energy/s", "family": "energy", "config": "s", "attention": True, "two_d": True, "bidirectional": True,
          "cell": "gru", "energy_head": "site", "rmse_centred": 2.5, "rmse_raw": 2.5, "rmse_per_beta": {"0.25": 2.5},

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import generate_ising as gi
+import metropolis
 import ising
 from ising import chi_square_test
 
@@ -44,10 +45,10 @@ def test_threefry_known_answers():
              ((0xFFFFFFFF, 0xFFFFFFFF), (0xFFFFFFFF, 0xFFFFFFFF), (0x1CB996FC, 0xBB002BE7)),
              ((0x13198A2E, 0x03707344), (0x243F6A88, 0x85A308D3), (0xC4923A9C, 0x483DF7A0))]
     for key, ctr, want in cases:
-        got = gi.threefry2x32(np.uint32(key[0]), np.uint32(key[1]), np.uint32(ctr[0]), np.uint32(ctr[1]))
+        got = metropolis.threefry2x32(np.uint32(key[0]), np.uint32(key[1]), np.uint32(ctr[0]), np.uint32(ctr[1]))
         assert (int(got[0]), int(got[1])) == want
         import jax.numpy as jnp
-        gj = gi.threefry2x32(jnp.uint32(key[0]), jnp.uint32(key[1]), jnp.uint32(ctr[0]), jnp.uint32(ctr[1]))
+        gj = metropolis.threefry2x32(jnp.uint32(key[0]), jnp.uint32(key[1]), jnp.uint32(ctr[0]), jnp.uint32(ctr[1]))
         assert (int(gj[0]), int(gj[1])) == want
 
 
@@ -70,7 +71,7 @@ EXACT_CASES = [  # (model, algorithm, n_x, n_y); the first two are fast, the oth
 def test_energy_histogram_matches_boltzmann(tmp_path, model, algorithm, n_x, n_y):
     """One sample per independent chain (n_chains = n_samples), so the samples are i.i.d."""
     n = 10000
-    path = gi.generate(tmp_path / "x.hdf5", model=model, n_x=n_x, n_y=n_y, betas=EXACT_BETAS, n_samples=n,
+    path = gi.generate(tmp_path / "x.hdf5", hamiltonian=model, n_x=n_x, n_y=n_y, betas=EXACT_BETAS, n_samples=n,
                        n_chains=n, burn_in=200, thin=1, random_seed=5, algorithm=algorithm, progress=False)
     d, _ = read(path)
     np.testing.assert_array_equal(d["true_energies"], ising.energy(d["ising_grids"], model).astype(np.float32))
@@ -85,9 +86,9 @@ def test_energy_histogram_matches_boltzmann(tmp_path, model, algorithm, n_x, n_y
 @pytest.mark.parametrize("model,n_x,n_y", [("ISING2", 4, 4), pytest.param("ISING1", 3, 5, marks=pytest.mark.slow)])
 def test_sparse_field_path_matches_boltzmann(tmp_path, monkeypatch, model, n_x, n_y):
     """Lattices above DENSE_MAX_SITES gather neighbours instead of dense products: check that path too."""
-    monkeypatch.setattr(gi, "DENSE_MAX_SITES", 0)
+    monkeypatch.setattr(metropolis, "DENSE_MAX_SITES", 0)
     n = 10000
-    path = gi.generate(tmp_path / "x.hdf5", model=model, n_x=n_x, n_y=n_y, betas=(0.3, 0.6), n_samples=n,
+    path = gi.generate(tmp_path / "x.hdf5", hamiltonian=model, n_x=n_x, n_y=n_y, betas=(0.3, 0.6), n_samples=n,
                        n_chains=n, burn_in=200, thin=1, random_seed=6, progress=False)
     d, _ = read(path)
     np.testing.assert_array_equal(d["true_energies"], ising.energy(d["ising_grids"], model).astype(np.float32))
@@ -169,7 +170,7 @@ def test_mean_energy_8x8_matches_exact_finite_lattice(tmp_path, beta):
 # ----------------------------------------------------------------------- HDF5 output
 def test_layout_dtypes_and_attributes(ising_file):
     betas = (0.1, 0.25, 0.5)
-    path = ising_file("layout.hdf5", betas=betas, n_samples=50, n_x=4, n_y=6, model="ISING2", n_chains=8)
+    path = ising_file("layout.hdf5", betas=betas, n_samples=50, n_x=4, n_y=6, hamiltonian="ISING2", n_chains=8)
     with h5py.File(path, "r") as f:
         assert set(f.keys()) == {"ising_grids", "true_energies", "beta", "avg_E"}
         g, e, b, a = f["ising_grids"], f["true_energies"], f["beta"], f["avg_E"]
@@ -183,10 +184,10 @@ def test_layout_dtypes_and_attributes(ising_file):
         avg = a[()]
     assert set(np.unique(grids)) <= {-1, 1}
     np.testing.assert_array_equal(energies, ising.energy(grids, "ISING2").astype(np.float32))
-    for k in ("model", "n_x", "n_y", "betas", "n_chains", "burn_in_sweeps", "thin_sweeps", "algorithm",
+    for k in ("hamiltonian", "n_x", "n_y", "betas", "n_chains", "burn_in_sweeps", "thin_sweeps", "algorithm",
               "random_seed", "acceptance_rate", "versions", "command"):
         assert k in attrs, k
-    assert attrs["model"] == "ISING2" and attrs["n_x"] == 4 and attrs["n_y"] == 6
+    assert attrs["hamiltonian"] == "ISING2" and attrs["n_x"] == 4 and attrs["n_y"] == 6
     np.testing.assert_allclose(attrs["betas"], betas)
     assert attrs["n_chains"] == 8 and attrs["algorithm"] == "checkerboard" and attrs["random_seed"] == 0
     assert attrs["burn_in_sweeps"] == gi.DEFAULT_BURN_IN and attrs["thin_sweeps"] >= 1
@@ -372,6 +373,6 @@ def test_cli_subprocess_bad_input_exit_code(tmp_path):
 def test_generate_api_rejects_bad_input(tmp_path):
     with pytest.raises(ValueError, match="at least 2"):
         gi.generate(tmp_path / "x.hdf5", n_x=1, n_y=4, n_samples=4)
-    with pytest.raises(ValueError, match="model"):
-        gi.generate(tmp_path / "x.hdf5", model="POTTS", n_samples=4)
+    with pytest.raises(ValueError, match="Hamiltonian"):
+        gi.generate(tmp_path / "x.hdf5", hamiltonian="POTTS", n_samples=4)
     assert list(tmp_path.iterdir()) == []

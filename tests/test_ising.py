@@ -50,7 +50,7 @@ def test_hand_lattice_3x3():
     assert ising.energy(g, "ISING2") == 6 - 0.5 * (-3 + 5)
 
 
-@pytest.mark.parametrize("model", ising.MODELS)
+@pytest.mark.parametrize("model", ising.HAMILTONIANS)
 @pytest.mark.parametrize("n_x,n_y", [(4, 4), (3, 5), (2, 6), (8, 8)])
 def test_local_field_and_coupling_matrix_agree_with_energy(model, n_x, n_y):
     rng = np.random.default_rng(0)
@@ -71,7 +71,7 @@ def test_local_field_and_coupling_matrix_agree_with_energy(model, n_x, n_y):
     np.testing.assert_allclose(np.asarray(ising.local_field(jnp.asarray(g), model)), h)
 
 
-@pytest.mark.parametrize("model", ising.MODELS)
+@pytest.mark.parametrize("model", ising.HAMILTONIANS)
 @pytest.mark.parametrize("n_x,n_y,n_colours", [(4, 4, None), (8, 6, None), (3, 5, None), (5, 5, None), (2, 2, None)])
 def test_colouring_is_proper(model, n_x, n_y, n_colours):
     col = ising.colouring(n_x, n_y, model)
@@ -156,12 +156,12 @@ def test_chi_square_accepts_the_true_law_and_rejects_a_wrong_one():
 
 
 def test_enumerated_distribution_equals_the_transfer_matrix_and_kaufman():
-    for model in ising.MODELS:
+    for model in ising.HAMILTONIANS:
         levels, p = ising.enumerated_distribution(3, 4, 0.3, model)
         e, q = ising.exact_energy_distribution(3, 4, 0.3, model)
         np.testing.assert_allclose(levels, e)
         np.testing.assert_allclose(p, q, atol=1e-14)
-    for model in ising.MODELS:
+    for model in ising.HAMILTONIANS:
         e = ising.energy(ising.all_states(4, 4), model)
         assert ising.exact_log_z(4, 4, 0.3, model) == pytest.approx(np.log(np.exp(-0.3 * e).sum()), rel=1e-13)
 

@@ -21,9 +21,8 @@ from energy_models import EnergyModel
 from ising import energy as ising_energy
 from ising import local_field
 from probability_models import ProbabilityModel
-from pytorch_datasets import snake_permutation
+from ising import snake_permutation
 from sequence_blocks import (
-    PRESET_LAYOUTS,
     causal_energy,
     conditional_energy,
     grids_to_sequences,
@@ -134,8 +133,8 @@ def test_exact_conditionals_give_exact_energies(ising, shape):
     reproduces the Hamiltonian exactly, for rows, columns and the 2D mean."""
     beta = 0.3
     grids = random_grids(10, *shape, seed=4)
-    true = torch.as_tensor(ising_energy(grids.numpy(), model=ising), dtype=torch.float64)
-    h = torch.as_tensor(local_field(grids.numpy(), model=ising), dtype=torch.float64)
+    true = torch.as_tensor(ising_energy(grids.numpy(), ising), dtype=torch.float64)
+    h = torch.as_tensor(local_field(grids.numpy(), ising), dtype=torch.float64)
     for order in ("rows", "cols"):
         spins = grids_to_sequences(grids, order)[..., 0].double()
         logits = 2 * beta * grids_to_sequences(h, order)[..., 0].double()
@@ -143,11 +142,11 @@ def test_exact_conditionals_give_exact_energies(ising, shape):
 
     # the same through the model: its conditionals replaced by the exact ones
     model = ProbabilityModel(hidden_size=H, bidirectional=True, two_d=True, beta=beta, n_x=shape[0], n_y=shape[1],
-                             model=ising)
+                             hamiltonian=ising)
 
     def exact_logits(seq, order, need_weights=False):
         g = sequences_to_grids(seq, *shape, order).numpy()
-        return 2 * beta * grids_to_sequences(torch.as_tensor(local_field(g, model=ising)), order)[..., 0], None
+        return 2 * beta * grids_to_sequences(torch.as_tensor(local_field(g, ising)), order)[..., 0], None
 
     model.logits = exact_logits
     torch.testing.assert_close(model.predict_energy(grids).double(), true, rtol=1e-5, atol=1e-4)
@@ -163,7 +162,7 @@ def _exact_causal_logits(n_x, n_y, beta, order, ising="ISING1"):
     seqs = 2 * bits - 1
     grids = np.empty((2 ** length, length), dtype=np.int8)
     grids[:, snake_permutation(n_x, n_y, order)] = seqs
-    log_w = -beta * np.asarray(ising_energy(grids.reshape(-1, n_x, n_y), model=ising), dtype=np.float64)
+    log_w = -beta * np.asarray(ising_energy(grids.reshape(-1, n_x, n_y), ising), dtype=np.float64)
     log_m = log_w.reshape((2,) * length)  # axis k = s_k (0: -1, 1: +1)
     tables = []
     for t in range(length - 1, 0, -1):  # marginal over s_{t+1}.. ; logit of s_t given s_<t
@@ -196,7 +195,7 @@ def test_exact_autoregressive_conditionals_give_energies_up_to_a_constant():
     n_x = n_y = 4
     beta = 0.35
     grids = random_grids(64, n_x, n_y, seed=5)
-    true = torch.as_tensor(ising_energy(grids.numpy(), model="ISING1"), dtype=torch.float64)
+    true = torch.as_tensor(ising_energy(grids.numpy(), "ISING1"), dtype=torch.float64)
     model = ProbabilityModel(hidden_size=H, two_d=True, beta=beta, n_x=n_x, n_y=n_y)
     for order in ("rows", "cols"):
         tables, log_z, log_p0 = _exact_causal_logits(n_x, n_y, beta, order)
@@ -236,7 +235,7 @@ def test_log_space_matches_float64_and_does_not_underflow_on_16x16():
 def test_energy_heads():
     torch.manual_seed(0)
     grids = random_grids(5, 6, 6)
-    prob = EnergyModel(hidden_size=H, energy_head="prob", beta=0.5)
+    prob = EnergyModel(hidden_size=H, energy_head="logsigmoid", beta=0.5)
     seq = grids_to_sequences(grids)
     a, _ = prob.site_outputs(seq)
     expected = torch.nn.functional.logsigmoid(seq[..., 0] * a).sum(1) / 0.5
@@ -252,7 +251,11 @@ def test_energy_heads():
 
 
 # ------------------------------------------------------------------------------ models and presets
-ALL_PRESETS = {**energy_models.PRESETS, **probability_models.PRESETS}
+# the reference's class names: <Energy|Probability><suffix> -> (attention, two_d)
+PRESET_LAYOUTS = {"RNN": (False, False), "AttentionRNN": (True, False), "RNN2D": (False, True),
+                  "AttentionRNN2D": (True, True)}
+ALL_PRESETS = {prefix + suffix: getattr(module, prefix + suffix) for prefix, module in
+               (("Energy", energy_models), ("Probability", probability_models)) for suffix in PRESET_LAYOUTS}
 
 
 @pytest.mark.parametrize("name", sorted(ALL_PRESETS))
@@ -276,12 +279,11 @@ def test_every_preset_builds_runs_and_trains_a_step(name):
 
 
 @pytest.mark.parametrize("module, base", [(energy_models, EnergyModel), (probability_models, ProbabilityModel)])
-def test_presets_are_the_reference_names_built_from_one_table(module, base):
-    assert len(module.PRESETS) == len(PRESET_LAYOUTS) == 4
+def test_presets_are_the_reference_names(module, base):
     for suffix, (attention, two_d) in PRESET_LAYOUTS.items():
         name = base.family.capitalize() + suffix
-        cls = module.PRESETS[name]
-        assert getattr(module, name) is cls and cls.__name__ == name and cls.__module__ == module.__name__
+        cls = getattr(module, name)
+        assert cls.__name__ == name and cls.__module__ == module.__name__
         assert issubclass(cls, base) and cls is not base
         model = cls(hidden_size=H, num_layers=2)
         assert (model.hparams.attention, model.hparams.two_d, model.hparams.num_layers) == (attention, two_d, 2)
@@ -379,7 +381,7 @@ def test_bad_configurations(kwargs, message):
 def test_checkpoint_round_trip_without_data_files(tmp_path, name, monkeypatch):
     cls = ALL_PRESETS[name]
     torch.manual_seed(0)
-    model = cls(hidden_size=H, bidirectional=True, beta=0.4, n_x=4, n_y=4, model="ISING2", lr=3e-3)
+    model = cls(hidden_size=H, bidirectional=True, beta=0.4, n_x=4, n_y=4, hamiltonian="ISING2", lr=3e-3)
     grids = random_grids(16, 4, 4)
     batch = _batch_for(model, grids)
     trainer = pl.Trainer(max_steps=2, accelerator="cpu", logger=False, enable_checkpointing=False,
@@ -391,7 +393,7 @@ def test_checkpoint_round_trip_without_data_files(tmp_path, name, monkeypatch):
     for loader in (cls, energy_models.EnergyModel if name.startswith("Energy") else ProbabilityModel):
         loaded = loader.load_from_checkpoint(path, map_location="cpu")
         assert isinstance(loaded, loader)
-        for key, value in dict(beta=0.4, n_x=4, n_y=4, model="ISING2", bidirectional=True, hidden_size=H,
+        for key, value in dict(beta=0.4, n_x=4, n_y=4, hamiltonian="ISING2", bidirectional=True, hidden_size=H,
                                lr=3e-3).items():
             assert loaded.hparams[key] == value
         torch.testing.assert_close(loaded.predict_energy(grids), model.predict_energy(grids))

@@ -30,12 +30,12 @@ from pytorch_datasets import (  # noqa: E402
     IsingDataModule,
     ProbabilityDataset,
     ProbabilityDataset2D,
-    flat_to_grid,
-    grid_to_flat,
     make_dataloader,
     read_metadata,
-    snake_permutation,
 )
+from ising import site_to_snake as grid_to_flat  # noqa: E402
+from ising import snake_permutation  # noqa: E402
+from ising import snake_to_site as flat_to_grid  # noqa: E402
 
 ALL_CLASSES = [ProbabilityDataset, ProbabilityDataset2D, EnergyDataset, EnergyDataset2D]
 
@@ -425,12 +425,12 @@ def test_data_module(split_files, family, two_d, cls):
 def test_read_metadata(split_files, small_file):
     train = split_files[0]
     meta = read_metadata(train)
-    assert (meta["n_x"], meta["n_y"], meta["n_samples"]) == (3, 4, 48)
+    assert (meta["n_x"], meta["n_y"], meta["n_lattices"]) == (3, 4, 48)
     assert meta["beta"] == 0.25 and meta["betas"] == [0.25]
-    assert meta["model"] == "ISING1"
+    assert meta["hamiltonian"] == "ISING1"
     multi = read_metadata(small_file)
     assert multi["beta"] is None and multi["betas"] == [0.25, 0.5]
-    assert multi["n_samples"] == 80
+    assert multi["n_lattices"] == 80
 
 
 # --------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import torch
 
 import ising
 import thermodynamics as th
+from checks import main_guard
 from probability_models import ProbabilityModel
 from sequence_blocks import grids_to_sequences
 
@@ -134,7 +135,7 @@ def test_cli_writes_thermo_json_and_plots(ising_file, tmp_path, capsys):
     out = tmp_path / "thermo"
     assert th.main(["--run", str(runs[1]), "--n_samples", "3000", "--out", str(out), "--mc_path", str(train)]) == 0
     report = json.loads((out / "thermo.json").read_text())
-    for key in ("beta_train", "n_x", "n_y", "model", "n_samples", "variational_F_per_site", "rows"):
+    for key in ("beta_train", "n_x", "n_y", "hamiltonian", "n_samples", "variational_F_per_site", "rows"):
         assert key in report
     assert report["beta_train"] == pytest.approx(0.3) and report["n_samples"] == 3000
     row = next(r for r in report["rows"] if r["beta"] == pytest.approx(0.3))
@@ -147,6 +148,7 @@ def test_cli_writes_thermo_json_and_plots(ising_file, tmp_path, capsys):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     capsys.readouterr()
     for argv, message in (([str(tmp_path)], "best.ckpt"), ([str(runs[0])], "not a normalised")):
-        with pytest.raises(SystemExit) as err:
-            th.main(["--run", *argv, "--n_samples", "100", "--out", str(tmp_path / "x")])
-        assert err.value.code == 2 and message in capsys.readouterr().err
+        assert main_guard(th.main, ["--run", *argv, "--n_samples", "100", "--out", str(tmp_path / "x")]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1
+        assert not (tmp_path / "x").exists()

@@ -9,6 +9,7 @@ import pytest
 import data_files
 import evaluate as ev
 import train_all as ta
+from checks import UserError, main_guard
 
 
 def test_profiles_hold_every_combination_once():
@@ -93,7 +94,7 @@ def test_failures_are_reported_after_the_others(standard_files, monkeypatch, cap
         return 3 if "--attention" in cmd else 0  # the demo's energy model fails
 
     monkeypatch.setattr(ta, "run_trainer", fake_trainer)
-    with pytest.raises(RuntimeError, match=r"1 run\(s\) failed: .*2D_GRU_1L_1H_Bi_Attn_hid32"):
+    with pytest.raises(UserError, match=r"1 run\(s\) failed: .*2D_GRU_1L_1H_Bi_Attn_hid32"):
         ta.train_all("demo", overrides=standard_files, jobs=1)
     assert calls == [None, None]  # one at a time, output to the terminal
     assert "FAILED (exit 3)" in capsys.readouterr().out
@@ -102,12 +103,12 @@ def test_failures_are_reported_after_the_others(standard_files, monkeypatch, cap
 def test_missing_data_file_is_one_line_and_nothing_trains(standard_files, monkeypatch, capsys):
     monkeypatch.setattr(ta, "run_trainer", lambda cmd, log: pytest.fail("trained without data"))
     Path(data_files.path("val_5", standard_files["data_dir"])).unlink()
-    assert ta.main(["--profile", "demo", "--data_dir", standard_files["data_dir"]]) == 1
+    assert main_guard(ta.main, ["--profile", "demo", "--data_dir", standard_files["data_dir"]]) == 2
     err = capsys.readouterr().err.strip()
     assert err == "error: " + data_files.missing_file_message(data_files.path("val_5", standard_files["data_dir"]))
-    # `evaluate.py train-all` is the same command line; the evaluation file is checked before training too
+    # the evaluation file is checked before training too
     Path(data_files.path("eval", standard_files["data_dir"])).unlink()
-    assert ev.main(["train-all", "--profile", "demo", "--data_dir", standard_files["data_dir"]]) == 1
+    assert main_guard(ta.main, ["--profile", "demo", "--data_dir", standard_files["data_dir"]]) == 2
     assert "eval_data.hdf5 not found" in capsys.readouterr().err
 
 

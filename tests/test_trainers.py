@@ -17,7 +17,7 @@ import probability_trainer
 from energy_models import EnergyModel
 from ising import energy as ising_energy
 from probability_models import ProbabilityModel
-from trainer_common import config_name
+from runs import config_name
 
 ROOT = Path(__file__).resolve().parents[1]
 N_TEST = 37  # odd on purpose: DDP on 2 processes must not count a padded sample twice
@@ -45,7 +45,7 @@ def _independent_metrics(ckpt, cls, test_path):
     model = cls.load_from_checkpoint(ckpt, map_location="cpu").eval()
     with h5py.File(test_path, "r") as f:
         grids = f["ising_grids"][:]
-    true = np.asarray(ising_energy(grids, model=model.hparams.model), dtype=np.float64)
+    true = np.asarray(ising_energy(grids, model.hparams.hamiltonian), dtype=np.float64)
     with torch.no_grad():
         pred = model.predict_energy(torch.as_tensor(grids)).double().numpy()
     err = pred - true
@@ -60,7 +60,7 @@ def _check_metrics(run_dir, family, cls, test_path, world_size=1):
     assert metrics["family"] == family and metrics["config_name"] == run_dir.name
     assert metrics["test_n_samples"] == N_TEST
     assert metrics["config"]["world_size"] == world_size
-    assert metrics["config"]["beta"] == 0.25 and metrics["config"]["n_x"] == 4 and metrics["config"]["model"] == "ISING1"
+    assert metrics["config"]["beta"] == 0.25 and metrics["config"]["n_x"] == 4 and metrics["config"]["hamiltonian"] == "ISING1"
     ckpt = Path(metrics["best_checkpoint"])
     assert ckpt.parent == run_dir.resolve() and ckpt.is_file()
     rmse, rmse_centred = _independent_metrics(ckpt, cls, test_path)
@@ -179,7 +179,7 @@ def test_missing_data_file_fails_at_once_with_the_command(data, tmp_path, capsys
     (["--input_size", "2"], "--input_size must be 1"),
     (["--output_size", "3"], "--output_size must be 1"),
     (["--val_paths", "a.hdf5", "--val_2_datapath", "b.hdf5"], "use one or the other"),
-    (["--patience", "-1"], "--patience must be >= 0"),
+    (["--patience", "-1"], "argument --patience: must be an integer >= 0"),
     (["extra_positional"], "unrecognized arguments"),
 ])
 def test_bad_flags(data, argv, message, capsys):
@@ -191,7 +191,7 @@ def test_energy_only_flags_are_absent_from_the_probability_trainer(data, capsys)
     assert "unrecognized arguments: --energy_head" in _error(probability_trainer.main,
                                                              [*data["args"], "--energy_head", "site"], capsys)
     err = _error(energy_trainer.main, [*data["args"], "--energy_head", "logp"], capsys)
-    assert "energy_head must be one of prob, site; got 'logp'" in err
+    assert "energy_head must be one of logsigmoid, site; got 'logp'" in err
 
 
 def test_reference_validation_flags_fill_their_slot_and_default_the_others(data, tmp_path, capsys, monkeypatch):
@@ -349,7 +349,7 @@ def test_ednn_supervised_and_label_free_runs(data, tmp_path):
 @pytest.mark.parametrize("argv, message", [
     (["--architecture", "ednn", "--attention"], "--attention apply to the sequence models"),
     (["--teacher", "somewhere"], "add --architecture ednn"),
-    (["--architecture", "ednn", "--teacher", "nowhere"], "no best.ckpt there"),
+    (["--architecture", "ednn", "--teacher", "nowhere"], "nowhere is not a finished run"),
 ])
 def test_ednn_flag_errors(data, argv, message, capsys):
     assert message in _error(energy_trainer.main, [*data["args"], *FAST, *argv], capsys)

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 import energy_trainer
+import runs
 import transfer
+from checks import main_guard
 from ising import energy as ising_energy
 
 
@@ -40,17 +42,17 @@ def test_transfer_of_a_trained_ednn(ising_file, tmp_path, capsys):
         grids, beta = f["ising_grids"][:], f["beta"][:]
     import evaluate as ev
 
-    model = ev.load_model(ev.find_runs(tmp_path / "runs")[0])
-    err = ev.predict(model, grids)[beta == np.float32(0.4)] - ising_energy(grids[beta == np.float32(0.4)])
+    model = runs.load_model(runs.find_runs(tmp_path / "runs")[0])
+    err = runs.predict(model, grids)[beta == np.float32(0.4)] - ising_energy(grids[beta == np.float32(0.4)])
     assert rows[3]["rmse_per_site"] == pytest.approx(np.sqrt(np.mean(err**2)) / 64, rel=1e-5)
     assert rows[3]["rmse_per_site"] < 0.5                       # it learned something that carries over
     for name in ("transfer.md", "transfer.csv", "transfer_plot.png"):
         assert (tmp_path / "out" / name).stat().st_size > 0
-    assert transfer.main(["--runs", str(tmp_path / "none"), "--sizes", "4"]) == 1
+    assert main_guard(transfer.main, ["--runs", str(tmp_path / "none"), "--sizes", "4"]) == 2
     assert "no runs" in capsys.readouterr().err
     # exported as weights only: smaller, loads alone from its new folder, predicts the same
-    run = ev.find_runs(tmp_path / "runs")[0]
+    run = runs.find_runs(tmp_path / "runs")[0]
     assert ev.main(["export", str(run.dir), "--to", str(tmp_path / "weights")]) == 0
-    (exported,) = ev.find_runs(tmp_path / "weights")
+    (exported,) = runs.find_runs(tmp_path / "weights")
     assert exported.checkpoint.stat().st_size < run.checkpoint.stat().st_size
-    np.testing.assert_array_equal(ev.predict(ev.load_model(exported), grids), ev.predict(model, grids))
+    np.testing.assert_array_equal(runs.predict(runs.load_model(exported), grids), runs.predict(model, grids))
