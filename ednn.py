@@ -34,7 +34,7 @@ the tile network's first layer applied to every tile at once (output n_x/f x n_y
 convolutions are the rest of the MLP, and a sum over tiles gives E.
 
 Targets. "absolute": the loss compares E_pred with E. "centred": for labels known only up to
-an additive constant (e.g. -(1/beta) log p of an autoregressive teacher = E + (1/beta) log Z),
+an additive constant (e.g. -(1/beta) log p of a causal teacher = E + (1/beta) log Z),
 it compares batch-centred predictions with batch-centred labels; the model then fixes E up to
 a constant per tile, so score it centred, and keep one lattice size per batch (the unknown
 constant is extensive).

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -195,8 +196,9 @@ def write_leaderboard(rows: list[dict], out_dir) -> dict:
     out = Path(out_dir)
     clean = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
     paths = {"md": out / "leaderboard.md", "csv": out / "leaderboard.csv", "json": out / "leaderboard.json"}
+    spread = seed_spread(rows)
     with atomic_path(paths["md"]) as tmp:
-        tmp.write_text(leaderboard_markdown(rows))
+        tmp.write_text(leaderboard_markdown(rows) + (f"\nOver seeds:\n\n{seed_spread_markdown(spread)}" if spread else ""))
     with atomic_path(paths["json"]) as tmp:
         tmp.write_text(json.dumps(clean, indent=2))
     with atomic_path(paths["csv"]) as tmp, open(tmp, "w", newline="") as fh:
@@ -205,6 +207,25 @@ def write_leaderboard(rows: list[dict], out_dir) -> dict:
         for r in clean:
             w.writerow({**{c: r.get(c) for c in CSV_COLUMNS}, "rmse_per_beta": json.dumps(r["rmse_per_beta"])})
     return paths
+
+
+def seed_spread(rows: list[dict]) -> list[dict]:
+    """Runs of one configuration that differ only by seed (groups like `seed1` or `bf16-mixed_seed1`):
+    their centred RMSE as mean, standard deviation, min, max and max / mean. Empty if none repeat."""
+    groups: dict = {}
+    for r in rows:
+        group = re.sub(r"(^|_)seed\d+$", "", r["_run"].group if "_run" in r else "")
+        groups.setdefault("/".join(p for p in (group, r["family"], r["config"]) if p), []).append(r["rmse_centred"])
+    return [{"runs": key, "n_seeds": len(v), "mean": float(np.mean(v)), "std": float(np.std(v, ddof=1)),
+             "min": float(min(v)), "max": float(max(v)), "max_over_mean": float(max(v) / np.mean(v))}
+            for key, v in groups.items() if len(v) > 1]
+
+
+def seed_spread_markdown(spread: list[dict]) -> str:
+    lines = ["| Runs | seeds | centred RMSE, mean ± std | min … max | max / mean |", "|---|---|---|---|---|"]
+    lines += [f"| `{s['runs']}` | {s['n_seeds']} | {s['mean']:.3g} ± {s['std']:.2g} | {s['min']:.3g} … {s['max']:.3g} | "
+              f"{s['max_over_mean']:.2f} |" for s in spread]
+    return "\n".join(lines) + "\n"
 
 
 # -------------------- Plots ------------------------------------------------------------
@@ -327,6 +348,9 @@ def run_report(runs_root, eval_path, out_dir, images_dir, n: int, seed: int) -> 
     """`report` for the command line: prints the leaderboard and the files written."""
     result = report(runs_root, eval_path, out_dir, images_dir, n, seed)
     print(leaderboard_markdown(result["rows"]))
+    spread = seed_spread(result["rows"])
+    if spread:
+        print(f"Over seeds:\n\n{seed_spread_markdown(spread)}")
     for path in result["paths"].values():
         print(f"wrote {path}")
     return 0

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import shlex
 import sys
 from pathlib import Path
@@ -32,6 +31,7 @@ import numpy as np
 import jax
 
 from checks import main_guard
+from data_files import atomic_path
 from ising import HAMILTONIANS, check_hamiltonian, integrated_autocorr_time
 from metropolis import ALGORITHMS, Sampler
 
@@ -154,9 +154,7 @@ def generate(filename, *, hamiltonian="ISING1", n_x=8, n_y=8, betas=(0.25,), n_s
     tau, acc = _burn_in(sampler, burn_in, n_chains)
     if thin is None:
         thin = max(1, math.ceil(float(np.nanmax(tau)) - 1e-9)) if np.any(np.isfinite(tau)) else 1
-    path = Path(filename)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_path(filename) as tmp:
         with h5py.File(tmp, "w") as f, tqdm(total=n_samples * nb, unit="samples", unit_scale=True,
                                              disable=not progress, desc=f"{hamiltonian} {n_x}x{n_y} {nb} beta(s)") as bar:
             f["avg_E"] = _stream(sampler, f, n_samples, int(thin), bar, block_bytes).astype(np.float32)
@@ -169,10 +167,7 @@ def generate(filename, *, hamiltonian="ISING1", n_x=8, n_y=8, betas=(0.25,), n_s
                                                     "h5py": h5py.__version__}),
                             "command": shlex.join(sys.argv) if command is None else command,
                             "sample_order": "index = (t * n_chains + chain) * n_betas + beta_index"})
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return Path(filename)
 
 
 # ------------------------------------------------------------------------------------ CLI

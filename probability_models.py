@@ -8,19 +8,20 @@ log space (`logsigmoid`), never as a product.
 
 Which formula each variant uses, and why:
 
-- The causal model (`bidirectional=False`; the reference's "original model"). An
-  autoregressive model of the snake sequence: a unidirectional GRU/LSTM reads s_0..s_t and predicts s_{t+1}; the
-  optional attention layer is causally masked (query t sees keys <= t), so the logit for
-  s_{t+1} depends on s_0..s_t only. The first spin is not predicted by the network:
+- The causal model (`bidirectional=False`; the reference's "original model"): an
+  autoregressive model of the snake sequence. A unidirectional GRU/LSTM reads s_0..s_t and
+  predicts s_{t+1}; the optional attention layer is causally masked (query t sees keys
+  <= t), so the logit for s_{t+1} depends on s_0..s_t only. The first spin is not predicted by the network:
   p(s_0 = ±1) = 1/2 exactly, by the spin-flip symmetry of a zero-field Ising model. Then
   log p(lattice) = -log 2 + sum_t log p(s_t | s_<t) is the model's exact log-likelihood, and
   since p = exp(-beta E) / Z,   E = -(1/beta) log p(lattice) - (1/beta) log Z,
   i.e. the energy up to a constant (we return -(1/beta) log p; evaluation centres it).
   Trained by maximum likelihood (BCE on every next spin).
 - The conditional model (`bidirectional=True`). A model that sees "the other side" cannot
-  be autoregressive, so it is a model of p(s_i | all other spins): a forward RNN stack gives the state after s_{i-1}, a separate backward stack the state after
-  s_{i+1} (two independent stacks, so no layer ever mixes s_i back in), and a learned vector
-  stands in at the ends. For a pairwise Hamiltonian E = -1/2 sum_i s_i h_i with local field
+  be autoregressive, so it is a model of p(s_i | all other spins): a forward RNN stack gives
+  the state after s_{i-1}, a separate backward stack the state after s_{i+1} (two
+  independent stacks, so no layer ever mixes s_i back in), and a learned vector stands in
+  at the ends. For a pairwise Hamiltonian E = -1/2 sum_i s_i h_i with local field
   h_i = sum_j J_ij s_j, the exact conditional is p(s_i=+1 | rest) = sigmoid(2 beta h_i), so
   the logit z_i estimates 2 beta h_i and   E = -1/2 sum_i s_i z_i / (2 beta)
   (no additive constant). Trained by pseudo-likelihood (BCE on every spin given the rest).

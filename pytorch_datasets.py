@@ -2,8 +2,9 @@
 
 File contract (written by ``generate_ising.py``): ``ising_grids`` int8 (N, n_x, n_y) ±1,
 ``true_energies`` float32 (N,), ``beta`` float32 (N,) (or one value), file attributes
-(``hamiltonian``, ``n_x``, ``n_y``, ``betas``, ...; ``data_files.read_metadata`` reads them). Samples are interleaved over betas and chains,
-so any contiguous block of rows is a fair sample of the whole file.
+(``hamiltonian``, ``n_x``, ``n_y``, ``betas``, ...; ``data_files.read_metadata`` reads them).
+Samples are interleaved over betas and chains, so any contiguous block of rows is a fair
+sample of the whole file.
 
 Items, all float32; "spins" is the snake sequence (L = n_x * n_y, `ising.snake_permutation`)
 through the rows, or the columns for ``X_cols``; ``return_beta=True`` appends beta (1,):

@@ -171,7 +171,7 @@ def log_prob_observed(logits: torch.Tensor, spins: torch.Tensor) -> torch.Tensor
 
 
 def causal_energy(logits: torch.Tensor, spins: torch.Tensor, beta: float) -> torch.Tensor:
-    """Energy from an autoregressive model, E = -(1/beta) log p(lattice).
+    """Energy from a causal (autoregressive) model, E = -(1/beta) log p(lattice).
 
     logits (B, L-1): logit of p(s_t=+1 | s_<t) for t = 1..L-1; spins (B, L) ±1.
     log p(s_0) = -log 2 exactly for a zero-field Ising model (spin-flip symmetry).

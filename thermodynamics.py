@@ -1,4 +1,4 @@
-"""Thermodynamics from a trained autoregressive probability model.
+"""Thermodynamics from a trained causal probability model.
 
 The causal (original) model is a normalised distribution over lattices,
     q(s) = 1/2 prod_{t>=1} q(s_t | s_<t),

@@ -60,7 +60,7 @@ def combinations(profile: str) -> list[dict]:
     """The runs of a profile: family and model flags per run.
 
     demo: the two models of the predictions plot. parity: the full extended energy model and
-    the original probability model, each in bf16 and float32 with seeds 0 and 1 (8 runs, one
+    the causal probability model, each in bf16 and float32 with seeds 0 and 1 (8 runs, one
     subfolder per precision and seed). Otherwise every (energy, probability) x
     (1D, 2D) x (plain, attention) x (uni-, bidirectional), plus the site energy head on the
     full extended model: 17 runs."""

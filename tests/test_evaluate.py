@@ -185,3 +185,19 @@ def test_cli_errors_are_one_line(tmp_path, args, message):
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0 and message in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "leaderboard.md").exists()
+
+
+def test_seed_spread_groups_runs_that_differ_only_by_seed(tmp_path):
+    def row(group, config, value):
+        return {"family": "energy", "config": config, "rmse_centred": value,
+                "_run": runs.Run("energy", config, tmp_path, tmp_path / "best.ckpt", {}, group)}
+
+    rows = [row("seed0", "A", 0.3), row("seed1", "A", 0.5), row("seed2", "A", 0.4), row("", "B", 1.0),
+            row("bf16-mixed_seed0", "A", 2.0), row("bf16-mixed_seed1", "A", 4.0)]
+    spread = {s["runs"]: s for s in ev.seed_spread(rows)}
+    assert set(spread) == {"energy/A", "bf16-mixed/energy/A"}  # B has no second seed
+    a = spread["energy/A"]
+    assert a["n_seeds"] == 3 and a["mean"] == pytest.approx(0.4) and a["std"] == pytest.approx(0.1)
+    assert (a["min"], a["max"]) == (0.3, 0.5) and a["max_over_mean"] == pytest.approx(1.25)
+    assert spread["bf16-mixed/energy/A"]["mean"] == pytest.approx(3.0)
+    assert "0.4 ± 0.1" in ev.seed_spread_markdown([a])
