@@ -195,6 +195,19 @@ def log_prob_energy(logits: torch.Tensor, spins: torch.Tensor, beta: float) -> t
     return log_prob_observed(logits, spins).sum(dim=1) / beta
 
 
+# ----------------------------------------------------------------------------- learning-rate schedule
+def lr_factor(step: int, total: int, warmup_fraction: float = WARMUP_FRACTION) -> float:
+    """The cosine schedule's multiplier of lr for optimiser step `step` (0-based) of `total`: a
+    linear warm-up (step + 1) / w over the first w = max(1, round(warmup_fraction * total)) steps,
+    then 0.5 (1 + cos(pi (step + 1 - w) / (total - w))), which reaches 0 at the last step
+    (step = total - 1) and stays there."""
+    warmup = max(1, round(warmup_fraction * total))
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min((step + 1 - warmup) / max(total - warmup, 1), 1.0)
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
 # ----------------------------------------------------------------------------- shared LightningModule
 class IsingSequenceModule(pl.LightningModule):
     """What both families share: configuration check, optimiser, logging, test metrics,
@@ -257,19 +270,17 @@ class IsingSequenceModule(pl.LightningModule):
         raise NotImplementedError
 
     def configure_optimizers(self):
-        """Adam, with the `lr_schedule` of the module docstring."""
+        """Adam at `lr`; with lr_schedule="cosine" its rate is lr x `lr_factor(step, total)`, stepped
+        after every optimiser step, total = the fit's optimiser steps (`estimated_stepping_batches`:
+        it respects max_epochs and limit_train_batches)."""
         optimizer = torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
         if self.hparams.lr_schedule == "constant":
             return optimizer
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        warmup = max(1, round(WARMUP_FRACTION * total))
-
-        def factor(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / warmup
-            return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
-
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        total = self.trainer.estimated_stepping_batches
+        if not math.isfinite(total):
+            raise ValueError("lr_schedule='cosine' needs a finite number of steps: set max_epochs")
+        total = max(int(total), 1)
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, total))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
     # -- the prediction entry point ---------------------------------------------------------

@@ -397,3 +397,14 @@ def test_checkpoint_round_trip_without_data_files(tmp_path, name, monkeypatch):
                                lr=3e-3).items():
             assert loaded.hparams[key] == value
         torch.testing.assert_close(loaded.predict_energy(grids), model.predict_energy(grids))
+
+
+def test_cosine_schedule_warms_up_then_decays_to_zero():
+    from sequence_blocks import lr_factor
+
+    total = 200  # 4 warm-up steps
+    factors = [lr_factor(step, total) for step in range(total)]
+    assert factors[:4] == [0.25, 0.5, 0.75, 1.0]
+    assert all(a >= b for a, b in zip(factors[4:], factors[5:]))  # then never rises
+    assert factors[-1] == pytest.approx(0.0, abs=1e-12) and lr_factor(total + 5, total) == pytest.approx(0.0, abs=1e-12)
+    assert lr_factor(4 + 97, total) == pytest.approx(0.5)  # half-way through the 196 decay steps: half the rate
