@@ -52,6 +52,7 @@ from ising import check_hamiltonian
 from sequence_blocks import IsingSequenceModule, sequences_to_grids
 
 LOSSES = ("l1", "mse")
+MAX_TABLE_SPINS = 16  # window_table: 2^16 windows at most
 TARGETS = ("absolute", "centred")
 
 
@@ -135,6 +136,19 @@ class EDNNEnergyModel(IsingSequenceModule):
                              f"got {tuple(grids.shape)}")
         spins = periodic_pad(grids.to(torch.float32), self.hparams.context)
         return self.tile_net(spins.unsqueeze(1)).squeeze(1)
+
+    @torch.no_grad()
+    def window_table(self, max_spins: int = MAX_TABLE_SPINS) -> torch.Tensor:
+        """The energy function as a table Hamiltonian (`ising.table_energy`): float64 (2^(w*w),),
+        the tile network on every w x w window, w = focus + 2 context, bit k of the index the
+        spin at window position (k // w, k % w) (1 for +1). ValueError beyond `max_spins` spins."""
+        w = self.hparams.focus + 2 * self.hparams.context
+        if w * w > max_spins:
+            raise ValueError(f"a {w} x {w} window has {w * w} spins: too many to tabulate (at most {max_spins}, "
+                             f"2^{max_spins} entries); the table needs focus + 2 context <= {int(max_spins ** 0.5)}")
+        k = torch.arange(2 ** (w * w), device=self.device)
+        windows = (2 * ((k[:, None] >> torch.arange(w * w, device=self.device)) & 1) - 1).float().view(-1, 1, w, w)
+        return torch.cat([self.tile_net(chunk).reshape(-1) for chunk in windows.split(8192)]).double()
 
     def predict_energy(self, grids, return_attention: bool = False):
         """grids (B, n_x, n_y) ±1, any size tiled by focus -> energies float32 (B,) (+ {} with

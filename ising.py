@@ -159,6 +159,75 @@ def colouring(n_x: int, n_y: int, hamiltonian: str = "ISING1") -> np.ndarray:
     return col.astype(int)
 
 
+# ----------------------------------------------------------------------------- table Hamiltonians
+# E(s) = sum over tiles T of table[pattern of window_T]. The tiles are the f x f blocks whose
+# top-left site is (f i, f j); window_T is the w x w periodic block, w = f + 2c, whose top-left site
+# is (f i - c, f j - c); pattern = sum_k b_k 2^k over the window's sites k in row-major order, with
+# b = (1 + s) / 2. An extensive model with focus f and context c is exactly such a function (its
+# tile network on all 2^(w^2) windows), and so is every built-in Hamiltonian (`builtin_table`).
+def window_offsets(focus: int, context: int) -> np.ndarray:
+    """int (w*w, 2): the window's sites (dx, dy) relative to its tile's top-left site, row-major."""
+    r = np.arange(-context, focus + context)
+    return np.stack(np.meshgrid(r, r, indexing="ij"), axis=-1).reshape(-1, 2)
+
+
+def window_patterns(grids, focus: int, context: int) -> np.ndarray:
+    """grids (N, n_x, n_y) ±1, n_x and n_y multiples of focus -> int64 (N, n_x/f, n_y/f) patterns."""
+    g = np.asarray(grids)
+    n_x, n_y = g.shape[-2:]
+    if n_x % focus or n_y % focus:
+        raise ValueError(f"a {n_x} x {n_y} lattice is not tiled by focus {focus}")
+    bits = (g > 0).astype(np.int64)
+    pattern = np.zeros((*g.shape[:-2], n_x // focus, n_y // focus), np.int64)
+    for k, (dx, dy) in enumerate(window_offsets(focus, context)):
+        shifted = np.roll(bits, (-dx, -dy), axis=(-2, -1))      # site (x + dx, y + dy) at (x, y)
+        pattern |= shifted[..., ::focus, ::focus] << k
+    return pattern
+
+
+def table_energy(grids, table, focus: int = 1, context: int = 1) -> np.ndarray:
+    """Energies float64 (N,) of grids (N, n_x, n_y) under the table Hamiltonian."""
+    return np.asarray(table, np.float64)[window_patterns(grids, focus, context)].sum(axis=(-2, -1))
+
+
+def builtin_table(hamiltonian: str) -> np.ndarray:
+    """float64 (512,): a built-in Hamiltonian as a focus-1, context-1 table, the 3 x 3 window
+    centred on each site holding the bonds to its right and down (and its two right diagonals)."""
+    check_hamiltonian(hamiltonian)
+    offsets = [tuple(o) for o in window_offsets(1, 1)]
+    s = 2 * ((np.arange(512)[:, None] >> np.arange(9)[None, :]) & 1) - 1      # (512, 9) spins
+    centre = s[:, offsets.index((0, 0))]
+    return -sum(w * centre * s[:, offsets.index((dx, dy))] for dx, dy, w in _OFFSETS[hamiltonian]).astype(np.float64)
+
+
+def walsh_coefficients(table) -> np.ndarray:
+    """a float64 (2^n,) with table[pattern] = sum_mask a[mask] prod_{k in mask} s_k exactly (the
+    Walsh-Hadamard transform; s_k = 2 b_k - 1); a[0] is the constant."""
+    a = np.asarray(table, np.float64).copy()
+    n = int(round(math.log2(len(a))))
+    if len(a) != 2**n:
+        raise ValueError(f"a table has 2^n entries, got {len(a)}")
+    for k in range(n):
+        v = a.reshape(-1, 2, 2**k)                                # axis 1: bit k
+        v[:, 0], v[:, 1] = v[:, 0] + v[:, 1], v[:, 1] - v[:, 0]
+    return a / 2**n
+
+
+def coupling_classes(table, focus: int = 1, context: int = 1) -> dict:
+    """{shape: coupling per site}: the table expanded into products of spins, terms that are
+    translates of one another added up. shape: tuple of (dx, dy) offsets, the lexicographically
+    first at (0, 0); the empty shape is the constant. Coefficients are of E (a pair's Ising
+    coupling J is minus its value) and per site (summed over a tile's translates, / f^2)."""
+    a = walsh_coefficients(table)
+    offsets = window_offsets(focus, context)
+    classes: dict = {}
+    for mask in np.nonzero(a)[0].tolist():
+        sites = sorted(tuple(offsets[k].tolist()) for k in range(len(offsets)) if mask >> k & 1)
+        shape = tuple((dx - sites[0][0], dy - sites[0][1]) for dx, dy in sites)
+        classes[shape] = classes.get(shape, 0.0) + float(a[mask]) / focus**2
+    return classes
+
+
 # ----------------------------------------------------------------------------- exact results
 def _log_2cosh(x):
     x = np.abs(x)
