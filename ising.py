@@ -27,6 +27,7 @@ and `integrated_autocorr_time` (Sokal's windowed tau_int).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -165,6 +166,28 @@ def colouring(n_x: int, n_y: int, hamiltonian: str = "ISING1") -> np.ndarray:
 # is (f i - c, f j - c); pattern = sum_k b_k 2^k over the window's sites k in row-major order, with
 # b = (1 + s) / 2. An extensive model with focus f and context c is exactly such a function (its
 # tile network on all 2^(w^2) windows), and so is every built-in Hamiltonian (`builtin_table`).
+@dataclass(frozen=True)
+class Table:
+    """A table Hamiltonian: `values` (2^(w*w) window energies, a tuple so that the sampler can
+    compile once per table), focus f, context c and a name (a run directory, or ISING1/ISING2)."""
+    values: tuple
+    focus: int = 1
+    context: int = 1
+    name: str = "table"
+
+    @property
+    def array(self) -> np.ndarray:
+        return np.asarray(self.values, np.float64)
+
+    @classmethod
+    def of(cls, values, focus: int = 1, context: int = 1, name: str = "table") -> "Table":
+        values = tuple(float(v) for v in np.asarray(values, np.float64).reshape(-1))
+        if len(values) != 2 ** ((focus + 2 * context) ** 2):
+            raise ValueError(f"a focus-{focus}, context-{context} table has 2^{(focus + 2 * context) ** 2} entries, "
+                             f"got {len(values)}")
+        return cls(values, int(focus), int(context), str(name))
+
+
 def window_offsets(focus: int, context: int) -> np.ndarray:
     """int (w*w, 2): the window's sites (dx, dy) relative to its tile's top-left site, row-major."""
     r = np.arange(-context, focus + context)

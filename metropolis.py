@@ -36,12 +36,13 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from ising import colouring, energy, neighbours
+from ising import Table, colouring, energy, neighbours, window_offsets
 
 ALGORITHMS = ("checkerboard", "single")
 DENSE_MAX_SITES = 1024   # dense products up to here (bench_sampler: 3-4x gathers at 8x8, even at 32x32,
                          # 1/4 at 64x64)
 ZERO_ACCEPT = {"checkerboard": 0.9, "single": 1.0}   # acceptance factor at dE = 0 (acceptance_scale)
+ZERO_DE = 1e-6           # a table's |dE| below this counts as dE = 0 (exact for integer tables)
 
 
 def acceptance_scale(betas, algorithm="checkerboard"):
@@ -163,15 +164,77 @@ class Lattice:
         return tuple(self.block(x, c) for c in range(self.n_colours))
 
 
+class TableLattice:
+    """Static tables of a table Hamiltonian (`ising.Table`: E = sum over tiles of table[window
+    pattern]) on one lattice, in colour order, with the interface of `Lattice`.
+
+    Sites of one colour never share a window, so their flips do not interact and a whole colour is
+    updated at once: (x mod w, y mod w) when the window side w divides both sizes (focus 1), else a
+    greedy colouring of the "shares a window" graph (any size, odd ones included). tile_pos int32
+    (n_tiles, w*w): each tile's window as positions (a site twice where a window wraps onto itself).
+    Per colour c: site_tiles / site_masks int32 (m_c, K), the tiles holding each site and the bits it
+    sets in their patterns (padding: mask 0); tile_site / tile_mask int32 (n_tiles,), the one site of
+    colour c in each tile (m_c where there is none) and its bits.
+    """
+
+    levels = None
+
+    def __init__(self, n_x, n_y, table):
+        f, c, w = table.focus, table.context, table.focus + 2 * table.context
+        if n_x % f or n_y % f:
+            raise ValueError(f"a {n_x} x {n_y} lattice is not tiled by the table's focus {f}")
+        self.n_x, self.n_y, self.S, self.table = n_x, n_y, n_x * n_y, table
+        offs = window_offsets(f, c)
+        corners = [(f * i, f * j) for i in range(n_x // f) for j in range(n_y // f)]
+        sites = np.array([[((x + dx) % n_x) * n_y + (y + dy) % n_y for dx, dy in offs] for x, y in corners])
+        member = [dict() for _ in range(self.S)]                   # site -> {tile: mask}
+        for t, row in enumerate(sites):
+            for k, i in enumerate(row):
+                member[i][t] = member[i].get(t, 0) | (1 << k)
+        x, y = np.divmod(np.arange(self.S), n_y)
+        col = (x % w) * w + y % w if f == 1 and n_x % w == 0 and n_y % w == 0 else -np.ones(self.S, int)
+        if col[0] < 0:                                             # greedy: the first colour no tile-mate has
+            for i in range(self.S):
+                used = {col[j] for t in member[i] for j in sites[t] if col[j] >= 0 and j != i}
+                col[i] = min(k for k in range(len(used) + 1) if k not in used)
+        if any(len({col[j] for j in set(row)}) != len(set(row)) for row in sites):
+            raise AssertionError("table colouring: two sites of one colour share a window")
+        self.order = np.argsort(col, kind="stable")
+        self.inverse = np.argsort(self.order)
+        self.offsets = np.concatenate([[0], np.cumsum(np.bincount(col))])
+        self.n_colours = len(self.offsets) - 1
+        self.tile_pos = self.inverse[sites].astype(np.int32)
+        self.site_tiles, self.site_masks, self.tile_site, self.tile_mask = [], [], [], []
+        for colour in range(self.n_colours):
+            block = self.order[self.offsets[colour]:self.offsets[colour + 1]]
+            k = max(len(member[i]) for i in block)
+            self.site_tiles.append(np.array([list(member[i]) + [0] * (k - len(member[i])) for i in block], np.int32))
+            self.site_masks.append(np.array([list(member[i].values()) + [0] * (k - len(member[i])) for i in block],
+                                            np.int32))
+            where, mask = np.full(len(sites), len(block), np.int32), np.zeros(len(sites), np.int32)
+            for b, i in enumerate(block):
+                for t, m in member[i].items():
+                    where[t], mask[t] = b, m
+            self.tile_site.append(where)
+            self.tile_mask.append(mask)
+
+    block = Lattice.block
+    split = Lattice.split
+
+
 @functools.lru_cache(maxsize=32)
 def lattice(n_x, n_y, hamiltonian, dense):
+    """The static tables of a built-in Hamiltonian (a name) or of an `ising.Table`."""
+    if isinstance(hamiltonian, Table):
+        return TableLattice(n_x, n_y, hamiltonian)
     return Lattice(n_x, n_y, hamiltonian, dense)
 
 
 # --------------------------------------------------------------------------- the kernels
 class Chains(NamedTuple):
     """The kernels' inputs besides the spins: key uint32 (2,) of the sweeps' random stream,
-    thr uint32 (B or 1, n_levels + 1) = round(2^31 acceptance_table), chain ids cid uint32 (B,)."""
+    thr uint32 (B or 1, n_levels + 1) = round(2^31 acceptance_table) (a table Hamiltonian: float32
+    (B or 1, 2), beta and c(beta)), chain ids cid uint32 (B,)."""
     key: jax.Array
     thr: jax.Array
     cid: jax.Array
@@ -243,16 +306,51 @@ def _sweep_single(lat, t, blocks, e, ch):
     return lat.split(s), e, acc
 
 
+def _patterns(lat, s):
+    """Window patterns int32 (B, n_tiles) of the spins s (B, S) in colour order."""
+    bits = (s > 0).astype(jnp.int32)
+    return jnp.sum(jnp.take(bits, lat.tile_pos, axis=1) << jnp.arange(lat.tile_pos.shape[1], dtype=jnp.int32), axis=-1)
+
+
+def _sweep_table(lat, t, blocks, e, ch):
+    """Sweep t of a table Hamiltonian: each colour in turn, all its sites at once.  A flip of site i
+    changes E by dE = sum over its tiles of table[p ^ mask] - table[p]; it is accepted with
+    probability c(beta) min(1, exp(-beta dE)), x 0.9 at dE = 0 (as `acceptance_scale`), from 24 random
+    bits; the tiles' patterns follow the flips.  ch.thr float32 (B or 1, 2): beta and c(beta) per chain.
+    Returns like `_sweep_checkerboard`; the energy is the sum of the table over the final patterns."""
+    words, table = _words(lat, ch.key, ch.cid, t), jnp.asarray(lat.table.values, jnp.float32)
+    beta, scale = ch.thr[:, 0:1], ch.thr[:, 1:2]
+    blocks, acc = list(blocks), 0
+    pattern = _patterns(lat, jnp.concatenate(blocks, axis=1))
+    for c in range(lat.n_colours):
+        p = jnp.take(pattern, lat.site_tiles[c], axis=1)                          # (B, m_c, K)
+        de = jnp.sum(table[p ^ lat.site_masks[c]] - table[p], axis=-1)
+        a = scale * jnp.minimum(1.0, jnp.exp(-beta * de)) * jnp.where(jnp.abs(de) < ZERO_DE, ZERO_ACCEPT["checkerboard"], 1.0)
+        ok = (lat.block(words, c) >> jnp.uint32(8)).astype(jnp.float32) * jnp.float32(2.0 ** -24) < a
+        acc = acc + jnp.sum(ok, axis=1, dtype=jnp.int32)
+        blocks[c] = jnp.where(ok, -blocks[c], blocks[c])
+        flipped = jnp.concatenate([ok, jnp.zeros_like(ok[:, :1])], axis=1)        # column m_c: no such site
+        pattern = pattern ^ jnp.where(jnp.take(flipped, lat.tile_site[c], axis=1), lat.tile_mask[c], 0)
+    return tuple(blocks), jnp.sum(table[pattern], axis=1), acc
+
+
 _SWEEPS = {"checkerboard": _sweep_checkerboard, "single": _sweep_single}
+
+
+def _sweep(lat, algorithm):
+    """The sweep kernel of a lattice: the table's for a table Hamiltonian, else the algorithm's."""
+    return _sweep_table if isinstance(lat, TableLattice) else _SWEEPS[algorithm]
 
 
 def _sweeps(lat, algorithm, t0, n, blocks, ch):
     """n sweeps from sweep t0; returns the blocks."""
-    return jax.lax.fori_loop(jnp.uint32(0), n, lambda i, b: _SWEEPS[algorithm](lat, t0 + i, b, 0.0, ch)[0], blocks)
+    return jax.lax.fori_loop(jnp.uint32(0), n, lambda i, b: _sweep(lat, algorithm)(lat, t0 + i, b, 0.0, ch)[0], blocks)
 
 
 def _energies(lat, blocks):
-    """Energies float32 (B,) of the state from `ising.energy`: the start of `_trace`/`_produce`."""
+    """Energies float32 (B,) of the state from `ising.energy` (or the table): the start of `_trace`/`_produce`."""
+    if isinstance(lat, TableLattice):
+        return jnp.sum(jnp.asarray(lat.table.values, jnp.float32)[_patterns(lat, jnp.concatenate(blocks, axis=1))], axis=1)
     grids = jnp.take(jnp.concatenate(blocks, axis=1), lat.inverse, axis=1).reshape(-1, lat.n_x, lat.n_y)
     return energy(grids, lat.hamiltonian)
 
@@ -271,7 +369,7 @@ _burn = jax.jit(_sweeps, static_argnames=("lat", "algorithm"), donate_argnames=(
 def _trace(lat, algorithm, t0, n, blocks, ch):
     """n sweeps: (blocks, energy after each sweep (n, B), accepted flips per chain (B,))."""
     def body(state, i):
-        b, e, acc = _SWEEPS[algorithm](lat, t0 + i, state[0], state[1], ch)
+        b, e, acc = _sweep(lat, algorithm)(lat, t0 + i, state[0], state[1], ch)
         return (b, e, state[2] + acc), e
     start = (blocks, _energies(lat, blocks), jnp.zeros(ch.cid.shape, jnp.int32))
     (blocks, _, acc), es = jax.lax.scan(body, start, jnp.arange(n, dtype=jnp.uint32))
@@ -283,7 +381,7 @@ def _produce(lat, algorithm, t0, n, thin, blocks, ch):
     """n stored samples `thin` sweeps apart: (blocks, (spins int8 (n, B, S) in flat site order,
     energies float32 (n, B))); int8 moves 4x less, and undoing the colour order here beats numpy."""
     def sweep(k, state):
-        return _SWEEPS[algorithm](lat, k, state[0], state[1], ch)[:2]
+        return _sweep(lat, algorithm)(lat, k, state[0], state[1], ch)[:2]
 
     def body(state, i):
         b, e = jax.lax.fori_loop(t0 + i * thin, t0 + (i + 1) * thin, sweep, state)
@@ -321,10 +419,16 @@ class Sampler:
         # one row of thresholds for a single beta, broadcast over the chains: a (1, k) operand
         # compiles to scalar compares, ~20 % faster than a row per chain
         rows = self.betas if len(self.betas) == 1 else self.betas[np.arange(B) % len(self.betas)]
-        thr = acceptance_table(rows, self.lat.levels, ZERO_ACCEPT[algorithm], acceptance_scale(rows, algorithm))
+        if isinstance(self.lat, TableLattice):   # continuous energy changes: beta and c(beta) themselves
+            if algorithm != "checkerboard":
+                raise ValueError("a table Hamiltonian is sampled by colour updates (--algorithm checkerboard)")
+            thr = np.stack([rows, acceptance_scale(rows, algorithm)], axis=1).astype(np.float32)
+        else:
+            thr = acceptance_table(rows, self.lat.levels, ZERO_ACCEPT[algorithm], acceptance_scale(rows, algorithm))
+            thr = np.round(thr * 2.0 ** 31).astype(np.uint32)
         by_chain = NamedSharding(mesh, PartitionSpec("chains"))
         self.chains = Chains(_stream_key(seed, 2),
-                             jax.device_put(np.round(thr * 2.0 ** 31).astype(np.uint32),
+                             jax.device_put(thr,
                                             by_chain if len(rows) == B else NamedSharding(mesh, PartitionSpec())),
                              jax.device_put(np.arange(B, dtype=np.uint32), by_chain))
         self.t, self.blocks = 0, _init(self.lat, _stream_key(seed, 1), self.chains.cid)   # sharded like cid

@@ -99,3 +99,51 @@ def test_a_sequence_model_is_not_tabulated(tmp_path):
                                                   "config": {"bidirectional": False}}))
     with pytest.raises(UserError, match="causal probability model GRU_1L_1H_hid8; only the extensive model"):
         hamiltonian.table_of(str(run))
+
+
+# ------------------------------------------------------------------ the sampler on a table Hamiltonian
+ALPHA = 1e-4  # chi-square p-value threshold, fixed in advance (fixed seeds: reproducible outcomes)
+
+
+def _sampled_states(table, n_x, n_y, beta, seed, n_chains=20000, n=4, thin=25):
+    """Lattices from the compiled sampler with a table Hamiltonian, `thin` sweeps apart after a burn-in,
+    and the energies the sampler stored for them."""
+    from metropolis import Sampler
+
+    sampler = Sampler(n_x, n_y, table, [beta], n_chains, seed)
+    sampler.burn(300)
+    spins, energies = (np.asarray(a)[:, :n_chains] for a in sampler.produce(n, thin))
+    return spins.reshape(-1, n_x, n_y), energies.reshape(-1)
+
+
+def _state_p_value(grids, table, beta):
+    """Chi-square p-value of the sampled states against the Boltzmann law enumerated over all states."""
+    n_x, n_y = grids.shape[1:]
+    log_w = -beta * ising.table_energy(ising.all_states(n_x, n_y), table.array, table.focus, table.context)
+    p = np.exp(log_w - log_w.max())
+    idx = ((grids.reshape(len(grids), -1) > 0).astype(np.int64) << np.arange(n_x * n_y)).sum(axis=1)
+    return ising.chi_square_test(np.bincount(idx, minlength=2 ** (n_x * n_y)), p / p.sum())[2]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("n_x, n_y, beta", [(3, 3, 0.2), (3, 3, 0.7), (3, 4, 0.4)])
+def test_a_random_table_is_sampled_exactly(n_x, n_y, beta):
+    """Every state's frequency against the enumerated Boltzmann law of a random table (windows that
+    wrap onto themselves on 3 x 3), the stored energies are the table's, and a wrong beta is rejected."""
+    table = ising.Table.of(np.random.default_rng(0).normal(size=512), name="random")
+    grids, energies = _sampled_states(table, n_x, n_y, beta, seed=5)
+    np.testing.assert_allclose(energies, ising.table_energy(grids, table.array), atol=1e-4)
+    assert _state_p_value(grids, table, beta) > ALPHA
+    assert _state_p_value(grids, table, beta * 1.25) < ALPHA  # the test has the power to see a wrong beta
+
+
+@pytest.mark.parametrize("name", ising.HAMILTONIANS)
+def test_builtin_hamiltonians_as_tables_sample_their_own_distribution(name):
+    """The built-in Hamiltonians' tables, sampled as tables, give the exact energy distribution of
+    the built-in Hamiltonian on 4 x 4 (their transition probabilities are the built-in sampler's)."""
+    table = ising.Table.of(ising.builtin_table(name), name=name)
+    grids, energies = _sampled_states(table, 4, 4, 0.35, seed=6, n_chains=4096, n=4, thin=10)
+    np.testing.assert_array_equal(energies, ising.energy(grids, name))
+    levels, probs = ising.enumerated_distribution(4, 4, 0.35, name)
+    counts, strays = ising.level_counts(energies, levels)
+    assert strays == 0 and ising.chi_square_test(counts, probs)[2] > ALPHA
