@@ -2,7 +2,10 @@
 
 - `check_choice`, `check_positive_int`, `check_positive_number`: one-line ValueErrors, used by
   the models for their hyper-parameters (the trainers show them as flag errors) and, through
-  `positive_int` / `positive_float` / `non_negative_int`, by every command line's argparse types.
+  `positive_int` / `positive_float` / `non_negative_int` / `seed_int`, by every command line's
+  argparse types.
+- `check_output_dir`: a folder a command will write into, checked before any work (a file in
+  its place, or a folder that cannot be written, is a one-line UserError).
 - `UserError`: a mistake the user can fix (a missing or unreadable file, a run of the wrong
   kind, a lattice a model cannot read). `main_guard(main)` runs a script's `main` and turns a
   UserError into one line on stderr and exit status 2, no traceback; anything else is a bug and
@@ -15,7 +18,9 @@ from __future__ import annotations
 import argparse
 import math
 import numbers
+import os
 import sys
+from pathlib import Path
 
 
 class UserError(Exception):
@@ -59,6 +64,28 @@ def _arg_type(convert, check, what: str, **kw):
 positive_int = _arg_type(int, check_positive_int, "a positive integer")
 non_negative_int = _arg_type(int, check_positive_int, "an integer >= 0", minimum=0)
 positive_float = _arg_type(float, check_positive_number, "a positive number")
+
+
+def _check_seed(name: str, value) -> None:
+    check_positive_int(name, value, minimum=0)
+    if value >= 2**32:
+        raise ValueError(f"{name} must be below 2^32, got {value!r}")
+
+
+seed_int = _arg_type(int, _check_seed, "an integer in [0, 2^32)")  # numpy's and Lightning's seed range
+
+
+def check_output_dir(flag: str, folder) -> None:
+    """UserError unless `folder` is, or can be created as, a folder this process can write in:
+    checked before the work whose results go there, so a mistake costs nothing."""
+    folder = Path(folder)
+    for existing in (folder, *folder.parents):
+        if existing.exists():
+            if not existing.is_dir():
+                raise UserError(f"{flag} {folder}: {existing} is a file, not a folder; choose another {flag}")
+            if not os.access(existing, os.W_OK | os.X_OK):
+                raise UserError(f"{flag} {folder}: no permission to write in {existing}; choose another {flag}")
+            return
 
 
 def main_guard(main, argv=None) -> int:

@@ -19,7 +19,8 @@ independent samples.
 
 Also here, for every module that reads or writes files: `read_metadata` (a file's attributes,
 lattice size, betas, Hamiltonian), `require_file` (a missing file is one line that says how to
-make it), `atomic_path` / `write_json` (a reader never sees a half-written file).
+make it), `open_h5` / `dataset` / `check_data_file` (an unreadable or incomplete file is one
+line too), `atomic_path` / `write_json` (a reader never sees a half-written file).
 
 Light on purpose (no torch, no JAX, h5py only when a file is read): the trainers import it for
 their defaults and `--help` stays instant.
@@ -33,7 +34,7 @@ import os
 import sys
 from pathlib import Path
 
-from checks import MissingFileError, UserError, positive_int
+from checks import MissingFileError, UserError, check_output_dir, main_guard, positive_int
 
 DATA_DIR = "data"
 # role -> (file name, generate_ising.py flags other than size and file name, size flag)
@@ -100,6 +101,30 @@ def open_h5(path, **kwargs):
         return h5py.File(path, "r", **kwargs)
     except OSError as err:
         raise IsingDataError(f"{path} is not a readable HDF5 file ({err})") from err
+
+
+def dataset(f, key: str):
+    """The dataset `key` of an open data file; a one-line IsingDataError when the file has none
+    (or, for `ising_grids`, when it holds no (N, n_x, n_y) lattices)."""
+    import h5py
+
+    d = f.get(key)
+    if not isinstance(d, h5py.Dataset):
+        present = sorted(k for k in f.keys() if isinstance(f[k], h5py.Dataset))
+        raise IsingDataError(f"{f.filename} has no dataset {key!r} (datasets present: {present}); "
+                             "expected a data file written by generate_ising.py")
+    if key == "ising_grids" and (d.ndim != 3 or d.shape[0] == 0):
+        raise IsingDataError(f"{f.filename}:ising_grids has shape {d.shape}; expected (N, n_x, n_y) lattices, N > 0")
+    return d
+
+
+def check_data_file(path, keys=("ising_grids",)) -> dict:
+    """`read_metadata(path)` of a file that holds the datasets `keys`: one-line errors for a
+    missing, unreadable or incomplete file, before any work that would need it."""
+    with open_h5(path) as f:
+        for key in keys:
+            dataset(f, key)
+    return read_metadata(path)
 
 
 def _plain(value):
@@ -192,6 +217,13 @@ def main(argv=None) -> int:
         p.add_argument(f"--{size}", type=positive_int, default=n, help="lattices per beta")
     args = p.parse_args(argv)
     sizes = {k: getattr(args, k) for k in SIZES}
+    check_output_dir("--data_dir", args.data_dir)
+    for role in STANDARD:  # a kept file must be readable: a truncated one would fail the trainers later
+        if Path(path(role, args.data_dir)).exists():
+            try:
+                check_data_file(path(role, args.data_dir), ("ising_grids", "true_energies", "beta"))
+            except UserError as err:
+                raise UserError(f"{err}; delete it and run again to remake it") from err
     import generate_ising  # JAX: only when something is written
 
     Path(args.data_dir).mkdir(parents=True, exist_ok=True)
@@ -205,4 +237,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main_guard(main))

@@ -34,7 +34,7 @@ import numpy as np
 
 import data_files
 from data_files import atomic_path
-from checks import UserError, main_guard, positive_int
+from checks import UserError, check_output_dir, main_guard, positive_int, seed_int
 from ising import centred_rmse, rmse, site_to_snake, snake_to_site
 from plotting import hide_unused, markdown_table, plt, save_figure
 from runs import Run, export_weights, find_runs, load_model, predict, read_run
@@ -53,14 +53,18 @@ def eval_indices(n_total: int, n: int = N_EVAL, seed: int = EVAL_SEED) -> np.nda
     return np.random.default_rng(seed).integers(0, n_total, size=n)
 
 
+EVAL_KEYS = ("ising_grids", "true_energies", "beta")
+
+
 def load_eval_set(path, n: int = N_EVAL, seed: int = EVAL_SEED):
     """grids int8 (n, n_x, n_y) ±1, energies float64 (n,), betas float64 (n,) of the protocol's draw."""
     with data_files.open_h5(path) as f:
-        idx = eval_indices(f["ising_grids"].shape[0], n, seed)
+        grids_d, energies_d, betas_d = (data_files.dataset(f, k) for k in EVAL_KEYS)
+        idx = eval_indices(grids_d.shape[0], n, seed)
         uniq, inv = np.unique(idx, return_inverse=True)  # h5py wants increasing indices
-        grids = f["ising_grids"][uniq][inv]
-        energies = f["true_energies"][uniq][inv].astype(np.float64)
-        betas = f["beta"][uniq][inv].astype(np.float64)
+        grids = grids_d[uniq][inv]
+        energies = energies_d[uniq][inv].astype(np.float64)
+        betas = betas_d[uniq][inv].astype(np.float64)
     return grids, energies, betas
 
 
@@ -124,18 +128,28 @@ def evaluate_runs(runs_root, eval_path, n: int = N_EVAL, seed: int = EVAL_SEED, 
     if not runs:
         raise UserError(f"no finished runs under {runs_root} (a run is <family>/<config>/metrics.json + best.ckpt); "
                         "train with energy_trainer.py / probability_trainer.py or `make demo`")
-    grids, energies, betas = load_eval_set(eval_path, n, seed)
-    hamiltonian = data_files.read_metadata(eval_path)["hamiltonian"] or "ISING1"
-    for r in runs:  # an ISING2 model scored on ISING1 lattices would be a meaningless row
-        if r.hamiltonian != hamiltonian:
-            print(f"skipping {r.label}: trained on {r.hamiltonian}, {eval_path} is {hamiltonian}", file=sys.stderr)
-    runs = [r for r in runs if r.hamiltonian == hamiltonian]
-    if not runs:
+    meta = data_files.check_data_file(eval_path, EVAL_KEYS)
+    hamiltonian, lattice = meta["hamiltonian"] or "ISING1", (meta["n_x"], meta["n_y"])
+    # an ISING2 model scored on ISING1 lattices would be a meaningless row, and so would a model
+    # scored on lattices of another size than it learned (transfer.py scores runs on other sizes)
+    skipped = {r.label: f"trained on {r.hamiltonian}, {eval_path} is {hamiltonian}" for r in runs
+               if r.hamiltonian != hamiltonian}
+    if len(skipped) == len(runs):
         raise UserError(f"no run under {runs_root} was trained on {hamiltonian}, the Hamiltonian of {eval_path}")
+    skipped.update({r.label: f"trained on {r.lattice[0]} x {r.lattice[1]} lattices, {eval_path} holds {lattice[0]} x "
+                    f"{lattice[1]} (transfer.py scores runs on other sizes)" for r in runs
+                    if r.label not in skipped and r.lattice not in (None, lattice)})
+    if len(skipped) == len(runs):
+        raise UserError(f"no run under {runs_root} was trained on {hamiltonian} lattices of {lattice[0]} x "
+                        f"{lattice[1]}, those of {eval_path} (transfer.py scores runs on other sizes)")
+    for label, why in skipped.items():
+        print(f"skipping {label}: {why}", file=sys.stderr)
+    runs = [r for r in runs if r.label not in skipped]
+    grids, energies, betas = load_eval_set(eval_path, n, seed)
     if progress:
         from tqdm import tqdm
 
-        runs = tqdm(runs, desc="evaluating runs", unit="run")
+        runs = tqdm(runs, desc="evaluating runs", unit="run", disable=None)  # on a terminal only
     rows = sorted((score_run(run, grids, energies, betas) for run in runs), key=lambda r: r["rmse_centred"])
     return rows, (grids, energies, betas)
 
@@ -341,11 +355,13 @@ def add_report_flags(p: argparse.ArgumentParser) -> None:
     """The flags of `report` besides its folders (train_all.py shares them)."""
     p.add_argument("--images", default="images", help="where predictions_plot.png and attention_plot.png go")
     p.add_argument("--n", type=positive_int, default=N_EVAL, help="lattices drawn (with replacement) for the score")
-    p.add_argument("--seed", type=int, default=EVAL_SEED, help="seed of the evaluation draw")
+    p.add_argument("--seed", type=seed_int, default=EVAL_SEED, help="seed of the evaluation draw")
 
 
 def run_report(runs_root, eval_path, out_dir, images_dir, n: int, seed: int) -> int:
     """`report` for the command line: prints the leaderboard and the files written."""
+    check_output_dir("--out", out_dir)
+    check_output_dir("--images", images_dir)
     result = report(runs_root, eval_path, out_dir, images_dir, n, seed)
     print(leaderboard_markdown(result["rows"]))
     spread = seed_spread(result["rows"])
@@ -366,6 +382,7 @@ def main(argv=None) -> int:
         args = p.parse_args(argv[1:])
         for run in args.runs:
             read_run(run)  # a one-line error for anything that is not a finished run, before writing
+        check_output_dir("--to", args.to)
         for run in args.runs:
             print(f"wrote {export_weights(run, args.to)}")
         return 0

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -80,6 +81,8 @@ def validate(hamiltonian, n_x, n_y, betas, n_samples, n_chains=None, burn_in=Non
                              f"or choose another --filename")
         if Path(filename).is_dir():
             raise ValueError(f"--filename {filename} is a directory; give a file name")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise ValueError(f"no permission to write in {parent}; choose another --filename")
     return betas
 
 

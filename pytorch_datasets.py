@@ -51,23 +51,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
 import data_files
-from data_files import IsingDataError, open_h5, read_metadata
+from data_files import IsingDataError, dataset, open_h5, read_metadata
 from ising import snake_permutation
 
 SPAN_PER_ROW = 16  # a batch spanning at most this many rows per row it asks for is read as one slice
 LOAD_MAX_BYTES = 256 * 2**20  # scattered reads load grids up to this size into the process
 BLOCK_BATCHES = 8  # make_dataloader(shuffle=True) shuffles within blocks of this many batches
 _CHECK_ROWS = 1 << 16  # rows per block when every spin is checked
-
-
-def _get_dataset(f: h5py.File, key: str, path: Path) -> h5py.Dataset:
-    if key not in f or not isinstance(f[key], h5py.Dataset):
-        present = sorted(k for k in f.keys() if isinstance(f[k], h5py.Dataset))
-        raise IsingDataError(
-            f"{path} has no dataset {key!r}; datasets present: {present}. "
-            "Pass the right key (data_key / grids_data_key / energy_data_key)."
-        )
-    return f[key]
 
 
 # ----------------------------------------------------------------- reading rows
@@ -144,10 +134,10 @@ class _IsingDataset(Dataset):
         self._beta_const = None  # beta of a file that stores one value
         self._reader = None
         with open_h5(self.filepath) as f:
-            self._check_grids(_get_dataset(f, grids_key, self.filepath), "full" if in_memory else validate)
+            self._check_grids(dataset(f, grids_key), "full" if in_memory else validate)
             self.keys = [grids_key]
             if energy_key is not None:
-                self._check_values(_get_dataset(f, energy_key, self.filepath), "energies")
+                self._check_values(dataset(f, energy_key), "energies")
                 self.keys.append(energy_key)
             if self.return_beta:
                 self._setup_beta(f)
@@ -178,7 +168,7 @@ class _IsingDataset(Dataset):
         bad = (grids != 1) & (grids != -1)
         if np.any(bad):
             i, r, c = np.argwhere(bad)[0].tolist()
-            raise IsingDataError(f"{self.filepath}:{self.grids_key} lattice {rows[i]} holds {grids[i, r, c]!r} "
+            raise IsingDataError(f"{self.filepath}:{self.grids_key} lattice {rows[i]} holds {grids[i, r, c].item()!r} "
                                  f"at site ({r}, {c}); spins must be ±1")
 
     def _check_values(self, dset: h5py.Dataset, what: str) -> None:
@@ -391,6 +381,27 @@ class IsingDataModule(pl.LightningDataModule):
             beta = read_metadata(p)["beta"]
             names.append(f"val_beta_{beta:g}" if beta is not None else f"val_{Path(p).stem}")
         return names[: len(self.val_paths)]
+
+    def check_files(self) -> dict:
+        """Open every file as the loaders will (its datasets, shapes and values, a sample of the
+        spins), and check that the validation and test files hold lattices of the training
+        file's size and Hamiltonian: one-line IsingDataErrors before any training. Returns the
+        training file's metadata."""
+        train = read_metadata(self.train_path)
+        for path in (self.train_path, *self.val_paths, self.test_path):
+            self._check_dataset(path)
+            meta = read_metadata(path)
+            if (meta["n_x"], meta["n_y"]) != (train["n_x"], train["n_y"]):
+                raise IsingDataError(f"{path} holds {meta['n_x']} x {meta['n_y']} lattices but the training file "
+                                     f"{self.train_path} {train['n_x']} x {train['n_y']}; use validation and test "
+                                     "files of the training size")
+            if None not in (meta["hamiltonian"], train["hamiltonian"]) and meta["hamiltonian"] != train["hamiltonian"]:
+                raise IsingDataError(f"{path} holds {meta['hamiltonian']} lattices but the training file "
+                                     f"{self.train_path} {train['hamiltonian']}; use files of one Hamiltonian")
+        return train
+
+    def _check_dataset(self, path) -> None:
+        self.dataset_class(path, return_beta=self.dataset_kwargs["return_beta"])
 
     def _loader(self, path, shuffle=False) -> DataLoader:
         return make_dataloader(self.dataset_class(path, **self.dataset_kwargs), shuffle=shuffle, **self.loader_kwargs)

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import importlib
 import json
+import pickle
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,6 +87,12 @@ class Run:
     def hamiltonian(self) -> str:
         return self.metrics.get("config", {}).get("hamiltonian", "ISING1")
 
+    @property
+    def lattice(self):
+        """(n_x, n_y) of the training lattices, or None where metrics.json does not say."""
+        config = self.metrics.get("config", {})
+        return (int(config["n_x"]), int(config["n_y"])) if "n_x" in config and "n_y" in config else None
+
 
 def read_run(run_dir, root=None) -> Run:
     """The run in `run_dir` (its metrics.json and best.ckpt); UserError if it is not one."""
@@ -94,16 +102,33 @@ def read_run(run_dir, root=None) -> Run:
         missing = " and ".join(p.name for p in (metrics_path, ckpt) if not p.is_file())
         raise UserError(f"{run_dir} is not a finished run: no {missing} there (a run directory is what "
                         "energy_trainer.py / probability_trainer.py write, e.g. runs/probability/GRU_1L_1H)")
-    metrics = json.loads(metrics_path.read_text())
-    group = "" if root is None else run_dir.parent.parent.relative_to(root).as_posix()
+    try:
+        metrics = json.loads(metrics_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise UserError(f"{metrics_path} is not valid JSON ({err}); the run did not finish cleanly: "
+                        "train it again") from err
+    if not isinstance(metrics, dict):
+        raise UserError(f"{metrics_path} is not a trainer's metrics.json (a JSON object); train the run again")
+    parent = run_dir.parent.parent  # the group: the folders between root and <family>, if any
+    group = parent.relative_to(root).as_posix() if root is not None and parent.is_relative_to(root) else ""
     return Run(run_dir.parent.name, run_dir.name, run_dir, ckpt, metrics, "" if group == "." else group)
 
 
 def find_runs(root) -> list[Run]:
-    """Every `<root>/[<group>/...]<family>/<config>/` holding metrics.json and best.ckpt."""
+    """Every `<root>/[<group>/...]<family>/<config>/` holding metrics.json and best.ckpt (root
+    may also be a family folder or one run)."""
     root = Path(root)
     return [read_run(m.parent, root) for m in sorted(root.rglob("metrics.json"))
             if m.parent.parent.name in FAMILIES and (m.parent / "best.ckpt").is_file()]
+
+
+def lattice_problem(hparams, n_x: int, n_y: int):
+    """Why a model with these hyper-parameters cannot read n_x x n_y lattices, or None: the
+    extensive model needs sizes its tiles cover; the sequence models read any length."""
+    focus = dict(hparams).get("focus")
+    if focus and (n_x % int(focus) or n_y % int(focus)):
+        return f"its tiles of focus {focus} do not cover a {n_x} x {n_y} lattice"
+    return None
 
 
 def load_model(run):
@@ -113,8 +138,17 @@ def load_model(run):
     if "class" not in run.metrics:
         raise UserError(f"{run.dir / 'metrics.json'} does not name the model's class (written by an older "
                         "version of this repo); retrain the run")
-    model = model_class(run.metrics["class"]).load_from_checkpoint(str(run.checkpoint), map_location="cpu")
+    try:
+        model = model_class(run.metrics["class"]).load_from_checkpoint(str(run.checkpoint), map_location="cpu")
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as err:  # torch.load's errors
+        raise _unloadable(run.checkpoint, err) from err
     return model.eval()
+
+
+def _unloadable(checkpoint, err: Exception) -> UserError:
+    """A checkpoint torch cannot read (truncated, not a checkpoint, weights of another shape)."""
+    reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return UserError(f"{checkpoint} cannot be loaded ({reason}); train or export the run again")
 
 
 def load_probability_model(run_dir, what: str):
@@ -144,7 +178,10 @@ def export_weights(run_dir, dest_root="weights") -> Path:
     import torch
 
     run = read_run(run_dir)
-    ckpt = torch.load(run.checkpoint, map_location="cpu", weights_only=False)
+    try:
+        ckpt = torch.load(run.checkpoint, map_location="cpu", weights_only=False)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as err:
+        raise _unloadable(run.checkpoint, err) from err
     dest = Path(dest_root) / run.family / run.name
     keep = {k: ckpt[k] for k in ("state_dict", "hyper_parameters", "pytorch-lightning_version", "epoch", "global_step")
             if k in ckpt}

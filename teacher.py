@@ -18,8 +18,9 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 import ising
-from data_files import open_h5, read_metadata
-from pytorch_datasets import IsingDataModule
+from checks import UserError
+from data_files import dataset, open_h5, read_metadata
+from pytorch_datasets import IsingDataModule, ProbabilityDataset
 from runs import load_probability_model, predict
 
 
@@ -38,11 +39,27 @@ class TeacherDataModule(IsingDataModule):
         self.teacher = teacher
         self._labelled = {}
 
+    def check_files(self) -> dict:
+        """As IsingDataModule's (lattices only: no energies are read), and the teacher must have
+        been trained on lattices of the training file's size and Hamiltonian: it labels them."""
+        train = super().check_files()
+        hp = self.teacher.hparams
+        if (int(hp.n_x), int(hp.n_y)) != (train["n_x"], train["n_y"]):
+            raise UserError(f"--teacher: the teacher was trained on {hp.n_x} x {hp.n_y} lattices but {self.train_path} "
+                            f"holds {train['n_x']} x {train['n_y']}; it labels lattices of its own size only")
+        if train["hamiltonian"] is not None and train["hamiltonian"] != hp.hamiltonian:
+            raise UserError(f"--teacher: the teacher was trained on {hp.hamiltonian} lattices but {self.train_path} "
+                            f"holds {train['hamiltonian']}; use a teacher of the same Hamiltonian")
+        return train
+
+    def _check_dataset(self, path) -> None:
+        ProbabilityDataset(path)  # the lattices alone
+
     def _loader(self, path, shuffle=False) -> DataLoader:
         key = (str(path), path == self.test_path)
         if key not in self._labelled:
             with open_h5(path) as f:
-                grids = f["ising_grids"][()]
+                grids = dataset(f, "ising_grids")[()]
             hamiltonian = read_metadata(path)["hamiltonian"] or self.teacher.hparams.hamiltonian
             labels = ising.energy(grids, hamiltonian) if key[1] else predict(self.teacher, grids, batch_size=4096)
             self._labelled[key] = TensorDataset(torch.as_tensor(grids),

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 import ising
-from checks import UserError, main_guard, positive_float, positive_int
+from checks import UserError, check_output_dir, main_guard, positive_float, positive_int, seed_int
 
 MIN_ESS = 0.01
 
@@ -220,12 +220,13 @@ def markdown_rows(report: dict) -> str:
 
 def monte_carlo_lattices(path, shape, n: int = 8):
     """The first n lattices of a Monte Carlo file if they have `shape` (n_x, n_y), else None (for the plot)."""
-    from data_files import open_h5
+    from data_files import dataset, open_h5
 
-    if not Path(path).is_file():
+    if path is None or not Path(path).is_file():
         return None
     with open_h5(path) as f:
-        return f["ising_grids"][:n] if tuple(f["ising_grids"].shape[1:]) == tuple(shape) else None
+        grids = dataset(f, "ising_grids")
+        return grids[:n] if tuple(grids.shape[1:]) == tuple(shape) else None
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -238,7 +239,7 @@ def main(argv=None) -> int:
     p.add_argument("--betas", type=positive_float, nargs="+", default=None,
                    help="inverse temperatures (default: the training beta and a grid of ±0.1 around it)")
     p.add_argument("--order", choices=("rows", "cols"), default="rows", help="branch of a 2D model to sample")
-    p.add_argument("--seed", type=int, default=0, help="sampling seed")
+    p.add_argument("--seed", type=seed_int, default=0, help="sampling seed")
     p.add_argument("--out", default=None, help="folder for thermo.json and the plots (default: the run directory)")
     p.add_argument("--images", default=None, help="folder for the plots (default: --out)")
     p.add_argument("--mc_path", default=None, help="Monte Carlo file to show lattices from "
@@ -252,7 +253,7 @@ def main(argv=None) -> int:
         p.error("--n_samples must be >= 2")
     import torch
 
-    from data_files import path as data_path, write_json
+    from data_files import check_data_file, path as data_path, write_json
     from runs import load_probability_model
 
     if args.threads:
@@ -263,16 +264,22 @@ def main(argv=None) -> int:
                         "thermodynamics needs a causal probability model (trained without --bidirectional)")
     if args.order not in model.orders:
         raise UserError(f"--order {args.order}: {kind} reads only the {' and '.join(model.orders)} snake")
+    # everything that could stop the command after the sampling is checked before it
+    out = Path(args.out or args.run)
+    check_output_dir("--out", out)
+    check_output_dir("--images", args.images or out)
+    mc_path = args.mc_path or data_path("test")  # the default is shown only if it is there
+    if args.mc_path or Path(mc_path).is_file():
+        check_data_file(mc_path)
     report, arrays = thermodynamics(model, args.n_samples, args.betas, args.seed, args.order, args.batch_size,
                                     progress=args.progress_bar)
     report["run"] = str(args.run)
-    out = Path(args.out or args.run)
-    mc = monte_carlo_lattices(args.mc_path or data_path("test"), arrays["grids"].shape[1:])
+    mc = monte_carlo_lattices(mc_path, arrays["grids"].shape[1:])
     plot_thermodynamics(report, arrays, args.images or out, mc)
     write_json(out / "thermo.json", report)
     print(markdown_rows(report))
-    print(f"variational F/N {report['variational_F_per_site']:.6f}, KL(q||p) {report['kl_q_p_nats']:.4g} nats; "
-          f"wrote {out / 'thermo.json'}")
+    kl = "n/a" if report["kl_q_p_nats"] is None else f"{report['kl_q_p_nats']:.4g} nats"
+    print(f"variational F/N {report['variational_F_per_site']:.6f}, KL(q||p) {kl}; wrote {out / 'thermo.json'}")
     return 0
 
 

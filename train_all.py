@@ -31,7 +31,7 @@ from pathlib import Path
 
 import data_files
 import evaluate as ev
-from checks import UserError, main_guard, positive_int
+from checks import UserError, check_output_dir, main_guard, positive_int
 from trainer_common import apply_defaults, build_parser, run_directory
 
 ROOT = Path(__file__).resolve().parent
@@ -112,14 +112,31 @@ def run_trainer(cmd: list[str], log_path: Path | None) -> int:
         return subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT).returncode
 
 
+def training_files(data_dir) -> list[str]:
+    """The standard training, validation (main first) and test files of a data folder."""
+    return [data_files.path("train", data_dir), *data_files.val_paths(data_dir), data_files.path("test", data_dir)]
+
+
+def check_files(data_dir, eval_path) -> None:
+    """Every file the profile reads, opened as the trainers and the evaluation will read it:
+    a missing, unreadable or mismatched file is one line now, not a failure of every run later."""
+    data_files.require_file(eval_path)
+    files = training_files(data_dir)
+    for path in files:
+        data_files.require_file(path)
+    from pytorch_datasets import IsingDataModule  # torch: only once the files are there
+
+    IsingDataModule("energy", train_path=files[0], val_paths=files[1:-1], test_path=files[-1]).check_files()
+    data_files.check_data_file(eval_path, ev.EVAL_KEYS)
+
+
 def train_all(profile_name: str, extra=(), overrides: dict | None = None, jobs: int = 1) -> list[Path]:
     """Train every run of a profile that has not finished yet, `jobs` at a time.
 
     Returns the run folders of the whole profile. Raises FileNotFoundError before training if
     a data file is missing, and UserError naming the runs that failed after the others ended."""
     profile = {**PROFILES[profile_name], **(overrides or {})}
-    d = profile["data_dir"]
-    for path in (data_files.path("train", d), *data_files.val_paths(d), data_files.path("test", d)):
+    for path in training_files(profile["data_dir"]):
         data_files.require_file(path)
     extra = ["--threads", "1", *extra] if jobs > 1 else list(extra)
     specs = combinations(profile_name)
@@ -151,7 +168,8 @@ def train_all(profile_name: str, extra=(), overrides: dict | None = None, jobs: 
     finally:  # on Ctrl-C the running trainers get the signal too; queued ones must not start
         pool.shutdown(wait=True, cancel_futures=True)
     if failed:
-        raise UserError(f"{len(failed)} run(s) failed: {', '.join(str(f) for f in failed)} (see their train.log)")
+        where = "see their train.log" if jobs > 1 else "their output is above"
+        raise UserError(f"{len(failed)} run(s) failed: {', '.join(str(f) for f in failed)} ({where})")
     return dirs
 
 
@@ -176,9 +194,12 @@ def main(argv=None) -> int:
                  if getattr(args, k) is not None}
     profile = {**PROFILES[args.profile], **overrides}
     eval_path = args.eval_path or data_files.path("eval", profile["data_dir"])
-    data_files.require_file(eval_path)  # before hours of training, not after
-    train_all(args.profile, extra, overrides, jobs=args.jobs)
     out = args.out or str(Path("results") / args.profile)
+    # before hours of training, not after
+    for flag, folder in (("--runs", profile["runs"]), ("--out", out), ("--images", args.images)):
+        check_output_dir(flag, folder)
+    check_files(profile["data_dir"], eval_path)
+    train_all(args.profile, extra, overrides, jobs=args.jobs)
     return ev.run_report(profile["runs"], eval_path, out, args.images, args.n, args.seed)
 
 

@@ -4,9 +4,12 @@
 
     parse flags -> check files and flags (at once, before torch is imported)
     -> data: the training file's beta, lattice size and Hamiltonian; the data module (the
-       files' energies, or a teacher's with --teacher)
+       files' energies, or a teacher's with --teacher); every file opened and checked as the
+       loaders will read it (same size and Hamiltonian as the training file), before anything
+       is written: a wrong file, run or folder is one line `<prog>: error: ...`, exit status 2
     -> model: its class and hyper-parameters (the model checks them; its ValueError is the
        flag error)
+    -> the Trainer (Lightning's refusal of a flag is a flag error), then the run directory
     -> Trainer.fit: early stopping and best.ckpt on the main validation loss (`val/loss`; the
        other validation files are logged as `val_beta_<beta>/loss`), last.ckpt to resume
     -> Trainer.test with best.ckpt -> metrics.json (written last, atomically: a run with
@@ -41,7 +44,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import data_files
-from checks import UserError, non_negative_int, positive_float, positive_int
+from checks import UserError, check_output_dir, non_negative_int, positive_float, positive_int, seed_int
 from runs import config_name
 
 MAIN_MONITOR = "val/loss"
@@ -54,19 +57,36 @@ VAL_SLOTS = ("main_val_datapath", "val_2_datapath", "val_3_datapath")
 
 # ----------------------------------------------------------------------------- flags
 def _int_or_float(text: str):
-    """Lightning's limit_*_batches: an int is a number of batches, a float a fraction."""
+    """Lightning's limit_*_batches: an int is a number of batches (>= 1), a float a fraction in (0, 1]."""
     try:
-        return int(text)
+        value = int(text)
+        ok = value >= 1
     except ValueError:
-        return float(text)
+        try:
+            value = float(text)
+        except ValueError:
+            value = None
+        ok = value is not None and 0 < value <= 1
+    if not ok:
+        raise argparse.ArgumentTypeError(f"must be a number of batches >= 1 or a fraction in (0, 1], got {text!r}")
+    return value
 
 
 def _devices(text: str):
+    """auto, a number of devices (>= 1, or -1 for all), or a comma list of device ids."""
     if text == "auto":
         return text
-    if "," in text:
-        return [int(t) for t in text.split(",") if t.strip()]
-    return int(text)
+    try:
+        if "," in text:
+            ids = [int(t) for t in text.split(",") if t.strip()]
+            if ids and min(ids) >= 0:
+                return ids
+        elif int(text) >= 1 or int(text) == -1:
+            return int(text)
+    except ValueError:
+        pass
+    raise argparse.ArgumentTypeError(f"must be auto, a number of devices (>= 1, or -1 for all) or a comma list of "
+                                     f"device ids, got {text!r}")
 
 
 def build_parser(family: str, description: str) -> argparse.ArgumentParser:
@@ -83,7 +103,7 @@ def build_parser(family: str, description: str) -> argparse.ArgumentParser:
                    "warm-up, then a cosine decay to 0 at the last step of --max_epochs (sequence models)")
     g.add_argument("--max_epochs", type=int, default=100, help="upper limit; early stopping usually ends sooner")
     g.add_argument("--patience", type=non_negative_int, default=5, help="early stopping patience (epochs) on val/loss")
-    g.add_argument("--seed", type=int, default=0, help="seeds torch, numpy, python and the shuffling")
+    g.add_argument("--seed", type=seed_int, default=0, help="seeds torch, numpy, python and the shuffling")
     g.add_argument("--output_dir", default="runs", help="runs go to <output_dir>/%s/<config name>/" % family)
     g.add_argument("--run_name", default=None, help="run directory name (default: from the configuration, e.g. "
                    "2D_GRU_1L_1H_Bi_Attn)%(default).0s")
@@ -100,7 +120,7 @@ def build_parser(family: str, description: str) -> argparse.ArgumentParser:
     g.add_argument("--strategy", default="auto", help="auto, ddp, ddp_spawn, ...")
     g.add_argument("--precision", default="auto", help="auto (bf16-mixed where the hardware has native bf16, "
                    "else 32-true), 32-true, bf16-mixed, 16-mixed, ...")
-    g.add_argument("--fast_dev_run", type=int, nargs="?", const=1, default=0,
+    g.add_argument("--fast_dev_run", type=non_negative_int, nargs="?", const=1, default=0,
                    help="run N (default 1) batches of train, val and test as a smoke test")
     g.add_argument("--limit_train_batches", type=_int_or_float, default=1.0, help="an int: batches per epoch; a float: fraction")
     g.add_argument("--limit_val_batches", type=_int_or_float, default=1.0, help="as --limit_train_batches")
@@ -181,7 +201,7 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
         args.val_paths = data_files.val_paths()
     for path in [args.train_path, *args.val_paths, args.test_path]:
         if not Path(path).is_file():
-            parser.error(data_files.missing_file_message(path))
+            fail(parser, data_files.missing_file_message(path))
     for flag in ("input_size", "output_size"):
         if getattr(args, flag) != 1:
             parser.error(f"--{flag} must be 1 (one spin per sequence step, one output per site); "
@@ -199,6 +219,12 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
     elif getattr(args, "lr_decay", None) is not None:
         parser.error("--lr_decay is the extensive model's schedule (--architecture ednn); the sequence models "
                      "take --lr_schedule")
+
+
+def fail(parser: argparse.ArgumentParser, message: str):
+    """A mistake in what the flags name (a file, a run, a folder), not in their syntax: one line
+    `<prog>: error: <message>` and exit status 2, without the usage text of `parser.error`."""
+    parser.exit(2, f"{parser.prog}: error: {message}\n")
 
 
 def is_ednn(args) -> bool:
@@ -268,72 +294,86 @@ def run(family: str, parser: argparse.ArgumentParser, argv=None) -> dict | None:
     import torch
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, Timer
     from lightning.pytorch.loggers import TensorBoardLogger
-    from lightning.pytorch.utilities.exceptions import SIGTERMException
+    from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 
     from pytorch_datasets import IsingDataModule
     from runs import model_class
 
     KeepOnInterrupt, EpochLine = _callback_classes()
 
-    # -- data: what the training file says, and where the labels come from
+    # -- data: what the training file says, and where the labels come from; every file is opened
+    # as the loaders will read it (keys, shapes, values, lattice size and Hamiltonian) before
+    # anything is written, so a wrong file costs seconds, not a training run
     try:
-        meta = data_files.read_metadata(args.train_path)
+        files = dict(train_path=args.train_path, val_paths=args.val_paths, test_path=args.test_path,
+                     batch_size=args.batch_size, num_workers=args.num_workers, in_memory=args.in_memory,
+                     seed=args.seed)
         teacher, target = (None, "absolute")
         if getattr(args, "teacher", None):
             from teacher import TeacherDataModule, load_teacher
 
             teacher, target = load_teacher(args.teacher)
+            datamodule = TeacherDataModule(teacher, **files)
+        else:
+            datamodule = IsingDataModule(family, args.two_d, **files)
+        meta = datamodule.check_files()
+        check_output_dir("--output_dir", args.output_dir)
     except UserError as err:
-        parser.error(str(err))
+        fail(parser, str(err))
     beta = args.beta if args.beta is not None else meta["beta"]
     if beta is None:
         parser.error(f"{args.train_path} holds several betas {meta['betas']}; pass --beta explicitly")
-    files = dict(train_path=args.train_path, val_paths=args.val_paths, test_path=args.test_path,
-                 batch_size=args.batch_size, num_workers=args.num_workers, in_memory=args.in_memory, seed=args.seed)
-    datamodule = TeacherDataModule(teacher, **files) if teacher else IsingDataModule(family, args.two_d, **files)
 
     # -- model: its class and hyper-parameters; it checks them
     cls_name = CLASSES[family, getattr(args, "architecture", "rnn")]
     hparams = {**architecture_hparams(args, family), **({"target": target} if is_ednn(args) else {}),
                "beta": float(beta), "n_x": meta["n_x"], "n_y": meta["n_y"], "hamiltonian": meta["hamiltonian"] or "ISING1"}
-    check_test_lattice(parser, args, family, hparams)
     if args.threads:
         torch.set_num_threads(args.threads)
-    pl.seed_everything(args.seed, workers=True)
+    pl.seed_everything(args.seed, workers=True, verbose=False)  # a flag error after this stays one line
     try:
         model = model_class(cls_name)(**hparams)
     except ValueError as err:
         parser.error(str(err))
     model.val_names = list(datamodule.val_names)
 
-    # -- the Trainer: checkpoints, early stopping, resuming
+    # -- the Trainer: checkpoints, early stopping, resuming (built before the run directory is
+    # made, so that Lightning's refusal of a flag leaves nothing behind)
     folder = run_directory(args, family, target)
-    folder.mkdir(parents=True, exist_ok=True)
     last = folder / "last.ckpt"
     if args.resume and not last.is_file():
         parser.error(f"--resume: {last} does not exist (the run finished or never started); drop --resume")
-    if args.resume is False:
-        last.unlink(missing_ok=True)
-    resume_from = str(last) if last.is_file() else None
     # the extensive model sums thousands of tile energies to a per-site accuracy of ~1e-4: bf16's
     # 8 significant bits would cost more than that, and its small convolutions gain nothing
     precision = "32-true" if is_ednn(args) and args.precision == "auto" else resolve_precision(args.precision,
                                                                                                 args.accelerator)
     best = ModelCheckpoint(dirpath=folder, filename="best", monitor=MAIN_MONITOR, mode="min", save_top_k=1,
                            save_last=True, enable_version_counter=False, auto_insert_metric_name=False)
-    timed = ModelCheckpoint(dirpath=folder, save_top_k=0, save_last=True,
+    timed = ModelCheckpoint(dirpath=folder, save_top_k=0, save_last=True, enable_version_counter=False,
                             train_time_interval=timedelta(minutes=args.checkpoint_minutes))
     stopping, timer = EarlyStopping(monitor=MAIN_MONITOR, mode="min", patience=args.patience), Timer()
     callbacks = [stopping, best, timed, KeepOnInterrupt(folder, "last"), timer]
     warnings.filterwarnings("ignore", message=r".*Checkpoint directory .* exists and is not empty")  # logs live there too
-    trainer = pl.Trainer(
-        accelerator=args.accelerator, devices=args.devices, num_nodes=args.num_nodes, strategy=args.strategy,
-        precision=precision, max_epochs=args.max_epochs, fast_dev_run=args.fast_dev_run,
-        limit_train_batches=args.limit_train_batches, limit_val_batches=args.limit_val_batches,
-        limit_test_batches=args.limit_test_batches, log_every_n_steps=args.log_every_n_steps,
-        logger=TensorBoardLogger(save_dir=str(folder), name="tensorboard"),
-        callbacks=callbacks + ([] if args.progress_bar else [EpochLine(timer)]), enable_progress_bar=args.progress_bar,
-    )
+    try:
+        trainer = pl.Trainer(
+            accelerator=args.accelerator, devices=args.devices, num_nodes=args.num_nodes, strategy=args.strategy,
+            precision=precision, max_epochs=args.max_epochs, fast_dev_run=args.fast_dev_run,
+            limit_train_batches=args.limit_train_batches, limit_val_batches=args.limit_val_batches,
+            limit_test_batches=args.limit_test_batches, log_every_n_steps=args.log_every_n_steps,
+            logger=TensorBoardLogger(save_dir=str(folder), name="tensorboard"),
+            callbacks=callbacks + ([] if args.progress_bar else [EpochLine(timer)]),
+            enable_progress_bar=args.progress_bar,
+        )
+    except (ValueError, MisconfigurationException) as err:  # --accelerator, --strategy, --precision, --devices
+        parser.error(f"Lightning refuses these flags: {err}")
+    new_root = _first_missing(folder)  # what this call creates, removed again if a user error stops it
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        fail(parser, f"--output_dir {args.output_dir}: cannot create {folder} ({err.strerror or err})")
+    if args.resume is False:
+        last.unlink(missing_ok=True)
+    resume_from = str(last) if last.is_file() else None
 
     # -- fit, then test the best checkpoint
     if resume_from:
@@ -342,6 +382,9 @@ def run(family: str, parser: argparse.ArgumentParser, argv=None) -> dict | None:
         trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from)
     except SIGTERMException:
         raise SystemExit(f"interrupted: state saved in {last}; run the same command again to resume")
+    except UserError as err:  # e.g. a bad spin in a part of a file the checks did not read
+        _remove(new_root)
+        fail(parser, str(err))
     # the fit's own record, before test() restores the callbacks' state from best.ckpt
     seconds = timer.time_elapsed("train")
     samples = trainer.global_step * args.batch_size * trainer.world_size
@@ -350,7 +393,12 @@ def run(family: str, parser: argparse.ArgumentParser, argv=None) -> dict | None:
            "epochs": trainer.current_epoch, "global_steps": trainer.global_step,
            "stopped_early": bool(stopping.stopped_epoch), "train_time_s": seconds, "train_samples": samples,
            "train_samples_per_s": samples / seconds if seconds else None}
-    trainer.test(model, datamodule=datamodule, ckpt_path=best.best_model_path or None, verbose=trainer.is_global_zero)
+    try:
+        trainer.test(model, datamodule=datamodule, ckpt_path=best.best_model_path or None,
+                     verbose=trainer.is_global_zero)
+    except UserError as err:
+        _remove(new_root)
+        fail(parser, str(err))
     if not trainer.is_global_zero:
         return None
 
@@ -374,15 +422,22 @@ def run(family: str, parser: argparse.ArgumentParser, argv=None) -> dict | None:
     return metrics
 
 
-def check_test_lattice(parser, args, family: str, hparams: dict) -> None:
-    """The probability models' test metrics compare with exact energies of the test lattices,
-    which must have the training size."""
-    if family != "probability":
-        return
-    test = data_files.read_metadata(args.test_path)
-    if (test["n_x"], test["n_y"]) != (hparams["n_x"], hparams["n_y"]):
-        parser.error(f"{args.test_path} holds {test['n_x']} x {test['n_y']} lattices but the training file "
-                     f"{hparams['n_x']} x {hparams['n_y']}; use a test file of the training size")
+def _first_missing(folder: Path):
+    """The outermost folder of `folder` and its parents that does not exist yet, or None."""
+    missing = None
+    for p in (folder, *folder.parents):
+        if p.exists():
+            return missing
+        missing = p
+    return missing
+
+
+def _remove(folder) -> None:
+    """Remove a folder this run created (a failed run leaves nothing where nothing was)."""
+    import shutil
+
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def write_metrics(folder: Path, metrics: dict) -> Path:

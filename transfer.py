@@ -6,11 +6,13 @@
 For each Hamiltonian among the runs, each size L and the betas, `generate_ising.py` writes (or a
 previous call left) `<data_dir>/<hamiltonian>_<L>x<L>_<n>_b<betas>.hdf5` with n lattices per beta. Every run
 predicts their energies through its own `predict_energy` (sequence models included: they read a
-sequence of any length, which is not the same as knowing the energy of a wider lattice), and
+sequence of any length, which is not the same as knowing the energy of a wider lattice; an
+extensive model is skipped at sizes its tiles do not cover), and
 the scores are per site, so that sizes compare:
     per-site RMSE          sqrt(mean (E_pred - E)^2) / L^2        (models of absolute energies)
     per-site centred RMSE  the same after centring both by their means, per (size, beta)
 The rows go to `<out>/transfer.{md,csv,json}` and a plot of the centred figure against L.
+A progress bar over the (run, size) pairs shows on a terminal (`--no-progress_bar` hides it).
 """
 from __future__ import annotations
 
@@ -23,20 +25,25 @@ from pathlib import Path
 
 import numpy as np
 
-from checks import UserError, main_guard, positive_float, positive_int
-from data_files import atomic_path, open_h5
+from checks import UserError, check_output_dir, main_guard, positive_float, positive_int
+from data_files import atomic_path, dataset, open_h5
 from ising import centred_rmse, rmse
 from plotting import plt, save_figure
-from runs import find_runs, load_model, predict
+from runs import find_runs, lattice_problem, load_model, predict
 
 DEFAULT_BETAS = (0.2, 0.3, 0.4, 0.44)
 ATTENTION_BUDGET = 2**24  # floats of one attention matrix batch: B L^2 at most
 
 
+def transfer_path(hamiltonian: str, size: int, betas, n: int, data_dir) -> Path:
+    """Where `transfer_file` keeps the lattices of one Hamiltonian and size at `betas`, n per beta."""
+    return Path(data_dir) / f"{hamiltonian}_{size}x{size}_{n}_b{'-'.join(f'{b:g}' for b in betas)}.hdf5"
+
+
 def transfer_file(hamiltonian: str, size: int, betas, n: int, data_dir) -> Path:
     """The lattices of one Hamiltonian and size at `betas`, n per beta: reused when a file with
     these betas exists, else written by the sampler (its seed depends on the size only)."""
-    path = Path(data_dir) / f"{hamiltonian}_{size}x{size}_{n}_b{'-'.join(f'{b:g}' for b in betas)}.hdf5"
+    path = transfer_path(hamiltonian, size, betas, n, data_dir)
     if not path.is_file():
         import generate_ising
 
@@ -64,25 +71,53 @@ def score(pred: np.ndarray, true: np.ndarray, betas: np.ndarray, n_sites: int, a
     return out
 
 
-def transfer(runs_root, sizes, betas=DEFAULT_BETAS, n: int = 200, data_dir="data/transfer", progress=True) -> list:
-    """One row per (run, size, beta)."""
+def read_lattices(path):
+    """(grids, true energies float64, betas) of a lattices file; one-line errors for a broken one."""
+    with open_h5(path) as f:
+        grids, true, beta = (dataset(f, k)[()] for k in ("ising_grids", "true_energies", "beta"))
+    return grids, true.astype(np.float64), beta
+
+
+def transfer(runs_root, sizes, betas=DEFAULT_BETAS, n: int = 200, data_dir="data/transfer", progress=True,
+             progress_bar=True) -> list:
+    """One row per (run, size, beta). Every run is scored on lattices of the Hamiltonian it was
+    trained on; a size a run cannot read (an extensive model whose tiles do not cover it) is
+    skipped with a line on stderr. `progress`: a line per (run, size); `progress_bar`: a bar
+    over the (run, size) pairs, on a terminal only."""
+    from tqdm.auto import tqdm
+
     runs = find_runs(runs_root)
     if not runs:
         raise UserError(f"no runs (folders with metrics.json and best.ckpt) under {runs_root}")
-    rows = []
+    pairs, skipped = [], []
     for run in runs:
-        model = load_model(run)
-        kind = str(model.hparams.hamiltonian)
         for size in sizes:
-            with open_h5(transfer_file(kind, size, betas, n, data_dir)) as f:
-                grids, true, beta = f["ising_grids"][:], f["true_energies"][:].astype(np.float64), f["beta"][:]
+            problem = lattice_problem(run.metrics.get("config", {}), size, size)
+            if problem:
+                skipped.append(f"skipping {run.label} at {size}x{size}: {problem}")
+            else:
+                pairs.append((run, size))
+    if not pairs:
+        raise UserError(f"no run under {runs_root} can read lattices of the sizes {' '.join(map(str, sizes))}"
+                        + (f" ({skipped[0].split(': ', 1)[1]})" if len(skipped) == 1 else ""))
+    for line in skipped:
+        print(line, file=sys.stderr)
+    rows, model, loaded = [], None, None
+    with tqdm(pairs, desc="transfer", unit="pair", disable=None if progress and progress_bar else True) as bar:
+        for run, size in bar:
+            bar.set_postfix_str(f"{run.label} {size}x{size}", refresh=True)
+            if loaded is not run:  # the pairs of a run are consecutive: one load each
+                model, loaded = load_model(run), run
+            kind = str(model.hparams.hamiltonian)
+            grids, true, beta = read_lattices(transfer_file(kind, size, betas, n, data_dir))
             t0 = time.perf_counter()
             pred = predict(model, grids, batch_size=batch_size(model, size))
             per_beta = score(pred, true, beta, size * size, model.absolute_energy)
             if progress:
                 worst = max(v["rmse_per_site_centred"] for v in per_beta.values())
-                print(f"{run.label} {size}x{size}: centred per-site RMSE <= {worst:.3g} "
-                      f"({time.perf_counter() - t0:.0f} s)", flush=True)
+                bar.write(f"{run.label} {size}x{size}: centred per-site RMSE <= {worst:.3g} "
+                          f"({time.perf_counter() - t0:.0f} s)", file=sys.stdout)
+                sys.stdout.flush()
             for b, values in per_beta.items():
                 rows.append({"run": run.label, "hamiltonian": kind, "trained_on": f"{model.hparams.n_x}x{model.hparams.n_y}",
                              "size": size, "beta": float(b), **values})
@@ -139,14 +174,18 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="results/transfer", help="where transfer.{md,csv,json} go")
     p.add_argument("--images", default=None, help="where transfer_plot.png goes (default: --out)")
     p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
+    p.add_argument("--progress_bar", default=True, action=argparse.BooleanOptionalAction,
+                   help="progress bar over the (run, size) pairs (only on a terminal)")
     args = p.parse_args(argv)
     if min(args.sizes) < 2 or args.n < 2:
         p.error("--sizes and --n must be >= 2")
+    for flag, folder in (("--data_dir", args.data_dir), ("--out", args.out), ("--images", args.images or args.out)):
+        check_output_dir(flag, folder)  # before the sampling and scoring, not after
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
-    rows = transfer(args.runs, args.sizes, args.betas, args.n, args.data_dir)
+    rows = transfer(args.runs, args.sizes, args.betas, args.n, args.data_dir, progress_bar=args.progress_bar)
     print(markdown(rows))
     for path in write(rows, args.out, args.images or args.out):
         print(f"wrote {path}")

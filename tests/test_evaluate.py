@@ -55,7 +55,7 @@ def test_runs_of_another_hamiltonian_are_not_scored(ising_file, tmp_path, capsys
     (run / "metrics.json").write_text(json.dumps({"best_checkpoint": "best.ckpt", "config": {"hamiltonian": "ISING2"}}))
     with pytest.raises(UserError, match="no run .* was trained on ISING1"):
         ev.evaluate_runs(tmp_path / "runs", path, n=10, progress=False)
-    assert "skipping energy/EDNN_ISING2: trained on ISING2" in capsys.readouterr().err
+    assert capsys.readouterr().err == ""  # when nothing is left to score, the error alone says why
 
 
 def test_find_runs_in_groups_of_runs(tmp_path):

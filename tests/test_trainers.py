@@ -68,6 +68,7 @@ def _check_metrics(run_dir, family, cls, test_path, world_size=1):
     assert metrics["test_rmse_centred"] == pytest.approx(rmse_centred, rel=1e-4)
     assert metrics["train_samples_per_s"] > 0 and np.isfinite(metrics["test_loss"])
     assert list((run_dir / "tensorboard").rglob("events.out.tfevents.*"))
+    assert [p.name for p in run_dir.glob("*.ckpt")] == ["best.ckpt"]  # a finished run leaves nothing to resume
     return metrics
 
 
@@ -132,6 +133,20 @@ def test_last_checkpoint_holds_the_last_epochs_stopping_state(data, tmp_path, mo
     assert float(best["best_model_score"]) == pytest.approx(metrics["best_val_loss"])
     out = capsys.readouterr().out
     assert "epoch 1/2: val/loss" in out and "epoch 2/2: val/loss" in out
+
+
+def test_timed_checkpoints_write_last_ckpt_only(data, tmp_path, monkeypatch):
+    """The timed checkpoint (every --checkpoint_minutes) and the epoch-end one share last.ckpt: never a
+    last-v1.ckpt beside it, and a finished run keeps best.ckpt alone."""
+    import trainer_common
+
+    seen, write = [], trainer_common.write_metrics
+    monkeypatch.setattr(trainer_common, "write_metrics",
+                        lambda run_dir, metrics: seen.extend(p.name for p in run_dir.glob("*.ckpt")) or write(run_dir, metrics))
+    argv = [*data["args"], *FAST, "--output_dir", str(tmp_path), "--max_epochs", "2", "--checkpoint_minutes", "1e-5"]
+    probability_trainer.main(argv)
+    assert sorted(seen) == ["best.ckpt", "last.ckpt"]
+    assert [p.name for p in (tmp_path / "probability" / "GRU_1L_1H_hid8").glob("*.ckpt")] == ["best.ckpt"]
 
 
 def test_fast_dev_run_writes_metrics(data, tmp_path):
