@@ -148,7 +148,8 @@ def train_all(profile_name: str, extra=(), overrides: dict | None = None, jobs: 
     profile = {**PROFILES[profile_name], **(overrides or {})}
     for path in training_files(profile["data_dir"]):
         data_files.require_file(path)
-    extra = ["--threads", "1", *extra] if jobs > 1 else list(extra)
+    # several at once: one thread each, and a line per epoch in each run's train.log instead of a progress bar
+    extra = ["--threads", "1", "--no-progress_bar", *extra] if jobs > 1 else list(extra)
     specs = combinations(profile_name)
     todo, dirs = [], []
     for i, spec in enumerate(specs, 1):
