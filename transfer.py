@@ -2,6 +2,7 @@
 
     python transfer.py --runs weights --sizes 16 32 64 [--betas 0.2 0.3 0.4 0.44]
     python transfer.py --runs runs --sizes 16 32 --n 100 --out results/transfer
+    python transfer.py --runs weights/energy/EDNN_F1_C1_hid16x2 weights/energy/EDNN_F1_C1_hid16x2_ISING2   # some runs
 
 For each Hamiltonian among the runs, each size L and the betas, `generate_ising.py` writes (or a
 previous call left) `<data_dir>/<hamiltonian>_<L>x<L>_<n>_b<betas>.hdf5` with n lattices per beta. Every run
@@ -80,15 +81,17 @@ def read_lattices(path):
 
 def transfer(runs_root, sizes, betas=DEFAULT_BETAS, n: int = 200, data_dir="data/transfer", progress=True,
              progress_bar=True) -> list:
-    """One row per (run, size, beta). Every run is scored on lattices of the Hamiltonian it was
+    """One row per (run, size, beta) of the runs under `runs_root` (a folder or a run, or a list of
+    them). Every run is scored on lattices of the Hamiltonian it was
     trained on; a size a run cannot read (an extensive model whose tiles do not cover it) is
     skipped with a line on stderr. `progress`: a line per (run, size); `progress_bar`: a bar
     over the (run, size) pairs, on a terminal only."""
     from tqdm.auto import tqdm
 
-    runs = find_runs(runs_root)
+    roots = [runs_root] if isinstance(runs_root, (str, Path)) else list(runs_root)
+    runs = [run for root in roots for run in find_runs(root)]
     if not runs:
-        raise UserError(f"no runs (folders with metrics.json and best.ckpt) under {runs_root}")
+        raise UserError(f"no runs (folders with metrics.json and best.ckpt) under {' '.join(map(str, roots))}")
     pairs, skipped = [], []
     for run in runs:
         for size in sizes:
@@ -98,7 +101,7 @@ def transfer(runs_root, sizes, betas=DEFAULT_BETAS, n: int = 200, data_dir="data
             else:
                 pairs.append((run, size))
     if not pairs:
-        raise UserError(f"no run under {runs_root} can read lattices of the sizes {' '.join(map(str, sizes))}"
+        raise UserError(f"no run under {' '.join(map(str, roots))} can read lattices of the sizes {' '.join(map(str, sizes))}"
                         + (f" ({skipped[0].split(': ', 1)[1]})" if len(skipped) == 1 else ""))
     for line in skipped:
         print(line, file=sys.stderr)
@@ -166,7 +169,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description="Energies of larger lattices than the training ones: "
                                 "per-site RMSE of every run per size and beta.",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--runs", default="runs", help="folder of runs (<family>/<config>/)")
+    p.add_argument("--runs", nargs="+", default=["runs"], help="folders of runs (<family>/<config>/), or runs")
     p.add_argument("--sizes", type=positive_int, nargs="+", default=[16, 32, 64], help="lattice sides L (L x L)")
     p.add_argument("--betas", type=positive_float, nargs="+", default=list(DEFAULT_BETAS), help="inverse temperatures")
     p.add_argument("--n", type=positive_int, default=200, help="lattices per size and beta")
