@@ -30,6 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import generate_ising as gi  # noqa: E402
+import metropolis  # noqa: E402
 import ising  # noqa: E402
 
 import jax  # noqa: E402
@@ -64,7 +65,7 @@ def sampler_updates_per_s(n_chains, repeats, algorithm="checkerboard", target_up
                           produce=False):
     """Attempted updates/s after compilation, median of repeats: burn-in sweeps, or (produce)
     stored samples 2 sweeps apart with their spins and energies."""
-    sm = gi.Sampler(size, size, "ISING1", [BETA], n_chains, 0, algorithm, dense=dense)
+    sm = metropolis.Sampler(size, size, "ISING1", [BETA], n_chains, 0, algorithm, dense=dense)
     n = 2 * max(2, int(target_updates // (2 * n_chains * size * size)))
 
     def run():
@@ -163,7 +164,7 @@ def tau_report():
     """tau_int of the energy (sweeps) and relaxation from a random start, 8x8, 512 chains per beta."""
     for model, betas in (("ISING1", [0.0, 0.05, 0.125, 0.25, 0.35, 0.44, 0.5, 0.6, 1.0]),
                          ("ISING2", [0.05, 0.125, 0.2, 0.25, 0.3, 0.44, 0.5, 1.0])):
-        sm = gi.Sampler(L, L, model, betas, 512, 0)
+        sm = metropolis.Sampler(L, L, model, betas, 512, 0)
         nb = len(betas)
         # relaxation: mean energy per beta after k sweeps from the random start
         marks, means, done = [10, 30, 100, 300, 1000, 2000], [], 0
@@ -190,7 +191,7 @@ def tau_report():
 def field_paths(repeats):
     """Dense colour-block products against neighbour gathers, by lattice size."""
     print(f"\nLocal-field paths, ISING1 beta={BETA}, attempted updates/s (median of {repeats}; "
-          f"generate_ising uses dense up to {gi.DENSE_MAX_SITES} sites):")
+          f"the sampler uses dense up to {metropolis.DENSE_MAX_SITES} sites):")
     for size, n_chains in ((8, 8192), (32, 512), (64, 128)):
         for produce in (False, True):
             r = {dense: sampler_updates_per_s(n_chains, repeats, size=size, dense=dense, produce=produce,
