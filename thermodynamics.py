@@ -253,7 +253,7 @@ def main(argv=None) -> int:
         p.error("--n_samples must be >= 2")
     import torch
 
-    from data_files import check_data_file, path as data_path, write_json
+    from data_files import atomic_path, check_data_file, path as data_path, write_json
     from runs import load_probability_model
 
     if args.threads:
@@ -277,6 +277,8 @@ def main(argv=None) -> int:
     mc = monte_carlo_lattices(mc_path, arrays["grids"].shape[1:])
     plot_thermodynamics(report, arrays, args.images or out, mc)
     write_json(out / "thermo.json", report)
+    with atomic_path(out / "thermo.md") as tmp:
+        tmp.write_text(markdown_rows(report) + "\n")
     print(markdown_rows(report))
     kl = "n/a" if report["kl_q_p_nats"] is None else f"{report['kl_q_p_nats']:.4g} nats"
     print(f"variational F/N {report['variational_F_per_site']:.6f}, KL(q||p) {kl}; wrote {out / 'thermo.json'}")

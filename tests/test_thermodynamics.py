@@ -135,6 +135,7 @@ def test_cli_writes_thermo_json_and_plots(ising_file, tmp_path, capsys):
     out = tmp_path / "thermo"
     assert th.main(["--run", str(runs[1]), "--n_samples", "3000", "--out", str(out), "--mc_path", str(train)]) == 0
     report = json.loads((out / "thermo.json").read_text())
+    assert (out / "thermo.md").read_text().startswith("| β | ESS/N |")
     for key in ("beta_train", "n_x", "n_y", "hamiltonian", "n_samples", "variational_F_per_site", "rows"):
         assert key in report
     assert report["beta_train"] == pytest.approx(0.3) and report["n_samples"] == 3000
