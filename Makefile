@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: install test test-fast data data-demo bench demo reproduce reproduce-reference clean
+.PHONY: install test test-fast data data-demo data-ising2 bench demo reproduce reproduce-reference headline weights thermo transfer clean
 
 install: $(VENV)/.installed
 
@@ -36,6 +36,9 @@ data: install
 data-demo: install
 	$(PY) data_files.py --data_dir data/demo --n_train 20000 --n_val 4000 --n_test 4000 --n_eval 1000
 
+data-ising2: install
+	$(PY) data_files.py --data_dir data/ising2 --hamiltonian ISING2
+
 # Speed figures: each script prints its figures and ratios against a baseline run in the same process.
 bench: install
 	$(PY) benchmarks/bench_sampler.py
@@ -62,6 +65,43 @@ reproduce: install data
 reproduce-reference: install data
 	$(PY) train_all.py --profile reference --out results/reference --images results/reference \
 	    --accelerator auto
+
+# The best sequence model's recipe, three seeds (results/headline/: leaderboard and the seeds' spread).
+headline: install data
+	$(PY) train_all.py --profile headline --jobs 2 --out results/headline --images results/headline
+
+# The shipped weights: every model weights/ holds, trained by the commands the README lists, then
+# exported as weights and hyper-parameters only. Runs go to runs/weights/ (and runs/cpu/,
+# runs/headline/ from the targets above); finished runs are kept, so it can be resumed.
+W = runs/weights
+ISING2_FILES = --train_path data/ising2/train_data.hdf5 --test_path data/ising2/test_data.hdf5 \
+    --val_paths data/ising2/val_data_beta_dot25.hdf5 data/ising2/val_data_beta_dot125.hdf5 data/ising2/val_data_beta_dot5.hdf5
+EDNN = --architecture ednn --max_epochs 40 --limit_train_batches 782 --threads 1 --output_dir $(W)
+weights: install data data-ising2 reproduce headline
+	test -f $(W)/probability/GRU_1L_1H_hid128_Cosine/metrics.json || $(PY) probability_trainer.py --hidden_size 128 \
+	    --lr 1e-3 --lr_schedule cosine --max_epochs 40 --patience 6 --threads 1 --output_dir $(W)
+	test -f $(W)/energy/EDNN_F1_C1_hid16x2/metrics.json || $(PY) energy_trainer.py $(EDNN)
+	test -f $(W)/energy/EDNN_F1_C1_hid16x2_ISING2/metrics.json || $(PY) energy_trainer.py $(EDNN) $(ISING2_FILES) \
+	    --run_name EDNN_F1_C1_hid16x2_ISING2
+	test -f $(W)/energy/EDNN_F1_C1_hid16x2_Centred_from_GRU_1L_1H_hid128_Cosine/metrics.json || $(PY) energy_trainer.py \
+	    $(EDNN) --teacher $(W)/probability/GRU_1L_1H_hid128_Cosine
+	$(PY) evaluate.py export $(W)/probability/GRU_1L_1H_hid128_Cosine $(W)/energy/EDNN_F1_C1_hid16x2 \
+	    $(W)/energy/EDNN_F1_C1_hid16x2_ISING2 $(W)/energy/EDNN_F1_C1_hid16x2_Centred_from_GRU_1L_1H_hid128_Cosine \
+	    runs/cpu/energy/2D_GRU_1L_1H_Bi_Attn_hid64 runs/cpu/probability/GRU_1L_1H_hid64 \
+	    runs/headline/seed0/probability/2D_GRU_1L_1H_Bi_hid64_Cosine --to weights
+	$(PY) evaluate.py --runs weights --out results/weights --images results/weights
+
+# Thermodynamics from the shipped causal model's samples (results/thermo/, images/thermodynamics_*.png).
+thermo: install
+	$(PY) thermodynamics.py --run weights/probability/GRU_1L_1H_hid128_Cosine --n_samples 1000000 --seed 1 \
+	    --betas 0.1 0.125 0.15 0.175 0.2 0.225 0.25 0.275 0.3 0.325 0.35 0.375 0.4 --out results/thermo --images images
+
+# The shipped extensive models and the causal model that teaches one, on 16 x 16 ... 64 x 64 lattices
+# (results/transfer/, images/transfer_plot.png).
+transfer: install
+	$(PY) transfer.py --runs weights/energy/EDNN_F1_C1_hid16x2 weights/energy/EDNN_F1_C1_hid16x2_ISING2 \
+	    weights/energy/EDNN_F1_C1_hid16x2_Centred_from_GRU_1L_1H_hid128_Cosine weights/probability/GRU_1L_1H_hid128_Cosine \
+	    --sizes 16 32 64 --out results/transfer --images images
 
 clean:
 	rm -rf runs results/demo data/demo
