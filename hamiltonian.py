@@ -19,32 +19,14 @@ import argparse
 import sys
 
 import ising
-from checks import UserError, main_guard
+from checks import main_guard
 from data_files import write_json
+from runs import energy_table
 
 PAIRS = {"J_horizontal": ((0, 0), (0, 1)), "J_vertical": ((0, 0), (1, 0)),
          "J_diagonal": ((0, 0), (1, 1)), "J_antidiagonal": ((0, 0), (1, -1))}
 TRUTH = {"ISING1": {"J_horizontal": 1.0, "J_vertical": 1.0, "J_diagonal": 0.0, "J_antidiagonal": 0.0},
          "ISING2": {"J_horizontal": 1.0, "J_vertical": 1.0, "J_diagonal": 0.5, "J_antidiagonal": 0.5}}
-
-
-def table_of(source: str):
-    """(table float64 (2^(w*w),), focus, context, hamiltonian it should be) of a built-in name or a run
-    of the extensive model; UserError for any other run."""
-    if source in ising.HAMILTONIANS:
-        return ising.builtin_table(source), 1, 1, source
-    from runs import describe_run, load_model, read_run
-
-    run = read_run(source)
-    if run.metrics.get("class") != "ednn.EDNNEnergyModel":
-        raise UserError(f"{source}: this is {describe_run(run)}; only the extensive model (energy_trainer.py "
-                        "--architecture ednn) is a function of a window that can be tabulated")
-    model = load_model(run)
-    try:
-        table = model.window_table().numpy()
-    except ValueError as err:
-        raise UserError(f"{source}: {err}") from None
-    return table, model.hparams.focus, model.hparams.context, model.hparams.hamiltonian
 
 
 def summary(classes: dict) -> dict:
@@ -63,8 +45,9 @@ def summary(classes: dict) -> dict:
 
 
 def report(source: str) -> dict:
-    table, focus, context, hamiltonian = table_of(source)
-    classes = ising.coupling_classes(table, focus, context)
+    table, hamiltonian = energy_table(source)
+    focus, context = table.focus, table.context
+    classes = ising.coupling_classes(table.array, focus, context)
     return {"source": source, "focus": focus, "context": context, "trained_on": hamiltonian,
             "summary": summary(classes), "truth": TRUTH.get(hamiltonian),
             "classes": [{"shape": s, "coefficient": v} for s, v in sorted(classes.items(), key=lambda kv: -abs(kv[1]))]}

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+import ising
 from checks import UserError
 from data_files import atomic_path, write_json
 
@@ -169,6 +170,24 @@ def describe_run(run: Run) -> str:
         kind = "conditional" if config.get("bidirectional") else "causal"
         return f"the {kind} probability model {run.name}"
     return f"the energy model {run.name}"
+
+
+def energy_table(source: str):
+    """(ising.Table, the Hamiltonian it should be) of a built-in Hamiltonian's name or of a run of the
+    extensive model (its tile network on every window, `EDNNEnergyModel.window_table`); UserError for
+    any other run, or a window too large to tabulate."""
+    if source in ising.HAMILTONIANS:
+        return ising.Table.of(ising.builtin_table(source), 1, 1, source), source
+    run = read_run(source)
+    if run.metrics.get("class") != "ednn.EDNNEnergyModel":
+        raise UserError(f"{source}: this is {describe_run(run)}; only the extensive model (energy_trainer.py "
+                        "--architecture ednn) is a function of a window that can be tabulated")
+    model = load_model(run)
+    try:
+        values = model.window_table().numpy()
+    except ValueError as err:
+        raise UserError(f"{source}: {err}") from None
+    return ising.Table.of(values, model.hparams.focus, model.hparams.context, str(source)), model.hparams.hamiltonian
 
 
 def export_weights(run_dir, dest_root="weights") -> Path:

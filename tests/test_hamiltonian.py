@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import hamiltonian
+import runs
 import ising
 from checks import UserError, main_guard
 from ednn import EDNNEnergyModel
@@ -79,7 +80,7 @@ def test_what_cannot_be_tabulated_is_one_line(tmp_path, capsys):
     assert main_guard(hamiltonian.main, [str(tmp_path)]) == 2
     assert "is not a finished run" in capsys.readouterr().err
     with pytest.raises(UserError, match="not a finished run"):
-        hamiltonian.table_of(str(tmp_path / "nowhere"))
+        runs.energy_table(str(tmp_path / "nowhere"))
 
 
 def test_cli_prints_the_truth_of_a_builtin_hamiltonian(capsys, tmp_path):
@@ -98,7 +99,7 @@ def test_a_sequence_model_is_not_tabulated(tmp_path):
     (run / "metrics.json").write_text(json.dumps({"class": "probability_models.ProbabilityModel",
                                                   "config": {"bidirectional": False}}))
     with pytest.raises(UserError, match="causal probability model GRU_1L_1H_hid8; only the extensive model"):
-        hamiltonian.table_of(str(run))
+        runs.energy_table(str(run))
 
 
 # ------------------------------------------------------------------ the sampler on a table Hamiltonian
