@@ -2,11 +2,18 @@
 
     python generate_ising.py --beta 0.25 --n_samples 100000 --filename data/my_data.hdf5
     python generate_ising.py --hamiltonian ISING2 --beta_min 0.1 --beta_max 0.6 --n_beta_samples 11 ...
+    python generate_ising.py --hamiltonian weights/energy/EDNN_F1_C1_hid16x2 --beta 0.44 --n_x 32 --n_y 32 ...
 
 The sweeps are `metropolis.py`'s (compiled JAX, all chains and betas at once, exact detailed
 balance). Here: burn-in from a random start, the integrated autocorrelation time of the energy
 measured on the last burn-in sweeps, stored samples `thin` sweeps apart, and blocks streamed into
 chunked HDF5 datasets while the next block is computed.
+
+A learned Hamiltonian: `--hamiltonian RUN_DIR` names a run of the extensive model, whose energy
+function is exactly a table of window energies (`runs.energy_table`); the sampler then draws from
+exp(-beta E_learned) on any lattice the model tiles, and `true_energies` hold the learned energies
+(attributes: hamiltonian = the run directory, energy_function = "table", trained_on = the
+Hamiltonian of the run's training data).
 
 HDF5 layout (written under a temporary name, renamed when complete):
   ising_grids int8 (N, n_x, n_y) +-1; true_energies float32 (N,); beta float32 (N,);
@@ -31,9 +38,9 @@ import numpy as np
 
 import jax
 
-from checks import main_guard
+from checks import UserError, main_guard
 from data_files import atomic_path
-from ising import HAMILTONIANS, check_hamiltonian, integrated_autocorr_time
+from ising import HAMILTONIANS, Table, check_hamiltonian, integrated_autocorr_time
 from metropolis import ALGORITHMS, Sampler
 
 __all__ = ["generate", "main", "validate", "Sampler"]
@@ -56,8 +63,15 @@ def _write_block(dsets, start, grids, energies, betas):
 def validate(hamiltonian, n_x, n_y, betas, n_samples, n_chains=None, burn_in=None, thin=None,
              algorithm="checkerboard", filename=None, random_seed=0):
     """Raise ValueError with a message saying what to change for impossible settings; returns
-    the betas as float64 (n_betas,)."""
-    check_hamiltonian(hamiltonian)
+    the betas as float64 (n_betas,).  hamiltonian: a built-in name or an `ising.Table`."""
+    if isinstance(hamiltonian, Table):
+        if int(n_x) % hamiltonian.focus or int(n_y) % hamiltonian.focus:
+            raise ValueError(f"a {n_x} x {n_y} lattice is not tiled by the tiles of {hamiltonian.name} (focus "
+                             f"{hamiltonian.focus}): choose --n_x and --n_y multiples of {hamiltonian.focus}")
+        if algorithm != "checkerboard":
+            raise ValueError("a learned Hamiltonian is sampled by colour updates: use --algorithm checkerboard")
+    else:
+        check_hamiltonian(hamiltonian)
     if not 0 <= int(random_seed) < 2 ** 64:
         raise ValueError(f"--random_seed must be in [0, 2^64) (got {random_seed})")
     if algorithm not in ALGORITHMS:
@@ -133,7 +147,7 @@ def _stream(sampler, f, n_samples, thin, bar, block_bytes):
 
 def generate(filename, *, hamiltonian="ISING1", n_x=8, n_y=8, betas=(0.25,), n_samples=10000, n_chains=None,
              burn_in=None, thin=None, random_seed=11, algorithm="checkerboard", progress=True,
-             command=None, block_bytes=1 << 25):
+             command=None, block_bytes=1 << 25, trained_on=None):
     """Sample n_samples lattices per beta and write them atomically to `filename` (HDF5).
 
     n_chains: chains per beta (default: about 4096 chains in total, at most n_samples).
@@ -142,6 +156,8 @@ def generate(filename, *, hamiltonian="ISING1", n_x=8, n_y=8, betas=(0.25,), n_s
     autocorrelation time of the energy, measured per beta on the last 256 burn-in sweeps;
     the acceptance rate is measured there too; with burn_in = 0 both are NaN and thin is 1).
     command: the attribute `command` (default: this process's command line).
+    hamiltonian: "ISING1", "ISING2" or an `ising.Table` (a learned Hamiltonian; its name, the run
+    directory, goes into the attribute `hamiltonian`, and trained_on into `trained_on`).
     Raises ValueError for impossible settings (see `validate`); writes nothing then, and on any
     failure or interruption removes its temporary file.  Returns the Path written.
     """
@@ -155,13 +171,17 @@ def generate(filename, *, hamiltonian="ISING1", n_x=8, n_y=8, betas=(0.25,), n_s
     burn_in = DEFAULT_BURN_IN if burn_in is None else int(burn_in)
     sampler = Sampler(n_x, n_y, hamiltonian, betas, n_chains, random_seed, algorithm)
     tau, acc = _burn_in(sampler, burn_in, n_chains)
+    name = hamiltonian.name if isinstance(hamiltonian, Table) else hamiltonian
     if thin is None:
         thin = max(1, math.ceil(float(np.nanmax(tau)) - 1e-9)) if np.any(np.isfinite(tau)) else 1
     with atomic_path(filename) as tmp:
         with h5py.File(tmp, "w") as f, tqdm(total=n_samples * nb, unit="samples", unit_scale=True,
-                                             disable=not progress, desc=f"{hamiltonian} {n_x}x{n_y} {nb} beta(s)") as bar:
+                                             disable=not progress, desc=f"{name} {n_x}x{n_y} {nb} beta(s)") as bar:
             f["avg_E"] = _stream(sampler, f, n_samples, int(thin), bar, block_bytes).astype(np.float32)
-            f.attrs.update({"hamiltonian": hamiltonian, "n_x": n_x, "n_y": n_y, "betas": betas, "n_chains": n_chains,
+            if isinstance(hamiltonian, Table):
+                f.attrs.update({"energy_function": "table", "trained_on": str(trained_on),
+                                "table_focus": hamiltonian.focus, "table_context": hamiltonian.context})
+            f.attrs.update({"hamiltonian": name, "n_x": n_x, "n_y": n_y, "betas": betas, "n_chains": n_chains,
                             "burn_in_sweeps": burn_in, "thin_sweeps": int(thin), "algorithm": algorithm,
                             "random_seed": int(random_seed), "acceptance_rate": acc, "tau_int_sweeps": tau,
                             "n_samples_per_beta": n_samples,
@@ -212,8 +232,9 @@ def build_parser():
     p.add_argument("--beta_min", type=float, default=None, help="smallest beta of the range")
     p.add_argument("--beta_max", type=float, default=None, help="largest beta of the range")
     p.add_argument("--random_seed", type=int, default=11, help="seed; same seed and flags give an identical file (default 11)")
-    p.add_argument("--hamiltonian", "--model", choices=HAMILTONIANS, default="ISING1",
-                   help="Hamiltonian (default ISING1; --model is the reference's spelling)")
+    p.add_argument("--hamiltonian", "--model", default="ISING1", metavar="ISING1|ISING2|RUN_DIR",
+                   help="Hamiltonian: a built-in one, or a run of the extensive model, whose learned energy "
+                        "function is sampled exactly (default ISING1; --model is the reference's spelling)")
     p.add_argument("--n_samples", type=int, default=10000, help="stored lattices per beta (default 10000)")
     p.add_argument("--burn_in", type=int, default=None, help=f"sweeps discarded first (default {DEFAULT_BURN_IN})")
     p.add_argument("--thin", type=int, default=None, help="sweeps between stored samples (default: measured tau_int)")
@@ -224,6 +245,18 @@ def build_parser():
     p.add_argument("--filename", default="training_data.hdf5", help="output HDF5 file (default training_data.hdf5)")
     p.add_argument("--no_progress", action="store_true", help="hide the progress bar")
     return p
+
+
+def _hamiltonian(source: str):
+    """(a built-in name or the `ising.Table` of a run, the Hamiltonian it was trained on)."""
+    if source in HAMILTONIANS:
+        return source, None
+    if not Path(source).is_dir():
+        raise UserError(f"--hamiltonian {source}: not one of {', '.join(HAMILTONIANS)} and not a run directory; "
+                        "give a built-in Hamiltonian or a run of the extensive model (e.g. weights/energy/EDNN_F1_C1_hid16x2)")
+    from runs import energy_table          # torch, only for a learned Hamiltonian
+
+    return energy_table(source)
 
 
 def main(argv=None):
@@ -242,11 +275,12 @@ def main(argv=None):
         if ranged and args.beta_min > args.beta_max:
             raise ValueError(f"--beta_min {args.beta_min} > --beta_max {args.beta_max}: swap them")
         betas = np.linspace(args.beta_min, args.beta_max, args.n_beta_samples) if ranged else np.array([args.beta])
-        validate(args.hamiltonian, args.n_x, args.n_y, betas, args.n_samples, args.n_chains, args.burn_in,
+        hamiltonian, trained_on = _hamiltonian(args.hamiltonian)
+        validate(hamiltonian, args.n_x, args.n_y, betas, args.n_samples, args.n_chains, args.burn_in,
                  args.thin, args.algorithm, args.filename, args.random_seed)
     except ValueError as e:
         parser.error(str(e))
-    path = generate(args.filename, hamiltonian=args.hamiltonian, n_x=args.n_x, n_y=args.n_y, betas=betas,
+    path = generate(args.filename, hamiltonian=hamiltonian, trained_on=trained_on, n_x=args.n_x, n_y=args.n_y, betas=betas,
                     n_samples=args.n_samples, n_chains=args.n_chains, burn_in=args.burn_in, thin=args.thin,
                     random_seed=args.random_seed, algorithm=args.algorithm, progress=not args.no_progress,
                     command=shlex.join([Path(__file__).name, *argv]))

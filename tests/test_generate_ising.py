@@ -376,3 +376,39 @@ def test_generate_api_rejects_bad_input(tmp_path):
     with pytest.raises(ValueError, match="Hamiltonian"):
         gi.generate(tmp_path / "x.hdf5", hamiltonian="POTTS", n_samples=4)
     assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------ a learned Hamiltonian (a run's table)
+SHIPPED_EDNN = ROOT / "weights" / "energy" / "EDNN_F1_C1_hid16x2"
+
+
+def test_cli_samples_a_runs_learned_energy_function(tmp_path):
+    """--hamiltonian RUN_DIR: the file's energies are the run's own (its model on the stored lattices),
+    on a size the run never saw, odd included, and the attributes name the run."""
+    import torch
+
+    import runs
+
+    out = tmp_path / "learned.hdf5"
+    assert gi.main(["--hamiltonian", str(SHIPPED_EDNN), "--n_x", "5", "--n_y", "6", "--beta", "0.4",
+                    "--n_samples", "64", "--n_chains", "16", "--burn_in", "50", "--no_progress",
+                    "--filename", str(out)]) == 0
+    data, attrs = read(out)
+    assert attrs["hamiltonian"] == str(SHIPPED_EDNN) and attrs["energy_function"] == "table"
+    assert attrs["trained_on"] == "ISING1" and data["ising_grids"].shape == (64, 5, 6)
+    with torch.no_grad():
+        learned = runs.load_model(SHIPPED_EDNN).predict_energy(torch.as_tensor(data["ising_grids"])).double().numpy()
+    np.testing.assert_allclose(data["true_energies"], learned, atol=1e-4)
+    assert np.abs(data["true_energies"] - ising.energy(data["ising_grids"])).max() > 0  # learned, not the truth
+
+
+def test_learned_hamiltonian_bad_input_is_one_line(tmp_path, capsys):
+    from checks import main_guard
+
+    for source, message in ((str(tmp_path / "nowhere"), "not a run directory"),
+                            (str(ROOT / "weights" / "probability" / "GRU_1L_1H_hid64"), "only the extensive model")):
+        assert main_guard(gi.main, ["--hamiltonian", source, "--filename", str(tmp_path / "x.hdf5")]) == 2
+        assert message in capsys.readouterr().err
+    with pytest.raises(ValueError, match="not tiled"):
+        gi.validate(ising.Table.of(np.zeros(2 ** 16), focus=2, context=1), 5, 6, [0.3], 10)
+    assert list(tmp_path.iterdir()) == []

@@ -3,6 +3,7 @@ built-in Hamiltonians as tables reproduce their energies exactly, the expansion 
 couplings exactly, an extensive model's table is its energy function on every lattice size, and
 what cannot be tabulated gets one line."""
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -136,6 +137,17 @@ def test_a_random_table_is_sampled_exactly(n_x, n_y, beta):
     np.testing.assert_allclose(energies, ising.table_energy(grids, table.array), atol=1e-4)
     assert _state_p_value(grids, table, beta) > ALPHA
     assert _state_p_value(grids, table, beta * 1.25) < ALPHA  # the test has the power to see a wrong beta
+
+
+@pytest.mark.slow
+def test_a_trained_extensive_models_table_is_sampled_exactly():
+    """The shipped supervised EDNN's learned energy function, sampled on 3 x 3 (windows wrapping onto
+    themselves), against its own Boltzmann law enumerated over all 512 states; a wrong beta is rejected."""
+    table, _ = runs.energy_table(str(Path(__file__).resolve().parents[1] / "weights" / "energy" / "EDNN_F1_C1_hid16x2"))
+    grids, energies = _sampled_states(table, 3, 3, 0.44, seed=7)
+    np.testing.assert_allclose(energies, ising.table_energy(grids, table.array), atol=1e-4)
+    assert _state_p_value(grids, table, 0.44) > ALPHA
+    assert _state_p_value(grids, table, 0.44 * 1.25) < ALPHA
 
 
 @pytest.mark.parametrize("name", ising.HAMILTONIANS)
