@@ -10,12 +10,15 @@
   kind, a lattice a model cannot read). `main_guard(main)` runs a script's `main` and turns a
   UserError into one line on stderr and exit status 2, no traceback; anything else is a bug and
   keeps its traceback.
+- `atomic_path` / `write_json`: every file the repo writes appears whole or not at all.
 
 No imports beyond the standard library: every layer may use it.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import math
 import numbers
 import os
@@ -95,3 +98,28 @@ def main_guard(main, argv=None) -> int:
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+
+
+# ----------------------------------------------------------------------------- writing files
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary name beside `path`; rename it to `path` when the block succeeds.
+
+    A reader never sees a half-written file, and a failure leaves the old file (if any) as it
+    was. The temporary name keeps the suffix, so writers that infer the format from it still work.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_json(path, data) -> Path:
+    """`data` as indented JSON at `path`, atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    return Path(path)

@@ -20,7 +20,8 @@ independent samples.
 Also here, for every module that reads or writes files: `read_metadata` (a file's attributes,
 lattice size, betas, Hamiltonian), `require_file` (a missing file is one line that says how to
 make it), `open_h5` / `dataset` / `check_data_file` (an unreadable or incomplete file is one
-line too), `atomic_path` / `write_json` (a reader never sees a half-written file).
+line too). Files are written by `checks.atomic_path` / `checks.write_json` (a reader never sees a
+half-written file).
 
 Light on purpose (no torch, no JAX, h5py only when a file is read): the trainers import it for
 their defaults and `--help` stays instant.
@@ -28,9 +29,6 @@ their defaults and `--help` stays instant.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
-import os
 import sys
 from pathlib import Path
 
@@ -180,31 +178,6 @@ def fingerprint(path) -> str:
 
     with open_h5(path) as f:
         return hashlib.sha256(np.ascontiguousarray(f["ising_grids"][()]).tobytes()).hexdigest()[:16]
-
-
-# ----------------------------------------------------------------------------- writing
-@contextlib.contextmanager
-def atomic_path(path):
-    """Yield a temporary name beside `path`; rename it to `path` when the block succeeds.
-
-    A reader never sees a half-written file, and a failure leaves the old file (if any) as it
-    was. The temporary name keeps the suffix, so writers that infer the format from it still work.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def write_json(path, data) -> Path:
-    """`data` as indented JSON at `path`, atomically."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    return Path(path)
 
 
 def main(argv=None) -> int:

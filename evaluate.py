@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 import data_files
-from data_files import atomic_path
+from checks import atomic_path
 from checks import UserError, check_output_dir, main_guard, positive_int, seed_int
 from ising import centred_rmse, rmse, site_to_snake, snake_to_site
 from plotting import hide_unused, markdown_table, plt, save_figure

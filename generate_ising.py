@@ -39,7 +39,7 @@ import numpy as np
 import jax
 
 from checks import UserError, main_guard
-from data_files import atomic_path
+from checks import atomic_path
 from ising import HAMILTONIANS, Table, check_hamiltonian, integrated_autocorr_time
 from metropolis import ALGORITHMS, Sampler
 
@@ -278,7 +278,7 @@ def main(argv=None):
         hamiltonian, trained_on = _hamiltonian(args.hamiltonian)
         validate(hamiltonian, args.n_x, args.n_y, betas, args.n_samples, args.n_chains, args.burn_in,
                  args.thin, args.algorithm, args.filename, args.random_seed)
-    except ValueError as e:
+    except (ValueError, UserError) as e:
         parser.error(str(e))
     path = generate(args.filename, hamiltonian=hamiltonian, trained_on=trained_on, n_x=args.n_x, n_y=args.n_y, betas=betas,
                     n_samples=args.n_samples, n_chains=args.n_chains, burn_in=args.burn_in, thin=args.thin,

@@ -20,7 +20,7 @@ import sys
 
 import ising
 from checks import main_guard
-from data_files import write_json
+from checks import write_json
 from runs import energy_table
 
 PAIRS = {"J_horizontal": ((0, 0), (0, 1)), "J_vertical": ((0, 0), (1, 0)),

@@ -12,7 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
 import numpy as np  # noqa: E402
 
-from data_files import atomic_path  # noqa: E402
+from checks import atomic_path  # noqa: E402
 
 
 def save_figure(fig, path, dpi: int = 120) -> None:

@@ -24,7 +24,7 @@ import numpy as np
 
 import ising
 from checks import UserError
-from data_files import atomic_path, write_json
+from checks import atomic_path, write_json
 
 FAMILIES = ("energy", "probability")
 # metrics.json "class" -> the class; the only classes a run can name

@@ -253,7 +253,8 @@ def main(argv=None) -> int:
         p.error("--n_samples must be >= 2")
     import torch
 
-    from data_files import atomic_path, check_data_file, path as data_path, write_json
+    from checks import atomic_path, write_json
+    from data_files import check_data_file, path as data_path
     from runs import load_probability_model
 
     if args.threads:

@@ -44,7 +44,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import data_files
-from checks import UserError, check_output_dir, non_negative_int, positive_float, positive_int, seed_int
+from checks import UserError, check_output_dir, non_negative_int, positive_float, positive_int, seed_int, write_json
 from runs import config_name
 
 MAIN_MONITOR = "val/loss"
@@ -443,7 +443,7 @@ def _remove(folder) -> None:
 def write_metrics(folder: Path, metrics: dict) -> Path:
     """folder/metrics.json, atomically (train_all reads it as "finished"); then the run's
     last.ckpt goes, since a finished run has nothing to resume."""
-    path = data_files.write_json(folder / "metrics.json", metrics)
+    path = write_json(folder / "metrics.json", metrics)
     (folder / "last.ckpt").unlink(missing_ok=True)
     return path
 

@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from checks import UserError, check_output_dir, main_guard, positive_float, positive_int
-from data_files import atomic_path, dataset, open_h5
+from checks import atomic_path
+from data_files import dataset, open_h5
 from ising import centred_rmse, rmse
 from plotting import plt, save_figure
 from runs import find_runs, lattice_problem, load_model, predict
