@@ -102,8 +102,9 @@ class EnergyModel(IsingSequenceModule):
         """x (B, L, 1) ±1 -> per-site outputs a (B, L) of the `order` branch (+ weights)."""
         return self.branches[order](x, need_weights=need_weights)
 
-    def energy_from_sequences(self, seqs: dict, return_attention: bool = False):
-        """seqs {"rows": (B, L, 1)[, "cols": ...]} full snake sequences -> E (B,), attention."""
+    def energy_from_sequences(self, seqs: dict, return_attention: bool = False, shape=None):
+        """seqs {"rows": (B, L, 1)[, "cols": ...]} full snake sequences -> E (B,), attention.
+        (shape, the lattice's, is not needed: each branch's energy is a sum along its own snake.)"""
         energies, attn = [], {}
         for order in self.orders:
             x = seqs[order]

@@ -30,6 +30,12 @@ Which formula each variant uses, and why:
   defined for any length) and the diagonal is masked, so query i never attends s_i.
 - `two_d=True`: one branch on the rows snake, one on the columns snake (each a valid model
   of the same lattice), E = mean of the two energies; loss = mean of the two BCEs.
+- `joint=True` (2D conditional only): one conditional per site, whose logit is the sum of the
+  two branches' logits of that site, z_i = z_i^rows + z_i^cols; loss and energy on that sum.
+  Each snake holds two of a site's four neighbours adjacent (left/right along the rows,
+  up/down along the columns), and 2 beta h_i is a sum over neighbours, so each branch only has
+  to learn the half of the field that lies next to it; with the mean of two separate models,
+  each branch must find the neighbours n steps away along its snake on its own.
 
 A causal model is a normalised distribution q over lattices with an exact log-likelihood, so
 it is also a generator: `log_prob(grids)` gives log q, `sample(n, seed)` draws lattices spin by
@@ -47,7 +53,8 @@ Calling a model (the reference's signature; the same branches `predict_energy` r
 - conditional (`bidirectional=True`): `model(seq)`, seq = the WHOLE sequence (B, L, 1) ->
   logits (B, L, 1) of p(s_i=+1 | all other spins), target (seq + 1) / 2; 2D
   `model(seq_rows, seq_cols)` -> (B, 2, L, 1). Given spins[:-1] of its lattice (length
-  n_x*n_y - 1) it raises a ValueError saying so.
+  n_x*n_y - 1) it raises a ValueError saying so. A joint model returns the same two branch
+  logits, each in its own snake order; a site's logit is their sum (`joint_logits`).
 - with attention: `(logits, weights)`, weights (B, Lq, Lk) over the inputs (causally masked,
   or with a zero diagonal); 2D: stacked (B, 2, Lq, Lk).
 """
@@ -60,6 +67,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import ising
 from ising import energy
 from sequence_blocks import (
     IsingSequenceModule,
@@ -111,7 +119,7 @@ class ProbabilityModel(IsingSequenceModule):
 
     Hyper-parameters (plain values, saved in the checkpoint): cell (gru|lstm), hidden_size,
     num_layers, bidirectional (False: causal; True: conditional p(s_i | rest)), attention,
-    n_heads, two_d, lr (Adam) and lr_schedule (constant|cosine), beta (of the training data:
+    n_heads, two_d, joint (2D conditional: one logit per site, the sum of both snakes'), lr (Adam) and lr_schedule (constant|cosine), beta (of the training data:
     E = -(1/beta) log p), n_x, n_y, hamiltonian (used for the true energies in the test metrics).
     """
 
@@ -131,6 +139,7 @@ class ProbabilityModel(IsingSequenceModule):
         attention: bool = False,
         n_heads: int = 1,
         two_d: bool = False,
+        joint: bool = False,
         lr: float = 1e-4,
         lr_schedule: str = "constant",
         beta: float = 0.25,
@@ -141,6 +150,9 @@ class ProbabilityModel(IsingSequenceModule):
         super().__init__()
         self.save_hyperparameters()
         self.check_hparams()
+        if joint and not (two_d and bidirectional):
+            raise ValueError("joint sums the two snakes' conditionals of a site: it needs the 2D conditional model "
+                             "(two_d and bidirectional)")
         self.branches = nn.ModuleDict(
             {
                 order: ProbabilityBranch(cell, hidden_size, num_layers, bidirectional, attention, n_heads)
@@ -172,8 +184,24 @@ class ProbabilityModel(IsingSequenceModule):
             logits.append(z.unsqueeze(-1))
         return self.with_weights(self.stack_orders(logits), weights)
 
-    def energy_from_sequences(self, seqs: dict, return_attention: bool = False):
-        """seqs {"rows": (B, L, 1)[, "cols": ...]} full snake sequences -> E (B,), attention."""
+    def joint_logits(self, seqs: dict, shape, need_weights: bool = False):
+        """A joint model's conditionals: seqs {"rows", "cols"} (B, L, 1) of an n_x x n_y lattice ->
+        (logits (B, L) of p(s_i=+1 | rest) in rows snake order, the sum of both branches' logits of
+        each site; attention weights per order)."""
+        z_rows, w_rows = self.logits(seqs["rows"], "rows", need_weights)
+        z_cols, w_cols = self.logits(seqs["cols"], "cols", need_weights)
+        n_x, n_y = shape
+        site_in_cols = np.argsort(ising.snake_permutation(n_x, n_y, "cols"))   # site -> cols position
+        take = torch.as_tensor(site_in_cols[ising.snake_permutation(n_x, n_y, "rows")], device=z_cols.device)
+        return z_rows + z_cols[:, take], {"rows": w_rows, "cols": w_cols}
+
+    def energy_from_sequences(self, seqs: dict, return_attention: bool = False, shape=None):
+        """seqs {"rows": (B, L, 1)[, "cols": ...]} full snake sequences (of an n_x x n_y lattice,
+        `shape`, default the training lattice) -> E (B,), attention."""
+        if self.hparams.joint:
+            z, w = self.joint_logits(seqs, shape or (self.hparams.n_x, self.hparams.n_y), return_attention)
+            attn = {k: v for k, v in w.items() if v is not None}
+            return conditional_energy(z, seqs["rows"].squeeze(-1), self.hparams.beta), attn
         energies, attn = [], {}
         for order in self.orders:
             e, _, w = self._order_energy(seqs[order], order, return_attention)
@@ -276,6 +304,13 @@ class ProbabilityModel(IsingSequenceModule):
         bidirectional: mean BCE of every spin given the rest (pseudo-likelihood).
         """
         seqs = self.full_sequences(batch)
+        if self.hparams.joint:
+            z, _ = self.joint_logits(seqs, (self.hparams.n_x, self.hparams.n_y))
+            spins = seqs["rows"].squeeze(-1)
+            loss = F.binary_cross_entropy_with_logits(z.float(), ((spins + 1) / 2).float(), reduction="none").mean(dim=1)
+            if not with_energies:
+                return loss, None, None
+            return loss, conditional_energy(z, spins, self.hparams.beta), self.true_energies(seqs["rows"])
         losses, energies = [], []
         for order in self.orders:
             seq = seqs[order]

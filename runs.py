@@ -42,7 +42,7 @@ def model_class(name: str):
 def config_name(hparams: dict) -> str:
     """Run name from the hyper-parameters, in the published style.
 
-    Sequence models: [2D_]<CELL>_<layers>L_<heads>H[_Bi][_Attn], then only non-default extras:
+    Sequence models: [2D_]<CELL>_<layers>L_<heads>H[_Bi][_Attn][_Joint], then only non-default extras:
     _hid<hidden_size> (default 512), _Site (energy_head "site"), _MSE (loss "mse"), _Cosine
     (lr_schedule "cosine"). The extensive model: EDNN_F<focus>_C<context>_hid<width>x<layers>
     [_L1][_Centred].
@@ -60,6 +60,8 @@ def config_name(hparams: dict) -> str:
         parts.append("Bi")
     if hparams.get("attention"):
         parts.append("Attn")
+    if hparams.get("joint"):
+        parts.append("Joint")
     if hparams.get("hidden_size", 512) != 512:
         parts.append(f"hid{hparams['hidden_size']}")
     if hparams.get("energy_head", "logsigmoid") != "logsigmoid":

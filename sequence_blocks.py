@@ -294,7 +294,7 @@ class IsingSequenceModule(pl.LightningModule):
         """
         grids = torch.as_tensor(grids).to(self.device)
         seqs = {order: grids_to_sequences(grids, order) for order in self.orders}
-        energy, attn = self.energy_from_sequences(seqs, return_attention=return_attention)
+        energy, attn = self.energy_from_sequences(seqs, return_attention=return_attention, shape=tuple(grids.shape[1:]))
         energy = energy.float()
         return (energy, attn) if return_attention else energy
 

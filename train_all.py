@@ -51,11 +51,11 @@ PROFILES = {
     # bf16 against float32, two seeds each, for the two models that bound the speed-up (README)
     "parity": {"data_dir": "data", "runs": "runs/parity", "hidden_size": 64, "max_epochs": 2,
                "patience": 2, "batch_size": 512, "lr": 3e-3, "extra": ["--limit_train_batches", "250"]},
-    # the best sequence model as a recipe: the conditional model, cosine schedule, 15 epochs, three
-    # seeds (about 35 minutes each on one core); validation on 10 batches of each file
+    # the best sequence model as a recipe: the joint conditional model (2D), cosine schedule, 15
+    # epochs, three seeds (about 35 minutes each on one core); validation on 10 batches of each file
     "headline": {"data_dir": "data", "runs": "runs/headline", "hidden_size": 64, "max_epochs": 15,
                  "patience": 5, "batch_size": 512, "lr": 1e-2,
-                 "extra": ["--lr_schedule", "cosine", "--limit_val_batches", "10", "--precision", "32-true"]},
+                 "extra": ["--joint", "--lr_schedule", "cosine", "--limit_val_batches", "10", "--precision", "32-true"]},
     # the reference's own settings (hidden 512, lr 1e-4, batch 512, early stopping), for a GPU
     "reference": {"data_dir": "data", "runs": "runs/reference", "hidden_size": 512, "max_epochs": 100,
                   "patience": 5, "batch_size": 512, "lr": 1e-4, "extra": []},
@@ -65,7 +65,7 @@ PROFILES = {
 def combinations(profile: str) -> list[dict]:
     """The runs of a profile: family and model flags per run.
 
-    demo: the two models of the predictions plot. headline: the conditional model (2D) with seeds
+    demo: the two models of the predictions plot. headline: the joint conditional model (2D) with seeds
     0, 1, 2, one subfolder per seed. parity: the full extended energy model and
     the causal probability model, each in bf16 and float32 with seeds 0 and 1 (8 runs, one
     subfolder per precision and seed). Otherwise every (energy, probability) x

@@ -170,6 +170,10 @@ def _add_model_flags(g, bool_flag: dict, family: str) -> None:
     g.add_argument("--n_heads", type=int, default=1, help="attention heads (needs --attention; must "
                    "divide hidden_size, or 2 x hidden_size when bidirectional)")
     g.add_argument("--two_d", default=False, help="rows and columns snakes, energies averaged", **bool_flag)
+    if family == "probability":
+        g.add_argument("--joint", default=False, **bool_flag, help="with --two_d --bidirectional: one conditional "
+                       "per site whose logit is the sum of the two snakes' logits (each snake supplies the "
+                       "neighbours it holds adjacent)")
     if family == "energy":
         g.add_argument("--energy_head", default="logsigmoid", help="logsigmoid: the reference's head "
                        "E = (1/beta) sum log sigmoid; site: a sum of per-site energies")
@@ -209,7 +213,7 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
     if args.max_epochs < 1 and args.max_epochs != -1:
         parser.error("--max_epochs must be >= 1 (or -1 for no limit)")
     if is_ednn(apply_defaults(args)):
-        rnn_only = [f"--{k}" for k in ("bidirectional", "attention", "two_d") if getattr(args, k)]
+        rnn_only = [f"--{k}" for k in ("bidirectional", "attention", "two_d", "joint") if getattr(args, k, False)]
         rnn_only += [f"--{k}" for k, v in (("cell", "gru"), ("n_heads", 1), ("energy_head", "logsigmoid"),
                                            ("lr_schedule", "constant")) if getattr(args, k) != v]
         if rnn_only:
@@ -251,6 +255,8 @@ def architecture_hparams(args: argparse.Namespace, family: str) -> dict:
               attention=args.attention, n_heads=args.n_heads, two_d=args.two_d, lr=args.lr, lr_schedule=args.lr_schedule)
     if family == "energy":
         hp.update(energy_head=args.energy_head, loss=args.loss)
+    elif args.joint:
+        hp.update(joint=True)
     return hp
 
 

@@ -152,6 +152,51 @@ def test_exact_conditionals_give_exact_energies(ising, shape):
     torch.testing.assert_close(model.predict_energy(grids).double(), true, rtol=1e-5, atol=1e-4)
 
 
+@pytest.mark.parametrize("shape", [(8, 8), (5, 7)])
+def test_joint_conditionals_add_up_per_site(shape):
+    """joint=True: the logit of a site is the sum of its rows and columns logits, wherever the two
+    snakes put it. Branches that each give a share of the exact 2 beta h_i (0.3 and 0.7) must sum
+    to the exact energy and to the exact conditionals' pseudo-likelihood loss."""
+    beta, hamiltonian = 0.3, "ISING2"
+    grids = random_grids(6, *shape, seed=5)
+    true = torch.as_tensor(ising_energy(grids.numpy(), hamiltonian), dtype=torch.float64)
+    h = torch.as_tensor(local_field(grids.numpy(), hamiltonian), dtype=torch.float64)
+    model = ProbabilityModel(hidden_size=H, bidirectional=True, two_d=True, joint=True, beta=beta, n_x=shape[0],
+                             n_y=shape[1], hamiltonian=hamiltonian)
+    share = {"rows": 0.3, "cols": 0.7}
+
+    def exact_share(seq, order, need_weights=False):
+        g = sequences_to_grids(seq, *shape, order).numpy()
+        return share[order] * 2 * beta * grids_to_sequences(torch.as_tensor(local_field(g, hamiltonian)), order)[..., 0], None
+
+    model.logits = exact_share
+    torch.testing.assert_close(model.predict_energy(grids).double(), true, rtol=1e-5, atol=1e-4)
+    loss, pred, _ = model.per_sample_loss(_batch_for(model, grids), with_energies=True)
+    z = 2 * beta * grids_to_sequences(h, "rows")[..., 0]
+    target = (grids_to_sequences(grids, "rows")[..., 0] + 1) / 2
+    exact_loss = nn.functional.binary_cross_entropy_with_logits(z, target.double(), reduction="none").mean(dim=1)
+    torch.testing.assert_close(loss.double(), exact_loss, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(pred.double(), true, rtol=1e-5, atol=1e-4)
+
+
+def test_joint_model_never_sees_its_own_spin():
+    torch.manual_seed(0)
+    n_x, n_y = 4, 5
+    model = ProbabilityModel(hidden_size=H, bidirectional=True, two_d=True, joint=True, n_x=n_x, n_y=n_y).eval()
+    grids = random_grids(3, n_x, n_y, seed=3)
+    seqs = lambda g: {o: grids_to_sequences(g, o) for o in ("rows", "cols")}  # noqa: E731
+    z, _ = model.joint_logits(seqs(grids), (n_x, n_y))
+    for k in range(n_x * n_y):                                   # k: rows snake position
+        x, y = divmod(int(snake_permutation(n_x, n_y, "rows")[k]), n_y)
+        flipped = grids.clone()
+        flipped[:, x, y] = -flipped[:, x, y]
+        z2, _ = model.joint_logits(seqs(flipped), (n_x, n_y))
+        torch.testing.assert_close(z2[:, k], z[:, k], rtol=0, atol=1e-6)
+        assert (z2 - z).abs().max() > 1e-4
+    with pytest.raises(ValueError, match="needs the 2D conditional model"):
+        ProbabilityModel(two_d=True, joint=True)
+
+
 def _exact_causal_logits(n_x, n_y, beta, order, ising="ISING1"):
     """Exact logit of p(s_{t+1}=+1 | s_0..s_t) for every prefix, by full enumeration.
 
