@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: install test test-fast data data-demo data-ising2 bench demo reproduce reproduce-reference headline weights thermo transfer clean
+.PHONY: install test test-fast data data-demo data-ising2 bench demo reproduce reproduce-reference headline weights thermo transfer phase clean
 
 install: $(VENV)/.installed
 
@@ -102,6 +102,11 @@ transfer: install
 	$(PY) transfer.py --runs weights/energy/EDNN_F1_C1_hid16x2 weights/energy/EDNN_F1_C1_hid16x2_ISING2 \
 	    weights/energy/EDNN_F1_C1_hid16x2_Centred_from_GRU_1L_1H_hid128_Cosine weights/probability/GRU_1L_1H_hid128_Cosine \
 	    --sizes 16 32 64 --out results/transfer --images images
+
+# The phase transition of ISING1 from exact sampling: U, C, |m|, chi, Binder U4 on 16, 32, 64 and T_c
+# from the U4 crossings, beside Kaufman and Onsager (results/phase/, images/phase_ISING1.png; ~12 min on one core).
+phase: install
+	$(PY) phase_diagram.py --hamiltonian ISING1 --out results/phase --images images
 
 clean:
 	rm -rf runs results/demo data/demo

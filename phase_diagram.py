@@ -1,0 +1,343 @@
+"""The phase transition of a Hamiltonian from exact Metropolis sampling: T_c from Binder crossings.
+
+    python phase_diagram.py --hamiltonian ISING1 --sizes 16 32 64 --out results/phase --images images
+    python phase_diagram.py --hamiltonian weights/energy/EDNN_F1_C1_hid16x2 --sizes 8 16 --sweeps 4000
+
+For each square lattice L x L (N = L^2 sites, periodic) and each beta, `metropolis.Sampler` runs K
+independent chains (--chains), all started ordered (every spin +1: a random start quenched below
+T_c can stay stuck in stripe states for very long times), burn_in sweeps discarded, then
+samples `thin` sweeps apart for --sweeps sweeps. With e = E/N and m = (1/N) sum_i s_i, each chain k
+gives its time averages a_k = (<e>, <e^2>, <|m|>, <m^2>, <m^4>)_k: one independent sample each.
+From their mean A over the chains (= the average over all samples):
+    U/N     = <e>
+    C/N     = beta^2 N (<e^2> - <e>^2)       (C = beta^2 Var E, k_B = 1)
+    <|m|>
+    chi/N   = beta N (<m^2> - <|m|>^2)       (chi = beta (<M^2> - <|M|>^2), M = N m; the |m| form
+                                              because <m> = 0 on a finite lattice at every T)
+    U4      = 1 - <m^4> / (3 <m^2>^2)        (Binder cumulant: 0 disordered, 2/3 ordered)
+Error bars come from the spread between chains only, so they hold whatever the autocorrelation
+within a chain: the standard error std_k(a_k)/sqrt(K) for U and <|m|>, the leave-one-out
+jackknife over chains for the nonlinear C, chi and U4 (`ising.jackknife`).
+
+At T_c the U4 curves of all sizes cross (U4 is scale invariant there, 0.6107 for 2D Ising); below,
+larger lattices order more (U4 -> 2/3), above they order less (U4 -> 0). The crossing of each pair
+of consecutive sizes is where the difference d(beta) = U4_L2 - U4_L1 changes sign between two grid
+points, the zero of its linear interpolation (`ising.crossing`: of the sign changes from - to +,
+the most significant; noise makes others where the curves run together). Its error is a jackknife over chains: chain k
+left out of both sizes at once (the sizes' chains are independent, so the pairs are i.i.d.), the
+zero recomputed in the same grid interval. The combined estimate T_c is the crossing of the two
+largest sizes, not a mean over pairs: crossings drift with L (corrections to scaling, ~L^-(1/nu +
+omega)), and the smaller pairs, with smaller error bars, would pull a weighted mean towards their
+bias. T = 1/beta, T_err = beta_err / beta^2 (from the jackknife of T itself).
+
+Critical slowing down: the integrated autocorrelation time of |m| (tau_int, `ising.integrated_autocorr_time`,
+in sweeps, reported per row) grows ~L^2 at T_c: in the default ISING1 run at beta = 0.44,
+tau_int(|m|) = 26 (16x16), 100 (32x32), 422 (64x64) sweeps. Defaults: 20,000 sweeps (47 tau at 64x64)
+after 4,000 burn-in sweeps (9.5 tau); --thin measured per beta block, a third
+of the smallest tau_int(|m|) of the block on the last 1,024 burn-in sweeps (so the reported tau is
+resolved; thinning costs no accuracy here, only saves measuring). Rows whose tau makes
+these too short are listed under "warnings". Betas run in blocks of about 2^18 chain-sites per
+Sampler (64 chains of 64x64, one block of 640 chains at 16x16): larger batches fall out of the cache
+(measured 4e7 against 1.5e8 spin updates/s at 64x64). Exact finite-lattice U/N, C/N of the
+Hamiltonian a run was trained on (ISING1; Kaufman's log Z, `ising.kaufman_moments`) are in its rows.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import shlex
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import ising
+from checks import (UserError, atomic_path, check_output_dir, main_guard, non_negative_int, positive_float,
+                    positive_int, seed_int, write_json)
+
+TC_EXACT = 2.0 / math.log(1.0 + math.sqrt(2.0))        # Onsager: 2.269185
+DEFAULT_SIZES, DEFAULT_CHAINS, DEFAULT_SWEEPS, DEFAULT_BURN_IN = (16, 32, 64), 32, 20_000, 4_000
+PILOT_SWEEPS = 1024        # last burn-in sweeps on which --thin is measured
+BLOCK_SPINS = 1 << 18      # chains x sites per Sampler (see the docstring)
+CALL_BYTES = 1 << 24       # int8 spins per produce call
+ISING1_BETAS = (0.1, 0.2, 0.3, 0.36, 0.4, 0.42, 0.43, 0.435, 0.44, 0.445, 0.45, 0.455, 0.46, 0.47, 0.48,
+                0.5, 0.53, 0.57, 0.62, 0.7)
+BETA_C = {"ISING1": ising.BETA_C_ISING1, "ISING2": 0.2684}   # ISING2: this script, U4 crossing of 16 and 32
+
+
+def default_betas(hamiltonian: str) -> list[float]:
+    """ISING1's grid (dense around beta_c = 0.4407, reaching 0.1 and 0.7), scaled to the beta_c of the Hamiltonian."""
+    return [round(b * BETA_C[hamiltonian] / BETA_C["ISING1"], 4) for b in ISING1_BETAS]
+
+
+def resolve(source: str):
+    """(what the Sampler takes: a name or an `ising.Table`, the Hamiltonian it is or was trained on, name)."""
+    if source in ising.HAMILTONIANS:
+        return source, source, source
+    from runs import energy_table                     # torch: only for a run
+    table, trained_on = energy_table(source)
+    return table, trained_on, Path(source).name
+
+
+def check_settings(sizes, betas, chains, focus: int = 1):
+    """Sorted distinct sizes and betas; UserError for settings that cannot give a crossing."""
+    sizes, betas = sorted(set(int(s) for s in sizes)), sorted(set(float(b) for b in betas))
+    if len(sizes) < 2:
+        raise UserError(f"--sizes {' '.join(map(str, sizes))}: a crossing needs at least 2 different sizes")
+    if sizes[0] < 2:
+        raise UserError("--sizes must be at least 2 (a 1-wide periodic lattice couples a spin to itself)")
+    bad = [s for s in sizes if s % focus]
+    if bad:
+        raise UserError(f"--sizes {' '.join(map(str, bad))}: not tiled by the table's focus {focus}; use multiples of {focus}")
+    if len(betas) < 2 or not all(0 < b < math.inf for b in betas):
+        raise UserError("--betas: give at least 2 different positive inverse temperatures")
+    if chains < 2:
+        raise UserError(f"--chains {chains}: the error bars come from the spread between chains; use at least 2")
+    return sizes, betas
+
+
+def _seed(seed: int, size: int, block: int) -> int:
+    """A 64-bit seed per (size, beta block): the Sampler keys its streams by chain index, which repeats."""
+    a, b = np.random.SeedSequence([seed, size, block]).generate_state(2, np.uint32)
+    return int(a) | int(b) << 32
+
+
+def beta_blocks(n_betas: int, chains: int, n_sites: int) -> list[np.ndarray]:
+    """Indices of the betas run together: about BLOCK_SPINS chain-sites per Sampler, >= 64 chains."""
+    per = max(1, -(-64 // chains), BLOCK_SPINS // (chains * n_sites))
+    return np.array_split(np.arange(n_betas), -(-n_betas // per))
+
+
+def _series(sampler, n: int, thin: int, bar):
+    """n samples `thin` sweeps apart: (M = sum of spins int32 (n, K, nb), E float32 (n, K, nb))."""
+    R, S, nb = sampler.n_real, sampler.S, len(sampler.betas)
+    per = 1 << max(0, (CALL_BYTES // (sampler.B * S)).bit_length() - 1)
+    rest = n % per                                   # powers of two: few shapes to compile
+    todo = [per] * (n // per) + [1 << k for k in range(rest.bit_length() - 1, -1, -1) if rest >> k & 1]
+    out_m, out_e, pending = [], [], sampler.produce(todo[0], thin)
+    for k, now in enumerate(todo):
+        spins, e = pending
+        if k + 1 < len(todo):                        # queue the next call before reducing this one
+            pending = sampler.produce(todo[k + 1], thin)
+        out_m.append(np.asarray(spins)[:, :R].sum(axis=-1, dtype=np.int32).reshape(now, -1, nb))
+        out_e.append(np.asarray(e)[:, :R].reshape(now, -1, nb))
+        bar.update(now * thin * R * S)
+    return np.concatenate(out_m), np.concatenate(out_e)
+
+
+def sample_block(size, hamiltonian, betas, chains, sweeps, burn_in, thin, seed, bar):
+    """One Sampler: `chains` chains at each of `betas` (nb,). Returns (per-chain time averages float64
+    (K, nb, 5) of e, e^2, |m|, m^2, m^4; tau_int of |m| and of E in sweeps (nb,) each; thin used)."""
+    import jax.numpy as jnp
+    from metropolis import Sampler
+
+    s = Sampler(size, size, hamiltonian, betas, chains, seed)
+    s.blocks = tuple(jnp.abs(b) for b in s.blocks)            # ordered start, all +1
+    R, S, nb = s.n_real, s.S, len(betas)
+    pilot = min(PILOT_SWEEPS, burn_in) if thin is None else 0
+    for k in range(0, burn_in - pilot, 1000):                  # in pieces, so the bar moves
+        n = min(1000, burn_in - pilot - k)
+        s.burn(n)
+        bar.update(n * R * S)
+    if thin is None:
+        thin = 1
+        if pilot >= 16:
+            m = _series(s, pilot, 1, bar)[0] / S
+            thin = max(1, int(min(ising.integrated_autocorr_time(np.abs(m[:, :, b]).T) for b in range(nb)) // 3))
+    thin = max(1, min(thin, sweeps // 2))
+    M, E = _series(s, sweeps // thin, thin, bar)
+    m, e = M / S, E.astype(np.float64) / S
+    avg = np.stack([e.mean(0), (e * e).mean(0), np.abs(m).mean(0), (m * m).mean(0), (m ** 4).mean(0)], axis=-1)
+    tau_m = np.array([thin * ising.integrated_autocorr_time(np.abs(m[:, :, b]).T) for b in range(nb)])
+    tau_e = np.array([thin * ising.integrated_autocorr_time(e[:, :, b].T) for b in range(nb)])
+    return avg, tau_m, tau_e, thin
+
+
+def row(avg, beta: float, size: int) -> tuple[dict, np.ndarray]:
+    """The row of one (L, beta) from the per-chain averages (K, 5); also U4's jackknife replicates (K,)."""
+    S, K = size * size, len(avg)
+    c, c_err, _ = ising.jackknife(avg, lambda v: beta ** 2 * S * (v[1] - v[0] ** 2))
+    chi, chi_err, _ = ising.jackknife(avg, lambda v: beta * S * (v[3] - v[2] ** 2))
+    u4, u4_err, reps = ising.jackknife(avg, lambda v: ising.binder_cumulant(v[3], v[4]))
+    mean, se = avg.mean(0), avg.std(0, ddof=1) / math.sqrt(K)
+    return {"L": size, "beta": beta, "T": 1.0 / beta, "U_per_site": mean[0], "U_err": se[0],
+            "C_per_site": float(c), "C_err": float(c_err), "abs_m": mean[2], "abs_m_err": se[2],
+            "chi_per_site": float(chi), "chi_err": float(chi_err), "binder": float(u4), "binder_err": float(u4_err)}, reps
+
+
+def crossing_of(betas, u1, u2, reps1, reps2, sizes) -> dict:
+    """The U4 crossing of two sizes: beta, T, their jackknife errors over chains (chain k left out of both)."""
+    d_reps = reps2 - reps1                                      # (K, nb)
+    k = len(d_reps)
+    d_err = np.sqrt((k - 1) / k * ((d_reps - d_reps.mean(0)) ** 2).sum(0))
+    found = ising.crossing(betas, u1, u2, d_err, direction=+1)     # the larger lattice orders more at large beta
+    if found is None:
+        return {"sizes": list(sizes), "beta": None, "beta_err": None, "T": None, "T_err": None,
+                "note": "U4 of the two sizes does not cross on this beta grid"}
+    bc, i = found
+    b_reps = np.array([ising.linear_root(betas, d, i) for d in d_reps])
+    jk = lambda r: math.sqrt((k - 1) / k * ((r - r.mean()) ** 2).sum())   # noqa: E731
+    return {"sizes": list(sizes), "beta": bc, "beta_err": jk(b_reps), "T": 1.0 / bc, "T_err": jk(1.0 / b_reps),
+            "bracket": [betas[i], betas[i + 1]], "binder_at_crossing": float(np.interp(bc, betas, u2))}
+
+
+def phase_diagram(source="ISING1", sizes=DEFAULT_SIZES, betas=None, chains=DEFAULT_CHAINS, sweeps=DEFAULT_SWEEPS,
+                  burn_in=DEFAULT_BURN_IN, thin=None, seed=0, progress=True, command=None) -> dict:
+    """Sample every (size, beta) and return the report (the JSON); UserError for bad settings."""
+    from tqdm.auto import tqdm
+
+    hamiltonian, trained_on, name = resolve(source)
+    sizes, betas = check_settings(sizes, default_betas(trained_on) if betas is None else betas, chains,
+                                  getattr(hamiltonian, "focus", 1))
+    nb, exact = len(betas), trained_on == "ISING1"
+    plan = [(L, blk) for L in sizes for blk in beta_blocks(nb, chains, L * L)]
+    total = sum((burn_in + sweeps) * chains * len(blk) * L * L for L, blk in plan)
+    rows, reps, warnings = [], {}, []
+    with tqdm(total=total, unit="flip", unit_scale=True, disable=None if progress else True, desc=name) as bar:
+        for j, (L, blk) in enumerate(plan):
+            bar.set_description(f"{name} L={L} beta {betas[blk[0]]:g}-{betas[blk[-1]]:g}")
+            done = bar.n
+            avg, tau_m, tau_e, th = sample_block(L, hamiltonian, [betas[i] for i in blk], chains, sweeps, burn_in,
+                                                 thin, _seed(seed, L, j), bar)
+            bar.update(done + (burn_in + sweeps) * chains * len(blk) * L * L - bar.n)
+            for q, i in enumerate(blk):
+                r, reps[L, i] = row(avg[:, q], betas[i], L)
+                r.update(tau_int_abs_m=float(tau_m[q]), tau_int_E=float(tau_e[q]), thin=th)
+                if exact:
+                    e_mean, e_var = ising.kaufman_moments(L, L, betas[i])
+                    r.update(U_exact_per_site=e_mean / L ** 2, C_exact_per_site=betas[i] ** 2 * e_var / L ** 2)
+                if burn_in < 10 * tau_m[q] or sweeps < 50 * tau_m[q]:
+                    warnings.append(f"L={L} beta={betas[i]:g}: tau_int(|m|) = {tau_m[q]:.0f} sweeps against "
+                                    f"{burn_in} burn-in and {sweeps} sweeps (want >= 10 and 50 tau)")
+                rows.append(r)
+    rows.sort(key=lambda r: (r["L"], r["beta"]))
+    u4 = {L: np.array([r["binder"] for r in rows if r["L"] == L]) for L in sizes}
+    rp = {L: np.stack([reps[L, i] for i in range(nb)], axis=1) for L in sizes}
+    crossings = [crossing_of(betas, u4[a], u4[b], rp[a], rp[b], (a, b)) for a, b in zip(sizes, sizes[1:])]
+    best = crossings[-1]
+    report = {"hamiltonian": str(source), "name": name, "trained_on": trained_on, "sizes": sizes, "betas": betas,
+              "chains": chains, "sweeps": sweeps, "burn_in": burn_in, "thin": "measured" if thin is None else thin,
+              "seed": seed, "command": command, "rows": rows, "crossings": crossings,
+              "tc": best["T"], "tc_err": best["T_err"], "beta_c": best["beta"], "beta_c_err": best["beta_err"],
+              "tc_method": f"U4 crossing of the two largest sizes, {sizes[-2]} and {sizes[-1]}; errors: jackknife "
+                           "over chains", "warnings": warnings}
+    if exact:
+        report.update(tc_exact=TC_EXACT, beta_c_exact=ising.BETA_C_ISING1,
+                      exact_values_of="ISING1 (finite lattice, Kaufman 1949)")
+    return report
+
+
+def plot(report: dict, path) -> None:
+    """U4 against T per size (full range and around the crossing), <|m|>, U/N, C/N (exact lines where known), chi/N."""
+    from plotting import plt, save_figure
+
+    fig, axes = plt.subplots(2, 3, figsize=(15, 8), constrained_layout=True)
+    panels = [("binder", "Binder cumulant U4"), ("binder", "U4 near the crossing"), ("abs_m", "<|m|>"),
+              ("U_per_site", "U / N"), ("C_per_site", "C / N"), ("chi_per_site", "χ / N")]
+    errs = {"binder": "binder_err", "abs_m": "abs_m_err", "U_per_site": "U_err", "C_per_site": "C_err",
+            "chi_per_site": "chi_err"}
+    fine = 1 / np.geomspace(1 / max(report["betas"]), 1 / min(report["betas"]), 200)   # even in log T
+    for n, (ax, (key, title)) in enumerate(zip(axes.ravel(), panels)):
+        for L in report["sizes"]:
+            rs = [r for r in report["rows"] if r["L"] == L]
+            line = ax.errorbar([r["T"] for r in rs], [r[key] for r in rs], yerr=[r[errs[key]] for r in rs],
+                               fmt="o-", ms=3, lw=0.8, capsize=2, label=f"L = {L}")
+            if "tc_exact" in report and key in ("U_per_site", "C_per_site"):
+                mom = np.array([ising.kaufman_moments(L, L, b) for b in fine])
+                ax.plot(1 / fine, mom[:, 0] / L ** 2 if key == "U_per_site" else fine ** 2 * mom[:, 1] / L ** 2,
+                        "-", color=line[0].get_color(), lw=0.6, alpha=0.6)
+        if "tc_exact" in report:
+            ax.axvline(report["tc_exact"], color="k", ls=":", lw=1, label="Onsager T_c")
+        if report["tc"] is not None and key == "binder":
+            ax.axvspan(report["tc"] - report["tc_err"], report["tc"] + report["tc_err"], color="C3", alpha=0.25)
+            ax.axvline(report["tc"], color="C3", lw=1, label=f"crossing T = {report['tc']:.4f}")
+            if n == 1:
+                ax.set_xlim(report["tc"] * 0.97, report["tc"] * 1.03)
+                ax.set_ylim(0.45, 0.7)
+        if n != 1:                                   # log T: both phases and the transition in view
+            ax.set_xscale("log")
+            ax.set_xticks([t for t in (0.5, 1, 1.5, 2, 3, 5, 10, 20, 50) if 0.9 / max(report["betas"]) <= t
+                           <= 1.1 / min(report["betas"])], minor=False)
+            ax.xaxis.set_major_formatter("{x:g}")
+            ax.xaxis.set_minor_formatter("")
+        ax.set_xlabel("T")
+        ax.set_title(title)
+    axes[0, 0].legend(fontsize=8)
+    fig.suptitle(f"{report['name']}: T_c = {report['tc'] or float('nan'):.4f} ± {report['tc_err'] or 0:.4f}")
+    save_figure(fig, path)
+
+
+def _pm(value: float, err: float) -> str:
+    """value ± err, both to the decimal of err's second significant digit."""
+    d = min(8, max(0, 1 - math.floor(math.log10(err)))) if err > 0 else 4
+    return f"{value:.{d}f} ± {err:.{d}f}"
+
+
+def markdown(report: dict) -> str:
+    """The summary and the table of rows."""
+    ex = "tc_exact" in report
+    lines = [f"# Phase diagram of {report['hamiltonian']}", "",
+             f"sizes {report['sizes']}, {len(report['betas'])} betas, {report['chains']} chains each, "
+             f"{report['sweeps']} sweeps after {report['burn_in']} burn-in, thin {report['thin']}, seed {report['seed']}",
+             "", "| sizes | β crossing | T crossing |", "|---|---|---|"]
+    for c in report["crossings"]:
+        lines.append(f"| {c['sizes'][0]}, {c['sizes'][1]} | " + ("no crossing | |" if c["beta"] is None else
+                     f"{c['beta']:.5f} ± {c['beta_err']:.5f} | {c['T']:.5f} ± {c['T_err']:.5f} |"))
+    if report["tc"] is not None:
+        lines += ["", f"T_c = {report['tc']:.5f} ± {report['tc_err']:.5f} ({report['tc_method']})"
+                  + (f"; exact {report['tc_exact']:.6f}, off by {report['tc'] / report['tc_exact'] - 1:+.2%}" if ex else "")]
+    lines += ["", "| L | β | U/N | " + ("U/N exact | " if ex else "") + "C/N | " + ("C/N exact | " if ex else "")
+              + "⟨\\|m\\|⟩ | χ/N | U4 | τ(\\|m\\|) |", "|---" * (8 + 2 * ex) + "|"]
+    for r in report["rows"]:
+        lines.append(f"| {r['L']} | {r['beta']:g} | {_pm(r['U_per_site'], r['U_err'])} | "
+                     + (f"{r['U_exact_per_site']:.6f} | " if ex else "") + f"{_pm(r['C_per_site'], r['C_err'])} | "
+                     + (f"{r['C_exact_per_site']:.5f} | " if ex else "") + f"{_pm(r['abs_m'], r['abs_m_err'])} | "
+                     f"{_pm(r['chi_per_site'], r['chi_err'])} | {_pm(r['binder'], r['binder_err'])} | "
+                     f"{r['tau_int_abs_m']:.1f} |")
+    return "\n".join(lines + [f"\nwarning: {w}" for w in report["warnings"]]) + "\n"
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    p = argparse.ArgumentParser(description="T_c of a Hamiltonian (ISING1, ISING2 or an extensive model's run) from "
+                                "Binder-cumulant crossings of exact Metropolis sampling on several lattice sizes.",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--hamiltonian", default="ISING1", help="ISING1, ISING2 or a run directory of the extensive model")
+    p.add_argument("--sizes", type=positive_int, nargs="+", default=list(DEFAULT_SIZES), help="lattice sides L")
+    p.add_argument("--betas", type=positive_float, nargs="+", default=None,
+                   help="inverse temperatures (default: a grid dense around the Hamiltonian's beta_c, 0.1 x ... 1.6 x it)")
+    p.add_argument("--chains", type=positive_int, default=DEFAULT_CHAINS, help="independent chains per (size, beta)")
+    p.add_argument("--sweeps", type=positive_int, default=DEFAULT_SWEEPS, help="measured sweeps per chain")
+    p.add_argument("--burn_in", type=non_negative_int, default=DEFAULT_BURN_IN, help="sweeps discarded first")
+    p.add_argument("--thin", type=positive_int, default=None,
+                   help="sweeps between measurements (default: a third of tau_int(|m|), measured per beta block)")
+    p.add_argument("--seed", type=seed_int, default=0, help="random seed")
+    p.add_argument("--out", default="results/phase", help="folder for <name>.json and <name>.md")
+    p.add_argument("--images", default="images", help="folder for phase_<name>.png")
+    p.add_argument("--progress_bar", default=True, action=argparse.BooleanOptionalAction,
+                   help="progress bar (only on a terminal)")
+    args = p.parse_args(argv)
+    if args.sweeps < 2 * (args.thin or 1):
+        raise UserError(f"--sweeps {args.sweeps}: measure at least 2 samples per chain (>= 2 x --thin sweeps)")
+    check_output_dir("--out", args.out)
+    check_output_dir("--images", args.images)
+    report = phase_diagram(args.hamiltonian, args.sizes, args.betas, args.chains, args.sweeps, args.burn_in, args.thin,
+                           args.seed, args.progress_bar, shlex.join([Path(__file__).name, *argv]))
+    name = report["name"]
+    plot(report, Path(args.images) / f"phase_{name}.png")
+    write_json(Path(args.out) / f"{name}.json", report)
+    with atomic_path(Path(args.out) / f"{name}.md") as tmp:
+        tmp.write_text(markdown(report))
+    for c in report["crossings"]:
+        print(f"U4 crossing L = {c['sizes'][0]}, {c['sizes'][1]}: " + ("none" if c["beta"] is None else
+              f"beta {c['beta']:.5f} ± {c['beta_err']:.5f}, T {c['T']:.5f} ± {c['T_err']:.5f}"))
+    if report["tc"] is not None:
+        print(f"T_c = {report['tc']:.5f} ± {report['tc_err']:.5f}" + (f" (exact {TC_EXACT:.6f})" if "tc_exact" in report
+                                                                       else ""))
+    print(f"wrote {Path(args.out) / (name + '.json')}, {Path(args.out) / (name + '.md')}, "
+          f"{Path(args.images) / f'phase_{name}.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main_guard(main))

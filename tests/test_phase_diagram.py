@@ -1,0 +1,200 @@
+"""phase_diagram.py: the sampled thermodynamics against exact results, the Binder crossing, the
+files it writes and its answers to a user's mistakes.
+
+Physics against exact results, not against the code's own output: U/N and C/N of 4 x 4 and 6 x 6
+ISING1 against the exact finite-lattice values (`ising.exact_mean_energy` / `exact_heat_capacity`,
+the transfer matrix for these sizes), <|m|> and U4 of 4 x 4 against the enumeration of all 2^16
+states. Seeds are fixed, so outcomes reproduce; the tolerance (Z standard errors) is fixed in advance."""
+import io
+import json
+import math
+from contextlib import redirect_stderr
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import ising
+import phase_diagram as pd
+from checks import UserError, main_guard
+
+ROOT = Path(__file__).resolve().parents[1]
+Z = 4.0
+TINY = ["--sizes", "4", "6", "--betas", "0.3", "0.44", "0.6", "--chains", "32", "--sweeps", "4000", "--burn_in", "500",
+        "--seed", "3"]
+KEYS = {"hamiltonian", "sizes", "betas", "rows", "crossings", "tc", "tc_err", "beta_c", "chains", "sweeps", "burn_in",
+        "thin", "seed", "command", "tc_exact", "beta_c_exact"}
+ROW_KEYS = {"L", "beta", "U_per_site", "U_err", "C_per_site", "C_err", "abs_m", "abs_m_err", "chi_per_site", "chi_err",
+            "binder", "binder_err", "tau_int_abs_m", "U_exact_per_site", "C_exact_per_site"}
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """The command on the tiny grid, on a terminal: (report, out folder, images folder, stderr)."""
+    root = tmp_path_factory.mktemp("phase")
+    terminal = _Terminal()
+    with redirect_stderr(terminal):
+        assert pd.main([*TINY, "--out", str(root / "out"), "--images", str(root / "img")]) == 0
+    return json.loads((root / "out" / "ISING1.json").read_text()), root / "out", root / "img", terminal.getvalue()
+
+
+def _exact_4x4_magnetisation(beta):
+    """(<|m|>, <m^2>, <m^4>) of 4 x 4 ISING1 by Boltzmann-weighting every state."""
+    states = ising.all_states(4, 4)
+    e, m = ising.energy(states), states.reshape(len(states), -1).mean(axis=1, dtype=np.float64)
+    w = np.exp(-beta * (e - e.min()))
+    w /= w.sum()
+    return float(w @ np.abs(m)), float(w @ m ** 2), float(w @ m ** 4)
+
+
+def test_energy_and_heat_capacity_match_the_exact_finite_lattice(tiny):
+    report = tiny[0]
+    assert len(report["rows"]) == 6
+    for r in report["rows"]:
+        L, b = r["L"], r["beta"]
+        u, c = ising.exact_mean_energy(L, L, b) / L ** 2, ising.exact_heat_capacity(L, L, b) / L ** 2
+        assert r["U_exact_per_site"] == pytest.approx(u, abs=1e-7) and r["C_exact_per_site"] == pytest.approx(c, abs=1e-6)
+        assert 0 < r["U_err"] < 0.01 and 0 < r["C_err"] < 0.05, r
+        assert abs(r["U_per_site"] - u) < Z * r["U_err"], r
+        assert abs(r["C_per_site"] - c) < Z * r["C_err"], r
+
+
+def test_magnetisation_and_binder_cumulant_match_enumeration(tiny):
+    for r in (r for r in tiny[0]["rows"] if r["L"] == 4):
+        abs_m, m2, m4 = _exact_4x4_magnetisation(r["beta"])
+        assert 0 < r["abs_m_err"] < 0.01 and 0 < r["binder_err"] < 0.01, r
+        assert abs(r["abs_m"] - abs_m) < Z * r["abs_m_err"], (r, abs_m)
+        assert abs(r["binder"] - ising.binder_cumulant(m2, m4)) < Z * r["binder_err"], (r, ising.binder_cumulant(m2, m4))
+        chi = r["beta"] * 16 * (m2 - abs_m ** 2)
+        assert abs(r["chi_per_site"] - chi) < Z * r["chi_err"], (r, chi)
+
+
+def test_report_files_and_progress_bar(tiny):
+    report, out, img, err = tiny
+    assert KEYS <= set(report) and report["hamiltonian"] == "ISING1" and report["sizes"] == [4, 6]
+    assert report["betas"] == [0.3, 0.44, 0.6] and report["chains"] == 32 and report["thin"] == "measured"
+    assert all(ROW_KEYS <= set(r) and r["tau_int_abs_m"] >= 1 for r in report["rows"])
+    assert report["tc_exact"] == pytest.approx(2.269185, abs=1e-6) and report["beta_c_exact"] == pytest.approx(0.440687,
+                                                                                                                abs=1e-6)
+    (c,) = report["crossings"]
+    assert c["sizes"] == [4, 6] and report["tc"] == c["T"] and report["beta_c"] == pytest.approx(1 / c["T"])
+    assert report["command"].startswith("phase_diagram.py --sizes 4 6")
+    assert sorted(p.name for p in out.iterdir()) == ["ISING1.json", "ISING1.md"]
+    assert [p.name for p in img.iterdir()] == ["phase_ISING1.png"] and (img / "phase_ISING1.png").stat().st_size > 10_000
+    assert "| 4 | 0.44 |" in (out / "ISING1.md").read_text()
+    assert "100%" in err
+
+
+def test_no_progress_bar_on_request(tmp_path):
+    terminal = _Terminal()
+    with redirect_stderr(terminal):
+        assert pd.main(["--sizes", "4", "6", "--betas", "0.3", "0.5", "--sweeps", "64", "--burn_in", "64",
+                        "--no-progress_bar", "--out", str(tmp_path), "--images", str(tmp_path)]) == 0
+    assert terminal.getvalue() == ""
+
+
+def test_crossing_recovers_a_planted_crossing():
+    x = np.array([0.1, 0.3, 0.4, 0.42, 0.45, 0.5, 0.7])
+    x0 = 0.4321
+    y1, y2 = 0.6 + 2.0 * (x - x0), 0.6 + 7.0 * (x - x0)          # straight lines: linear interpolation is exact
+    bc, i = ising.crossing(x, y1, y2)
+    assert bc == pytest.approx(x0, abs=1e-12) and (x[i], x[i + 1]) == (0.42, 0.45)
+    assert ising.crossing(x, y2, y1) == (pytest.approx(x0, abs=1e-12), i)           # either order
+    # noise where the curves run together: d = -1e-3, +1e-3 (a small rise), then clearly negative
+    # (a big fall): with the direction given, only the genuine rise is taken
+    y2n = y2.copy()
+    y2n[:2] = y1[:2] + np.array([-1e-3, 1e-3])
+    err = np.full(len(x), 1e-3)
+    assert ising.crossing(x, y1, y2n, err)[1] == 1                                    # the big fall
+    bc, i = ising.crossing(x, y1, y2n, err, direction=+1)
+    assert i == 3 and bc == pytest.approx(x0, abs=1e-12)
+    assert ising.crossing(x, y1, y2n, err, direction=-1)[1] == 1
+    assert ising.crossing(x, y1, y1 + 1.0) is None
+    assert ising.linear_root([0.0, 1.0], [-1.0, 3.0], 0) == 0.25
+
+
+def test_jackknife_and_binder_cumulant():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 3))
+    full, err, reps = ising.jackknife(x, lambda v: v)
+    np.testing.assert_allclose(full, x.mean(0))
+    np.testing.assert_allclose(err, x.std(0, ddof=1) / math.sqrt(40))    # a mean: the standard error exactly
+    assert reps.shape == (40, 3)
+    _, err_sq, _ = ising.jackknife(x[:, 0], lambda v: v ** 2)             # delta method: 2 |mean| se
+    assert err_sq == pytest.approx(2 * abs(x[:, 0].mean()) * x[:, 0].std(ddof=1) / math.sqrt(40), rel=0.05)
+    with pytest.raises(ValueError, match="at least 2"):
+        ising.jackknife(x[:1], lambda v: v)
+    m = rng.normal(size=1_000_000)
+    assert abs(ising.binder_cumulant((m ** 2).mean(), (m ** 4).mean())) < 0.01        # Gaussian: 0
+    assert ising.binder_cumulant(0.25, 0.0625) == pytest.approx(2 / 3)              # m = +-1/2: 2/3
+
+
+def _cli(argv, capsys):
+    capsys.readouterr()
+    try:
+        code = main_guard(pd.main, [str(a) for a in argv])
+    except SystemExit as exc:
+        code = exc.code
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flags, message, usage", [
+    (["--sizes", "8"], "at least 2 different sizes", False),
+    (["--sizes", "1", "4"], "--sizes must be at least 2", False),
+    (["--hamiltonian", "NO_SUCH_RUN"], "NO_SUCH_RUN is not a finished run", False),
+    (["--hamiltonian", "weights/probability/GRU_1L_1H_hid64"], "only the extensive model", False),
+    (["--betas", "-1", "0.5"], "argument --betas: must be a positive number", True),
+    (["--betas", "0.4"], "at least 2 different positive", False),
+    (["--chains", "1"], "--chains 1", False),
+    (["--sizes", "0", "4"], "argument --sizes: must be a positive integer", True),
+    (["--sweeps", "3", "--thin", "2"], "--sweeps 3", False),
+    (["--out", "AFILE"], "--out", False),
+    (["--images", "AFILE/sub"], "--images", False),
+])
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, flags, message, usage):
+    afile = tmp_path / "AFILE"
+    afile.write_text("")
+    flags = [str(afile) + f[5:] if f.startswith("AFILE") else str(ROOT / f) if f.startswith("weights/") else f
+             for f in flags]
+    argv = ["--sizes", "4", "6", "--betas", "0.3", "0.5", "--out", tmp_path / "out", "--images", tmp_path / "img", *flags]
+    code, err = _cli(argv, capsys)
+    assert code == 2 and "Traceback" not in err, err
+    lines = [line for line in err.splitlines() if line.strip() and not (usage and line.startswith(("usage:", " ")))]
+    assert len(lines) == 1 and message in lines[0], err
+    assert lines[0].startswith("error:") or usage
+    assert sorted(tmp_path.iterdir()) == [afile]
+
+
+def test_sizes_a_table_cannot_tile():
+    with pytest.raises(UserError, match="not tiled by the table's focus 2"):
+        pd.check_settings([4, 6, 9], [0.3, 0.4], 8, focus=2)
+    assert pd.check_settings([8, 4, 8], [0.4, 0.3, 0.4], 8, focus=2) == ([4, 8], [0.3, 0.4])
+
+
+def test_a_run_of_the_extensive_model(tmp_path):
+    """The learned Hamiltonian (trained on ISING1) through the table sampler: named after its folder,
+    with ISING1's exact values beside it, and close to them."""
+    run = ROOT / "weights" / "energy" / "EDNN_F1_C1_hid16x2"
+    assert pd.main(["--hamiltonian", str(run), "--sizes", "4", "6", "--betas", "0.3", "0.5", "--chains", "16",
+                    "--sweeps", "400", "--burn_in", "100", "--no-progress_bar", "--out", str(tmp_path),
+                    "--images", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "EDNN_F1_C1_hid16x2.json").read_text())
+    assert report["hamiltonian"] == str(run) and report["trained_on"] == "ISING1" and len(report["rows"]) == 4
+    assert (tmp_path / "phase_EDNN_F1_C1_hid16x2.png").is_file() and (tmp_path / "EDNN_F1_C1_hid16x2.md").is_file()
+    for r in report["rows"]:
+        assert abs(r["U_per_site"] - r["U_exact_per_site"]) < 0.05, r
+
+
+@pytest.mark.slow
+def test_crossing_of_8_and_16_is_near_onsagers_beta_c(tmp_path):
+    assert pd.main(["--sizes", "8", "16", "--betas", "0.4", "0.42", "0.43", "0.44", "0.45", "0.46", "0.48",
+                    "--sweeps", "4000", "--burn_in", "1000", "--no-progress_bar", "--out", str(tmp_path),
+                    "--images", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "ISING1.json").read_text())
+    assert abs(report["beta_c"] / ising.BETA_C_ISING1 - 1) < 0.03, report["crossings"]
+    assert abs(report["beta_c"] - ising.BETA_C_ISING1) < 5 * report["beta_c_err"] + 2e-3, report["crossings"]
