@@ -67,7 +67,8 @@ def test_train_all_then_evaluate_writes_everything(tiny):
     assert proc.stdout.count("finished already, skipping") == 2
 
 
-@pytest.mark.parametrize("name", ["Consistency Checks", "Model Evaluation", "Attention Visualization", "Thermodynamics"])
+@pytest.mark.parametrize("name", ["Consistency Checks", "Model Evaluation", "Attention Visualization", "Thermodynamics",
+                                  "Phase Diagram"])
 def test_notebook_runs_top_to_bottom(tiny, name, tmp_path):
     import nbformat
     from nbclient import NotebookClient
@@ -80,7 +81,7 @@ def test_notebook_runs_top_to_bottom(tiny, name, tmp_path):
     book = nbformat.read(copy, as_version=4)
     env = {"WAL_DATA_DIR": str(tiny["data"]), "WAL_RUNS_DIR": str(tiny["runs"]),
            "WAL_RESULTS_DIR": str(tmp_path / "results"), "WAL_IMAGES_DIR": str(tmp_path / "images"),
-           "WAL_THERMO_RUN": str(tiny["runs"] / "probability" / "GRU_1L_1H_hid8"), "WAL_THERMO_N": "2000"}
+           "WAL_THERMO_RUN": str(tiny["runs"] / "probability" / "GRU_1L_1H_hid8"), "WAL_THERMO_N": "2000", "WAL_PHASE_SWEEPS": "200"}
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
