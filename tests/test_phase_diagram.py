@@ -198,3 +198,17 @@ def test_crossing_of_8_and_16_is_near_onsagers_beta_c(tmp_path):
     report = json.loads((tmp_path / "ISING1.json").read_text())
     assert abs(report["beta_c"] / ising.BETA_C_ISING1 - 1) < 0.03, report["crossings"]
     assert abs(report["beta_c"] - ising.BETA_C_ISING1) < 5 * report["beta_c_err"] + 2e-3, report["crossings"]
+
+
+def test_a_builtin_hamiltonian_as_its_table(tmp_path):
+    """--as_table: ISING1 through its table (the learned Hamiltonians' sampler path) gives Kaufman's U/N
+    and C/N within the error bars, and is named apart from the built-in run."""
+    hamiltonian, trained_on, name = pd.resolve("ISING1", as_table=True)
+    assert isinstance(hamiltonian, ising.Table) and (trained_on, name) == ("ISING1", "ISING1_table")
+    assert pd.main(["--as_table", "--sizes", "4", "6", "--betas", "0.3", "0.44", "--chains", "32", "--sweeps", "2000",
+                    "--burn_in", "300", "--seed", "5", "--no-progress_bar", "--out", str(tmp_path),
+                    "--images", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "ISING1_table.json").read_text())
+    for r in report["rows"]:
+        assert abs(r["U_per_site"] - r["U_exact_per_site"]) < Z * r["U_err"], r
+        assert abs(r["C_per_site"] - r["C_exact_per_site"]) < Z * r["C_err"], r
