@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: install test test-fast data data-demo data-ising2 bench demo reproduce reproduce-reference headline weights thermo transfer phase clean
+.PHONY: install test test-fast data data-demo data-ising2 bench demo reproduce reproduce-reference headline weights thermo transfer phase phase-learned clean
 
 install: $(VENV)/.installed
 
@@ -88,7 +88,7 @@ weights: install data data-ising2 reproduce headline
 	$(PY) evaluate.py export $(W)/probability/GRU_1L_1H_hid128_Cosine $(W)/energy/EDNN_F1_C1_hid16x2 \
 	    $(W)/energy/EDNN_F1_C1_hid16x2_ISING2 $(W)/energy/EDNN_F1_C1_hid16x2_Centred_from_GRU_1L_1H_hid128_Cosine \
 	    runs/cpu/energy/2D_GRU_1L_1H_Bi_Attn_hid64 runs/cpu/probability/GRU_1L_1H_hid64 \
-	    runs/headline/seed0/probability/2D_GRU_1L_1H_Bi_hid64_Cosine --to weights
+	    runs/headline/seed1/probability/2D_GRU_1L_1H_Bi_Joint_hid64_Cosine --to weights
 	$(PY) evaluate.py --runs weights --out results/weights --images results/weights
 
 # Thermodynamics from the shipped causal model's samples (results/thermo/, images/thermodynamics_*.png).
@@ -107,6 +107,19 @@ transfer: install
 # from the U4 crossings, beside Kaufman and Onsager (results/phase/, images/phase_ISING1.png; ~12 min on one core).
 phase: install
 	$(PY) phase_diagram.py --hamiltonian ISING1 --out results/phase --images images
+
+# The shipped EDNNs' learned Hamiltonians simulated (the table sampler, 30-60x slower than the built-in),
+# beside ISING1 through its own table with the same seed: 8/16 (supervised, label-free) and 16/32
+# (supervised), 7-9 betas around beta_c (results/phase/8_16/, results/phase/16_32/; ~45 min on one core).
+PHASE_BETAS = --betas 0.42 0.43 0.435 0.44 0.445 0.45 0.46 --chains 32 --sweeps 16000 --burn_in 2000 --seed 0 --images images
+phase-learned: install
+	$(PY) phase_diagram.py --hamiltonian weights/energy/EDNN_F1_C1_hid16x2 --sizes 8 16 $(PHASE_BETAS) --out results/phase/8_16
+	$(PY) phase_diagram.py --hamiltonian ISING1 --as_table --sizes 8 16 $(PHASE_BETAS) --out results/phase/8_16
+	$(PY) phase_diagram.py --hamiltonian weights/energy/EDNN_F1_C1_hid16x2_Centred_from_GRU_1L_1H_hid128_Cosine --sizes 8 16 \
+	    --betas 0.4 0.41 0.42 0.43 0.44 0.45 0.46 0.47 0.48 --chains 32 --sweeps 16000 --burn_in 2000 --seed 0 \
+	    --images images --out results/phase/8_16
+	$(PY) phase_diagram.py --hamiltonian weights/energy/EDNN_F1_C1_hid16x2 --sizes 16 32 $(PHASE_BETAS) --out results/phase/16_32
+	$(PY) phase_diagram.py --hamiltonian ISING1 --as_table --sizes 16 32 $(PHASE_BETAS) --out results/phase/16_32
 
 clean:
 	rm -rf runs results/demo data/demo

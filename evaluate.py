@@ -81,13 +81,13 @@ REFERENCE_RMSE = {
     ("probability", False, False, False): 19.9,
     ("probability", False, True, False): 20.03,
 }
-FLAG_KEYS = ("cell", "bidirectional", "attention", "two_d", "energy_head", "hidden_size", "lr_schedule", "focus", "context",
-             "target")
+FLAG_KEYS = ("cell", "bidirectional", "attention", "two_d", "joint", "energy_head", "hidden_size", "lr_schedule",
+             "focus", "context", "target")
 
 
 def reference_rmse(row: dict):
     """The published RMSE of the same combination (reference head, GRU), or None."""
-    if row.get("focus") is not None:  # the extensive model has no published counterpart
+    if row.get("focus") is not None or row.get("joint"):  # no published counterpart
         return None
     if row.get("energy_head", "logsigmoid") not in (None, "logsigmoid") or str(row.get("cell") or "gru") != "gru":
         return None
@@ -162,6 +162,8 @@ def describe(row: dict) -> str:
     parts = [("Energy " if row["family"] == "energy" else "Probability ") + str(row.get("cell") or "gru").upper()]
     parts += [label for key, label in (("attention", "Attention"), ("two_d", "2D"), ("bidirectional", "Bidirectional"))
               if row.get(key)]
+    if row.get("joint"):
+        parts.append("joint")
     if row.get("energy_head") == "site":
         parts.append("site head")
     return " + ".join(parts) + (f" ({row['lr_schedule']} lr)" if row.get("lr_schedule") not in (None, "constant") else "")
