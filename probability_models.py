@@ -61,6 +61,7 @@ Calling a model (the reference's signature; the same branches `predict_energy` r
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -82,6 +83,13 @@ from sequence_blocks import (
     sequences_to_grids,
     sinusoidal_encoding,
 )
+
+
+@lru_cache(maxsize=64)
+def _cols_position_of_rows(n_x: int, n_y: int) -> np.ndarray:
+    """int64 (L,): the columns-snake position of the site at each rows-snake position."""
+    site_in_cols = np.argsort(ising.snake_permutation(n_x, n_y, "cols"))
+    return site_in_cols[ising.snake_permutation(n_x, n_y, "rows")]
 
 
 class ProbabilityBranch(nn.Module):
@@ -191,8 +199,7 @@ class ProbabilityModel(IsingSequenceModule):
         z_rows, w_rows = self.logits(seqs["rows"], "rows", need_weights)
         z_cols, w_cols = self.logits(seqs["cols"], "cols", need_weights)
         n_x, n_y = shape
-        site_in_cols = np.argsort(ising.snake_permutation(n_x, n_y, "cols"))   # site -> cols position
-        take = torch.as_tensor(site_in_cols[ising.snake_permutation(n_x, n_y, "rows")], device=z_cols.device)
+        take = torch.as_tensor(_cols_position_of_rows(n_x, n_y), device=z_cols.device)
         return z_rows + z_cols[:, take], {"rows": w_rows, "cols": w_cols}
 
     def energy_from_sequences(self, seqs: dict, return_attention: bool = False, shape=None):
