@@ -16,6 +16,10 @@ dE = 0, exact detailed balance and ergodic (`acceptance_scale`).  A sweep also r
 energy it leaves, from the fields it computes anyway (`_sweep_checkerboard`): no extra products
 (a separate energy from block products came out wrong from XLA CPU, jax 0.10.2, for 4 x 4 ISING2
 at >= 4096 chains per device; the tests compare stored energies with `ising.energy`).
+A table Hamiltonian (`ising.Table`: a learned energy function as window energies) is sampled
+exactly by colour updates too: 3 x 3 windows (focus 1) by `WindowLattice`, strided sub-lattices and
+three lookups per flip, as fast as the built-in kernel at 64 x 64 (benchmarks/bench_sampler.py
+--tables); larger windows by `TableLattice` (any window, gathers; 25-30x slower).
 algorithm="single" is the reference's random-site single-spin-flip Metropolis (a sweep = S
 steps), vectorised over chains: an independent check.
 
@@ -222,11 +226,73 @@ class TableLattice:
     split = Lattice.split
 
 
+def _smallest_divisor(n, least=3):
+    return next(p for p in range(least, n + 1) if n % p == 0)
+
+
+class WindowLattice:
+    """A focus-1, context-1 table Hamiltonian (3 x 3 windows, one per site) on a lattice of sides >= 3:
+    the fast path of `TableLattice`, without gathers but for the table lookups.
+
+    Colour (a, b) holds the sites x = a mod p_x, y = b mod p_y, with p the smallest divisor >= 3 of
+    each side (4 on 64 x 64: 16 colours); two such sites are >= 3 apart along one axis and never
+    share a window, so a colour is updated at once.  Its block (B, m_x * m_y), m = n / p, is the
+    strided sub-lattice, row-major: the spin at offset (dx, dy) of every site of the colour is a
+    roll of another colour's block, no index arrays.  A flip of site i changes E by dE = s_i G,
+    G the sum over the 9 windows holding i of table[p with s_i = -1] - table[p with s_i = +1]
+    (a table entry is the window's energy, so flipping s_i from -1 back reverses the sign).  The
+    windows centred on row x_i + u (u = -1, 0, 1) cover rows u-1 ... u+1 and columns -2 ... 2 of
+    i's neighbourhood: 14 spins besides s_i, so G = sum_u bands[u][14-bit code of the band]:
+    three lookups in float32 tables of 2^14 entries (192 kB), computed once from the table.
+    """
+
+    levels = None
+
+    def __init__(self, n_x, n_y, table):
+        self.n_x, self.n_y, self.S, self.table = n_x, n_y, n_x * n_y, table
+        self.p = (_smallest_divisor(n_x), _smallest_divisor(n_y))
+        self.m = (n_x // self.p[0], n_y // self.p[1])
+        x, y = np.divmod(np.arange(self.S), n_y)
+        col = (x % self.p[0]) * self.p[1] + y % self.p[1]
+        self.order = np.argsort(col, kind="stable")             # within a colour: row-major (i, j)
+        self.inverse = np.argsort(self.order)
+        self.offsets = np.arange(self.p[0] * self.p[1] + 1) * (self.m[0] * self.m[1])
+        self.n_colours = self.p[0] * self.p[1]
+        self.rows = [[(dx, dy) for dy in range(-2, 3) if (dx, dy) != (0, 0)] for dx in range(-2, 3)]
+        self.bands = self._bands(table.array)
+
+    def _bands(self, values):
+        """float32 (3, 2^14): G per band u = -1, 0, 1 of the 14-bit code (rows u-1 ... u+1, bits in the
+        order of self.rows), the change of the band's windows' energies when s_i goes from +1 to -1."""
+        code = np.arange(1 << 14)
+        out = np.zeros((3, 1 << 14))
+        for b, u in enumerate((-1, 0, 1)):
+            spin, k = {(0, 0): np.ones_like(code)}, 0
+            for dx in (u - 1, u, u + 1):
+                for off in self.rows[dx + 2]:
+                    spin[off], k = (code >> k) & 1, k + 1
+            for v in (-1, 0, 1):                               # the window centred on (u, v)
+                p = sum(spin[u + wx, v + wy] << ((wx + 1) * 3 + wy + 1) for wx in (-1, 0, 1) for wy in (-1, 0, 1))
+                out[b] += values[p ^ (1 << ((1 - u) * 3 + 1 - v))] - values[p]
+        return out.astype(np.float32)
+
+    def grid(self, blocks, colour, dx=0, dy=0):
+        """The spins at offset (dx, dy) of colour `colour`'s sites, float32 (B, m_x, m_y)."""
+        a, b = divmod(colour, self.p[1])
+        (qx, ax), (qy, by) = divmod(a + dx, self.p[0]), divmod(b + dy, self.p[1])
+        g = blocks[ax * self.p[1] + by].reshape(-1, *self.m)
+        return jnp.roll(g, (-qx, -qy), axis=(1, 2)) if qx or qy else g
+
+    block = Lattice.block
+    split = Lattice.split
+
+
 @functools.lru_cache(maxsize=32)
 def lattice(n_x, n_y, hamiltonian, dense):
     """The static tables of a built-in Hamiltonian (a name) or of an `ising.Table`."""
     if isinstance(hamiltonian, Table):
-        return TableLattice(n_x, n_y, hamiltonian)
+        fast = hamiltonian.focus == 1 and hamiltonian.context == 1 and min(n_x, n_y) >= 3
+        return (WindowLattice if fast else TableLattice)(n_x, n_y, hamiltonian)
     return Lattice(n_x, n_y, hamiltonian, dense)
 
 
@@ -319,14 +385,12 @@ def _sweep_table(lat, t, blocks, e, ch):
     bits; the tiles' patterns follow the flips.  ch.thr float32 (B or 1, 2): beta and c(beta) per chain.
     Returns like `_sweep_checkerboard`; the energy is the sum of the table over the final patterns."""
     words, table = _words(lat, ch.key, ch.cid, t), jnp.asarray(lat.table.values, jnp.float32)
-    beta, scale = ch.thr[:, 0:1], ch.thr[:, 1:2]
     blocks, acc = list(blocks), 0
     pattern = _patterns(lat, jnp.concatenate(blocks, axis=1))
     for c in range(lat.n_colours):
         p = jnp.take(pattern, lat.site_tiles[c], axis=1)                          # (B, m_c, K)
         de = jnp.sum(table[p ^ lat.site_masks[c]] - table[p], axis=-1)
-        a = scale * jnp.minimum(1.0, jnp.exp(-beta * de)) * jnp.where(jnp.abs(de) < ZERO_DE, ZERO_ACCEPT["checkerboard"], 1.0)
-        ok = (lat.block(words, c) >> jnp.uint32(8)).astype(jnp.float32) * jnp.float32(2.0 ** -24) < a
+        ok = _table_accept(de, lat.block(words, c), ch)
         acc = acc + jnp.sum(ok, axis=1, dtype=jnp.int32)
         blocks[c] = jnp.where(ok, -blocks[c], blocks[c])
         flipped = jnp.concatenate([ok, jnp.zeros_like(ok[:, :1])], axis=1)        # column m_c: no such site
@@ -334,12 +398,50 @@ def _sweep_table(lat, t, blocks, e, ch):
     return tuple(blocks), jnp.sum(table[pattern], axis=1), acc
 
 
+def _table_accept(de, bits, ch):
+    """The table kernels' Metropolis test: probability c(beta) min(1, exp(-beta dE)), x 0.9 at dE = 0
+    (as `acceptance_scale`), from 24 of the random bits; ch.thr float32 (B or 1, 2): beta, c(beta)."""
+    beta, scale = ch.thr[:, 0:1], ch.thr[:, 1:2]
+    a = scale * jnp.minimum(1.0, jnp.exp(-beta * de)) * jnp.where(jnp.abs(de) < ZERO_DE, ZERO_ACCEPT["checkerboard"], 1.0)
+    return (bits >> jnp.uint32(8)).astype(jnp.float32) * jnp.float32(2.0 ** -24) < a
+
+
+def _sweep_window(lat, t, blocks, e, ch):
+    """Sweep t of a `WindowLattice`: each colour in turn, dE from the three band lookups.  Returns
+    (blocks, e unchanged, accepted flips (B,)): `_window_energy` gives the energy where it is stored."""
+    words, bands = _words(lat, ch.key, ch.cid, t), jnp.asarray(lat.bands)
+    blocks, acc, B = list(blocks), 0, blocks[0].shape[0]
+    for c in range(lat.n_colours):
+        code = []
+        for row in lat.rows:                                   # 5 rows of 4 or 5 bits
+            code.append(sum((lat.grid(blocks, c, dx, dy) > 0).astype(jnp.int32) << k for k, (dx, dy) in enumerate(row)))
+        g = sum(bands[u][code[u] | code[u + 1] << len(lat.rows[u]) | code[u + 2] << (len(lat.rows[u]) + len(lat.rows[u + 1]))]
+                for u in range(3))
+        s = blocks[c]
+        ok = _table_accept(s * g.reshape(B, -1), lat.block(words, c), ch)
+        acc = acc + jnp.sum(ok, axis=1, dtype=jnp.int32)
+        blocks[c] = jnp.where(ok, -s, s)
+    return tuple(blocks), e, acc
+
+
+def _window_energy(lat, blocks):
+    """Energies float32 (B,) of a `WindowLattice` state: the table summed over every site's window."""
+    table, e = jnp.asarray(lat.table.values, jnp.float32), 0.0
+    for c in range(lat.n_colours):
+        p = sum((lat.grid(blocks, c, wx, wy) > 0).astype(jnp.int32) << ((wx + 1) * 3 + wy + 1)
+                for wx in (-1, 0, 1) for wy in (-1, 0, 1))
+        e = e + jnp.sum(table[p], axis=(1, 2))
+    return e
+
+
 _SWEEPS = {"checkerboard": _sweep_checkerboard, "single": _sweep_single}
 
 
 def _sweep(lat, algorithm):
     """The sweep kernel of a lattice: the table's for a table Hamiltonian, else the algorithm's."""
-    return _sweep_table if isinstance(lat, TableLattice) else _SWEEPS[algorithm]
+    if isinstance(lat, (TableLattice, WindowLattice)):
+        return _sweep_window if isinstance(lat, WindowLattice) else _sweep_table
+    return _SWEEPS[algorithm]
 
 
 def _sweeps(lat, algorithm, t0, n, blocks, ch):
@@ -349,6 +451,8 @@ def _sweeps(lat, algorithm, t0, n, blocks, ch):
 
 def _energies(lat, blocks):
     """Energies float32 (B,) of the state from `ising.energy` (or the table): the start of `_trace`/`_produce`."""
+    if isinstance(lat, WindowLattice):
+        return _window_energy(lat, blocks)
     if isinstance(lat, TableLattice):
         return jnp.sum(jnp.asarray(lat.table.values, jnp.float32)[_patterns(lat, jnp.concatenate(blocks, axis=1))], axis=1)
     grids = jnp.take(jnp.concatenate(blocks, axis=1), lat.inverse, axis=1).reshape(-1, lat.n_x, lat.n_y)
@@ -370,6 +474,7 @@ def _trace(lat, algorithm, t0, n, blocks, ch):
     """n sweeps: (blocks, energy after each sweep (n, B), accepted flips per chain (B,))."""
     def body(state, i):
         b, e, acc = _sweep(lat, algorithm)(lat, t0 + i, state[0], state[1], ch)
+        e = _window_energy(lat, b) if isinstance(lat, WindowLattice) else e
         return (b, e, state[2] + acc), e
     start = (blocks, _energies(lat, blocks), jnp.zeros(ch.cid.shape, jnp.int32))
     (blocks, _, acc), es = jax.lax.scan(body, start, jnp.arange(n, dtype=jnp.uint32))
@@ -385,6 +490,7 @@ def _produce(lat, algorithm, t0, n, thin, blocks, ch):
 
     def body(state, i):
         b, e = jax.lax.fori_loop(t0 + i * thin, t0 + (i + 1) * thin, sweep, state)
+        e = _window_energy(lat, b) if isinstance(lat, WindowLattice) else e
         return (b, e), (jnp.take(jnp.concatenate(b, axis=1).astype(jnp.int8), lat.inverse, axis=1), e)
     (blocks, _), out = jax.lax.scan(body, (blocks, _energies(lat, blocks)), jnp.arange(n, dtype=jnp.uint32))
     return blocks, out
@@ -419,7 +525,7 @@ class Sampler:
         # one row of thresholds for a single beta, broadcast over the chains: a (1, k) operand
         # compiles to scalar compares, ~20 % faster than a row per chain
         rows = self.betas if len(self.betas) == 1 else self.betas[np.arange(B) % len(self.betas)]
-        if isinstance(self.lat, TableLattice):   # continuous energy changes: beta and c(beta) themselves
+        if isinstance(self.lat, (TableLattice, WindowLattice)):   # continuous energy changes: beta and c(beta) themselves
             if algorithm != "checkerboard":
                 raise ValueError("a table Hamiltonian is sampled by colour updates (--algorithm checkerboard)")
             thr = np.stack([rows, acceptance_scale(rows, algorithm)], axis=1).astype(np.float32)

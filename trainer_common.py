@@ -101,6 +101,8 @@ def build_parser(family: str, description: str) -> argparse.ArgumentParser:
                    "reference's; ednn: 0.1, decayed every epoch)%(default).0s")
     g.add_argument("--lr_schedule", default="constant", help="constant (the reference's) or cosine: a 2%% linear "
                    "warm-up, then a cosine decay to 0 at the last step of --max_epochs (sequence models)")
+    g.add_argument("--gradient_clip_val", type=positive_float, default=None, help="clip the gradients' global "
+                   "norm to this (default: no clipping, the reference's)%(default).0s")
     g.add_argument("--max_epochs", type=int, default=100, help="upper limit; early stopping usually ends sooner")
     g.add_argument("--patience", type=non_negative_int, default=5, help="early stopping patience (epochs) on val/loss")
     g.add_argument("--seed", type=seed_int, default=0, help="seeds torch, numpy, python and the shuffling")
@@ -364,6 +366,7 @@ def run(family: str, parser: argparse.ArgumentParser, argv=None) -> dict | None:
         trainer = pl.Trainer(
             accelerator=args.accelerator, devices=args.devices, num_nodes=args.num_nodes, strategy=args.strategy,
             precision=precision, max_epochs=args.max_epochs, fast_dev_run=args.fast_dev_run,
+            gradient_clip_val=args.gradient_clip_val,
             limit_train_batches=args.limit_train_batches, limit_val_batches=args.limit_val_batches,
             limit_test_batches=args.limit_test_batches, log_every_n_steps=args.log_every_n_steps,
             logger=TensorBoardLogger(save_dir=str(folder), name="tensorboard"),
@@ -413,7 +416,8 @@ def run(family: str, parser: argparse.ArgumentParser, argv=None) -> dict | None:
         "family": family, "class": cls_name, "config_name": folder.name,
         "config": {**model.hparams, "architecture": getattr(model, "architecture", "rnn"),
                    "teacher": getattr(args, "teacher", None), "batch_size": args.batch_size,
-                   "max_epochs": args.max_epochs, "patience": args.patience, "seed": args.seed, "precision": precision,
+                   "max_epochs": args.max_epochs, "patience": args.patience, "seed": args.seed,
+                   "gradient_clip_val": args.gradient_clip_val, "precision": precision,
                    "strategy": args.strategy, "world_size": trainer.world_size, "threads": torch.get_num_threads()},
         "data": {"train_path": args.train_path, "val_paths": list(args.val_paths), "test_path": args.test_path,
                  "val_names": model.val_names, "train_lattices_in_file": meta["n_lattices"],

@@ -2,6 +2,7 @@
 
     python benchmarks/bench_sampler.py            # the figures (a few minutes)
     python benchmarks/bench_sampler.py --tau      # tau_int / burn-in measurements behind the defaults
+    python benchmarks/bench_sampler.py --tables   # table Hamiltonians only
 
 Measures, for 8 x 8 ISING1 at beta = 0.25, in one process:
   * the published algorithm: one chain, a Python loop, a random site per step, the whole
@@ -16,6 +17,8 @@ Measures, for 8 x 8 ISING1 at beta = 0.25, in one process:
   * the two local-field paths of the sampler, dense colour-block products and neighbour
     gathers, on 8 x 8, 32 x 32 and 64 x 64 (sweeps alone, and producing stored samples):
     where each wins sets generate_ising.DENSE_MAX_SITES;
+  * a table Hamiltonian (3 x 3 window energies, the form of a learned energy function) against
+    the built-in kernel on 16 x 16 ... 64 x 64, and the any-window table kernel it replaces there;
   * end to end (generate_ising.generate: sampling, device->host, HDF5 write): stored samples per
     second, each stored sample thin >= tau_int sweeps after the previous one of its chain.
 Prints ratios and the machine load (other processes share the cores).
@@ -62,10 +65,14 @@ def reference_steps_per_s(energy_fn, n_steps, seed=0):
 
 
 def sampler_updates_per_s(n_chains, repeats, algorithm="checkerboard", target_updates=4e7, size=L, dense=None,
-                          produce=False):
+                          produce=False, hamiltonian="ISING1", beta=BETA, generic=False):
     """Attempted updates/s after compilation, median of repeats: burn-in sweeps, or (produce)
-    stored samples 2 sweeps apart with their spins and energies."""
-    sm = metropolis.Sampler(size, size, "ISING1", [BETA], n_chains, 0, algorithm, dense=dense)
+    stored samples 2 sweeps apart with their spins and energies.  generic: a focus-1 table through
+    the any-window kernel (`metropolis.TableLattice`) instead of its fast path."""
+    sm = metropolis.Sampler(size, size, hamiltonian, [beta], n_chains, 0, algorithm, dense=dense)
+    if generic:
+        sm.lat = metropolis.TableLattice(size, size, hamiltonian)
+        sm.blocks = metropolis._init(sm.lat, metropolis._stream_key(0, 1), sm.chains.cid)
     n = 2 * max(2, int(target_updates // (2 * n_chains * size * size)))
 
     def run():
@@ -200,11 +207,29 @@ def field_paths(repeats):
                   f"dense {r[True]:10.3e}   gather {r[False]:10.3e}   dense / gather {r[True] / r[False]:5.2f}")
 
 
+def table_paths(repeats):
+    """A table Hamiltonian (a learned energy function's form: 3 x 3 window energies) against the
+    built-in kernel, ISING1 and its own table at beta = 0.44, the chain counts phase_diagram uses."""
+    table = ising.Table.of(ising.builtin_table("ISING1"), name="ISING1")
+    print(f"\nTable Hamiltonians, ISING1 as a 3 x 3 window table against built-in ISING1, beta=0.44, "
+          f"attempted updates/s (median of {repeats}):")
+    for size, n_chains in ((16, 1024), (32, 256), (64, 64)):
+        for produce in (False, True):
+            kw = dict(size=size, produce=produce, beta=0.44, target_updates=2e7)
+            built = sampler_updates_per_s(n_chains, repeats, **kw)
+            fast = sampler_updates_per_s(n_chains, repeats, hamiltonian=table, **kw)
+            generic = sampler_updates_per_s(n_chains, 1, hamiltonian=table, generic=True, **dict(kw, target_updates=2e6))
+            print(f"  {size:2d}x{size:<2d} {n_chains:5d} chains, {'produce (thin 2)' if produce else 'sweeps only     '}: "
+                  f"built-in {built:10.3e}   table {fast:10.3e}   any-window kernel {generic:10.3e}   "
+                  f"table / built-in {fast / built:5.2f}" + ("  (target >= 0.5)" if size == 64 else ""))
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--chains", type=int, nargs="+", default=[256, 1024, 4096, 8192, 16384])
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--tau", action="store_true", help="print the tau_int / burn-in tables instead")
+    p.add_argument("--tables", action="store_true", help="only the table-Hamiltonian figures (a minute)")
     p.add_argument("--rate_of", type=int, default=None, metavar="N_CHAINS",
                    help="print the device count and the checkerboard rate at N_CHAINS only (used for the child process)")
     args = p.parse_args(argv)
@@ -214,6 +239,9 @@ def main(argv=None):
     print(f"JAX {jax.__version__}, devices: {len(jax.devices())} x {jax.devices()[0].platform}; {load()}")
     if args.tau:
         tau_report()
+        return
+    if args.tables:
+        table_paths(args.repeats)
         return
 
     energy_jit = jax.jit(lambda s: ising.energy(s, "ISING1"))
@@ -245,6 +273,7 @@ def main(argv=None):
         print(f"  thrml block Gibbs {best:6d} chains: {th:10.3e}   (this sampler / thrml = {rates[best] / th:.1f})")
 
     field_paths(max(1, args.repeats // 2))
+    table_paths(max(1, args.repeats // 2))
 
     e2e = end_to_end(500_000, 2_500_000, max(1, args.repeats // 2))
     print(f"\nEnd to end, generate() to HDF5, 8x8 ISING1 beta={BETA}, {e2e['chains']} chains, "

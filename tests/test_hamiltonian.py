@@ -140,6 +140,39 @@ def test_a_random_table_is_sampled_exactly(n_x, n_y, beta):
 
 
 @pytest.mark.slow
+def test_the_any_window_kernel_samples_exactly_too(monkeypatch):
+    """Focus-1 tables take the fast path (`metropolis.WindowLattice`); the kernel for any window
+    (`metropolis.TableLattice`, used for larger windows) passes the same test when forced."""
+    import metropolis
+
+    monkeypatch.setattr(metropolis, "lattice", lambda n_x, n_y, h, dense: metropolis.TableLattice(n_x, n_y, h))
+    table = ising.Table.of(np.random.default_rng(0).normal(size=512), name="random")
+    grids, energies = _sampled_states(table, 3, 4, 0.4, seed=5)
+    np.testing.assert_allclose(energies, ising.table_energy(grids, table.array), atol=1e-4)
+    assert _state_p_value(grids, table, 0.4) > ALPHA
+    assert _state_p_value(grids, table, 0.4 * 1.25) < ALPHA
+
+
+@pytest.mark.parametrize("n_x, n_y", [(5, 7), (6, 8), (9, 4)])
+def test_the_fast_table_kernel_tiles_any_size(n_x, n_y):
+    """Colours of period 3, 4, 5 or 7 (the smallest divisor >= 3 of each side): the stored energies
+    are the table's energies of the stored lattices, and no two sites of a colour share a window."""
+    import metropolis
+
+    table = ising.Table.of(np.random.default_rng(1).normal(size=512), name="random")
+    lat = metropolis.lattice(n_x, n_y, table, False)
+    assert isinstance(lat, metropolis.WindowLattice)
+    x, y = np.divmod(lat.order, n_y)
+    for c in range(lat.n_colours):
+        xs, ys = x[lat.offsets[c]:lat.offsets[c + 1]], y[lat.offsets[c]:lat.offsets[c + 1]]
+        dx, dy = np.abs(xs[:, None] - xs[None]), np.abs(ys[:, None] - ys[None])
+        near = (np.minimum(dx, n_x - dx) <= 2) & (np.minimum(dy, n_y - dy) <= 2)
+        assert near.sum() == len(xs)                    # only each site with itself
+    grids, energies = _sampled_states(table, n_x, n_y, 0.3, seed=2, n_chains=64, n=3, thin=3)
+    np.testing.assert_allclose(energies, ising.table_energy(grids, table.array), atol=1e-4)
+
+
+@pytest.mark.slow
 def test_a_trained_extensive_models_table_is_sampled_exactly():
     """The shipped supervised EDNN's learned energy function, sampled on 3 x 3 (windows wrapping onto
     themselves), against its own Boltzmann law enumerated over all 512 states; a wrong beta is rejected."""
