@@ -25,8 +25,7 @@ from runs import energy_table
 
 PAIRS = {"J_horizontal": ((0, 0), (0, 1)), "J_vertical": ((0, 0), (1, 0)),
          "J_diagonal": ((0, 0), (1, 1)), "J_antidiagonal": ((0, 0), (1, -1))}
-TRUTH = {"ISING1": {"J_horizontal": 1.0, "J_vertical": 1.0, "J_diagonal": 0.0, "J_antidiagonal": 0.0},
-         "ISING2": {"J_horizontal": 1.0, "J_vertical": 1.0, "J_diagonal": 0.5, "J_antidiagonal": 0.5}}
+TRUTH = {name: ising.true_couplings(name) for name in ising.HAMILTONIANS}
 
 
 def summary(classes: dict) -> dict:

@@ -213,14 +213,31 @@ def table_energy(grids, table, focus: int = 1, context: int = 1) -> np.ndarray:
     return np.asarray(table, np.float64)[window_patterns(grids, focus, context)].sum(axis=(-2, -1))
 
 
-def builtin_table(hamiltonian: str) -> np.ndarray:
-    """float64 (512,): a built-in Hamiltonian as a focus-1, context-1 table, the 3 x 3 window
-    centred on each site holding the bonds to its right and down (and its two right diagonals)."""
-    check_hamiltonian(hamiltonian)
+def pair_table(couplings, field: float = 0.0) -> np.ndarray:
+    """float64 (512,): E = -sum_i [sum_(dx, dy, J) J s_i s_(i + (dx, dy)) + field s_i] as a focus-1,
+    context-1 table, the 3 x 3 window centred on each site holding its bonds to (dx, dy), |dx|, |dy| <= 1."""
     offsets = [tuple(o) for o in window_offsets(1, 1)]
     s = 2 * ((np.arange(512)[:, None] >> np.arange(9)[None, :]) & 1) - 1      # (512, 9) spins
     centre = s[:, offsets.index((0, 0))]
-    return -sum(w * centre * s[:, offsets.index((dx, dy))] for dx, dy, w in _OFFSETS[hamiltonian]).astype(np.float64)
+    return -(field * centre + sum(w * centre * s[:, offsets.index((dx, dy))] for dx, dy, w in couplings)
+             ).astype(np.float64)
+
+
+PAIR_NAMES = {"J_horizontal": (0, 1), "J_vertical": (1, 0), "J_diagonal": (1, 1), "J_antidiagonal": (-1, 1)}
+
+
+def true_couplings(hamiltonian: str) -> dict:
+    """{pair name (PAIR_NAMES): J} of a built-in Hamiltonian (E = -J s_i s_j), 0 for pairs it lacks."""
+    check_hamiltonian(hamiltonian)
+    j = {(dx, dy): w for dx, dy, w in _OFFSETS[hamiltonian]}
+    return {name: j.get(offset, 0.0) for name, offset in PAIR_NAMES.items()}
+
+
+def builtin_table(hamiltonian: str) -> np.ndarray:
+    """float64 (512,): a built-in Hamiltonian as a table, the bonds to each site's right and down
+    (and its two right diagonals)."""
+    check_hamiltonian(hamiltonian)
+    return pair_table(_OFFSETS[hamiltonian])
 
 
 def walsh_coefficients(table) -> np.ndarray:

@@ -180,6 +180,8 @@ def energy_table(source: str):
     any other run, or a window too large to tabulate."""
     if source in ising.HAMILTONIANS:
         return ising.Table.of(ising.builtin_table(source), 1, 1, source), source
+    if str(source).endswith(".json"):
+        return fitted_table(source)
     run = read_run(source)
     if run.metrics.get("class") != "ednn.EDNNEnergyModel":
         raise UserError(f"{source}: this is {describe_run(run)}; only the extensive model (energy_trainer.py "
@@ -190,6 +192,21 @@ def energy_table(source: str):
     except ValueError as err:
         raise UserError(f"{source}: {err}") from None
     return ising.Table.of(values, model.hparams.focus, model.hparams.context, str(source)), model.hparams.hamiltonian
+
+
+def fitted_table(path):
+    """(ising.Table, trained_on) of a pseudo-likelihood fit's JSON (inverse_ising.py): its pair
+    couplings and field as window energies."""
+    try:
+        fit = json.loads(Path(path).read_text())
+        c = fit["couplings"]
+        pairs = [(*ising.PAIR_NAMES[n], float(c[n])) for n in ising.PAIR_NAMES]
+        values = ising.pair_table(pairs, float(c["field"]))
+    except FileNotFoundError:
+        raise UserError(f"{path} not found: write it with python inverse_ising.py --out {path}") from None
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+        raise UserError(f"{path}: not a coupling fit written by inverse_ising.py ({type(err).__name__}: {err})") from None
+    return ising.Table.of(values, 1, 1, str(path)), fit.get("trained_on")
 
 
 def export_weights(run_dir, dest_root="weights") -> Path:

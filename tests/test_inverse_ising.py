@@ -1,0 +1,92 @@
+"""The pseudo-likelihood baseline (inverse_ising.py): exact recovery of the couplings from the
+exact Boltzmann law, the fit as a Hamiltonian source, and one-line errors."""
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+import hamiltonian
+import inverse_ising
+import ising
+import runs
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("name, beta", [("ISING1", 0.3), ("ISING2", 0.2)])
+def test_the_fit_recovers_the_couplings_of_the_exact_distribution(name, beta):
+    """Pseudo-likelihood is consistent: fed every state of 4 x 4 weighted by its exact Boltzmann
+    probability (the infinite-data limit), it returns the true couplings and zero field."""
+    states = ising.all_states(4, 4)
+    log_w = -beta * ising.energy(states, name)
+    p = np.exp(log_w - log_w.max())
+    theta = inverse_ising.fit(inverse_ising.feature_counts(states, p / p.sum()), beta)
+    truth = [*ising.true_couplings(name).values(), 0.0]
+    np.testing.assert_allclose(theta, truth, atol=1e-9)
+
+
+def test_a_wrong_beta_gives_proportionally_wrong_couplings():
+    """The fit measures beta J: told beta twice too small, it reports couplings twice too large."""
+    states = ising.all_states(4, 4)
+    p = np.exp(-0.3 * ising.energy(states, "ISING1"))
+    theta = inverse_ising.fit(inverse_ising.feature_counts(states, p / p.sum()), 0.15)
+    np.testing.assert_allclose(theta[:2], 2.0, atol=1e-9)
+
+
+def _write(path, grids, beta=0.3, hamiltonian_name="ISING1"):
+    with h5py.File(path, "w") as f:
+        f["ising_grids"] = np.asarray(grids, np.int8)
+        f["beta"] = np.full(len(grids), beta)
+        f.attrs.update(hamiltonian=hamiltonian_name, n_x=grids.shape[1], n_y=grids.shape[2])
+    return path
+
+
+def test_the_fit_is_a_hamiltonian_source(tmp_path):
+    """Sampled 6 x 6 ISING2 lattices: fitted couplings within 4 error bars of the truth, and the JSON
+    read back by runs.energy_table expands (hamiltonian.py) into exactly the fitted couplings."""
+    from metropolis import Sampler
+
+    sampler = Sampler(6, 6, "ISING2", [0.2], 2000, seed=3)
+    sampler.burn(200)
+    grids = np.asarray(sampler.produce(4, 5)[0])[:, :2000].reshape(-1, 6, 6)
+    data = _write(tmp_path / "train.hdf5", grids, beta=0.2, hamiltonian_name="ISING2")
+    out = tmp_path / "fit.json"
+    assert inverse_ising.main(["--train_path", str(data), "--out", str(out), "--blocks", "4"]) == 0
+    rep = __import__("json").loads(out.read_text())
+    for n, t in ising.true_couplings("ISING2").items():
+        assert abs(rep["couplings"][n] - t) < 4 * rep["errors"][n] + 1e-12, (n, rep["couplings"][n], rep["errors"][n])
+    table, trained_on = runs.energy_table(str(out))
+    assert trained_on == "ISING2"
+    s = hamiltonian.summary(ising.coupling_classes(table.array))
+    for n in ising.PAIR_NAMES:
+        assert s[n] == pytest.approx(rep["couplings"][n], abs=1e-12)
+    assert s["further_pairs_total_abs"] < 1e-12 and s["many_spin_total_abs"] < 1e-12
+    assert s["odd_total_abs"] == pytest.approx(abs(rep["couplings"]["field"]), abs=1e-12)
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "inverse_ising.py", *args], cwd=ROOT, capture_output=True, text=True)
+
+
+def test_bad_inputs_get_one_line(tmp_path):
+    grids = np.ones((8, 4, 4))
+    multi = tmp_path / "multi.hdf5"
+    with h5py.File(multi, "w") as f:
+        f["ising_grids"] = grids.astype(np.int8)
+        f["beta"] = np.array([0.1, 0.2] * 4)
+    few = _write(tmp_path / "few.hdf5", grids)
+    for args, words in ((["--train_path", str(tmp_path / "none.hdf5")], "not found"),
+                        (["--train_path", str(multi)], "one beta"),
+                        (["--train_path", str(few), "--blocks", "10"], "too few"),
+                        (["--train_path", str(few), "--blocks", "1"], "at least 2 blocks")):
+        r = _cli(*args, "--out", str(tmp_path / "x.json"))
+        assert r.returncode != 0 and words in r.stderr and "Traceback" not in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "x.json").exists()
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    with pytest.raises(runs.UserError, match="not a coupling fit"):
+        runs.energy_table(str(bad))
