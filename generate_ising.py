@@ -233,8 +233,8 @@ def build_parser():
     p.add_argument("--beta_max", type=float, default=None, help="largest beta of the range")
     p.add_argument("--random_seed", type=int, default=11, help="seed; same seed and flags give an identical file (default 11)")
     p.add_argument("--hamiltonian", "--model", default="ISING1", metavar="ISING1|ISING2|RUN_DIR",
-                   help="Hamiltonian: a built-in one, or a run of the extensive model, whose learned energy "
-                        "function is sampled exactly (default ISING1; --model is the reference's spelling)")
+                   help="Hamiltonian: a built-in one, a run of the extensive model, whose learned energy "
+                        "function is sampled exactly, or a coupling fit's JSON (inverse_ising.py) (default ISING1; --model is the reference's spelling)")
     p.add_argument("--n_samples", type=int, default=10000, help="stored lattices per beta (default 10000)")
     p.add_argument("--burn_in", type=int, default=None, help=f"sweeps discarded first (default {DEFAULT_BURN_IN})")
     p.add_argument("--thin", type=int, default=None, help="sweeps between stored samples (default: measured tau_int)")
@@ -245,18 +245,6 @@ def build_parser():
     p.add_argument("--filename", default="training_data.hdf5", help="output HDF5 file (default training_data.hdf5)")
     p.add_argument("--no_progress", action="store_true", help="hide the progress bar")
     return p
-
-
-def _hamiltonian(source: str):
-    """(a built-in name or the `ising.Table` of a run, the Hamiltonian it was trained on)."""
-    if source in HAMILTONIANS:
-        return source, None
-    if not Path(source).is_dir():
-        raise UserError(f"--hamiltonian {source}: not one of {', '.join(HAMILTONIANS)} and not a run directory; "
-                        "give a built-in Hamiltonian or a run of the extensive model (e.g. weights/energy/EDNN_F1_C1_hid16x2)")
-    from runs import energy_table          # torch, only for a learned Hamiltonian
-
-    return energy_table(source)
 
 
 def main(argv=None):
@@ -275,7 +263,10 @@ def main(argv=None):
         if ranged and args.beta_min > args.beta_max:
             raise ValueError(f"--beta_min {args.beta_min} > --beta_max {args.beta_max}: swap them")
         betas = np.linspace(args.beta_min, args.beta_max, args.n_beta_samples) if ranged else np.array([args.beta])
-        hamiltonian, trained_on = _hamiltonian(args.hamiltonian)
+        from runs import hamiltonian_source          # torch, only for a learned Hamiltonian
+
+        hamiltonian, trained_on, _ = hamiltonian_source(args.hamiltonian)
+        trained_on = None if hamiltonian in HAMILTONIANS else trained_on
         validate(hamiltonian, args.n_x, args.n_y, betas, args.n_samples, args.n_chains, args.burn_in,
                  args.thin, args.algorithm, args.filename, args.random_seed)
     except (ValueError, UserError) as e:

@@ -70,20 +70,6 @@ def default_betas(hamiltonian: str) -> list[float]:
     return [round(b * BETA_C[hamiltonian] / BETA_C["ISING1"], 4) for b in ISING1_BETAS]
 
 
-def resolve(source: str, as_table: bool = False):
-    """(what the Sampler takes: a name or an `ising.Table`, the Hamiltonian it is or was trained on, name).
-    as_table: a built-in Hamiltonian through its table, on the sampler path of a learned one: with the
-    same seed, the same colouring, starts and random numbers (common random numbers), so its difference
-    from a learned Hamiltonian's run is measured far more precisely than either alone."""
-    if source in ising.HAMILTONIANS:
-        if as_table:
-            return ising.Table.of(ising.builtin_table(source), name=f"{source}_table"), source, f"{source}_table"
-        return source, source, source
-    from runs import energy_table                     # torch: only for a run
-    table, trained_on = energy_table(source)
-    return table, trained_on, Path(source).name
-
-
 def check_settings(sizes, betas, chains, focus: int = 1):
     """Sorted distinct sizes and betas; UserError for settings that cannot give a crossing."""
     sizes, betas = sorted(set(int(s) for s in sizes)), sorted(set(float(b) for b in betas))
@@ -191,7 +177,9 @@ def phase_diagram(source="ISING1", sizes=DEFAULT_SIZES, betas=None, chains=DEFAU
     """Sample every (size, beta) and return the report (the JSON); UserError for bad settings."""
     from tqdm.auto import tqdm
 
-    hamiltonian, trained_on, name = resolve(source, as_table)
+    from runs import hamiltonian_source             # torch: only for a run
+
+    hamiltonian, trained_on, name = hamiltonian_source(source, as_table)
     sizes, betas = check_settings(sizes, default_betas(trained_on) if betas is None else betas, chains,
                                   getattr(hamiltonian, "focus", 1))
     nb, exact = len(betas), trained_on == "ISING1"
@@ -307,7 +295,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description="T_c of a Hamiltonian (ISING1, ISING2 or an extensive model's run) from "
                                 "Binder-cumulant crossings of exact Metropolis sampling on several lattice sizes.",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--hamiltonian", default="ISING1", help="ISING1, ISING2 or a run directory of the extensive model")
+    p.add_argument("--hamiltonian", default="ISING1", help="ISING1, ISING2, a run directory of the extensive model "
+                   "or a coupling fit (inverse_ising.py); --as_table: a built-in one through its table")
     p.add_argument("--sizes", type=positive_int, nargs="+", default=list(DEFAULT_SIZES), help="lattice sides L")
     p.add_argument("--betas", type=positive_float, nargs="+", default=None,
                    help="inverse temperatures (default: a grid dense around the Hamiltonian's beta_c, 0.1 x ... 1.6 x it)")

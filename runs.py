@@ -194,6 +194,24 @@ def energy_table(source: str):
     return ising.Table.of(values, model.hparams.focus, model.hparams.context, str(source)), model.hparams.hamiltonian
 
 
+def hamiltonian_source(source: str, as_table: bool = False):
+    """What `--hamiltonian` names, for the sampler: (a built-in name or an `ising.Table`, the
+    Hamiltonian it is or was trained on, a name for outputs).  source: ISING1 / ISING2 (as_table:
+    through its table, the sampler path of a learned one), a run directory of the extensive model,
+    or a fit's JSON (inverse_ising.py)."""
+    if source in ising.HAMILTONIANS:
+        if as_table:
+            return ising.Table.of(ising.builtin_table(source), name=f"{source}_table"), source, f"{source}_table"
+        return source, source, source
+    path = Path(source)
+    if not path.is_dir() and path.suffix != ".json":
+        raise UserError(f"--hamiltonian {source}: not one of {', '.join(ising.HAMILTONIANS)}, a run directory or a "
+                        "fit's JSON; give e.g. ISING1, weights/energy/EDNN_F1_C1_hid16x2 or "
+                        "results/inverse_ising/pseudo_likelihood_ISING1.json")
+    table, trained_on = energy_table(source)
+    return table, trained_on, path.stem if path.suffix == ".json" else path.name
+
+
 def fitted_table(path):
     """(ising.Table, trained_on) of a pseudo-likelihood fit's JSON (inverse_ising.py): its pair
     couplings and field as window energies."""

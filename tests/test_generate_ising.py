@@ -339,7 +339,7 @@ BAD = [
     (["--thin", "0"], "--thin"),
     (["--burn_in", "-1"], "--burn_in"),
     (["--random_seed", "-3"], "--random_seed"),
-    (["--model", "ISING3"], "not one of ISING1, ISING2 and not a run directory"),
+    (["--model", "ISING3"], "not one of ISING1, ISING2, a run directory"),
     (["--algorithm", "wolff"], "invalid choice"),
 ]
 
@@ -403,7 +403,7 @@ def test_cli_samples_a_runs_learned_energy_function(tmp_path):
 
 
 def test_learned_hamiltonian_bad_input_is_one_line(tmp_path, capsys):
-    for source, message in ((str(tmp_path / "nowhere"), "not a run directory"),
+    for source, message in ((str(tmp_path / "nowhere"), "a run directory or a fit"),
                             (str(ROOT / "weights" / "probability" / "GRU_1L_1H_hid64"), "only the extensive model")):
         with pytest.raises(SystemExit) as e:
             gi.main(["--hamiltonian", source, "--filename", str(tmp_path / "x.hdf5")])

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import ising
+import runs
 import phase_diagram as pd
 from checks import UserError, main_guard
 
@@ -146,7 +147,7 @@ def _cli(argv, capsys):
 @pytest.mark.parametrize("flags, message, usage", [
     (["--sizes", "8"], "at least 2 different sizes", False),
     (["--sizes", "1", "4"], "--sizes must be at least 2", False),
-    (["--hamiltonian", "NO_SUCH_RUN"], "NO_SUCH_RUN is not a finished run", False),
+    (["--hamiltonian", "NO_SUCH_RUN"], "--hamiltonian NO_SUCH_RUN: not one of ISING1, ISING2, a run directory", False),
     (["--hamiltonian", "weights/probability/GRU_1L_1H_hid64"], "only the extensive model", False),
     (["--betas", "-1", "0.5"], "argument --betas: must be a positive number", True),
     (["--betas", "0.4"], "at least 2 different positive", False),
@@ -203,7 +204,7 @@ def test_crossing_of_8_and_16_is_near_onsagers_beta_c(tmp_path):
 def test_a_builtin_hamiltonian_as_its_table(tmp_path):
     """--as_table: ISING1 through its table (the learned Hamiltonians' sampler path) gives Kaufman's U/N
     and C/N within the error bars, and is named apart from the built-in run."""
-    hamiltonian, trained_on, name = pd.resolve("ISING1", as_table=True)
+    hamiltonian, trained_on, name = runs.hamiltonian_source("ISING1", as_table=True)
     assert isinstance(hamiltonian, ising.Table) and (trained_on, name) == ("ISING1", "ISING1_table")
     assert pd.main(["--as_table", "--sizes", "4", "6", "--betas", "0.3", "0.44", "--chains", "32", "--sweeps", "2000",
                     "--burn_in", "300", "--seed", "5", "--no-progress_bar", "--out", str(tmp_path),
