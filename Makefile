@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: install test test-fast data data-demo data-ising2 bench demo reproduce reproduce-reference headline weights thermo transfer phase phase-learned clean
+.PHONY: install test test-fast data data-demo data-ising2 bench demo reproduce reproduce-reference headline weights thermo transfer phase inverse-ising phase-learned clean
 
 install: $(VENV)/.installed
 
@@ -108,18 +108,21 @@ transfer: install
 phase: install
 	$(PY) phase_diagram.py --hamiltonian ISING1 --out results/phase --images images
 
-# The shipped EDNNs' learned Hamiltonians simulated (the table sampler, 30-60x slower than the built-in),
-# beside ISING1 through its own table with the same seed: 8/16 (supervised, label-free) and 16/32
-# (supervised), 7-9 betas around beta_c (results/phase/8_16/, results/phase/16_32/; ~45 min on one core).
-PHASE_BETAS = --betas 0.42 0.43 0.435 0.44 0.445 0.45 0.46 --chains 32 --sweeps 16000 --burn_in 2000 --seed 0 --images images
-phase-learned: install
-	$(PY) phase_diagram.py --hamiltonian weights/energy/EDNN_F1_C1_hid16x2 --sizes 8 16 $(PHASE_BETAS) --out results/phase/8_16
-	$(PY) phase_diagram.py --hamiltonian ISING1 --as_table --sizes 8 16 $(PHASE_BETAS) --out results/phase/8_16
-	$(PY) phase_diagram.py --hamiltonian weights/energy/EDNN_F1_C1_hid16x2_Centred_from_GRU_1L_1H_hid128_Cosine --sizes 8 16 \
-	    --betas 0.4 0.41 0.42 0.43 0.44 0.45 0.46 0.47 0.48 --chains 32 --sweeps 16000 --burn_in 2000 --seed 0 \
-	    --images images --out results/phase/8_16
-	$(PY) phase_diagram.py --hamiltonian weights/energy/EDNN_F1_C1_hid16x2 --sizes 16 32 $(PHASE_BETAS) --out results/phase/16_32
-	$(PY) phase_diagram.py --hamiltonian ISING1 --as_table --sizes 16 32 $(PHASE_BETAS) --out results/phase/16_32
+# The physicist's baseline: pair couplings fitted to the training lattices by pseudo-likelihood
+# (results/inverse_ising/; seconds).
+inverse-ising: install data data-ising2
+	$(PY) inverse_ising.py
+	$(PY) inverse_ising.py --train_path data/ising2/train_data.hdf5
+
+# The learned Hamiltonians simulated on 16, 32, 64 over ISING1's and ISING2's grids: the shipped
+# EDNNs and the pseudo-likelihood fits, beside the true Hamiltonians through their own tables with
+# the same seed (results/phase/, images/phase_*.png; ~15 min each on one core, as fast as `make phase`).
+LEARNED = weights/energy/EDNN_F1_C1_hid16x2 weights/energy/EDNN_F1_C1_hid16x2_Centred_from_GRU_1L_1H_hid128_Cosine \
+    results/inverse_ising/pseudo_likelihood_ISING1.json weights/energy/EDNN_F1_C1_hid16x2_ISING2 \
+    results/inverse_ising/pseudo_likelihood_ISING2.json
+phase-learned: install inverse-ising
+	for h in $(LEARNED); do $(PY) phase_diagram.py --hamiltonian $$h --out results/phase --images images || exit 1; done
+	for h in ISING1 ISING2; do $(PY) phase_diagram.py --hamiltonian $$h --as_table --out results/phase --images images || exit 1; done
 
 clean:
 	rm -rf runs results/demo data/demo

@@ -44,6 +44,7 @@ Hamiltonian a run was trained on (ISING1; Kaufman's log Z, `ising.kaufman_moment
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import shlex
 import sys
@@ -290,6 +291,44 @@ def markdown(report: dict) -> str:
     return "\n".join(lines + [f"\nwarning: {w}" for w in report["warnings"]]) + "\n"
 
 
+def c_peak(betas, c) -> float:
+    """beta of the maximum of C: the vertex of the parabola through the largest value and its two
+    neighbours on the grid (the grid's own beta at an end)."""
+    b, c = np.asarray(betas, np.float64), np.asarray(c, np.float64)
+    i = int(np.argmax(c))
+    if i == 0 or i == len(c) - 1:
+        return float(b[i])
+    a, bb, _ = np.polyfit(b[i - 1:i + 2], c[i - 1:i + 2], 2)
+    return float(-bb / (2 * a))
+
+
+def overview(folder) -> str:
+    """One row per report in folder: T_c beside the true Hamiltonian's (its run through its table, same
+    seed, when present; else its built-in run), and on the largest size, against the exact values of
+    ISING1 where the report has them, the largest |U/N - exact| and the peak of C/N."""
+    reports = {p.stem: json.loads(p.read_text()) for p in sorted(Path(folder).glob("*.json"))}
+    lines = ["| Hamiltonian | trained on | T_c | true Hamiltonian's T_c | difference | largest size: max \|U/N − exact\| "
+             "| C/N peak β (exact) |", "|---|---|---|---|---|---|---|"]
+    for name, r in reports.items():
+        ref = reports.get(f"{r['trained_on']}_table") or reports.get(r["trained_on"])
+        ref = None if ref is r else ref
+        diff = "—"
+        if ref is not None and ref is not r and r["tc"] is not None and ref["tc"] is not None:
+            d, e = r["tc"] / ref["tc"] - 1, math.hypot(r["tc_err"] / ref["tc"], ref["tc_err"] * r["tc"] / ref["tc"] ** 2)
+            diff = f"{d:+.2%} ± {e:.2%}"
+        big = [row for row in r["rows"] if row["L"] == max(r["sizes"])]
+        exact = "U_exact_per_site" in big[0]
+        du = max(abs(row["U_per_site"] - row["U_exact_per_site"]) for row in big) if exact else None
+        b = [row["beta"] for row in big]
+        peak = f"{c_peak(b, [row['C_per_site'] for row in big]):.4f}" + (
+            f" ({c_peak(b, [row['C_exact_per_site'] for row in big]):.4f})" if exact else "")
+        tc = "—" if r["tc"] is None else _pm(r["tc"], r["tc_err"])
+        ref_tc = "—" if ref is None or ref["tc"] is None else f"{_pm(ref['tc'], ref['tc_err'])} ({ref['name']})"
+        lines.append(f"| {r['hamiltonian']} | {r['trained_on']} | {tc} | {ref_tc} | {diff} | "
+                     f"{'—' if du is None else f'{du:.1e}'} (L = {max(r['sizes'])}) | {peak} |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     p = argparse.ArgumentParser(description="T_c of a Hamiltonian (ISING1, ISING2 or an extensive model's run) from "
@@ -312,7 +351,15 @@ def main(argv=None) -> int:
     p.add_argument("--images", default="images", help="folder for phase_<name>.png")
     p.add_argument("--progress_bar", default=True, action=argparse.BooleanOptionalAction,
                    help="progress bar (only on a terminal)")
+    p.add_argument("--overview", action="store_true", help="run nothing: write <out>/overview.md, a table of the "
+                   "reports in --out beside their true Hamiltonians' (T_c, U/N, the peak of C/N)")
     args = p.parse_args(argv)
+    if args.overview:
+        text = overview(args.out)
+        with atomic_path(Path(args.out) / "overview.md") as tmp:
+            tmp.write_text(text)
+        print(text, end="")
+        return 0
     if args.sweeps < 2 * (args.thin or 1):
         raise UserError(f"--sweeps {args.sweeps}: measure at least 2 samples per chain (>= 2 x --thin sweeps)")
     check_output_dir("--out", args.out)

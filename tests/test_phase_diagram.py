@@ -213,3 +213,22 @@ def test_a_builtin_hamiltonian_as_its_table(tmp_path):
     for r in report["rows"]:
         assert abs(r["U_per_site"] - r["U_exact_per_site"]) < Z * r["U_err"], r
         assert abs(r["C_per_site"] - r["C_exact_per_site"]) < Z * r["C_err"], r
+
+
+def test_overview_sets_each_report_beside_its_true_hamiltonian(tmp_path):
+    """--overview: a learned report is compared with the true Hamiltonian's run through its table when
+    the folder holds one (else its built-in run); the C/N peak is the parabola's vertex."""
+    def report(name, trained_on, tc, exact=True):
+        rows = [{"L": 8, "beta": b, "U_per_site": -1.0, "C_per_site": c, **({"U_exact_per_site": -1.001,
+                 "C_exact_per_site": c} if exact else {})} for b, c in ((0.40, 1.0), (0.44, 2.0), (0.48, 1.0))]
+        (tmp_path / f"{name}.json").write_text(json.dumps({"hamiltonian": name, "name": name, "trained_on": trained_on,
+                                                           "sizes": [4, 8], "tc": tc, "tc_err": 0.01, "rows": rows}))
+    report("ISING1", "ISING1", 2.27)
+    report("learned", "ISING1", 2.30)
+    text = pd.overview(tmp_path)
+    assert "| learned | ISING1 | 2.300 ± 0.010 | 2.270 ± 0.010 (ISING1) | +1.32% ± 0.63% |" in text
+    report("ISING1_table", "ISING1", 2.25)
+    assert "(ISING1_table) | +2.22%" in pd.overview(tmp_path)
+    assert "| 1.0e-03 (L = 8) | 0.4400 (0.4400) |" in pd.overview(tmp_path)
+    assert pd.c_peak([0.1, 0.2, 0.3, 0.4], [1.0, 3.0, 2.0, 0.0]) == pytest.approx(0.2 + 0.1 * 0.5 / 3)
+    assert pd.main(["--overview", "--out", str(tmp_path)]) == 0 and (tmp_path / "overview.md").is_file()
