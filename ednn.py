@@ -99,6 +99,7 @@ class EDNNEnergyModel(IsingSequenceModule):
         n_x: int = 8,
         n_y: int = 8,
         hamiltonian: str = "ISING1",
+        spin_flip: bool = False,
     ):
         super().__init__()
         for name, value, minimum in (("focus", focus, 1), ("context", context, 0), ("hidden_size", hidden_size, 1),
@@ -121,6 +122,13 @@ class EDNNEnergyModel(IsingSequenceModule):
         layers.append(nn.Conv2d(hidden_size, 1, 1))
         self.tile_net = nn.Sequential(*layers)
 
+    def _tiles(self, windows: torch.Tensor) -> torch.Tensor:
+        """The tile network on windows (B, 1, ...); spin_flip: averaged with the flipped windows, so that
+        E(-s) = E(s) exactly, the symmetry of a Hamiltonian without a field (no odd terms)."""
+        if self.hparams.get("spin_flip", False):
+            return 0.5 * (self.tile_net(windows) + self.tile_net(-windows))
+        return self.tile_net(windows)
+
     @property
     def absolute_energy(self) -> bool:
         """Trained on absolute energies, or (target "centred") on energies known up to a constant."""
@@ -135,7 +143,7 @@ class EDNNEnergyModel(IsingSequenceModule):
             raise ValueError(f"grids must have shape (B, n_x, n_y) with n_x and n_y multiples of focus {f}, "
                              f"got {tuple(grids.shape)}")
         spins = periodic_pad(grids.to(torch.float32), self.hparams.context)
-        return self.tile_net(spins.unsqueeze(1)).squeeze(1)
+        return self._tiles(spins.unsqueeze(1)).squeeze(1)
 
     @torch.no_grad()
     def window_table(self, max_spins: int = MAX_TABLE_SPINS) -> torch.Tensor:
@@ -148,7 +156,7 @@ class EDNNEnergyModel(IsingSequenceModule):
                              f"2^{max_spins} entries); the table needs focus + 2 context <= {int(max_spins ** 0.5)}")
         k = torch.arange(2 ** (w * w), device=self.device)
         windows = (2 * ((k[:, None] >> torch.arange(w * w, device=self.device)) & 1) - 1).float().view(-1, 1, w, w)
-        return torch.cat([self.tile_net(chunk).reshape(-1) for chunk in windows.split(8192)]).double()
+        return torch.cat([self._tiles(chunk).reshape(-1) for chunk in windows.split(8192)]).double()
 
     def predict_energy(self, grids, return_attention: bool = False):
         """grids (B, n_x, n_y) ±1, any size tiled by focus -> energies float32 (B,) (+ {} with

@@ -53,7 +53,7 @@ def config_name(hparams: dict) -> str:
             name += f"_{str(hparams['loss']).upper()}"
         if hparams.get("target", "absolute") != "absolute":
             name += f"_{str(hparams['target']).capitalize()}"
-        return name
+        return name + ("_Flip" if hparams.get("spin_flip") else "")
     parts = ["2D"] if hparams.get("two_d") else []
     parts += [str(hparams.get("cell", "gru")).upper(), f"{hparams.get('num_layers', 1)}L", f"{hparams.get('n_heads', 1)}H"]
     if hparams.get("bidirectional"):

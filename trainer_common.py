@@ -186,6 +186,8 @@ def _add_model_flags(g, bool_flag: dict, family: str) -> None:
         g.add_argument("--focus", type=int, default=1, help="ednn: tile side f")
         g.add_argument("--context", type=int, default=1, help="ednn: sites read around each tile (1 covers ISING1 "
                        "and ISING2's diagonal bonds)")
+        g.add_argument("--spin_flip", default=False, help="ednn: tile energies symmetric under flipping every spin "
+                       "(no field, no odd terms; the Ising symmetry)", **bool_flag)
         g.add_argument("--lr_decay", type=float, default=None, help="ednn: learning rate factor after every epoch "
                        "(default 0.8)%(default).0s")
         g.add_argument("--teacher", default=None, help="ednn: train on the energies this probability run "
@@ -225,6 +227,8 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
     elif getattr(args, "lr_decay", None) is not None:
         parser.error("--lr_decay is the extensive model's schedule (--architecture ednn); the sequence models "
                      "take --lr_schedule")
+    elif getattr(args, "spin_flip", False):
+        parser.error("--spin_flip is the extensive model's symmetry: add --architecture ednn")
 
 
 def fail(parser: argparse.ArgumentParser, message: str):
@@ -252,7 +256,7 @@ def architecture_hparams(args: argparse.Namespace, family: str) -> dict:
     """The model's hyper-parameters that come from the flags (the data adds beta, size, Hamiltonian)."""
     if is_ednn(args):
         return dict(focus=args.focus, context=args.context, hidden_size=args.hidden_size, num_layers=args.num_layers,
-                    loss=args.loss, lr=args.lr, lr_decay=args.lr_decay)
+                    loss=args.loss, lr=args.lr, lr_decay=args.lr_decay, spin_flip=args.spin_flip)
     hp = dict(cell=args.cell, hidden_size=args.hidden_size, num_layers=args.num_layers, bidirectional=args.bidirectional,
               attention=args.attention, n_heads=args.n_heads, two_d=args.two_d, lr=args.lr, lr_schedule=args.lr_schedule)
     if family == "energy":

@@ -211,6 +211,7 @@ def test_ednn_focus_that_does_not_tile_the_lattice(files, tmp_path, capsys):
     (["--architecture", "ednn", "--focus", "0"], "focus must be a positive integer"),
     (["--architecture", "ednn", "--context", "-1"], "context must be an integer >= 0"),
     (["--architecture", "ednn", "--lr_decay", "0"], "lr_decay must be in (0, 1]"),
+    (["--spin_flip"], "--spin_flip is the extensive model's symmetry"),
 ])
 def test_trainer_bad_numbers(files, tmp_path, capsys, flags, message):
     """Before: --limit_*_batches, --fast_dev_run, --devices and --seed were Lightning's tracebacks."""

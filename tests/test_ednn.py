@@ -195,3 +195,18 @@ def test_bad_inputs():
 def test_config_name():
     assert config_name(dict(model(focus=2, context=1, hidden_size=16).hparams)) == "EDNN_F2_C1_hid16x2"
     assert config_name({**model().hparams, "loss": "l1", "target": "centred"}) == "EDNN_F1_C1_hid8x2_L1_Centred"
+    assert config_name({**model().hparams, "target": "centred", "spin_flip": True}) == "EDNN_F1_C1_hid8x2_Centred_Flip"
+
+
+@pytest.mark.parametrize("focus, context", [(1, 1), (2, 1)])
+def test_spin_flip_makes_the_energy_even(focus, context):
+    """spin_flip: E(-s) = E(s) on every lattice and the table has no odd term (no field); without it a
+    random network is not even."""
+    grids = random_grids(6, 8, 8)
+    sym, plain = model(focus=focus, context=context, spin_flip=True), model(focus=focus, context=context)
+    torch.testing.assert_close(sym.predict_energy(grids), sym.predict_energy(-grids), rtol=0, atol=1e-5)
+    assert (plain.predict_energy(grids) - plain.predict_energy(-grids)).abs().max() > 1e-3
+    table = sym.window_table().numpy()
+    np.testing.assert_array_equal(table, table[::-1])          # index 2^n - 1 - p is the flipped window
+    odd = [v for s, v in ising.coupling_classes(table, focus, context).items() if len(s) % 2]
+    assert max(map(abs, odd), default=0.0) < 1e-12
