@@ -89,6 +89,12 @@ weights: install data data-ising2 reproduce headline
 	    $(W)/energy/EDNN_F1_C1_hid16x2_ISING2 $(W)/energy/EDNN_F1_C1_hid16x2_Centred_from_GRU_1L_1H_hid128_Cosine \
 	    runs/cpu/energy/2D_GRU_1L_1H_Bi_Attn_hid64 runs/cpu/probability/GRU_1L_1H_hid64 \
 	    runs/headline/seed1/probability/2D_GRU_1L_1H_Bi_Joint_hid64_Cosine --to weights
+	test -f $(W)/energy/EDNN_F1_C1_hid16x2_from_2D_GRU_1L_1H_Bi_Joint_hid64_Cosine/metrics.json || $(PY) energy_trainer.py \
+	    $(EDNN) --teacher weights/probability/2D_GRU_1L_1H_Bi_Joint_hid64_Cosine
+	test -f $(W)/energy/EDNN_F1_C1_hid16x2_Flip_from_2D_GRU_1L_1H_Bi_Joint_hid64_Cosine/metrics.json || $(PY) energy_trainer.py \
+	    $(EDNN) --spin_flip --teacher weights/probability/2D_GRU_1L_1H_Bi_Joint_hid64_Cosine
+	$(PY) evaluate.py export $(W)/energy/EDNN_F1_C1_hid16x2_from_2D_GRU_1L_1H_Bi_Joint_hid64_Cosine \
+	    $(W)/energy/EDNN_F1_C1_hid16x2_Flip_from_2D_GRU_1L_1H_Bi_Joint_hid64_Cosine --to weights
 	$(PY) evaluate.py --runs weights --out results/weights --images results/weights
 
 # Thermodynamics from the shipped causal model's samples (results/thermo/, images/thermodynamics_*.png).
@@ -118,11 +124,12 @@ inverse-ising: install data data-ising2
 # EDNNs and the pseudo-likelihood fits, beside the true Hamiltonians through their own tables with
 # the same seed (results/phase/, images/phase_*.png; ~15 min each on one core, as fast as `make phase`).
 LEARNED = weights/energy/EDNN_F1_C1_hid16x2 weights/energy/EDNN_F1_C1_hid16x2_Centred_from_GRU_1L_1H_hid128_Cosine \
-    results/inverse_ising/pseudo_likelihood_ISING1.json weights/energy/EDNN_F1_C1_hid16x2_ISING2 \
-    results/inverse_ising/pseudo_likelihood_ISING2.json
+    weights/energy/EDNN_F1_C1_hid16x2_Flip_from_2D_GRU_1L_1H_Bi_Joint_hid64_Cosine \
+    results/inverse_ising/pseudo_likelihood_ISING1.json weights/energy/EDNN_F1_C1_hid16x2_ISING2
 phase-learned: install inverse-ising
 	for h in $(LEARNED); do $(PY) phase_diagram.py --hamiltonian $$h --out results/phase --images images || exit 1; done
 	for h in ISING1 ISING2; do $(PY) phase_diagram.py --hamiltonian $$h --as_table --out results/phase --images images || exit 1; done
+	$(PY) phase_diagram.py --overview --out results/phase
 
 clean:
 	rm -rf runs results/demo data/demo
