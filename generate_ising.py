@@ -266,7 +266,7 @@ def main(argv=None):
         from runs import hamiltonian_source          # torch, only for a learned Hamiltonian
 
         hamiltonian, trained_on, _ = hamiltonian_source(args.hamiltonian)
-        trained_on = None if hamiltonian in HAMILTONIANS else trained_on
+        trained_on = None if args.hamiltonian in HAMILTONIANS else trained_on
         validate(hamiltonian, args.n_x, args.n_y, betas, args.n_samples, args.n_chains, args.burn_in,
                  args.thin, args.algorithm, args.filename, args.random_seed)
     except (ValueError, UserError) as e:

@@ -23,8 +23,7 @@ from checks import main_guard
 from checks import write_json
 from runs import energy_table
 
-PAIRS = {"J_horizontal": ((0, 0), (0, 1)), "J_vertical": ((0, 0), (1, 0)),
-         "J_diagonal": ((0, 0), (1, 1)), "J_antidiagonal": ((0, 0), (1, -1))}
+PAIRS = {name: ising.canonical_shape([(0, 0), offset]) for name, offset in ising.PAIR_NAMES.items()}
 TRUTH = {name: ising.true_couplings(name) for name in ising.HAMILTONIANS}
 
 

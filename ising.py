@@ -262,10 +262,15 @@ def coupling_classes(table, focus: int = 1, context: int = 1) -> dict:
     offsets = window_offsets(focus, context)
     classes: dict = {}
     for mask in np.nonzero(a)[0].tolist():
-        sites = sorted(tuple(offsets[k].tolist()) for k in range(len(offsets)) if mask >> k & 1)
-        shape = tuple((dx - sites[0][0], dy - sites[0][1]) for dx, dy in sites)
+        shape = canonical_shape(tuple(offsets[k].tolist()) for k in range(len(offsets)) if mask >> k & 1)
         classes[shape] = classes.get(shape, 0.0) + float(a[mask]) / focus**2
     return classes
+
+
+def canonical_shape(sites) -> tuple:
+    """The translation class of a set of (dx, dy) sites: sorted, shifted so the first is (0, 0)."""
+    sites = sorted(sites)
+    return tuple((dx - sites[0][0], dy - sites[0][1]) for dx, dy in sites)
 
 
 # ----------------------------------------------------------------------------- exact results

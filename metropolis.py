@@ -439,9 +439,9 @@ _SWEEPS = {"checkerboard": _sweep_checkerboard, "single": _sweep_single}
 
 def _sweep(lat, algorithm):
     """The sweep kernel of a lattice: the table's for a table Hamiltonian, else the algorithm's."""
-    if isinstance(lat, (TableLattice, WindowLattice)):
-        return _sweep_window if isinstance(lat, WindowLattice) else _sweep_table
-    return _SWEEPS[algorithm]
+    if isinstance(lat, WindowLattice):
+        return _sweep_window
+    return _sweep_table if isinstance(lat, TableLattice) else _SWEEPS[algorithm]
 
 
 def _sweeps(lat, algorithm, t0, n, blocks, ch):
