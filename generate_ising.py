@@ -3,6 +3,7 @@
     python generate_ising.py --beta 0.25 --n_samples 100000 --filename data/my_data.hdf5
     python generate_ising.py --hamiltonian ISING2 --beta_min 0.1 --beta_max 0.6 --n_beta_samples 11 ...
     python generate_ising.py --hamiltonian weights/energy/EDNN_F1_C1_hid16x2 --beta 0.44 --n_x 32 --n_y 32 ...
+    python generate_ising.py --q 3 --beta 0.8 ...          # the q-state Potts model (potts.py)
 
 The sweeps are `metropolis.py`'s (compiled JAX, all chains and betas at once, exact detailed
 balance). Here: burn-in from a random start, the integrated autocorrelation time of the energy
@@ -14,6 +15,10 @@ function is exactly a table of window energies (`runs.energy_table`); the sample
 exp(-beta E_learned) on any lattice the model tiles, and `true_energies` hold the learned energies
 (attributes: hamiltonian = the run directory, energy_function = "table", trained_on = the
 Hamiltonian of the run's training data).
+
+The q-state Potts model: `--q Q` (E = -sum over bonds of delta(s_i, s_j), `potts.py`) is sampled by
+heat-bath colour updates; `ising_grids` then hold the states 0..q-1, and the attributes say
+hamiltonian = "POTTS<q>", q = q, algorithm = "heat-bath" (Ising files carry no `q`).
 
 HDF5 layout (written under a temporary name, renamed when complete):
   ising_grids int8 (N, n_x, n_y) +-1; true_energies float32 (N,); beta float32 (N,);
@@ -41,6 +46,7 @@ import jax
 from checks import UserError, main_guard
 from checks import atomic_path
 from ising import HAMILTONIANS, Table, check_hamiltonian, integrated_autocorr_time
+from potts import Potts
 from metropolis import ALGORITHMS, Sampler
 
 __all__ = ["generate", "main", "validate", "Sampler"]
@@ -63,8 +69,11 @@ def _write_block(dsets, start, grids, energies, betas):
 def validate(hamiltonian, n_x, n_y, betas, n_samples, n_chains=None, burn_in=None, thin=None,
              algorithm="checkerboard", filename=None, random_seed=0):
     """Raise ValueError with a message saying what to change for impossible settings; returns
-    the betas as float64 (n_betas,).  hamiltonian: a built-in name or an `ising.Table`."""
-    if isinstance(hamiltonian, Table):
+    the betas as float64 (n_betas,).  hamiltonian: a built-in name, an `ising.Table` or a `potts.Potts`."""
+    if isinstance(hamiltonian, Potts):
+        if algorithm != "checkerboard":
+            raise ValueError("the Potts model is sampled by heat-bath colour updates: drop --algorithm single")
+    elif isinstance(hamiltonian, Table):
         if int(n_x) % hamiltonian.focus or int(n_y) % hamiltonian.focus:
             raise ValueError(f"a {n_x} x {n_y} lattice is not tiled by the tiles of {hamiltonian.name} (focus "
                              f"{hamiltonian.focus}): choose --n_x and --n_y multiples of {hamiltonian.focus}")
@@ -156,8 +165,9 @@ def generate(filename, *, hamiltonian="ISING1", n_x=8, n_y=8, betas=(0.25,), n_s
     autocorrelation time of the energy, measured per beta on the last 256 burn-in sweeps;
     the acceptance rate is measured there too; with burn_in = 0 both are NaN and thin is 1).
     command: the attribute `command` (default: this process's command line).
-    hamiltonian: "ISING1", "ISING2" or an `ising.Table` (a learned Hamiltonian; its name, the run
-    directory, goes into the attribute `hamiltonian`, and trained_on into `trained_on`).
+    hamiltonian: "ISING1", "ISING2", an `ising.Table` (a learned Hamiltonian; its name, the run
+    directory, goes into the attribute `hamiltonian`, and trained_on into `trained_on`) or a
+    `potts.Potts` (states 0..q-1; attributes q and algorithm "heat-bath").
     Raises ValueError for impossible settings (see `validate`); writes nothing then, and on any
     failure or interruption removes its temporary file.  Returns the Path written.
     """
@@ -171,7 +181,7 @@ def generate(filename, *, hamiltonian="ISING1", n_x=8, n_y=8, betas=(0.25,), n_s
     burn_in = DEFAULT_BURN_IN if burn_in is None else int(burn_in)
     sampler = Sampler(n_x, n_y, hamiltonian, betas, n_chains, random_seed, algorithm)
     tau, acc = _burn_in(sampler, burn_in, n_chains)
-    name = hamiltonian.name if isinstance(hamiltonian, Table) else hamiltonian
+    name = hamiltonian.name if isinstance(hamiltonian, (Table, Potts)) else hamiltonian
     if thin is None:
         thin = max(1, math.ceil(float(np.nanmax(tau)) - 1e-9)) if np.any(np.isfinite(tau)) else 1
     with atomic_path(filename) as tmp:
@@ -181,8 +191,11 @@ def generate(filename, *, hamiltonian="ISING1", n_x=8, n_y=8, betas=(0.25,), n_s
             if isinstance(hamiltonian, Table):
                 f.attrs.update({"energy_function": "table", "trained_on": str(trained_on),
                                 "table_focus": hamiltonian.focus, "table_context": hamiltonian.context})
+            if isinstance(hamiltonian, Potts):
+                f.attrs.update({"q": hamiltonian.q})
             f.attrs.update({"hamiltonian": name, "n_x": n_x, "n_y": n_y, "betas": betas, "n_chains": n_chains,
-                            "burn_in_sweeps": burn_in, "thin_sweeps": int(thin), "algorithm": algorithm,
+                            "burn_in_sweeps": burn_in, "thin_sweeps": int(thin),
+                            "algorithm": "heat-bath" if isinstance(hamiltonian, Potts) else algorithm,
                             "random_seed": int(random_seed), "acceptance_rate": acc, "tau_int_sweeps": tau,
                             "n_samples_per_beta": n_samples,
                             "versions": json.dumps({"python": sys.version.split()[0], "jax": jax.__version__,
@@ -235,6 +248,9 @@ def build_parser():
     p.add_argument("--hamiltonian", "--model", default="ISING1", metavar="ISING1|ISING2|RUN_DIR",
                    help="Hamiltonian: a built-in one, a run of the extensive model, whose learned energy "
                         "function is sampled exactly, or a coupling fit's JSON (inverse_ising.py) (default ISING1; --model is the reference's spelling)")
+    p.add_argument("--q", type=int, default=None, metavar="Q",
+                   help="sample the Q-state Potts model instead (E = -sum of delta(s_i, s_j) over bonds, "
+                        "heat-bath updates; lattices hold the states 0..Q-1)")
     p.add_argument("--n_samples", type=int, default=10000, help="stored lattices per beta (default 10000)")
     p.add_argument("--burn_in", type=int, default=None, help=f"sweeps discarded first (default {DEFAULT_BURN_IN})")
     p.add_argument("--thin", type=int, default=None, help="sweeps between stored samples (default: measured tau_int)")
@@ -263,10 +279,15 @@ def main(argv=None):
         if ranged and args.beta_min > args.beta_max:
             raise ValueError(f"--beta_min {args.beta_min} > --beta_max {args.beta_max}: swap them")
         betas = np.linspace(args.beta_min, args.beta_max, args.n_beta_samples) if ranged else np.array([args.beta])
-        from runs import hamiltonian_source          # torch, only for a learned Hamiltonian
+        if args.q is not None:
+            if args.hamiltonian != "ISING1":
+                raise ValueError(f"--q samples the Potts model: drop --hamiltonian {args.hamiltonian}")
+            hamiltonian, trained_on = Potts(args.q), None
+        else:
+            from runs import hamiltonian_source          # torch, only for a learned Hamiltonian
 
-        hamiltonian, trained_on, _ = hamiltonian_source(args.hamiltonian)
-        trained_on = None if args.hamiltonian in HAMILTONIANS else trained_on
+            hamiltonian, trained_on, _ = hamiltonian_source(args.hamiltonian)
+            trained_on = None if args.hamiltonian in HAMILTONIANS else trained_on
         validate(hamiltonian, args.n_x, args.n_y, betas, args.n_samples, args.n_chains, args.burn_in,
                  args.thin, args.algorithm, args.filename, args.random_seed)
     except (ValueError, UserError) as e:

@@ -40,6 +40,7 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+import potts
 from ising import Table, colouring, energy, neighbours, window_offsets
 
 ALGORITHMS = ("checkerboard", "single")
@@ -287,9 +288,31 @@ class WindowLattice:
     split = Lattice.split
 
 
+class PottsLattice(Lattice):
+    """The q-state Potts model (`potts.Potts`); blocks hold the states 0..q-1 as float32.  Even sides:
+    four colours (x mod 2, y mod 2), each block the strided sub-lattice, row-major, so a neighbour
+    block is a roll of another colour's (`WindowLattice.grid` with p = 2; no gathers).  Odd sides:
+    `Lattice`'s nearest-neighbour colouring and coupling tables (dense products or gathers)."""
+
+    def __init__(self, n_x, n_y, spec, dense):
+        super().__init__(n_x, n_y, "ISING1", dense)
+        self.hamiltonian, self.q, self.levels = spec, spec.q, None
+        self.strided = n_x % 2 == 0 and n_y % 2 == 0
+        if self.strided:
+            self.p, self.m, self.couplings = (2, 2), (n_x // 2, n_y // 2), None
+            x, y = np.divmod(np.arange(self.S), n_y)
+            self.order = np.argsort((x % 2) * 2 + y % 2, kind="stable")
+            self.inverse = np.argsort(self.order)
+            self.offsets, self.n_colours = np.arange(5) * (self.S // 4), 4
+
+    grid = WindowLattice.grid
+
+
 @functools.lru_cache(maxsize=32)
 def lattice(n_x, n_y, hamiltonian, dense):
-    """The static tables of a built-in Hamiltonian (a name) or of an `ising.Table`."""
+    """The static tables of a built-in Hamiltonian (a name), an `ising.Table` or a `potts.Potts`."""
+    if isinstance(hamiltonian, potts.Potts):
+        return PottsLattice(n_x, n_y, hamiltonian, dense)
     if isinstance(hamiltonian, Table):
         fast = hamiltonian.focus == 1 and hamiltonian.context == 1 and min(n_x, n_y) >= 3
         return (WindowLattice if fast else TableLattice)(n_x, n_y, hamiltonian)
@@ -434,11 +457,54 @@ def _window_energy(lat, blocks):
     return e
 
 
+def _counts(lat, s_a, a, c):
+    """Neighbour counts float32 (B, m_c, q) on block c of the states s_a (B, m_a) of block a: the one-hot
+    of s_a through the dense couplings, or the neighbours gathered once and compared with each state."""
+    if lat.dense:
+        return jnp.stack([(s_a == k).astype(jnp.float32) @ lat.couplings[a, c] for k in range(lat.q)], -1)
+    idx, w = lat.couplings[a, c]
+    nbr = jnp.take(s_a, idx, axis=1)[..., None]                                # (B, m_c, k_ac, 1)
+    return jnp.sum((nbr == jnp.arange(lat.q, dtype=jnp.float32)) * w[..., None], axis=-2)
+
+
+def _sweep_heatbath(lat, t, blocks, e, ch):
+    """Sweep t of a `PottsLattice`: each colour in turn, every site of it redrawn at once from its
+    conditional law p(s_i = k | rest) = exp(beta n_k) / sum_l exp(beta n_l) (heat bath: exact, and
+    ergodic at every beta, so no acceptance factor is needed), n_k the neighbour counts of state k
+    from the other colours' one-hot blocks; k is the first state whose cumulative weight exceeds
+    u sum_l w_l, u from 24 random bits.  ch.thr float32 (B or 1, 1): beta.  Returns (blocks, energies
+    (B,), sites whose state changed (B,)); the energy -sum_c sum_i n_{s_i}(colours a < c) counts
+    every bond once, as in `_sweep_checkerboard`."""
+    words, beta, states = _words(lat, ch.key, ch.cid, t), ch.thr[:, :, None], jnp.arange(lat.q, dtype=jnp.float32)
+    blocks, e_after, acc = list(blocks), 0.0, 0
+    for c in range(lat.n_colours):
+        if lat.strided:                                # the four neighbours' blocks, rolled; counted by colour
+            counts = {}
+            for dx, dy in ((0, 1), (0, -1), (1, 0), (-1, 0)):
+                a = ((c // 2 + dx) % 2) * 2 + (c % 2 + dy) % 2
+                one = (lat.grid(blocks, c, dx, dy).reshape(blocks[c].shape)[..., None] == states).astype(jnp.float32)
+                counts[a] = counts[a] + one if a in counts else one
+        else:
+            counts = {a: _counts(lat, blocks[a], a, c) for a, c2 in lat.couplings if c2 == c}
+        w = jnp.cumsum(jnp.exp(beta * (functools.reduce(jnp.add, counts.values()) - 4.0)), axis=-1)  # n_k <= 4
+        u = (lat.block(words, c) >> jnp.uint32(8)).astype(jnp.float32) * jnp.float32(2.0 ** -24) * w[..., -1]
+        new = jnp.sum(u[..., None] >= w[..., :-1], axis=-1).astype(jnp.float32)
+        acc = acc + jnp.sum(new != blocks[c], axis=1, dtype=jnp.int32)
+        blocks[c] = new
+        lower = [counts[a] for a in counts if a < c]
+        if lower:
+            lower = functools.reduce(jnp.add, lower)
+            e_after = e_after - jnp.sum(jnp.take_along_axis(lower, new[..., None].astype(jnp.int32), -1), axis=(1, 2))
+    return tuple(blocks), e_after, acc
+
+
 _SWEEPS = {"checkerboard": _sweep_checkerboard, "single": _sweep_single}
 
 
 def _sweep(lat, algorithm):
     """The sweep kernel of a lattice: the table's for a table Hamiltonian, else the algorithm's."""
+    if isinstance(lat, PottsLattice):
+        return _sweep_heatbath
     if isinstance(lat, WindowLattice):
         return _sweep_window
     return _sweep_table if isinstance(lat, TableLattice) else _SWEEPS[algorithm]
@@ -456,13 +522,15 @@ def _energies(lat, blocks):
     if isinstance(lat, TableLattice):
         return jnp.sum(jnp.asarray(lat.table.values, jnp.float32)[_patterns(lat, jnp.concatenate(blocks, axis=1))], axis=1)
     grids = jnp.take(jnp.concatenate(blocks, axis=1), lat.inverse, axis=1).reshape(-1, lat.n_x, lat.n_y)
-    return energy(grids, lat.hamiltonian)
+    return potts.energy(grids) if isinstance(lat, PottsLattice) else energy(grids, lat.hamiltonian)
 
 
 @functools.partial(jax.jit, static_argnames=("lat",))
 def _init(lat, key, cid):
-    """Random +-1 start (infinite temperature): float32 blocks (B, m_c)."""
+    """Random +-1 start (Potts: states 0..q-1; infinite temperature): float32 blocks (B, m_c)."""
     bits = _words(lat, key, cid, jnp.uint32(0))[:, :lat.S]
+    if isinstance(lat, PottsLattice):
+        return lat.split((bits % jnp.uint32(lat.q)).astype(jnp.float32))
     return lat.split(jnp.where((bits >> jnp.uint32(31)) == 1, 1.0, -1.0).astype(jnp.float32))
 
 
@@ -525,7 +593,11 @@ class Sampler:
         # one row of thresholds for a single beta, broadcast over the chains: a (1, k) operand
         # compiles to scalar compares, ~20 % faster than a row per chain
         rows = self.betas if len(self.betas) == 1 else self.betas[np.arange(B) % len(self.betas)]
-        if isinstance(self.lat, (TableLattice, WindowLattice)):   # continuous energy changes: beta and c(beta) themselves
+        if isinstance(self.lat, PottsLattice):                     # heat bath: beta alone
+            if algorithm != "checkerboard":
+                raise ValueError("the Potts model is sampled by heat-bath colour updates (--algorithm checkerboard)")
+            thr = rows.reshape(-1, 1).astype(np.float32)
+        elif isinstance(self.lat, (TableLattice, WindowLattice)):   # continuous energy changes: beta and c(beta) themselves
             if algorithm != "checkerboard":
                 raise ValueError("a table Hamiltonian is sampled by colour updates (--algorithm checkerboard)")
             thr = np.stack([rows, acceptance_scale(rows, algorithm)], axis=1).astype(np.float32)

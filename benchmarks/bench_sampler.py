@@ -3,6 +3,7 @@
     python benchmarks/bench_sampler.py            # the figures (a few minutes)
     python benchmarks/bench_sampler.py --tau      # tau_int / burn-in measurements behind the defaults
     python benchmarks/bench_sampler.py --tables   # table Hamiltonians only
+    python benchmarks/bench_sampler.py --potts    # the Potts heat-bath kernel only
 
 Measures, for 8 x 8 ISING1 at beta = 0.25, in one process:
   * the published algorithm: one chain, a Python loop, a random site per step, the whole
@@ -19,6 +20,8 @@ Measures, for 8 x 8 ISING1 at beta = 0.25, in one process:
     where each wins sets generate_ising.DENSE_MAX_SITES;
   * a table Hamiltonian (3 x 3 window energies, the form of a learned energy function) against
     the built-in kernel on 16 x 16 ... 64 x 64, and the any-window table kernel it replaces there;
+  * the q = 3 and q = 4 Potts heat-bath kernel against the Ising kernel on 8 x 8 and 64 x 64, near
+    each model's critical point;
   * end to end (generate_ising.generate: sampling, device->host, HDF5 write): stored samples per
     second, each stored sample thin >= tau_int sweeps after the previous one of its chain.
 Prints ratios and the machine load (other processes share the cores).
@@ -35,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import generate_ising as gi  # noqa: E402
 import metropolis  # noqa: E402
 import ising  # noqa: E402
+import potts  # noqa: E402
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -224,12 +228,27 @@ def table_paths(repeats):
                   f"table / built-in {fast / built:5.2f}" + ("  (target >= 0.5)" if size == 64 else ""))
 
 
+def potts_paths(repeats):
+    """Heat-bath Potts updates against the Ising Metropolis kernel, same sizes and chain counts,
+    each near its critical point (Potts: beta_c = ln(1 + sqrt q); ISING1: 0.44)."""
+    print(f"\nPotts heat bath against ISING1 Metropolis (checkerboard), attempted updates/s (median of {repeats}):")
+    for size, n_chains in ((8, 4096), (64, 64)):
+        for produce in (False, True):
+            kw = dict(size=size, produce=produce, target_updates=2e7)
+            built = sampler_updates_per_s(n_chains, repeats, beta=0.44, **kw)
+            rates = {q: sampler_updates_per_s(n_chains, repeats, hamiltonian=potts.Potts(q), beta=potts.beta_c(q), **kw)
+                     for q in (3, 4)}
+            print(f"  {size:2d}x{size:<2d} {n_chains:5d} chains, {'produce (thin 2)' if produce else 'sweeps only     '}: "
+                  f"ISING1 {built:10.3e}   " + "   ".join(f"q={q} {r:10.3e} ({r / built:4.2f}x)" for q, r in rates.items()))
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--chains", type=int, nargs="+", default=[256, 1024, 4096, 8192, 16384])
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--tau", action="store_true", help="print the tau_int / burn-in tables instead")
     p.add_argument("--tables", action="store_true", help="only the table-Hamiltonian figures (a minute)")
+    p.add_argument("--potts", action="store_true", help="only the Potts heat-bath figures (a minute)")
     p.add_argument("--rate_of", type=int, default=None, metavar="N_CHAINS",
                    help="print the device count and the checkerboard rate at N_CHAINS only (used for the child process)")
     args = p.parse_args(argv)
@@ -242,6 +261,9 @@ def main(argv=None):
         return
     if args.tables:
         table_paths(args.repeats)
+        return
+    if args.potts:
+        potts_paths(args.repeats)
         return
 
     energy_jit = jax.jit(lambda s: ising.energy(s, "ISING1"))
@@ -274,6 +296,7 @@ def main(argv=None):
 
     field_paths(max(1, args.repeats // 2))
     table_paths(max(1, args.repeats // 2))
+    potts_paths(max(1, args.repeats // 2))
 
     e2e = end_to_end(500_000, 2_500_000, max(1, args.repeats // 2))
     print(f"\nEnd to end, generate() to HDF5, 8x8 ISING1 beta={BETA}, {e2e['chains']} chains, "

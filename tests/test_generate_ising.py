@@ -18,6 +18,7 @@ import pytest
 import generate_ising as gi
 import metropolis
 import ising
+import potts
 from ising import chi_square_test
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -411,3 +412,94 @@ def test_learned_hamiltonian_bad_input_is_one_line(tmp_path, capsys):
     with pytest.raises(ValueError, match="not tiled"):
         gi.validate(ising.Table.of(np.zeros(2 ** 16), focus=2, context=1), 5, 6, [0.3], 10)
     assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------------- the Potts model
+POTTS_BETAS = (0.0, 0.6, 1.0, 1.6)       # q = 3: both sides of beta_c = 1.005
+POTTS_CASES = [  # (q, n_x, n_y): exact law by enumeration up to 4^8 states, else the transfer matrix
+    (3, 3, 3),                           # odd: greedy colouring
+    (3, 4, 4),
+    pytest.param(4, 2, 4, marks=pytest.mark.slow),
+    pytest.param(3, 6, 2, marks=pytest.mark.slow),     # a 2-wide side: two bonds join each pair
+]
+
+
+def potts_law(q, n_x, n_y, beta):
+    if q ** (n_x * n_y) <= 4 ** 8:
+        return potts.enumerated_distribution(n_x, n_y, q, beta)
+    return potts.exact_energy_distribution(n_x, n_y, q, beta)
+
+
+@pytest.mark.parametrize("q,n_x,n_y", POTTS_CASES)
+def test_potts_energy_histogram_matches_boltzmann(tmp_path, q, n_x, n_y):
+    """Heat-bath colour updates against the exact law, one sample per independent chain."""
+    n = 10000
+    path = gi.generate(tmp_path / "p.hdf5", hamiltonian=potts.Potts(q), n_x=n_x, n_y=n_y, betas=POTTS_BETAS,
+                       n_samples=n, n_chains=n, burn_in=200, thin=1, random_seed=7, progress=False)
+    d, attrs = read(path)
+    assert d["ising_grids"].dtype == np.int8 and d["ising_grids"].min() >= 0 and d["ising_grids"].max() == q - 1
+    np.testing.assert_array_equal(d["true_energies"], potts.energy(d["ising_grids"]).astype(np.float32))
+    assert (attrs["hamiltonian"], attrs["q"], attrs["algorithm"]) == (f"POTTS{q}", q, "heat-bath")
+    for b in POTTS_BETAS:
+        sel = np.isclose(d["beta"], b)
+        p = chi_square_p(d["true_energies"][sel].astype(np.float64), *potts_law(q, n_x, n_y, b))
+        assert p > ALPHA, f"Potts q={q} {n_x}x{n_y} beta={b}: chi-square p={p:.2e}"
+
+
+def test_potts_gathered_counts_and_wrong_beta(tmp_path, monkeypatch):
+    """Odd sides take the general colouring; above DENSE_MAX_SITES its counts are gathered: exact too, and
+    the test has power: the same samples are rejected against the law at a 10% higher beta."""
+    monkeypatch.setattr(metropolis, "DENSE_MAX_SITES", 0)
+    n, b = 10000, 1.0
+    path = gi.generate(tmp_path / "p.hdf5", hamiltonian=potts.Potts(3), n_x=5, n_y=3, betas=(b,), n_samples=n,
+                       n_chains=n, burn_in=200, thin=1, random_seed=8, progress=False)
+    e = read(path)[0]["true_energies"].astype(np.float64)
+    assert chi_square_p(e, *potts_law(3, 5, 3, b)) > ALPHA
+    assert chi_square_p(e, *potts_law(3, 5, 3, 1.1 * b)) < ALPHA
+
+
+def test_q2_potts_is_ising_at_half_beta(tmp_path):
+    """delta(s, t) = (1 + s't')/2: E_Potts = (E_Ising - 2N)/2 and beta_Potts = 2 beta_Ising."""
+    n, betas = 10000, (0.4, 0.88, 1.4)
+    path = gi.generate(tmp_path / "p.hdf5", hamiltonian=potts.Potts(2), n_x=4, n_y=4, betas=betas, n_samples=n,
+                       n_chains=n, burn_in=200, thin=1, random_seed=9, progress=False)
+    d, _ = read(path)
+    e_ising = ising.energy(potts.ising_spins(d["ising_grids"]))
+    np.testing.assert_array_equal(d["true_energies"], (e_ising - 32) / 2)
+    for b in betas:
+        sel = np.isclose(d["beta"], b)
+        levels, probs = ising.exact_energy_distribution(4, 4, b / 2)
+        assert chi_square_p(e_ising[sel], levels, probs) > ALPHA, f"q=2 at beta {b}"
+
+
+@pytest.mark.slow
+def test_potts_8x8_mean_energy_matches_transfer_matrix(tmp_path):
+    """8 x 8, q = 3 on both sides of beta_c: mean stored energy within 4 standard errors of the exact value
+    (chains are independent; the error is from per-chain means)."""
+    betas, n_chains, n = (0.8, 1.0, 1.2), 256, 256
+    path = gi.generate(tmp_path / "p.hdf5", hamiltonian=potts.Potts(3), betas=betas, n_samples=n * n_chains,
+                       n_chains=n_chains, burn_in=1000, random_seed=10, progress=False)
+    d, _ = read(path)
+    for b in betas:
+        e = d["true_energies"][np.isclose(d["beta"], b)].astype(np.float64).reshape(n, n_chains)
+        se = e.mean(0).std(ddof=1) / np.sqrt(n_chains)
+        assert abs(e.mean() - potts.exact_mean_energy(8, 8, 3, b)) < 4 * se, (b, e.mean(), se)
+
+
+@pytest.mark.parametrize("extra,msg", [(["--q", "1"], "q must be an integer in 2"),
+                                       (["--q", "3", "--algorithm", "single"], "heat-bath"),
+                                       (["--q", "3", "--hamiltonian", "ISING2"], "drop --hamiltonian")])
+def test_potts_cli_rejects_bad_input(tmp_path, capsys, extra, msg):
+    with pytest.raises(SystemExit) as e:
+        gi.main(["--n_x", "4", "--n_y", "4", "--n_samples", "10", "--filename", str(tmp_path / "bad.hdf5")] + extra)
+    assert e.value.code != 0 and msg in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_potts_cli_writes_states(tmp_path):
+    out = tmp_path / "p.hdf5"
+    gi.main(["--q", "4", "--n_x", "5", "--n_y", "6", "--n_samples", "20", "--burn_in", "20", "--filename", str(out),
+             "--no_progress"])
+    d, attrs = read(out)
+    assert d["ising_grids"].shape == (20, 5, 6) and set(np.unique(d["ising_grids"])) <= {0, 1, 2, 3}
+    assert attrs["q"] == 4 and "--q 4" in attrs["command"]
