@@ -18,7 +18,8 @@ is next to the critical point 0.4407. Every file has its own seed, so the files 
 independent samples.
 
 Also here, for every module that reads or writes files: `read_metadata` (a file's attributes,
-lattice size, betas, Hamiltonian), `require_file` (a missing file is one line that says how to
+lattice size, betas, Hamiltonian, Potts q), `file_q` (None for an Ising file, q for a Potts file:
+one whose attribute `q` is set, states 0..q-1 in `ising_grids`, `potts.py`), `require_file` (a missing file is one line that says how to
 make it), `open_h5` / `dataset` / `check_data_file` (an unreadable or incomplete file is one
 line too). Files are written by `checks.atomic_path` / `checks.write_json` (a reader never sees a
 half-written file).
@@ -125,6 +126,21 @@ def check_data_file(path, keys=("ising_grids",)) -> dict:
     return read_metadata(path)
 
 
+def file_q(f):
+    """An open data file's Potts q (int >= 2), or None for an Ising file (no attribute `q`); a
+    one-line IsingDataError for a `q` that is no number of states."""
+    if "q" not in f.attrs:
+        return None
+    import potts
+
+    q = _plain(f.attrs["q"])
+    try:
+        return potts.check_q(q)
+    except (TypeError, ValueError) as err:
+        raise IsingDataError(f"{f.filename}: attribute q = {q!r} is not a Potts model's number of states "
+                             f"({err})") from None
+
+
 def _plain(value):
     """HDF5 attribute -> plain Python value."""
     import numpy as np
@@ -140,7 +156,9 @@ def _plain(value):
 
 def read_metadata(path) -> dict:
     """File attributes plus ``n_x``, ``n_y``, ``hamiltonian``, ``betas`` (list of floats), ``beta``
-    (the single beta, or None for multi-beta files) and ``n_lattices`` (all betas together).
+    (the single beta, or None for multi-beta files) and ``n_lattices`` (all betas together); a
+    Potts file's ``q`` is checked and an int (Ising files have no ``q`` key: read it as
+    ``meta.get("q")``, None for Ising).
 
     Works on files without attributes too (shapes and the ``beta`` dataset are used); files
     written before the attribute was named ``hamiltonian`` call it ``model``.
@@ -150,6 +168,8 @@ def read_metadata(path) -> dict:
     path = Path(path)
     with open_h5(path) as f:
         meta = {k: _plain(v) for k, v in f.attrs.items()}
+        if "q" in meta:
+            meta["q"] = file_q(f)
         grids = f.get("ising_grids")
         meta["n_lattices"] = None
         if grids is not None and grids.ndim == 3:

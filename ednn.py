@@ -33,6 +33,12 @@ Implementation: periodic padding by c, then Conv2d(1, hidden, kernel f + 2c, str
 the tile network's first layer applied to every tile at once (output n_x/f x n_y/f), 1 x 1
 convolutions are the rest of the MLP, and a sum over tiles gives E.
 
+The q-state Potts model (`q` > 2; q = 2, the default, is the Ising model): the network reads a
+window as q one-hot channels (Conv2d(q, hidden, ...)): a state is a category, not a number. All
+of the above holds unchanged (nearest-neighbour bonds, c = 1 suffices). Not for Potts: the
+`spin_flip` symmetry (it is s -> -s; the Potts symmetry permutes the states) and `window_table`
+(an Ising table of 2^(w*w) windows; q^9 entries for q = 3 and no table sampler for Potts).
+
 Targets. "absolute": the loss compares E_pred with E. "centred": for labels known only up to
 an additive constant (e.g. -(1/beta) log p of a causal teacher = E + (1/beta) log Z),
 it compares batch-centred predictions with batch-centred labels; the model then fixes E up to
@@ -49,7 +55,7 @@ from torch import nn
 
 from checks import check_choice, check_positive_int, check_positive_number
 from ising import check_hamiltonian
-from sequence_blocks import IsingSequenceModule, sequences_to_grids
+from sequence_blocks import IsingSequenceModule, check_lattice_model, input_channels, sequences_to_grids
 
 LOSSES = ("l1", "mse")
 MAX_TABLE_SPINS = 16  # window_table: 2^16 windows at most
@@ -71,7 +77,8 @@ class EDNNEnergyModel(IsingSequenceModule):
     and num_layers (width and number of hidden layers of the tile network), loss (l1|mse),
     target (absolute|centred), lr (Adam) and lr_decay (learning rate x lr_decay after every
     epoch), beta, n_x, n_y, hamiltonian: the training data's (kept for the record and to read the
-    datasets' snake sequences; prediction works at any beta and on any size divisible by f).
+    datasets' snake sequences; prediction works at any beta and on any size divisible by f),
+    spin_flip (Ising only), q (2: Ising, the default; > 2: Potts, hamiltonian "POTTS<q>").
 
     The defaults are a measured recipe: batch 128, 40 epochs of 100,000 lattices (8 x 8,
     beta = 0.25), lr 0.1 x 0.8^epoch, about 2.3 CPU minutes on one thread; per-site RMSE on
@@ -100,6 +107,7 @@ class EDNNEnergyModel(IsingSequenceModule):
         n_y: int = 8,
         hamiltonian: str = "ISING1",
         spin_flip: bool = False,
+        q: int = 2,
     ):
         super().__init__()
         for name, value, minimum in (("focus", focus, 1), ("context", context, 0), ("hidden_size", hidden_size, 1),
@@ -114,9 +122,15 @@ class EDNNEnergyModel(IsingSequenceModule):
         check_positive_number("beta", beta)
         if isinstance(lr_decay, bool) or not (isinstance(lr_decay, numbers.Real) and 0 < lr_decay <= 1):
             raise ValueError(f"lr_decay must be in (0, 1] (1 = constant learning rate), got {lr_decay!r}")
-        check_hamiltonian(hamiltonian)
+        if q == 2:
+            check_hamiltonian(hamiltonian)  # the Ising message, as before q existed
+        else:
+            check_lattice_model(hamiltonian, q)
+            if spin_flip:
+                raise ValueError(f"spin_flip is the Ising symmetry s -> -s; a q = {q} Potts model has none of that "
+                                 "form (its symmetry permutes the states): drop spin_flip")
         self.save_hyperparameters()
-        layers = [nn.Conv2d(1, hidden_size, focus + 2 * context, stride=focus), nn.SiLU()]
+        layers = [nn.Conv2d(input_channels(self.q), hidden_size, focus + 2 * context, stride=focus), nn.SiLU()]
         for _ in range(num_layers - 1):
             layers += [nn.Conv2d(hidden_size, hidden_size, 1), nn.SiLU()]
         layers.append(nn.Conv2d(hidden_size, 1, 1))
@@ -136,20 +150,28 @@ class EDNNEnergyModel(IsingSequenceModule):
 
     # -- energies -------------------------------------------------------------------------
     def tile_energies(self, grids) -> torch.Tensor:
-        """grids (B, n_x, n_y) ±1, any dtype, n_x and n_y multiples of focus -> float32 (B, n_x/f, n_y/f)."""
+        """grids (B, n_x, n_y) ±1 (Potts: states 0..q-1), any dtype, n_x and n_y multiples of focus ->
+        float32 (B, n_x/f, n_y/f)."""
         grids = torch.as_tensor(grids, device=self.device)
         f = self.hparams.focus
         if grids.dim() != 3 or grids.shape[1] % f or grids.shape[2] % f or min(grids.shape[1:]) < 1:
             raise ValueError(f"grids must have shape (B, n_x, n_y) with n_x and n_y multiples of focus {f}, "
                              f"got {tuple(grids.shape)}")
-        spins = periodic_pad(grids.to(torch.float32), self.hparams.context)
-        return self._tiles(spins.unsqueeze(1)).squeeze(1)
+        if self.q == 2:
+            channels = grids.to(torch.float32).unsqueeze(1)  # (B, 1, n_x, n_y)
+        else:
+            channels = F.one_hot(grids.long(), self.q).permute(0, 3, 1, 2).to(torch.float32)  # (B, q, n_x, n_y)
+        return self._tiles(periodic_pad(channels, self.hparams.context)).squeeze(1)
 
     @torch.no_grad()
     def window_table(self, max_spins: int = MAX_TABLE_SPINS) -> torch.Tensor:
         """The energy function as a table Hamiltonian (`ising.table_energy`): float64 (2^(w*w),),
         the tile network on every w x w window, w = focus + 2 context, bit k of the index the
-        spin at window position (k // w, k % w) (1 for +1). ValueError beyond `max_spins` spins."""
+        spin at window position (k // w, k % w) (1 for +1). ValueError beyond `max_spins` spins, and
+        for a Potts model (not implemented: the tables and their sampler are Ising ones)."""
+        if self.q > 2:
+            raise ValueError(f"window_table tabulates Ising windows; a q = {self.q} Potts model has no table "
+                             "(not implemented)")
         w = self.hparams.focus + 2 * self.hparams.context
         if w * w > max_spins:
             raise ValueError(f"a {w} x {w} window has {w * w} spins: too many to tabulate (at most {max_spins}, "
@@ -159,7 +181,7 @@ class EDNNEnergyModel(IsingSequenceModule):
         return torch.cat([self._tiles(chunk).reshape(-1) for chunk in windows.split(8192)]).double()
 
     def predict_energy(self, grids, return_attention: bool = False):
-        """grids (B, n_x, n_y) ±1, any size tiled by focus -> energies float32 (B,) (+ {} with
+        """grids (B, n_x, n_y) ±1 (Potts: states), any size tiled by focus -> energies float32 (B,) (+ {} with
         `return_attention`: there is no attention). Current grad mode, as the base class."""
         energy = self.tile_energies(grids).sum(dim=(1, 2))
         return (energy, {}) if return_attention else energy

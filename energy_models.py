@@ -28,6 +28,11 @@ it; a sequence of n_x*n_y - 1 spins is refused with a clear error.
 
 Any sequence length works, so a model trained on 8 x 8 can predict on other sizes via
 `predict_energy(grids)`.
+
+The q-state Potts model (`q` > 2; q = 2, the default, is the Ising model above): the sequences
+hold the states 0..q-1, read as a one-hot (q input channels); the logsigmoid head becomes its
+categorical form, E = (1/beta) sum_t log softmax(a_t)[s_t] with q outputs a site (still never
+positive); the site head is unchanged (one output a site).
 """
 from __future__ import annotations
 
@@ -35,25 +40,37 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sequence_blocks import IsingSequenceModule, RNNEncoder, SelfAttention, log_prob_energy, wide
+from sequence_blocks import (
+    IsingSequenceModule,
+    RNNEncoder,
+    SelfAttention,
+    encode_states,
+    input_channels,
+    log_prob_energy,
+    wide,
+)
 
 
 class EnergyBranch(nn.Module):
-    """One sequence direction: x (B, L, 1) -> per-site outputs a (B, L) (+ attention (B, L, L))."""
+    """One sequence direction: x (B, L, 1) -> per-site outputs a (B, L) (+ attention (B, L, L));
+    Potts: x the states (read as one-hot), a (B, L, n_out), n_out = q for the logsigmoid head."""
 
-    def __init__(self, cell, hidden_size, num_layers, bidirectional, attention, n_heads):
+    def __init__(self, cell, hidden_size, num_layers, bidirectional, attention, n_heads, q=2, n_out=1):
         super().__init__()
-        self.encoder = RNNEncoder(cell, hidden_size, num_layers, mode="full", bidirectional=bidirectional)
+        self.q = q
+        self.encoder = RNNEncoder(cell, hidden_size, num_layers, mode="full", bidirectional=bidirectional,
+                                  input_size=input_channels(q))
         dim = self.encoder.out_dim
         self.attention = SelfAttention(dim, n_heads) if attention else None
-        self.head = nn.Linear(dim, 1)
+        self.head = nn.Linear(dim, n_out)
 
     def forward(self, x, need_weights: bool = False):
-        feats = self.encoder(x)
+        feats = self.encoder(encode_states(x, self.q))
         weights = None
         if self.attention is not None:
             feats, weights = self.attention(feats, need_weights=need_weights)
-        return self.head(feats).squeeze(-1), weights
+        a = self.head(feats)
+        return (a.squeeze(-1) if a.shape[-1] == 1 else a), weights
 
 
 class EnergyModel(IsingSequenceModule):
@@ -62,7 +79,8 @@ class EnergyModel(IsingSequenceModule):
     Hyper-parameters (all plain values, saved in the checkpoint): cell (gru|lstm),
     hidden_size, num_layers, bidirectional, attention, n_heads, two_d, energy_head
     (logsigmoid|site), loss (l1|mse), lr (Adam) and lr_schedule (constant|cosine), beta (of the
-    training data, used by the logsigmoid head), n_x, n_y, hamiltonian (of the training data).
+    training data, used by the logsigmoid head), n_x, n_y, hamiltonian (of the training data),
+    q (2: Ising, the default; > 2: the q-state Potts model, hamiltonian "POTTS<q>").
     """
 
     family = "energy"
@@ -86,20 +104,23 @@ class EnergyModel(IsingSequenceModule):
         n_x: int = 8,
         n_y: int = 8,
         hamiltonian: str = "ISING1",
+        q: int = 2,
     ):
         super().__init__()
         self.save_hyperparameters()
         self.check_hparams()
+        n_out = self.q if (self.q > 2 and energy_head == "logsigmoid") else 1  # q logits of a categorical
         self.branches = nn.ModuleDict(
             {
-                order: EnergyBranch(cell, hidden_size, num_layers, bidirectional, attention, n_heads)
+                order: EnergyBranch(cell, hidden_size, num_layers, bidirectional, attention, n_heads, self.q, n_out)
                 for order in self.orders
             }
         )
 
     # -- energies -------------------------------------------------------------------------
     def site_outputs(self, x: torch.Tensor, order: str = "rows", need_weights: bool = False):
-        """x (B, L, 1) ±1 -> per-site outputs a (B, L) of the `order` branch (+ weights)."""
+        """x (B, L, 1) ±1 -> per-site outputs a (B, L) of the `order` branch (+ weights); Potts: (B, L, q)
+        for the logsigmoid head."""
         return self.branches[order](x, need_weights=need_weights)
 
     def energy_from_sequences(self, seqs: dict, return_attention: bool = False, shape=None):
@@ -110,7 +131,7 @@ class EnergyModel(IsingSequenceModule):
             x = seqs[order]
             a, w = self.site_outputs(x, order, need_weights=return_attention)
             if self.hparams.energy_head == "logsigmoid":
-                energies.append(log_prob_energy(a, x.squeeze(-1), self.hparams.beta))
+                energies.append(log_prob_energy(a, x.squeeze(-1), self.hparams.beta, self.q))
             else:
                 energies.append(wide(a).sum(dim=1))  # >= float32 sum, also under bf16 autocast
             if w is not None:
@@ -118,7 +139,7 @@ class EnergyModel(IsingSequenceModule):
         return torch.stack(energies).mean(dim=0), attn
 
     def forward(self, *xs: torch.Tensor):
-        """x (B, L, 1) or x_rows, x_cols (2D): whole snake sequences ±1 -> energy (B, 1),
+        """x (B, L, 1) or x_rows, x_cols (2D): whole snake sequences ±1 (Potts: states) -> energy (B, 1),
         or (energy, weights) with attention; see the module docstring."""
         hint = "the energy depends on every spin (EnergyDataset items are whole sequences)"
         seqs = self.forward_inputs(xs, whole_lattice=True, hint=hint)

@@ -37,6 +37,15 @@ Which formula each variant uses, and why:
   to learn the half of the field that lies next to it; with the mean of two separate models,
   each branch must find the neighbours n steps away along its snake on its own.
 
+The q-state Potts model (hyper-parameter `q` > 2, files with the attribute q; q = 2, the
+default, is everything above): the same networks read the states 0..q-1 as a one-hot (q input
+channels) and give q logits a site, a categorical distribution: causal p(s_t | s_<t) with
+p(s_0) = 1/q exactly (permuting the states leaves the Potts energy unchanged), conditional
+p(s_i | rest) with exact logits beta n_k(i) + const (n_k(i): neighbours of i in state k), loss
+the cross-entropy of the observed state; the energies are `sequence_blocks`' (its docstring
+derives them): the causal one up to (1/beta) log Z as for Ising, the conditional one up to 2N/q
+(logits carry a free constant per site), so a Potts conditional model is scored centred.
+
 A causal model is a normalised distribution q over lattices with an exact log-likelihood, so
 it is also a generator: `log_prob(grids)` gives log q, `sample(n, seed)` draws lattices spin by
 spin with their log q (the RNN state carried along the snake); `thermodynamics.py` turns the
@@ -50,9 +59,11 @@ Calling a model (the reference's signature; the same branches `predict_energy` r
 - causal: `model(x)`, x = spins[:-1] (B, L-1, 1) -> logits (B, L-1, 1) of p(s_t=+1 | s_<t),
   t = 1..L-1; 2D `model(x_rows, x_cols)` -> logits stacked (B, 2, L-1, 1). So
   `nn.BCEWithLogitsLoss()(model(*batch[:-1]), batch[-1])` is the training loss.
+  Potts: logits (B, L-1, q) (2D (B, 2, L-1, q)), y the target states (cross-entropy).
 - conditional (`bidirectional=True`): `model(seq)`, seq = the WHOLE sequence (B, L, 1) ->
   logits (B, L, 1) of p(s_i=+1 | all other spins), target (seq + 1) / 2; 2D
-  `model(seq_rows, seq_cols)` -> (B, 2, L, 1). Given spins[:-1] of its lattice (length
+  `model(seq_rows, seq_cols)` -> (B, 2, L, 1) (Potts: (B, L, q), (B, 2, L, q); the whole
+  sequence is cat(x[:, :1], y)). Given spins[:-1] of its lattice (length
   n_x*n_y - 1) it raises a ValueError saying so. A joint model returns the same two branch
   logits, each in its own snake order; a site's logit is their sum (`joint_logits`).
 - with attention: `(logits, weights)`, weights (B, Lq, Lk) over the inputs (causally masked,
@@ -69,7 +80,6 @@ import torch.nn.functional as F
 from torch import nn
 
 import ising
-from ising import energy
 from sequence_blocks import (
     IsingSequenceModule,
     RNNEncoder,
@@ -78,10 +88,13 @@ from sequence_blocks import (
     causal_mask,
     conditional_energy,
     diagonal_mask,
+    encode_states,
+    exact_energy,
     grids_to_sequences,
-    log_prob_observed,
+    input_channels,
     sequences_to_grids,
     sinusoidal_encoding,
+    site_log_probs,
 )
 
 
@@ -97,19 +110,22 @@ class ProbabilityBranch(nn.Module):
 
     causal:      x = s_0..s_{L-2} (B, L-1, 1) -> logits of s_1..s_{L-1} (B, L-1)
     conditional: x = s_0..s_{L-1} (B, L, 1)   -> logits of every s_i given the others (B, L)
+    Potts (q > 2): x holds the states, read as one-hot; logits (B, L-1, q) / (B, L, q).
     Also returns the attention weights (B, Lq, Lk) when asked, else None.
     """
 
-    def __init__(self, cell, hidden_size, num_layers, conditional, attention, n_heads):
+    def __init__(self, cell, hidden_size, num_layers, conditional, attention, n_heads, q=2):
         super().__init__()
-        self.conditional = conditional
-        self.encoder = RNNEncoder(cell, hidden_size, num_layers, mode="conditional" if conditional else "causal")
+        self.conditional, self.q = conditional, q
+        self.encoder = RNNEncoder(cell, hidden_size, num_layers, mode="conditional" if conditional else "causal",
+                                  input_size=input_channels(q))
         dim = self.encoder.out_dim
         self.attention = SelfAttention(dim, n_heads) if attention else None
-        self.spin_embed = nn.Linear(1, dim) if (attention and conditional) else None
-        self.head = nn.Linear(dim, 1)
+        self.spin_embed = nn.Linear(input_channels(q), dim) if (attention and conditional) else None
+        self.head = nn.Linear(dim, 1 if q == 2 else q)
 
     def forward(self, x, need_weights: bool = False):
+        x = encode_states(x, self.q)
         feats = self.encoder(x)
         weights = None
         if self.attention is not None:
@@ -119,7 +135,8 @@ class ProbabilityBranch(nn.Module):
                 feats, weights = self.attention(feats, kv, diagonal_mask(length, x.device), need_weights)
             else:
                 feats, weights = self.attention(feats, None, causal_mask(length, x.device), need_weights)
-        return self.head(feats).squeeze(-1), weights
+        z = self.head(feats)
+        return (z.squeeze(-1) if self.q == 2 else z), weights
 
 
 class ProbabilityModel(IsingSequenceModule):
@@ -128,15 +145,17 @@ class ProbabilityModel(IsingSequenceModule):
     Hyper-parameters (plain values, saved in the checkpoint): cell (gru|lstm), hidden_size,
     num_layers, bidirectional (False: causal; True: conditional p(s_i | rest)), attention,
     n_heads, two_d, joint (2D conditional: one logit per site, the sum of both snakes'), lr (Adam) and lr_schedule (constant|cosine), beta (of the training data:
-    E = -(1/beta) log p), n_x, n_y, hamiltonian (used for the true energies in the test metrics).
+    E = -(1/beta) log p), n_x, n_y, hamiltonian (used for the true energies in the test metrics),
+    q (2: Ising, the default; > 2: the q-state Potts model, hamiltonian "POTTS<q>").
     """
 
     family = "probability"
 
     @property
     def absolute_energy(self) -> bool:
-        """The conditional model's energy is absolute; the causal model's is E + (1/beta) log Z."""
-        return bool(self.hparams.bidirectional)
+        """The conditional Ising model's energy is absolute; the causal model's is E + (1/beta) log Z,
+        a conditional Potts model's E + 2N/q (module docstring)."""
+        return bool(self.hparams.bidirectional) and self.q == 2
 
     def __init__(
         self,
@@ -154,6 +173,7 @@ class ProbabilityModel(IsingSequenceModule):
         n_x: int = 8,
         n_y: int = 8,
         hamiltonian: str = "ISING1",
+        q: int = 2,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -163,7 +183,7 @@ class ProbabilityModel(IsingSequenceModule):
                              "(two_d and bidirectional)")
         self.branches = nn.ModuleDict(
             {
-                order: ProbabilityBranch(cell, hidden_size, num_layers, bidirectional, attention, n_heads)
+                order: ProbabilityBranch(cell, hidden_size, num_layers, bidirectional, attention, n_heads, self.q)
                 for order in self.orders
             }
         )
@@ -174,7 +194,7 @@ class ProbabilityModel(IsingSequenceModule):
 
         causal: logits (B, L-1) of p(s_t=+1 | s_<t) for t = 1..L-1; weights (B, L-1, L-1)
         over input positions 0..L-2. conditional: logits (B, L) of p(s_i=+1 | rest);
-        weights (B, L, L) with a zero diagonal.
+        weights (B, L, L) with a zero diagonal. Potts: seq holds the states, logits (B, ·, q).
         """
         branch = self.branches[order]
         return branch(seq if self.hparams.bidirectional else seq[:, :-1], need_weights=need_weights)
@@ -183,19 +203,19 @@ class ProbabilityModel(IsingSequenceModule):
         """x = spins[:-1] (causal) or the whole sequence (conditional), (B, ·, 1) ±1, two of them
         for 2D -> logits (B, ·, 1) (2D (B, 2, ·, 1)) [, weights]; see the module docstring."""
         hint = ("bidirectional, it is the conditional model p(s_i | all other spins); from a ProbabilityDataset "
-                "batch (x, y): torch.cat([x[:, :1], 2 * y - 1], dim=1)")
+                f"batch (x, y): torch.cat([x[:, :1], {'2 * y - 1' if self.q == 2 else 'y'}], dim=1)")
         hint += " with y[:, 0] (rows) and y[:, 1] (columns)" if self.hparams.two_d else ""
         seqs = self.forward_inputs(xs, whole_lattice=self.hparams.bidirectional, hint=hint)
         logits, weights = [], {}
         for order, x in seqs.items():
             z, weights[order] = self.branches[order](x, need_weights=self.hparams.attention)
-            logits.append(z.unsqueeze(-1))
+            logits.append(z.unsqueeze(-1) if self.q == 2 else z)  # (B, ·, 1) or (B, ·, q)
         return self.with_weights(self.stack_orders(logits), weights)
 
     def joint_logits(self, seqs: dict, shape, need_weights: bool = False):
         """A joint model's conditionals: seqs {"rows", "cols"} (B, L, 1) of an n_x x n_y lattice ->
-        (logits (B, L) of p(s_i=+1 | rest) in rows snake order, the sum of both branches' logits of
-        each site; attention weights per order)."""
+        (logits (B, L) (Potts (B, L, q)) of p(s_i=+1 | rest) in rows snake order, the sum of both
+        branches' logits of each site; attention weights per order)."""
         z_rows, w_rows = self.logits(seqs["rows"], "rows", need_weights)
         z_cols, w_cols = self.logits(seqs["cols"], "cols", need_weights)
         n_x, n_y = shape
@@ -208,7 +228,7 @@ class ProbabilityModel(IsingSequenceModule):
         if self.hparams.joint:
             z, w = self.joint_logits(seqs, shape or (self.hparams.n_x, self.hparams.n_y), return_attention)
             attn = {k: v for k, v in w.items() if v is not None}
-            return conditional_energy(z, seqs["rows"].squeeze(-1), self.hparams.beta), attn
+            return conditional_energy(z, seqs["rows"].squeeze(-1), self.hparams.beta, self.q), attn
         energies, attn = [], {}
         for order in self.orders:
             e, _, w = self._order_energy(seqs[order], order, return_attention)
@@ -222,10 +242,10 @@ class ProbabilityModel(IsingSequenceModule):
         spins = seq.squeeze(-1)
         beta = self.hparams.beta
         if self.hparams.bidirectional:
-            return conditional_energy(z, spins, beta), z, w
+            return conditional_energy(z, spins, beta, self.q), z, w
         if w is not None:  # causal: pad to (B, L, L); the last spin is never an input
             w = F.pad(w, (0, 1, 0, 1))
-        return causal_energy(z, spins, beta), z, w
+        return causal_energy(z, spins, beta, self.q), z, w
 
     # -- the causal model as a distribution: log q and sampling ----------------------------
     def _check_causal(self, order: str) -> None:
@@ -238,18 +258,20 @@ class ProbabilityModel(IsingSequenceModule):
 
     def log_prob(self, grids: torch.Tensor, order: str = "rows") -> torch.Tensor:
         """grids (B, n_x, n_y) ±1 -> log q(lattice) float32 (B,) of the `order` branch (each branch of
-        a 2D model is a normalised model on its own): log 1/2 + sum_t log q(s_t | s_<t)."""
+        a 2D model is a normalised model on its own): log 1/2 + sum_t log q(s_t | s_<t)
+        (Potts: states 0..q-1, log 1/q + ...)."""
         self._check_causal(order)
         seq = grids_to_sequences(torch.as_tensor(grids).to(self.device), order)
         z, _ = self.logits(seq, order)
-        return log_prob_observed(z, seq[:, 1:, 0]).sum(dim=1) - math.log(2.0)
+        return site_log_probs(z, seq[:, 1:, 0], self.q).sum(dim=1) - math.log(float(self.q))
 
     @torch.no_grad()
     def sample(self, n: int, seed=None, order: str = "rows", batch_size: int = 8192, progress: bool = False):
         """Draw n lattices from the causal model -> (grids int8 (n, n_x, n_y) ±1, log_q float64 (n,)).
 
         Spin by spin along the `order` snake (for a 2D model: that branch, a normalised model on
-        its own): s_0 = ±1 with probability 1/2, then s_{t+1} ~ q(. | s_<=t). The RNN state is
+        its own): s_0 = ±1 with probability 1/2, then s_{t+1} ~ q(. | s_<=t) (Potts: states
+        0..q-1, s_0 uniform, each next state drawn from the q-way softmax). The RNN state is
         carried from spin to spin (one recurrent step per spin, no rerun of the prefix); with
         attention, the features of the spins drawn so far are the keys, exactly those the
         causal mask allows in training. log_q is the model's own log-probability of each draw.
@@ -276,56 +298,73 @@ class ProbabilityModel(IsingSequenceModule):
         return np.concatenate(grids), np.concatenate(log_q)
 
     def _sample_sequences(self, branch, b: int, length: int, gen):
-        """(sequences float32 (b, L) ±1, log q float64 (b,)) drawn from a causal branch."""
-        rnn, attention = branch.encoder.rnn, branch.attention
-        spin = torch.where(torch.rand(b, generator=gen, device=self.device) < 0.5, -1.0, 1.0)
+        """(sequences float32 (b, L) ±1 (Potts: states), log q float64 (b,)) drawn from a causal branch."""
+        rnn, attention, q = branch.encoder.rnn, branch.attention, self.q
+        if q == 2:
+            spin = torch.where(torch.rand(b, generator=gen, device=self.device) < 0.5, -1.0, 1.0)
+        else:
+            spin = torch.randint(q, (b,), generator=gen, device=self.device).float()
         seq, state, keys = [spin], None, []
-        log_q = torch.full((b,), -math.log(2.0), dtype=torch.float64, device=self.device)
+        log_q = torch.full((b,), -math.log(float(q)), dtype=torch.float64, device=self.device)
         for _ in range(length - 1):
-            feats, state = rnn(spin.view(b, 1, 1), state)          # (b, 1, D): has read s_0..s_t
+            feats, state = rnn(encode_states(spin.view(b, 1, 1), q), state)  # (b, 1, D): has read s_0..s_t
             if attention is not None:
                 keys.append(feats)
                 feats, _ = attention(feats, torch.cat(keys, dim=1))
-            z = branch.head(feats).view(b).float()                 # logit of q(s_{t+1} = +1 | s_<=t)
-            spin = torch.where(torch.rand(b, generator=gen, device=self.device) < torch.sigmoid(z), 1.0, -1.0)
-            log_q += F.logsigmoid(spin * z).double()
+            if q == 2:
+                z = branch.head(feats).view(b).float()             # logit of q(s_{t+1} = +1 | s_<=t)
+                spin = torch.where(torch.rand(b, generator=gen, device=self.device) < torch.sigmoid(z), 1.0, -1.0)
+                log_q += F.logsigmoid(spin * z).double()
+            else:
+                log_p = torch.log_softmax(branch.head(feats).view(b, q).float(), dim=-1)  # log q(k | s_<=t)
+                spin = torch.multinomial(log_p.exp(), 1, generator=gen).view(b).float()
+                log_q += log_p.gather(1, spin.long()[:, None]).view(b).double()
             seq.append(spin)
         return torch.stack(seq, dim=1), log_q
 
     # -- training -------------------------------------------------------------------------
     def full_sequences(self, batch) -> dict:
-        """Rebuild the full snake sequences (B, L, 1) ±1 from a dataset batch."""
+        """Rebuild the full snake sequences (B, L, 1) ±1 (Potts: states) from a dataset batch,
+        whose targets y are class indices: s = 2y - 1 for Ising, s = y for Potts."""
+        spin = (lambda y: 2 * y - 1) if self.q == 2 else (lambda y: y)
         if self.hparams.two_d:
             x_rows, x_cols, y = batch[0], batch[1], batch[2]
             return {
-                "rows": torch.cat([x_rows[:, :1], 2 * y[:, 0] - 1], dim=1),
-                "cols": torch.cat([x_cols[:, :1], 2 * y[:, 1] - 1], dim=1),
+                "rows": torch.cat([x_rows[:, :1], spin(y[:, 0])], dim=1),
+                "cols": torch.cat([x_cols[:, :1], spin(y[:, 1])], dim=1),
             }
         x, y = batch[0], batch[1]
-        return {"rows": torch.cat([x[:, :1], 2 * y - 1], dim=1)}
+        return {"rows": torch.cat([x[:, :1], spin(y)], dim=1)}
+
+    def site_nll(self, z: torch.Tensor, spins: torch.Tensor) -> torch.Tensor:
+        """Mean negative log-likelihood of the observed sites, per sample: z (B, T) Bernoulli logits and
+        spins (B, T) ±1 (BCE, the Ising loss), or z (B, T, q) and states (cross-entropy) -> (B,)."""
+        if self.q == 2:
+            target = ((spins + 1) / 2).float()
+            return F.binary_cross_entropy_with_logits(z.float(), target, reduction="none").mean(dim=1)
+        return F.cross_entropy(z.float().transpose(1, 2), spins.long(), reduction="none").mean(dim=1)
 
     def per_sample_loss(self, batch, with_energies: bool = False):
         """-> (BCE per sample (B,), predicted E (B,) or None, true E (B,) or None).
 
         Causal: mean BCE of every next spin (negative log-likelihood / (L-1));
         bidirectional: mean BCE of every spin given the rest (pseudo-likelihood).
+        Potts: the same with the q-way cross-entropy.
         """
         seqs = self.full_sequences(batch)
         if self.hparams.joint:
             z, _ = self.joint_logits(seqs, (self.hparams.n_x, self.hparams.n_y))
             spins = seqs["rows"].squeeze(-1)
-            loss = F.binary_cross_entropy_with_logits(z.float(), ((spins + 1) / 2).float(), reduction="none").mean(dim=1)
+            loss = self.site_nll(z, spins)
             if not with_energies:
                 return loss, None, None
-            return loss, conditional_energy(z, spins, self.hparams.beta), self.true_energies(seqs["rows"])
+            return loss, conditional_energy(z, spins, self.hparams.beta, self.q), self.true_energies(seqs["rows"])
         losses, energies = [], []
         for order in self.orders:
             seq = seqs[order]
             energy, z, _ = self._order_energy(seq, order)
-            target = (seq.squeeze(-1) + 1) / 2
-            if not self.hparams.bidirectional:
-                target = target[:, 1:]
-            losses.append(F.binary_cross_entropy_with_logits(z.float(), target.float(), reduction="none").mean(dim=1))
+            spins = seq.squeeze(-1) if self.hparams.bidirectional else seq.squeeze(-1)[:, 1:]
+            losses.append(self.site_nll(z, spins))
             energies.append(energy)
         loss = torch.stack(losses).mean(dim=0)
         if not with_energies:
@@ -341,7 +380,8 @@ class ProbabilityModel(IsingSequenceModule):
                 "hyper-parameters; test on data of the training lattice size or use predict_energy"
             )
         grids = sequences_to_grids(rows_seq, n_x, n_y, "rows").detach().cpu().numpy()
-        return torch.as_tensor(energy(grids, self.hparams.hamiltonian), dtype=torch.float64, device=rows_seq.device)
+        return torch.as_tensor(exact_energy(grids, self.hparams.hamiltonian, self.q), dtype=torch.float64,
+                               device=rows_seq.device)
 
 
 # ----------------------------------------------------------------------------- the reference's class names

@@ -1,10 +1,11 @@
-"""Reading Ising HDF5 files into tensors: four dataset classes, a loader and a data module.
+"""Reading Ising and Potts HDF5 files into tensors: four dataset classes, a loader and a data module.
 
 File contract (written by ``generate_ising.py``): ``ising_grids`` int8 (N, n_x, n_y) ±1,
 ``true_energies`` float32 (N,), ``beta`` float32 (N,) (or one value), file attributes
 (``hamiltonian``, ``n_x``, ``n_y``, ``betas``, ...; ``data_files.read_metadata`` reads them).
-Samples are interleaved over betas and chains, so any contiguous block of rows is a fair
-sample of the whole file.
+A Potts file (``potts.py``) has the same layout and the attribute ``q``: its ``ising_grids``
+hold the states 0..q-1 (``ds.q``: q, None for an Ising file). Samples are interleaved over
+betas and chains, so any contiguous block of rows is a fair sample of the whole file.
 
 Items, all float32; "spins" is the snake sequence (L = n_x * n_y, `ising.snake_permutation`)
 through the rows, or the columns for ``X_cols``; ``return_beta=True`` appends beta (1,):
@@ -13,6 +14,11 @@ through the rows, or the columns for ``X_cols``; ``return_beta=True`` appends be
     ProbabilityDataset2D   (X_rows, X_cols, y)    y (2, L-1, 1): the rows and columns targets stacked
     EnergyDataset          (X, energy)            X = spins (L, 1), the whole lattice; energy (1,)
     EnergyDataset2D        (X_rows, X_cols, energy)
+
+y is the class index of each target spin: (s + 1) / 2 for Ising spins, the state s itself for
+Potts, whose X are the states 0..q-1 too (float32 like everything else: one item layout and
+one code path for both; a model takes y.long() for its cross-entropy). So the full sequence is
+cat(X[:, :1], 2y - 1) for Ising and cat(X[:, :1], y) for Potts.
 
 Two ways to feed them, giving the same items (benchmarks/bench_datasets.py measures both):
 
@@ -51,7 +57,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
 import data_files
-from data_files import IsingDataError, dataset, open_h5, read_metadata
+from data_files import IsingDataError, dataset, file_q, open_h5, read_metadata
 from ising import snake_permutation
 
 SPAN_PER_ROW = 16  # a batch spanning at most this many rows per row it asks for is read as one slice
@@ -134,6 +140,7 @@ class _IsingDataset(Dataset):
         self._beta_const = None  # beta of a file that stores one value
         self._reader = None
         with open_h5(self.filepath) as f:
+            self.q = file_q(f)  # None: Ising spins ±1; q: Potts states 0..q-1
             self._check_grids(dataset(f, grids_key), "full" if in_memory else validate)
             self.keys = [grids_key]
             if energy_key is not None:
@@ -152,7 +159,7 @@ class _IsingDataset(Dataset):
         if grids.ndim != 3:
             raise IsingDataError(f"{where} has shape {grids.shape}; expected (N, n_x, n_y) lattices")
         if grids.dtype.kind not in "biuf":
-            raise IsingDataError(f"{where} has dtype {grids.dtype}; expected ±1 numbers")
+            raise IsingDataError(f"{where} has dtype {grids.dtype}; expected {self._values} numbers")
         self.n, self.n_x, self.n_y = (int(s) for s in grids.shape)
         if self.n == 0:
             raise IsingDataError(f"{where} holds no lattices")
@@ -163,13 +170,24 @@ class _IsingDataset(Dataset):
         for s in np.unique(np.asarray(starts, dtype=np.int64)).tolist():
             self._check_spins(grids[s : s + rows], range(s, self.n))
 
+    @property
+    def _values(self) -> str:
+        return "±1" if self.q is None else f"integer states 0 ... {self.q - 1}"
+
     def _check_spins(self, grids: np.ndarray, rows) -> None:
-        """grids (B, n_x, n_y) of file rows ``rows``: refuse anything but ±1."""
-        bad = (grids != 1) & (grids != -1)
+        """grids (B, n_x, n_y) of file rows ``rows``: refuse anything but ±1 (Ising) or 0..q-1 (Potts)."""
+        if self.q is None:
+            bad = (grids != 1) & (grids != -1)
+        else:
+            bad = (grids < 0) | (grids >= self.q)
+            if grids.dtype.kind == "f":
+                bad |= grids != np.round(grids)  # also NaN
         if np.any(bad):
             i, r, c = np.argwhere(bad)[0].tolist()
+            kind = ("spins must be ±1" if self.q is None
+                    else f"states must be 0 ... {self.q - 1} (a q = {self.q} Potts file)")
             raise IsingDataError(f"{self.filepath}:{self.grids_key} lattice {rows[i]} holds {grids[i, r, c].item()!r} "
-                                 f"at site ({r}, {c}); spins must be ±1")
+                                 f"at site ({r}, {c}); {kind}")
 
     def _check_values(self, dset: h5py.Dataset, what: str) -> None:
         where = f"{self.filepath}:{dset.name.lstrip('/')}"
@@ -244,7 +262,8 @@ class _IsingDataset(Dataset):
         parts = np.split(seq, 2, axis=1) if self._two_d else [seq]  # rows [, columns] (B, L)
         if self._probability:
             out = [p[:, :-1, None] for p in parts]
-            targets = [(p[:, 1:, None] + 1) / 2 for p in parts]  # ±1 -> {0, 1}
+            # the class index of the target: ±1 -> {0, 1}; a Potts state is its own index
+            targets = [(p[:, 1:, None] + 1) / 2 if self.q is None else p[:, 1:, None] for p in parts]
             out.append(np.stack(targets, axis=1) if self._two_d else targets[0])
         else:
             out = [p[:, :, None] for p in parts] + [rest.pop(0).reshape(-1, 1)]  # energy
@@ -265,7 +284,8 @@ class _IsingDataset(Dataset):
 
 
 class ProbabilityDataset(_IsingDataset):
-    """Items (X, y[, beta]): X = spins[:-1] (L-1, 1) ±1, y = spins[1:] (L-1, 1) in {0, 1}, snake through rows."""
+    """Items (X, y[, beta]): X = spins[:-1] (L-1, 1) ±1, y = spins[1:] (L-1, 1) in {0, 1}, snake through rows
+    (Potts: X = states[:-1], y = states[1:], both 0..q-1)."""
 
     _two_d, _probability = False, True
 
@@ -280,7 +300,7 @@ class ProbabilityDataset2D(ProbabilityDataset):
 
 
 class EnergyDataset(_IsingDataset):
-    """Items (X, energy[, beta]): X = the whole snake-rows sequence (L, 1) ±1, energy (1,)."""
+    """Items (X, energy[, beta]): X = the whole snake-rows sequence (L, 1) ±1 (Potts: 0..q-1), energy (1,)."""
 
     _two_d, _probability = False, False
 
@@ -385,12 +405,16 @@ class IsingDataModule(pl.LightningDataModule):
     def check_files(self) -> dict:
         """Open every file as the loaders will (its datasets, shapes and values, a sample of the
         spins), and check that the validation and test files hold lattices of the training
-        file's size and Hamiltonian: one-line IsingDataErrors before any training. Returns the
-        training file's metadata."""
+        file's size, kind (Ising, or Potts of the same q) and Hamiltonian: one-line
+        IsingDataErrors before any training. Returns the training file's metadata."""
         train = read_metadata(self.train_path)
+        kind = lambda m: "Ising" if m.get("q") is None else f"q = {m['q']} Potts"  # noqa: E731
         for path in (self.train_path, *self.val_paths, self.test_path):
             self._check_dataset(path)
             meta = read_metadata(path)
+            if meta.get("q") != train.get("q"):
+                raise IsingDataError(f"{path} holds {kind(meta)} lattices but the training file {self.train_path} "
+                                     f"{kind(train)} lattices; use files of one model")
             if (meta["n_x"], meta["n_y"]) != (train["n_x"], train["n_y"]):
                 raise IsingDataError(f"{path} holds {meta['n_x']} x {meta['n_y']} lattices but the training file "
                                      f"{self.train_path} {train['n_x']} x {train['n_y']}; use validation and test "

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 import ising
+from potts import Potts
 from checks import UserError
 from checks import atomic_path, write_json
 
@@ -45,15 +46,16 @@ def config_name(hparams: dict) -> str:
     Sequence models: [2D_]<CELL>_<layers>L_<heads>H[_Bi][_Attn][_Joint], then only non-default extras:
     _hid<hidden_size> (default 512), _Site (energy_head "site"), _MSE (loss "mse"), _Cosine
     (lr_schedule "cosine"). The extensive model: EDNN_F<focus>_C<context>_hid<width>x<layers>
-    [_L1][_Centred].
+    [_L1][_Centred][_Flip]. Either ends in _Q<q> for a q-state Potts model (q > 2).
     """
+    potts = f"_Q{hparams['q']}" if hparams.get("q", 2) != 2 else ""
     if "focus" in hparams:
         name = f"EDNN_F{hparams['focus']}_C{hparams['context']}_hid{hparams['hidden_size']}x{hparams['num_layers']}"
         if hparams.get("loss", "mse") != "mse":
             name += f"_{str(hparams['loss']).upper()}"
         if hparams.get("target", "absolute") != "absolute":
             name += f"_{str(hparams['target']).capitalize()}"
-        return name + ("_Flip" if hparams.get("spin_flip") else "")
+        return name + ("_Flip" if hparams.get("spin_flip") else "") + potts
     parts = ["2D"] if hparams.get("two_d") else []
     parts += [str(hparams.get("cell", "gru")).upper(), f"{hparams.get('num_layers', 1)}L", f"{hparams.get('n_heads', 1)}H"]
     if hparams.get("bidirectional"):
@@ -70,7 +72,7 @@ def config_name(hparams: dict) -> str:
         parts.append(str(hparams["loss"]).upper())
     if hparams.get("lr_schedule", "constant") != "constant":
         parts.append(str(hparams["lr_schedule"]).capitalize())
-    return "_".join(parts)
+    return "_".join(parts) + potts
 
 
 @dataclass
@@ -195,10 +197,14 @@ def energy_table(source: str):
 
 
 def hamiltonian_source(source: str, as_table: bool = False):
-    """What `--hamiltonian` names, for the sampler: (a built-in name or an `ising.Table`, the
-    Hamiltonian it is or was trained on, a name for outputs).  source: ISING1 / ISING2 (as_table:
-    through its table, the sampler path of a learned one), a run directory of the extensive model,
-    or a fit's JSON (inverse_ising.py)."""
+    """What `--hamiltonian` names, for the sampler: (a built-in name, an `ising.Table` or a
+    `potts.Potts`, the Hamiltonian it is or was trained on, a name for outputs).  source: ISING1 /
+    ISING2 (as_table: through its table, the sampler path of a learned one), POTTS<q>, a run
+    directory of the extensive model, or a fit's JSON (inverse_ising.py)."""
+    if Potts.from_name(source) is not None:
+        if as_table:
+            raise UserError(f"--as_table: {source} has no table form; sample it as it is")
+        return Potts.from_name(source), source, source
     if source in ising.HAMILTONIANS:
         if as_table:
             return ising.Table.of(ising.builtin_table(source), name=f"{source}_table"), source, f"{source}_table"

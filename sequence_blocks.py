@@ -4,6 +4,22 @@ Everything here works on spin sequences: float tensors (B, L, 1) with values ±1
 lattice read in snake order (`ising.snake_permutation`). Nothing depends
 on the lattice size, so a model trained on 8 x 8 runs on any other size.
 
+The q-state Potts model (`potts.py`, hyper-parameter q > 2; q = 2 is the Ising model and its
+code path is unchanged) runs through the same code: its sequences hold the states 0..q-1
+(B, L, 1), which the networks read as a one-hot (B, L, q) (`encode_states`: a state is a
+category, not a number), and a site's distribution is categorical with logits (..., q) instead
+of one Bernoulli logit (...). The log-space energies take q and generalise as follows:
+- causal: log p(lattice) = log p(s_0) + sum_t log softmax(z_t)[s_t], with p(s_0) = 1/q exactly
+  (the Potts energy is invariant under permuting the states, as the Ising one under s -> -s);
+  E = -(1/beta) log p(lattice), up to (1/beta) log Z as for Ising.
+- conditional: the exact law is p(s_i = k | rest) ∝ exp(beta n_k(i)), n_k(i) the neighbours of i
+  in state k. Logits are fixed by the law only up to a constant per site, so the energy uses the
+  gauge-free z_ik - mean_l z_il = beta (n_k(i) - 4/q) (sum_k n_k(i) = 4 neighbours), and since
+  E = -sum_<ij> delta(s_i, s_j) = -1/2 sum_i n_{s_i}(i),
+      E_model = -(1/(2 beta)) sum_i (z_{i,s_i} - mean_l z_il) = E + 2N/q:
+  the energy up to a constant (N sites), no longer absolute as the Ising conditional's.
+- the energy models' logsigmoid head: E = (1/beta) sum_t log softmax(a_t)[s_t] (q logits a site).
+
 - `RNNEncoder`      GRU/LSTM over the sequence. Three modes:
     "full"         ordinary (optionally bidirectional) RNN: output t has read s_t
                    (and, bidirectional, every spin);
@@ -19,6 +35,8 @@ on the lattice size, so a model trained on 8 x 8 runs on any other size.
 - Log-space energies: `log_prob_observed`, `causal_energy`, `conditional_energy`,
   `log_prob_energy` (no products of probabilities, no clamping).
 - `grids_to_sequences` / `sequences_to_grids`: lattice <-> snake sequence in torch.
+- `encode_states`, `check_lattice_model` (q and Hamiltonian agree), `exact_energy` (the
+  true energy of grids of either model, for the test metrics and the teacher's test labels).
 - `IsingSequenceModule`: the LightningModule base every model shares (the one check of a
   configuration, Adam and its learning-rate schedule, logging, whole-test-set metrics across
   DDP ranks, `predict_energy`, and the plumbing of `forward`, the reference's call signature).
@@ -42,6 +60,7 @@ from torch import nn
 from torch.utils.data import DistributedSampler
 
 import ising
+import potts
 from checks import check_choice, check_positive_int, check_positive_number
 
 RNN_CELLS = {"gru": nn.GRU, "lstm": nn.LSTM}
@@ -76,6 +95,38 @@ def sequences_to_grids(seq: torch.Tensor, n_x: int, n_y: int, order: str = "rows
     return flat.reshape(seq.shape[0], n_x, n_y)
 
 
+# ----------------------------------------------------------------------------- Ising or Potts
+def check_lattice_model(hamiltonian, q) -> int:
+    """q as an int (2: Ising, the default; > 2: Potts) after checking that the Hamiltonian is one of
+    that model: ISING1 / ISING2 for q = 2, POTTS<q> (the generator's name, nearest neighbours)
+    for q > 2. ValueError otherwise."""
+    q = potts.check_q(q)
+    if q == 2:
+        check_choice("hamiltonian", hamiltonian, ising.HAMILTONIANS)
+    elif hamiltonian != potts.Potts(q).name:
+        raise ValueError(f"q = {q} is the Potts model: hamiltonian must be {potts.Potts(q).name!r} (got "
+                         f"{hamiltonian!r}); q = 2 is the Ising model (ISING1, ISING2)")
+    return q
+
+
+def exact_energy(grids: np.ndarray, hamiltonian: str = "ISING1", q: int = 2) -> np.ndarray:
+    """True energies (B,) float64 of grids (B, n_x, n_y): Ising spins ±1 (q = 2) or Potts states 0..q-1."""
+    return np.asarray(potts.energy(grids) if q > 2 else ising.energy(grids, hamiltonian), dtype=np.float64)
+
+
+def input_channels(q: int) -> int:
+    """What a network reads per site: the spin itself (Ising) or a one-hot of the state (Potts)."""
+    return 1 if q == 2 else q
+
+
+def encode_states(x: torch.Tensor, q: int) -> torch.Tensor:
+    """x (B, L, 1) -> the network's input: x itself (±1, q = 2), or the one-hot (B, L, q) of the
+    Potts states 0..q-1 in x's float dtype (states are categories: no order, no distance)."""
+    if q == 2:
+        return x
+    return F.one_hot(x[..., 0].long(), q).to(x.dtype if x.is_floating_point() else torch.float32)
+
+
 # ----------------------------------------------------------------------------- encoders
 def _make_rnn(cell: str, input_size: int, hidden_size: int, num_layers: int, bidirectional: bool) -> nn.RNNBase:
     return RNN_CELLS[cell](input_size, hidden_size, num_layers=num_layers, batch_first=True,
@@ -83,22 +134,24 @@ def _make_rnn(cell: str, input_size: int, hidden_size: int, num_layers: int, bid
 
 
 class RNNEncoder(nn.Module):
-    """x (B, L, 1) -> features (B, L, out_dim); see the module docstring for the modes."""
+    """x (B, L, input_size) -> features (B, L, out_dim); see the module docstring for the modes.
+    input_size: 1 for Ising spins, q for one-hot Potts states (`encode_states`)."""
 
-    def __init__(self, cell: str, hidden_size: int, num_layers: int, mode: str, bidirectional: bool = False):
+    def __init__(self, cell: str, hidden_size: int, num_layers: int, mode: str, bidirectional: bool = False,
+                 input_size: int = 1):
         super().__init__()
         if mode not in ("full", "causal", "conditional"):
             raise ValueError(f"unknown encoder mode {mode!r}")
         self.mode = mode
         if mode == "full":
-            self.rnn = _make_rnn(cell, 1, hidden_size, num_layers, bidirectional)
+            self.rnn = _make_rnn(cell, input_size, hidden_size, num_layers, bidirectional)
             self.out_dim = hidden_size * (2 if bidirectional else 1)
         elif mode == "causal":
-            self.rnn = _make_rnn(cell, 1, hidden_size, num_layers, False)
+            self.rnn = _make_rnn(cell, input_size, hidden_size, num_layers, False)
             self.out_dim = hidden_size
         else:
-            self.fwd = _make_rnn(cell, 1, hidden_size, num_layers, False)
-            self.bwd = _make_rnn(cell, 1, hidden_size, num_layers, False)
+            self.fwd = _make_rnn(cell, input_size, hidden_size, num_layers, False)
+            self.bwd = _make_rnn(cell, input_size, hidden_size, num_layers, False)
             # States "before the first spin" / "after the last spin": learned vectors.
             self.fwd_start = nn.Parameter(torch.zeros(hidden_size))
             self.bwd_start = nn.Parameter(torch.zeros(hidden_size))
@@ -170,29 +223,49 @@ def log_prob_observed(logits: torch.Tensor, spins: torch.Tensor) -> torch.Tensor
     return F.logsigmoid(wide(spins) * wide(logits))
 
 
-def causal_energy(logits: torch.Tensor, spins: torch.Tensor, beta: float) -> torch.Tensor:
+def log_prob_states(logits: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
+    """log p(observed state) for categorical logits (..., q) and states (...) in 0..q-1 (any dtype):
+    log softmax(logits)[state], >= float32 for the same reason as `log_prob_observed`."""
+    return torch.log_softmax(wide(logits), dim=-1).gather(-1, states.long().unsqueeze(-1)).squeeze(-1)
+
+
+def site_log_probs(logits: torch.Tensor, spins: torch.Tensor, q: int = 2) -> torch.Tensor:
+    """log p of every observed site: Bernoulli logits (...) and spins ±1 (q = 2), or categorical
+    logits (..., q) and Potts states (q > 2) -> (...), >= float32."""
+    return log_prob_observed(logits, spins) if q == 2 else log_prob_states(logits, spins)
+
+
+def causal_energy(logits: torch.Tensor, spins: torch.Tensor, beta: float, q: int = 2) -> torch.Tensor:
     """Energy from a causal (autoregressive) model, E = -(1/beta) log p(lattice).
 
     logits (B, L-1): logit of p(s_t=+1 | s_<t) for t = 1..L-1; spins (B, L) ±1.
     log p(s_0) = -log 2 exactly for a zero-field Ising model (spin-flip symmetry).
+    Potts (q > 2): logits (B, L-1, q), spins (B, L) the states, log p(s_0) = -log q.
     Equals the true energy plus the constant (1/beta) log Z for exact conditionals.
     """
-    logp = log_prob_observed(logits, spins[:, 1:]).sum(dim=1) - math.log(2.0)
+    logp = site_log_probs(logits, spins[:, 1:], q).sum(dim=1) - math.log(float(q))
     return -logp / beta
 
 
-def conditional_energy(logits: torch.Tensor, spins: torch.Tensor, beta: float) -> torch.Tensor:
+def conditional_energy(logits: torch.Tensor, spins: torch.Tensor, beta: float, q: int = 2) -> torch.Tensor:
     """Energy from the conditionals p(s_i=+1 | all other spins) of a pairwise model.
 
     logit p(s_i=+1 | rest) = 2 beta h_i, so h_i = logit / (2 beta) and E = -1/2 sum_i s_i h_i
     (each bond counted once). logits, spins (B, L) -> (B,). Exact, no additive constant.
+    Potts (q > 2): logits (B, L, q), spins (B, L) the states; E = -(1/(2 beta)) sum_i
+    (z_{i,s_i} - mean_k z_ik), the true energy plus 2N/q for exact conditionals (module docstring).
     """
+    if q > 2:
+        z = wide(logits)
+        observed = z.gather(-1, spins.long().unsqueeze(-1)).squeeze(-1)
+        return -(observed - z.mean(dim=-1)).sum(dim=1) / (2.0 * beta)
     return -(wide(spins) * wide(logits)).sum(dim=1) / (4.0 * beta)  # >= float32 sum, as above
 
 
-def log_prob_energy(logits: torch.Tensor, spins: torch.Tensor, beta: float) -> torch.Tensor:
-    """The reference energy head: E = (1/beta) sum_t log sigmoid(s_t a_t) (always <= 0)."""
-    return log_prob_observed(logits, spins).sum(dim=1) / beta
+def log_prob_energy(logits: torch.Tensor, spins: torch.Tensor, beta: float, q: int = 2) -> torch.Tensor:
+    """The reference energy head: E = (1/beta) sum_t log sigmoid(s_t a_t) (always <= 0);
+    Potts: (1/beta) sum_t log softmax(a_t)[s_t], logits a (B, L, q)."""
+    return site_log_probs(logits, spins, q).sum(dim=1) / beta
 
 
 # ----------------------------------------------------------------------------- learning-rate schedule
@@ -246,7 +319,10 @@ class IsingSequenceModule(pl.LightningModule):
         hyper-parameters: the trainers report its message as their flag error."""
         hp = self.hparams
         for name, options in self.choices.items():
-            check_choice(name, hp[name], options)
+            if name == "hamiltonian":  # and q: a Potts model's Hamiltonian is POTTS<q>
+                check_lattice_model(hp[name], hp.get("q", 2))
+            else:
+                check_choice(name, hp[name], options)
         for name in ("hidden_size", "num_layers", "n_heads"):
             check_positive_int(name, hp[name])
         for name in ("beta", "lr"):
@@ -263,6 +339,11 @@ class IsingSequenceModule(pl.LightningModule):
     @property
     def orders(self):
         return ("rows", "cols") if self.hparams.two_d else ("rows",)
+
+    @property
+    def q(self) -> int:
+        """2 for an Ising model (also checkpoints from before q existed), q for a Potts model."""
+        return int(self.hparams.get("q", 2))
 
     @property
     def absolute_energy(self) -> bool:
@@ -285,7 +366,7 @@ class IsingSequenceModule(pl.LightningModule):
 
     # -- the prediction entry point ---------------------------------------------------------
     def predict_energy(self, grids: torch.Tensor, return_attention: bool = False):
-        """grids (B, n_x, n_y) ±1, any dtype, any lattice size -> energies float32 (B,).
+        """grids (B, n_x, n_y) ±1 (Potts: states 0..q-1), any dtype, any lattice size -> energies float32 (B,).
 
         With `return_attention=True` also returns {"rows": (B, L, L)[, "cols": ...]}
         attention weights indexed by sequence positions (query, key) of that snake order
@@ -302,7 +383,7 @@ class IsingSequenceModule(pl.LightningModule):
     def forward_inputs(self, xs: tuple, whole_lattice: bool, hint: str = "see its forward") -> dict:
         """The sequences given to `forward` -> {"rows": x[, "cols": x_cols]}, checked.
 
-        One float tensor (B, L, 1) ±1 for a 1D model, two (rows, columns snakes) for a 2D
+        One float tensor (B, L, 1) ±1 (Potts: the states) for a 1D model, two (rows, columns snakes) for a 2D
         one. A model that reads the whole lattice (`whole_lattice`) refuses length
         n_x*n_y - 1 of its training lattice: that is spins[:-1], the causal models' input.
         """

@@ -9,7 +9,8 @@ conditional model gives absolute energies from its local fields (target "absolut
 teacher's `absolute_energy`. The student, an extensive model, then carries what the teacher
 learned on small lattices to any size. No `true_energies` are read: the training and
 validation labels come from the teacher, and the test metrics compare with the exact energies
-of the test lattices (`ising.energy`), which is scoring, not training.
+of the test lattices (`ising.energy`; `potts.energy` for Potts files, whose teacher must be a
+Potts model of the same q), which is scoring, not training.
 """
 from __future__ import annotations
 
@@ -17,11 +18,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-import ising
 from checks import UserError
 from data_files import dataset, open_h5, read_metadata
 from pytorch_datasets import IsingDataModule, ProbabilityDataset
 from runs import load_probability_model, predict
+from sequence_blocks import exact_energy
 
 
 def load_teacher(run_dir):
@@ -44,6 +45,11 @@ class TeacherDataModule(IsingDataModule):
         been trained on lattices of the training file's size and Hamiltonian: it labels them."""
         train = super().check_files()
         hp = self.teacher.hparams
+        q, teacher_q = train.get("q") or 2, int(hp.get("q", 2))
+        if q != teacher_q:
+            kind = lambda q: "Ising" if q == 2 else f"q = {q} Potts"  # noqa: E731
+            raise UserError(f"--teacher: the teacher was trained on {kind(teacher_q)} lattices but {self.train_path} "
+                            f"holds {kind(q)} lattices; use a teacher of the same model")
         if (int(hp.n_x), int(hp.n_y)) != (train["n_x"], train["n_y"]):
             raise UserError(f"--teacher: the teacher was trained on {hp.n_x} x {hp.n_y} lattices but {self.train_path} "
                             f"holds {train['n_x']} x {train['n_y']}; it labels lattices of its own size only")
@@ -61,7 +67,8 @@ class TeacherDataModule(IsingDataModule):
             with open_h5(path) as f:
                 grids = dataset(f, "ising_grids")[()]
             hamiltonian = read_metadata(path)["hamiltonian"] or self.teacher.hparams.hamiltonian
-            labels = ising.energy(grids, hamiltonian) if key[1] else predict(self.teacher, grids, batch_size=4096)
+            q = int(self.teacher.hparams.get("q", 2))
+            labels = exact_energy(grids, hamiltonian, q) if key[1] else predict(self.teacher, grids, batch_size=4096)
             self._labelled[key] = TensorDataset(torch.as_tensor(grids),
                                                 torch.as_tensor(np.asarray(labels), dtype=torch.float32))
         kw = self.loader_kwargs

@@ -3,9 +3,11 @@
 `run` is the whole pipeline, top to bottom:
 
     parse flags -> check files and flags (at once, before torch is imported)
-    -> data: the training file's beta, lattice size and Hamiltonian; the data module (the
+    -> data: the training file's beta, lattice size, Hamiltonian and model (Ising, or q-state
+       Potts: a file with the attribute q, whose q goes into the model's hyper-parameters and
+       whose runs are named ..._Q<q>); the data module (the
        files' energies, or a teacher's with --teacher); every file opened and checked as the
-       loaders will read it (same size and Hamiltonian as the training file), before anything
+       loaders will read it (same size, Hamiltonian and q as the training file), before anything
        is written: a wrong file, run or folder is one line `<prog>: error: ...`, exit status 2
     -> model: its class and hyper-parameters (the model checks them; its ValueError is the
        flag error)
@@ -266,12 +268,14 @@ def architecture_hparams(args: argparse.Namespace, family: str) -> dict:
     return hp
 
 
-def run_directory(args: argparse.Namespace, family: str, target: str = "absolute") -> Path:
-    """<output_dir>/<family>/<name>: --run_name, or the configuration's name (+ _from_<teacher>)."""
+def run_directory(args: argparse.Namespace, family: str, target: str = "absolute", q: int = 2) -> Path:
+    """<output_dir>/<family>/<name>: --run_name, or the configuration's name (+ _Q<q> for Potts data,
+    + _from_<teacher>)."""
     teacher = getattr(args, "teacher", None)
     if args.run_name:
         return Path(args.output_dir) / family / args.run_name
-    name = config_name({**architecture_hparams(args, family), **({"target": target} if is_ednn(args) else {})})
+    name = config_name({**architecture_hparams(args, family), **({"target": target} if is_ednn(args) else {}),
+                        "q": q})
     return Path(args.output_dir) / family / (name + (f"_from_{Path(teacher).name}" if teacher else ""))
 
 
@@ -308,6 +312,7 @@ def run(family: str, parser: argparse.ArgumentParser, argv=None) -> dict | None:
     from lightning.pytorch.loggers import TensorBoardLogger
     from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 
+    from potts import Potts
     from pytorch_datasets import IsingDataModule
     from runs import model_class
 
@@ -335,11 +340,14 @@ def run(family: str, parser: argparse.ArgumentParser, argv=None) -> dict | None:
     beta = args.beta if args.beta is not None else meta["beta"]
     if beta is None:
         parser.error(f"{args.train_path} holds several betas {meta['betas']}; pass --beta explicitly")
+    q = check_potts_run(parser, args, meta)
 
     # -- model: its class and hyper-parameters; it checks them
     cls_name = CLASSES[family, getattr(args, "architecture", "rnn")]
     hparams = {**architecture_hparams(args, family), **({"target": target} if is_ednn(args) else {}),
-               "beta": float(beta), "n_x": meta["n_x"], "n_y": meta["n_y"], "hamiltonian": meta["hamiltonian"] or "ISING1"}
+               "beta": float(beta), "n_x": meta["n_x"], "n_y": meta["n_y"],
+               "hamiltonian": meta["hamiltonian"] or ("ISING1" if q == 2 else Potts(q).name),
+               **({"q": q} if q > 2 else {})}  # Ising runs: the models' default q = 2
     if args.threads:
         torch.set_num_threads(args.threads)
     pl.seed_everything(args.seed, workers=True, verbose=False)  # a flag error after this stays one line
@@ -351,7 +359,7 @@ def run(family: str, parser: argparse.ArgumentParser, argv=None) -> dict | None:
 
     # -- the Trainer: checkpoints, early stopping, resuming (built before the run directory is
     # made, so that Lightning's refusal of a flag leaves nothing behind)
-    folder = run_directory(args, family, target)
+    folder = run_directory(args, family, target, q)
     last = folder / "last.ckpt"
     if args.resume and not last.is_file():
         parser.error(f"--resume: {last} does not exist (the run finished or never started); drop --resume")
@@ -434,6 +442,21 @@ def run(family: str, parser: argparse.ArgumentParser, argv=None) -> dict | None:
     }
     print(f"run directory: {folder}\nmetrics: {write_metrics(folder, metrics)}")
     return metrics
+
+
+def check_potts_run(parser: argparse.ArgumentParser, args: argparse.Namespace, meta: dict) -> int:
+    """The model's q from the training file's metadata (2 for an Ising file); one line and exit 2
+    for what only the Ising models do (the data module has checked that every file is of this q)."""
+    q = meta.get("q")
+    if q is None:
+        return 2
+    if q == 2:
+        fail(parser, f"{args.train_path} is a q = 2 Potts file (states 0/1), which is the Ising model at beta / 2: "
+                     "the models read it as an Ising file (spins 2 s - 1, potts.ising_spins), so convert it")
+    if getattr(args, "spin_flip", False):
+        fail(parser, f"--spin_flip is the Ising symmetry s -> -s, but {args.train_path} is a q = {q} Potts file "
+                     "(its symmetry permutes the states); drop --spin_flip")
+    return q
 
 
 def _first_missing(folder: Path):

@@ -34,3 +34,38 @@ def ising_file(tmp_path_factory):
         return cache[key]
 
     return make
+
+
+@pytest.fixture(scope="session")
+def potts_file(ising_file):
+    """Factory: make(name, q=3, n_samples=64, n_x=4, n_y=4, beta=0.25, seed=0, states=None) -> Path.
+
+    A q-state Potts file through the real generator (`ising_file` with hamiltonian potts.Potts(q),
+    50 burn-in sweeps: these files test reading and training, not physics). `states` (an int array
+    (N, n_x, n_y)) replaces the lattices of a copy, with true_energies recomputed by potts.energy,
+    e.g. to plant a bad state. Cached like `ising_file`; treat as read-only.
+    """
+    import shutil
+
+    import h5py
+    import numpy as np
+
+    import potts
+
+    def make(name="potts.hdf5", q=3, n_samples=64, n_x=4, n_y=4, beta=0.25, seed=0, states=None):
+        path = ising_file(name, betas=(beta,), n_samples=n_samples, n_x=n_x, n_y=n_y, hamiltonian=potts.Potts(q),
+                          seed=seed, burn_in=50)
+        if states is None:
+            return path
+        grids = np.asarray(states).astype(np.int8)
+        planted = path.parent / f"planted_{abs(hash(grids.tobytes()))}_{name}"
+        shutil.copy(path, planted)
+        with h5py.File(planted, "r+") as f:
+            for key in ("ising_grids", "true_energies", "beta"):
+                del f[key]
+            f["ising_grids"] = grids
+            f["true_energies"] = potts.energy(grids).astype(np.float32)
+            f["beta"] = np.full(len(grids), beta, np.float32)
+        return planted
+
+    return make

@@ -616,3 +616,73 @@ def test_length_mismatch_refused(small_file, tmp_path):
     path = _broken(small_file, tmp_path / "beta.hdf5", short_beta)
     with pytest.raises(IsingDataError, match=r"beta\.hdf5:beta holds 10"):
         ProbabilityDataset(path, return_beta=True)
+
+
+# --------------------------------------------------------------------------------------
+# Potts files (attribute q, states 0..q-1): the same items with states for spins
+# --------------------------------------------------------------------------------------
+def _expected_potts_item(cls, grid, energy, beta):
+    """As `_expected_item`, but a Potts target is the state itself (its class index)."""
+    rows, cols = _snake_loop(grid, "rows"), _snake_loop(grid, "cols")
+    out = {ProbabilityDataset: [rows[:-1, None], rows[1:, None]],
+           ProbabilityDataset2D: [rows[:-1, None], cols[:-1, None], np.stack([rows[1:], cols[1:]])[:, :, None]],
+           EnergyDataset: [rows[:, None], np.array([energy], dtype=np.float32)],
+           EnergyDataset2D: [rows[:, None], cols[:, None], np.array([energy], dtype=np.float32)]}[cls]
+    return out + [np.array([beta], dtype=np.float32)]
+
+
+@pytest.mark.parametrize("cls", ALL_CLASSES)
+def test_potts_items_carry_the_states(potts_file, cls):
+    path = potts_file("items.hdf5", q=3, n_samples=30, n_x=3, n_y=4)
+    ds = cls(path, return_beta=True)
+    assert ds.q == 3
+    with h5py.File(path, "r") as f:
+        grids, energies, betas = f["ising_grids"][()], f["true_energies"][()], f["beta"][()]
+    batch = ds[[4, 0, 29, 4]]
+    for pos, i in enumerate([4, 0, 29, 4]):
+        for got, want in zip(batch, _expected_potts_item(cls, grids[i], energies[i], betas[i])):
+            assert got.dtype == torch.float32
+            np.testing.assert_array_equal(got[pos].numpy(), want)
+    assert set(batch[0].unique().tolist()) <= {0.0, 1.0, 2.0}
+
+
+def test_potts_metadata_and_ising_files_unchanged(potts_file, small_file):
+    meta = read_metadata(potts_file("meta.hdf5", q=4, n_samples=8))
+    assert meta["q"] == 4 and isinstance(meta["q"], int) and meta["hamiltonian"] == "POTTS4"
+    assert "q" not in read_metadata(small_file) and ProbabilityDataset(small_file).q is None
+
+
+@pytest.mark.parametrize("value", [3, -1])
+def test_potts_states_outside_0_to_q_minus_1_refused(potts_file, tmp_path, value):
+    path = _broken(potts_file("good.hdf5", q=3, n_samples=40), tmp_path / "bad_state.hdf5",
+                   lambda f: f["ising_grids"].__setitem__((0, 1, 2), value))
+    with pytest.raises(IsingDataError, match=rf"bad_state\.hdf5:ising_grids lattice 0 holds {value} at site \(1, 2\); "
+                                             r"states must be 0 \.\.\. 2 \(a q = 3 Potts file\)$"):
+        EnergyDataset(path)
+    ising_like = _broken(potts_file("good.hdf5", q=3, n_samples=40), tmp_path / "pm1.hdf5",
+                         lambda f: f["ising_grids"].__setitem__(slice(None), 2 * (f["ising_grids"][()] % 2) - 1))
+    with pytest.raises(IsingDataError, match="states must be 0"):
+        ProbabilityDataset(ising_like)  # ±1 spins in a file that says it is Potts
+
+
+@pytest.mark.parametrize("q", [1, "three", [3, 4]])
+def test_bad_q_attribute_refused(potts_file, tmp_path, q):
+    path = _broken(potts_file("good.hdf5", q=3, n_samples=40), tmp_path / "bad_q.hdf5",
+                   lambda f: f.attrs.__setitem__("q", q))
+    for read in (read_metadata, ProbabilityDataset):
+        with pytest.raises(IsingDataError, match=r"bad_q\.hdf5: attribute q = .* is not a Potts model's number"):
+            read(path)
+
+
+def test_data_module_refuses_a_mix_of_models(potts_file, split_files):
+    train, vals, test = split_files  # Ising, 3 x 4
+    p3 = [potts_file(f"mix{k}.hdf5", q=3, n_samples=16, n_x=3, n_y=4, seed=k) for k in range(3)]
+    p4 = potts_file("mix_q4.hdf5", q=4, n_samples=16, n_x=3, n_y=4)
+    assert IsingDataModule("energy", train_path=p3[0], val_paths=p3[1:], test_path=p3[0]).check_files()["q"] == 3
+    with pytest.raises(IsingDataError, match=r"mix_q4\.hdf5 holds q = 4 Potts lattices but the training file .*"
+                                             r"q = 3 Potts lattices; use files of one model"):
+        IsingDataModule("energy", train_path=p3[0], val_paths=[p3[1], p4], test_path=p3[2]).check_files()
+    with pytest.raises(IsingDataError, match=r"holds Ising lattices but the training file .* q = 3 Potts lattices"):
+        IsingDataModule("probability", train_path=p3[0], val_paths=p3[1:], test_path=test).check_files()
+    with pytest.raises(IsingDataError, match=r"holds q = 3 Potts lattices but the training file .* Ising lattices"):
+        IsingDataModule("probability", True, train_path=train, val_paths=[vals[0], p3[1]], test_path=test).check_files()

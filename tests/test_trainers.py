@@ -368,3 +368,84 @@ def test_ednn_supervised_and_label_free_runs(data, tmp_path):
 ])
 def test_ednn_flag_errors(data, argv, message, capsys):
     assert message in _error(energy_trainer.main, [*data["args"], *FAST, *argv], capsys)
+
+
+# ------------------------------------------------------------------------------ Potts data
+@pytest.fixture(scope="module")
+def potts_data(potts_file):
+    """Tiny q = 3 Potts files (conftest `potts_file`, random states) in the layout of `data`."""
+    files = {"train": potts_file("train.hdf5", n_samples=64, seed=1),
+             "val": [potts_file("val.hdf5", n_samples=32, seed=2)],
+             "test": potts_file("test.hdf5", n_samples=N_TEST, seed=5)}
+    files["args"] = ["--train_path", str(files["train"]), "--val_paths", *map(str, files["val"]),
+                     "--test_path", str(files["test"])]
+    return files
+
+
+def test_potts_runs_end_to_end(potts_data, tmp_path):
+    """A Potts file makes a Potts run: q in the hyper-parameters and the run's name, the test metrics
+    against potts.energy, and load_from_checkpoint gives the model back; a causal Potts teacher
+    labels an EDNN student."""
+    import potts
+    from ednn import EDNNEnergyModel
+
+    out = tmp_path / "runs"
+    common = [*potts_data["args"], "--max_epochs", "1", "--batch_size", "16", "--hidden_size", "8", "--accelerator",
+              "cpu", "--devices", "1", "--no-progress_bar", "--output_dir", str(out)]
+    with h5py.File(potts_data["test"], "r") as f:
+        grids = f["ising_grids"][:]
+    runs = {
+        "causal": (probability_trainer.main(common), ProbabilityModel),
+        "ednn": (energy_trainer.main([*common, "--architecture", "ednn"]), EDNNEnergyModel),
+    }
+    teacher = out / "probability" / "GRU_1L_1H_hid8_Q3"
+    runs["taught"] = (energy_trainer.main([*common, "--architecture", "ednn", "--teacher", str(teacher)]),
+                      EDNNEnergyModel)
+    names = {"causal": "GRU_1L_1H_hid8_Q3", "ednn": "EDNN_F1_C1_hid8x2_Q3",
+             "taught": "EDNN_F1_C1_hid8x2_Centred_Q3_from_GRU_1L_1H_hid8_Q3"}
+    for key, (metrics, cls) in runs.items():
+        assert metrics["config_name"] == names[key]
+        assert metrics["config"]["q"] == 3 and metrics["config"]["hamiltonian"] == "POTTS3"
+        assert metrics["test_n_samples"] == N_TEST
+        model = cls.load_from_checkpoint(metrics["best_checkpoint"], map_location="cpu").eval()
+        assert model.hparams.q == 3
+        with torch.no_grad():
+            err = model.predict_energy(torch.as_tensor(grids)).double().numpy() - potts.energy(grids)
+        assert metrics["test_rmse_centred"] == pytest.approx(float(np.std(err)), rel=1e-4)
+
+
+def _potts_error(main, argv, capsys):
+    """The error of a run that must stop: one `<prog>: error: ...` line, no usage text."""
+    capsys.readouterr()  # what earlier runs wrote (warnings)
+    err = _error(main, argv, capsys)
+    assert "usage:" not in err and len([line for line in err.splitlines() if ": error: " in line]) == 1, err
+    return err
+
+
+def test_potts_files_that_do_not_fit_are_one_line(potts_data, potts_file, data, tmp_path, capsys):
+    args, out = potts_data["args"], ["--output_dir", str(tmp_path)]
+    q4 = potts_file("val_q4.hdf5", q=4, n_samples=16)
+    err = _potts_error(energy_trainer.main, [*args, "--val_paths", str(q4), *out], capsys)
+    assert "val_q4.hdf5 holds q = 4 Potts lattices but the training file" in err and "q = 3 Potts" in err
+    err = _potts_error(probability_trainer.main, [*args, "--test_path", str(data["test"]), *out], capsys)
+    assert "holds Ising lattices but the training file" in err
+    bad = potts_file("bad_state.hdf5", states=np.full((8, 4, 4), 3))
+    err = _potts_error(probability_trainer.main, [*args, "--train_path", str(bad), *out], capsys)
+    assert "bad_state.hdf5:ising_grids lattice 0 holds 3 at site (0, 0); states must be 0 ... 2" in err
+    err = _potts_error(energy_trainer.main, [*args, "--architecture", "ednn", "--spin_flip", *out], capsys)
+    assert "--spin_flip is the Ising symmetry" in err
+    q2 = [potts_file(f"q2_{k}.hdf5", q=2, n_samples=16, seed=k) for k in range(2)]
+    err = _potts_error(energy_trainer.main, ["--train_path", str(q2[0]), "--val_paths", str(q2[1]),
+                                             "--test_path", str(q2[1]), *out], capsys)
+    assert "is a q = 2 Potts file" in err
+    assert not (tmp_path / "energy").exists() and not (tmp_path / "probability").exists()
+
+
+def test_an_ising_teacher_refuses_potts_data(potts_data, data, tmp_path, capsys):
+    common = ["--max_epochs", "1", "--batch_size", "16", "--hidden_size", "8", "--accelerator", "cpu", "--devices", "1",
+              "--no-progress_bar", "--output_dir", str(tmp_path)]
+    probability_trainer.main([*data["args"], *common, "--limit_train_batches", "1", "--limit_val_batches", "1"])
+    teacher = tmp_path / "probability" / "GRU_1L_1H_hid8"
+    err = _potts_error(energy_trainer.main, [*potts_data["args"], *common, "--architecture", "ednn",
+                                             "--teacher", str(teacher)], capsys)
+    assert "the teacher was trained on Ising lattices but" in err and "holds q = 3 Potts lattices" in err
