@@ -2,6 +2,7 @@
 
     python phase_diagram.py --hamiltonian ISING1 --sizes 16 32 64 --out results/phase --images images
     python phase_diagram.py --hamiltonian weights/energy/EDNN_F1_C1_hid16x2 --sizes 8 16 --sweeps 4000
+    python phase_diagram.py --hamiltonian POTTS3          # the 3-state Potts model (heat bath)
 
 For each square lattice L x L (N = L^2 sites, periodic) and each beta, `metropolis.Sampler` runs K
 independent chains (--chains), all started ordered (every spin +1: a random start quenched below
@@ -40,6 +41,11 @@ these too short are listed under "warnings". Betas run in blocks of about 2^18 c
 Sampler (64 chains of 64x64, one block of 640 chains at 16x16): larger batches fall out of the cache
 (measured 4e7 against 1.5e8 spin updates/s at 64x64). Exact finite-lattice U/N, C/N of the
 Hamiltonian a run was trained on (ISING1; Kaufman's log Z, `ising.kaufman_moments`) are in its rows.
+
+The q-state Potts model (POTTS<q>, `potts.py`): the order parameter is m = (q max_k rho_k - 1)/(q - 1)
+(`potts.magnetisation`, >= 0, so <|m|> = <m>), chains start in the ground state (all sites 0), and
+the exact reference is the infinite lattice's beta_c = ln(1 + sqrt q) (Baxter); U4 at the crossing is
+that of the q-state universality class, not 0.61.
 """
 from __future__ import annotations
 
@@ -53,6 +59,7 @@ from pathlib import Path
 import numpy as np
 
 import ising
+import potts
 from checks import (UserError, atomic_path, check_output_dir, main_guard, non_negative_int, positive_float,
                     positive_int, seed_int, write_json)
 
@@ -66,9 +73,16 @@ ISING1_BETAS = (0.1, 0.2, 0.3, 0.36, 0.4, 0.42, 0.43, 0.435, 0.44, 0.445, 0.45, 
 BETA_C = {"ISING1": ising.BETA_C_ISING1, "ISING2": 0.2684}   # ISING2: this script, U4 crossing of 16 and 32
 
 
+def exact_beta_c(hamiltonian: str):
+    """beta_c of the infinite lattice where it is known exactly (ISING1, POTTS<q>), else None."""
+    spec = potts.Potts.from_name(hamiltonian)
+    return potts.beta_c(spec.q) if spec else ising.BETA_C_ISING1 if hamiltonian == "ISING1" else None
+
+
 def default_betas(hamiltonian: str) -> list[float]:
     """ISING1's grid (dense around beta_c = 0.4407, reaching 0.1 and 0.7), scaled to the beta_c of the Hamiltonian."""
-    return [round(b * BETA_C[hamiltonian] / BETA_C["ISING1"], 4) for b in ISING1_BETAS]
+    bc = exact_beta_c(hamiltonian) or BETA_C[hamiltonian]
+    return [round(b * bc / BETA_C["ISING1"], 4) for b in ISING1_BETAS]
 
 
 def check_settings(sizes, betas, chains, focus: int = 1):
@@ -100,8 +114,16 @@ def beta_blocks(n_betas: int, chains: int, n_sites: int) -> list[np.ndarray]:
     return np.array_split(np.arange(n_betas), -(-n_betas // per))
 
 
-def _series(sampler, n: int, thin: int, bar):
-    """n samples `thin` sweeps apart: (M = sum of spins int32 (n, K, nb), E float32 (n, K, nb))."""
+def order_parameter(spins, hamiltonian):
+    """Per-sample order parameter float64 (...) of spins int8 (..., S): m = (1/S) sum_i s_i (Ising) or
+    the Potts magnetisation (q max_k rho_k - 1)/(q - 1)."""
+    if isinstance(hamiltonian, potts.Potts):
+        return potts.magnetisation(spins[..., None], hamiltonian.q)
+    return spins.sum(axis=-1, dtype=np.int32) / spins.shape[-1]
+
+
+def _series(sampler, n: int, thin: int, bar, hamiltonian="ISING1"):
+    """n samples `thin` sweeps apart: (m float64 (n, K, nb), `order_parameter`; E float32 (n, K, nb))."""
     R, S, nb = sampler.n_real, sampler.S, len(sampler.betas)
     per = 1 << max(0, (CALL_BYTES // (sampler.B * S)).bit_length() - 1)
     rest = n % per                                   # powers of two: few shapes to compile
@@ -111,7 +133,7 @@ def _series(sampler, n: int, thin: int, bar):
         spins, e = pending
         if k + 1 < len(todo):                        # queue the next call before reducing this one
             pending = sampler.produce(todo[k + 1], thin)
-        out_m.append(np.asarray(spins)[:, :R].sum(axis=-1, dtype=np.int32).reshape(now, -1, nb))
+        out_m.append(order_parameter(np.asarray(spins)[:, :R], hamiltonian).reshape(now, -1, nb))
         out_e.append(np.asarray(e)[:, :R].reshape(now, -1, nb))
         bar.update(now * thin * R * S)
     return np.concatenate(out_m), np.concatenate(out_e)
@@ -124,7 +146,8 @@ def sample_block(size, hamiltonian, betas, chains, sweeps, burn_in, thin, seed, 
     from metropolis import Sampler
 
     s = Sampler(size, size, hamiltonian, betas, chains, seed)
-    s.blocks = tuple(jnp.abs(b) for b in s.blocks)            # ordered start, all +1
+    ordered = jnp.zeros_like if isinstance(hamiltonian, potts.Potts) else jnp.abs
+    s.blocks = tuple(ordered(b) for b in s.blocks)            # ordered start, all +1 (Potts: all 0)
     R, S, nb = s.n_real, s.S, len(betas)
     pilot = min(PILOT_SWEEPS, burn_in) if thin is None else 0
     for k in range(0, burn_in - pilot, 1000):                  # in pieces, so the bar moves
@@ -134,11 +157,11 @@ def sample_block(size, hamiltonian, betas, chains, sweeps, burn_in, thin, seed, 
     if thin is None:
         thin = 1
         if pilot >= 16:
-            m = _series(s, pilot, 1, bar)[0] / S
+            m = _series(s, pilot, 1, bar, hamiltonian)[0]
             thin = max(1, int(min(ising.integrated_autocorr_time(np.abs(m[:, :, b]).T) for b in range(nb)) // 3))
     thin = max(1, min(thin, sweeps // 2))
-    M, E = _series(s, sweeps // thin, thin, bar)
-    m, e = M / S, E.astype(np.float64) / S
+    m, E = _series(s, sweeps // thin, thin, bar, hamiltonian)
+    e = E.astype(np.float64) / S
     avg = np.stack([e.mean(0), (e * e).mean(0), np.abs(m).mean(0), (m * m).mean(0), (m ** 4).mean(0)], axis=-1)
     tau_m = np.array([thin * ising.integrated_autocorr_time(np.abs(m[:, :, b]).T) for b in range(nb)])
     tau_e = np.array([thin * ising.integrated_autocorr_time(e[:, :, b].T) for b in range(nb)])
@@ -218,6 +241,10 @@ def phase_diagram(source="ISING1", sizes=DEFAULT_SIZES, betas=None, chains=DEFAU
     if exact:
         report.update(tc_exact=TC_EXACT, beta_c_exact=ising.BETA_C_ISING1,
                       exact_values_of="ISING1 (finite lattice, Kaufman 1949)")
+    elif exact_beta_c(trained_on) is not None:
+        bc = exact_beta_c(trained_on)
+        report.update(tc_exact=1.0 / bc, beta_c_exact=bc,
+                      exact_values_of=f"{trained_on}: beta_c = ln(1 + sqrt q) of the infinite lattice (Baxter 1973)")
     return report
 
 
@@ -236,12 +263,12 @@ def plot(report: dict, path) -> None:
             rs = [r for r in report["rows"] if r["L"] == L]
             line = ax.errorbar([r["T"] for r in rs], [r[key] for r in rs], yerr=[r[errs[key]] for r in rs],
                                fmt="o-", ms=3, lw=0.8, capsize=2, label=f"L = {L}")
-            if "tc_exact" in report and key in ("U_per_site", "C_per_site"):
+            if report["trained_on"] == "ISING1" and key in ("U_per_site", "C_per_site"):
                 mom = np.array([ising.kaufman_moments(L, L, b) for b in fine])
                 ax.plot(1 / fine, mom[:, 0] / L ** 2 if key == "U_per_site" else fine ** 2 * mom[:, 1] / L ** 2,
                         "-", color=line[0].get_color(), lw=0.6, alpha=0.6)
         if "tc_exact" in report:
-            ax.axvline(report["tc_exact"], color="k", ls=":", lw=1, label="Onsager T_c")
+            ax.axvline(report["tc_exact"], color="k", ls=":", lw=1, label="exact T_c (infinite lattice)")
         if report["tc"] is not None and key == "binder":
             ax.axvspan(report["tc"] - report["tc_err"], report["tc"] + report["tc_err"], color="C3", alpha=0.25)
             ax.axvline(report["tc"], color="C3", lw=1, label=f"crossing T = {report['tc']:.4f}")
@@ -269,7 +296,7 @@ def _pm(value: float, err: float) -> str:
 
 def markdown(report: dict) -> str:
     """The summary and the table of rows."""
-    ex = "tc_exact" in report
+    ex_tc, ex = "tc_exact" in report, "U_exact_per_site" in report["rows"][0]
     lines = [f"# Phase diagram of {report['hamiltonian']}", "",
              f"sizes {report['sizes']}, {len(report['betas'])} betas, {report['chains']} chains each, "
              f"{report['sweeps']} sweeps after {report['burn_in']} burn-in, thin {report['thin']}, seed {report['seed']}",
@@ -279,7 +306,7 @@ def markdown(report: dict) -> str:
                      f"{c['beta']:.5f} ± {c['beta_err']:.5f} | {c['T']:.5f} ± {c['T_err']:.5f} |"))
     if report["tc"] is not None:
         lines += ["", f"T_c = {report['tc']:.5f} ± {report['tc_err']:.5f} ({report['tc_method']})"
-                  + (f"; exact {report['tc_exact']:.6f}, off by {report['tc'] / report['tc_exact'] - 1:+.2%}" if ex else "")]
+                  + (f"; exact {report['tc_exact']:.6f}, off by {report['tc'] / report['tc_exact'] - 1:+.2%}" if ex_tc else "")]
     lines += ["", "| L | β | U/N | " + ("U/N exact | " if ex else "") + "C/N | " + ("C/N exact | " if ex else "")
               + "⟨\\|m\\|⟩ | χ/N | U4 | τ(\\|m\\|) |", "|---" * (8 + 2 * ex) + "|"]
     for r in report["rows"]:
@@ -310,7 +337,7 @@ def overview(folder) -> str:
     lines = ["| Hamiltonian | trained on | T_c | true Hamiltonian's T_c | difference | against exact | largest size: "
              "max \\|U/N − exact\\| | C/N peak β (exact) |", "|---" * 8 + "|"]
     for name, r in reports.items():
-        true = name in ising.HAMILTONIANS or name == f"{r['trained_on']}_table"
+        true = name in ising.HAMILTONIANS or potts.Potts.from_name(name) or name == f"{r['trained_on']}_table"
         ref = None if true else reports.get(f"{r['trained_on']}_table") or reports.get(r["trained_on"])
         tc, diff, ref_tc = "—", "—", "—"
         if r["tc"] is not None:
@@ -337,7 +364,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description="T_c of a Hamiltonian (ISING1, ISING2 or an extensive model's run) from "
                                 "Binder-cumulant crossings of exact Metropolis sampling on several lattice sizes.",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--hamiltonian", default="ISING1", help="ISING1, ISING2, a run directory of the extensive model "
+    p.add_argument("--hamiltonian", default="ISING1", help="ISING1, ISING2, POTTS<q>, a run directory of the extensive model "
                    "or a coupling fit (inverse_ising.py); --as_table: a built-in one through its table")
     p.add_argument("--sizes", type=positive_int, nargs="+", default=list(DEFAULT_SIZES), help="lattice sides L")
     p.add_argument("--betas", type=positive_float, nargs="+", default=None,
@@ -378,7 +405,7 @@ def main(argv=None) -> int:
         print(f"U4 crossing L = {c['sizes'][0]}, {c['sizes'][1]}: " + ("none" if c["beta"] is None else
               f"beta {c['beta']:.5f} ± {c['beta_err']:.5f}, T {c['T']:.5f} ± {c['T_err']:.5f}"))
     if report["tc"] is not None:
-        print(f"T_c = {report['tc']:.5f} ± {report['tc_err']:.5f}" + (f" (exact {TC_EXACT:.6f})" if "tc_exact" in report
+        print(f"T_c = {report['tc']:.5f} ± {report['tc_err']:.5f}" + (f" (exact {report['tc_exact']:.6f})" if "tc_exact" in report
                                                                        else ""))
     print(f"wrote {Path(args.out) / (name + '.json')}, {Path(args.out) / (name + '.md')}, "
           f"{Path(args.images) / f'phase_{name}.png'}")

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import ising
+import potts
 import runs
 import phase_diagram as pd
 from checks import UserError, main_guard
@@ -232,3 +233,40 @@ def test_overview_sets_each_report_beside_its_true_hamiltonian(tmp_path):
     assert "| 1.0e-03 (L = 8) | 0.4400 (0.4400) |" in pd.overview(tmp_path)
     assert pd.c_peak([0.1, 0.2, 0.3, 0.4], [1.0, 3.0, 2.0, 0.0]) == pytest.approx(0.2 + 0.1 * 0.5 / 3)
     assert pd.main(["--overview", "--out", str(tmp_path)]) == 0 and (tmp_path / "overview.md").is_file()
+
+
+@pytest.fixture(scope="module")
+def tiny_potts(tmp_path_factory):
+    root = tmp_path_factory.mktemp("potts")
+    assert pd.main(["--hamiltonian", "POTTS3", "--sizes", "3", "4", "--betas", "0.7", "1.0", "1.4", "--chains", "32",
+                    "--sweeps", "2000", "--burn_in", "300", "--seed", "4", "--out", str(root), "--images", str(root),
+                    "--no-progress_bar"]) == 0
+    return json.loads((root / "POTTS3.json").read_text())
+
+
+def _exact_potts_observables(L, q, beta):
+    """(<e>, C/N = beta^2 N Var(e), <m>, U4) of the L x L Potts model by Boltzmann-weighting every state (e = E/N)."""
+    states = potts.all_states(L, L, q)
+    e, m = potts.energy(states) / L ** 2, potts.magnetisation(states, q)
+    w = np.exp(-beta * L ** 2 * (e - e.min()))
+    w /= w.sum()
+    return (float(w @ e), beta ** 2 * L ** 2 * float(w @ (e - w @ e) ** 2), float(w @ m),
+            float(ising.binder_cumulant(w @ m ** 2, w @ m ** 4)))
+
+
+def test_potts_observables_match_enumeration(tiny_potts):
+    """3 x 3 and 4 x 4 three-state Potts (4 x 4: 3^16 states via the transfer matrix for U, C) on both sides
+    of beta_c: U/N, C/N, <m>, U4 within Z standard errors of the exact values; T_c reported against the exact
+    infinite-lattice value."""
+    assert tiny_potts["tc_exact"] == pytest.approx(1 / math.log(1 + math.sqrt(3)))
+    for r in tiny_potts["rows"]:
+        L, b = r["L"], r["beta"]
+        if L == 3:
+            u, c, m, u4 = _exact_potts_observables(3, 3, b)
+            assert abs(r["abs_m"] - m) < Z * r["abs_m_err"], (L, b, r["abs_m"], m)
+            assert abs(r["binder"] - u4) < Z * r["binder_err"], (L, b, r["binder"], u4)
+        else:
+            mean, var = potts.exact_moments(L, L, 3, b)
+            u, c = mean / L ** 2, b ** 2 * var / L ** 2
+        assert abs(r["U_per_site"] - u) < Z * r["U_err"], (L, b, r["U_per_site"], u)
+        assert abs(r["C_per_site"] - c) < Z * r["C_err"], (L, b, r["C_per_site"], c)
