@@ -7,6 +7,7 @@ default:
     python data_files.py                         # write the missing files into data/
     python data_files.py --data_dir data/demo --n_train 20000 --n_val 4000 --n_test 4000 --n_eval 1000
     python data_files.py --data_dir data/ising2 --hamiltonian ISING2   # the same set for the other Hamiltonian
+    python data_files.py --data_dir data/potts3 --q 3                  # the q-state Potts set (below)
 
 Sizes (stored lattices per beta; 8 x 8 ISING1, about a minute on 2 cores, 32 MB): train
 200,000 at beta 0.25; validation 20,000 each at beta 0.25 (the main one), 0.125 and 0.5; test
@@ -16,6 +17,11 @@ centred energies E - mean(E) span about -81 ... +75 on 8 x 8, like the published
 seed 16, the file below; 0.05 ... 0.5 gives -79 ... +81; 0 ... 0.5 gives -83 ... +97); 0.44
 is next to the critical point 0.4407. Every file has its own seed, so the files are
 independent samples.
+
+The q-state Potts set (`--q Q`, beta_c = ln(1 + sqrt q): 1.005 for q = 3) has the same roles and
+sizes at betas in the same relation to the transition: train, the main validation file and test at
+beta 0.8 (disordered, 0.8 beta_c for q = 3), validation also at 0.4 and 1.6 (ordered), eval 20
+betas linspace(0.4, 1.0) up to beta_c; file names say the beta (`POTTS_NAMES`).
 
 Also here, for every module that reads or writes files: `read_metadata` (a file's attributes,
 lattice size, betas, Hamiltonian, Potts q), `file_q` (None for an Ising file, q for a Potts file:
@@ -45,26 +51,33 @@ STANDARD = {
     "test": ("test_data.hdf5", "--beta 0.25 --random_seed 15", "n_test"),
     "eval": ("eval_data.hdf5", "--n_beta_samples 20 --beta_min 0.125 --beta_max 0.44 --random_seed 16", "n_eval"),
 }
+POTTS_FLAGS = {"train": "--beta 0.8 --random_seed 21", "val": "--beta 0.8 --random_seed 22",
+               "val_125": "--beta 0.4 --random_seed 23", "val_5": "--beta 1.6 --random_seed 24",
+               "test": "--beta 0.8 --random_seed 25",
+               "eval": "--n_beta_samples 20 --beta_min 0.4 --beta_max 1.0 --random_seed 26"}
+POTTS_NAMES = {"val": "val_data_beta_dot8.hdf5", "val_125": "val_data_beta_dot4.hdf5",
+               "val_5": "val_data_beta_1dot6.hdf5"}
 SIZES = {"n_train": 200_000, "n_val": 20_000, "n_test": 20_000, "n_eval": 5_000}
 LATTICE = "--n_x 8 --n_y 8"
 
 
-def path(role: str, data_dir=DATA_DIR) -> str:
-    """The standard file of a role ("train", "val", "val_125", "val_5", "test", "eval")."""
-    return str(Path(data_dir) / STANDARD[role][0])
+def path(role: str, data_dir=DATA_DIR, q=None) -> str:
+    """The standard file of a role ("train", "val", "val_125", "val_5", "test", "eval"); q: of the Potts set."""
+    name = POTTS_NAMES.get(role, STANDARD[role][0]) if q else STANDARD[role][0]
+    return str(Path(data_dir) / name)
 
 
-def val_paths(data_dir=DATA_DIR) -> list[str]:
+def val_paths(data_dir=DATA_DIR, q=None) -> list[str]:
     """The validation files, the main one (early stopping) first."""
-    return [path(r, data_dir) for r in ("val", "val_125", "val_5")]
+    return [path(r, data_dir, q) for r in ("val", "val_125", "val_5")]
 
 
-def command(role: str, data_dir=DATA_DIR, hamiltonian: str = "ISING1", **sizes) -> list[str]:
-    """generate_ising.py arguments that write the standard file of `role`."""
-    name, flags, size = STANDARD[role]
+def command(role: str, data_dir=DATA_DIR, hamiltonian: str = "ISING1", q=None, **sizes) -> list[str]:
+    """generate_ising.py arguments that write the standard file of `role` (q: the Potts set's)."""
+    _, flags, size = STANDARD[role]
     n = sizes.get(size) or SIZES[size]
-    return [*LATTICE.split(), "--hamiltonian", hamiltonian, *flags.split(), "--n_samples", str(n),
-            "--filename", path(role, data_dir)]
+    model = ["--q", str(q), *POTTS_FLAGS[role].split()] if q else ["--hamiltonian", hamiltonian, *flags.split()]
+    return [*LATTICE.split(), *model, "--n_samples", str(n), "--filename", path(role, data_dir, q)]
 
 
 def missing_file_message(file) -> str:
@@ -206,25 +219,33 @@ def main(argv=None) -> int:
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--data_dir", default=DATA_DIR, help="folder for the files")
     p.add_argument("--hamiltonian", "--model", default="ISING1", choices=("ISING1", "ISING2"), help="Hamiltonian")
+    p.add_argument("--q", type=int, default=None, help="the q-state Potts set instead (betas in the docstring)")
     for size, n in SIZES.items():
         p.add_argument(f"--{size}", type=positive_int, default=n, help="lattices per beta")
     args = p.parse_args(argv)
     sizes = {k: getattr(args, k) for k in SIZES}
+    if args.q is not None:
+        import potts
+
+        try:
+            potts.check_q(args.q)
+        except ValueError as err:
+            raise UserError(f"--q: {err}") from None
     check_output_dir("--data_dir", args.data_dir)
     for role in STANDARD:  # a kept file must be readable: a truncated one would fail the trainers later
-        if Path(path(role, args.data_dir)).exists():
+        if Path(path(role, args.data_dir, args.q)).exists():
             try:
-                check_data_file(path(role, args.data_dir), ("ising_grids", "true_energies", "beta"))
+                check_data_file(path(role, args.data_dir, args.q), ("ising_grids", "true_energies", "beta"))
             except UserError as err:
                 raise UserError(f"{err}; delete it and run again to remake it") from err
     import generate_ising  # JAX: only when something is written
 
     Path(args.data_dir).mkdir(parents=True, exist_ok=True)
     for role in STANDARD:
-        if Path(path(role, args.data_dir)).is_file():
-            print(f"kept {path(role, args.data_dir)}")
+        if Path(path(role, args.data_dir, args.q)).is_file():
+            print(f"kept {path(role, args.data_dir, args.q)}")
             continue
-        if generate_ising.main(command(role, args.data_dir, args.hamiltonian, **sizes)):
+        if generate_ising.main(command(role, args.data_dir, args.hamiltonian, args.q, **sizes)):
             return 1
     return 0
 

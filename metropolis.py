@@ -469,32 +469,40 @@ def _counts(lat, s_a, a, c):
 
 def _sweep_heatbath(lat, t, blocks, e, ch):
     """Sweep t of a `PottsLattice`: each colour in turn, every site of it redrawn at once from its
-    conditional law p(s_i = k | rest) = exp(beta n_k) / sum_l exp(beta n_l) (heat bath: exact, and
-    ergodic at every beta, so no acceptance factor is needed), n_k the neighbour counts of state k
-    from the other colours' one-hot blocks; k is the first state whose cumulative weight exceeds
-    u sum_l w_l, u from 24 random bits.  ch.thr float32 (B or 1, 1): beta.  Returns (blocks, energies
-    (B,), sites whose state changed (B,)); the energy -sum_c sum_i n_{s_i}(colours a < c) counts
-    every bond once, as in `_sweep_checkerboard`."""
-    words, beta, states = _words(lat, ch.key, ch.cid, t), ch.thr[:, :, None], jnp.arange(lat.q, dtype=jnp.float32)
+    conditional law p(s_i = k | rest) = w_k / sum_l w_l, w_k = exp(beta (n_k - 4)) (heat bath: exact,
+    and ergodic at every beta, so no acceptance factor is needed), n_k <= 4 the neighbours in state k;
+    the new state is the number of partial sums w_0 + ... + w_k (k < q - 1) at or below u sum_l w_l,
+    u from 24 random bits.  Unrolled over the q states (no cumulative sums or one-hot axes: measured
+    ~4x faster on CPU).  ch.thr float32 (B or 1, 1): beta.  Returns (blocks, energies (B,), sites whose
+    state changed (B,)); the energy -sum_c sum_i n_{s_i}(colours a < c) counts every bond once, as in
+    `_sweep_checkerboard`."""
+    words, beta = _words(lat, ch.key, ch.cid, t), ch.thr
     blocks, e_after, acc = list(blocks), 0.0, 0
     for c in range(lat.n_colours):
-        if lat.strided:                                # the four neighbours' blocks, rolled; counted by colour
-            counts = {}
+        counts = {}                                    # colour a -> [neighbours of colour a in state k]
+        if lat.strided:                                # the four neighbours' blocks, rolled
             for dx, dy in ((0, 1), (0, -1), (1, 0), (-1, 0)):
                 a = ((c // 2 + dx) % 2) * 2 + (c % 2 + dy) % 2
-                one = (lat.grid(blocks, c, dx, dy).reshape(blocks[c].shape)[..., None] == states).astype(jnp.float32)
-                counts[a] = counts[a] + one if a in counts else one
+                g = lat.grid(blocks, c, dx, dy).reshape(blocks[c].shape)
+                one = [(g == k).astype(jnp.float32) for k in range(lat.q)]
+                counts[a] = [x + y for x, y in zip(counts[a], one)] if a in counts else one
         else:
-            counts = {a: _counts(lat, blocks[a], a, c) for a, c2 in lat.couplings if c2 == c}
-        w = jnp.cumsum(jnp.exp(beta * (functools.reduce(jnp.add, counts.values()) - 4.0)), axis=-1)  # n_k <= 4
-        u = (lat.block(words, c) >> jnp.uint32(8)).astype(jnp.float32) * jnp.float32(2.0 ** -24) * w[..., -1]
-        new = jnp.sum(u[..., None] >= w[..., :-1], axis=-1).astype(jnp.float32)
+            for a, c2 in lat.couplings:
+                if c2 == c:
+                    n = _counts(lat, blocks[a], a, c)
+                    counts[a] = [n[..., k] for k in range(lat.q)]
+        n = [functools.reduce(jnp.add, [v[k] for v in counts.values()]) for k in range(lat.q)]
+        partial = [jnp.exp(beta * (n[0] - 4.0))]
+        for k in range(1, lat.q):
+            partial.append(partial[-1] + jnp.exp(beta * (n[k] - 4.0)))
+        u = (lat.block(words, c) >> jnp.uint32(8)).astype(jnp.float32) * jnp.float32(2.0 ** -24) * partial[-1]
+        new = functools.reduce(jnp.add, [(u >= w).astype(jnp.float32) for w in partial[:-1]])
         acc = acc + jnp.sum(new != blocks[c], axis=1, dtype=jnp.int32)
         blocks[c] = new
         lower = [counts[a] for a in counts if a < c]
         if lower:
-            lower = functools.reduce(jnp.add, lower)
-            e_after = e_after - jnp.sum(jnp.take_along_axis(lower, new[..., None].astype(jnp.int32), -1), axis=(1, 2))
+            same = sum(jnp.where(new == k, functools.reduce(jnp.add, [v[k] for v in lower]), 0.0) for k in range(lat.q))
+            e_after = e_after - jnp.sum(same, axis=1)
     return tuple(blocks), e_after, acc
 
 

@@ -563,6 +563,7 @@ def test_data_files_kept_file_that_is_broken(files, tmp_path, capsys):
 @pytest.mark.parametrize("flags, message, usage", [
     (["--data_dir", "AFILE"], "--data_dir", False),
     (["--n_train", "0"], "argument --n_train: must be a positive integer", True),
+    (["--q", "1"], "--q: q must be an integer in 2", False),
 ])
 def test_data_files_bad_flags(tmp_path, capsys, flags, message, usage):
     """Before: a file as --data_dir was a FileExistsError traceback."""

@@ -473,17 +473,17 @@ def test_q2_potts_is_ising_at_half_beta(tmp_path):
 
 
 @pytest.mark.slow
-def test_potts_8x8_mean_energy_matches_transfer_matrix(tmp_path):
-    """8 x 8, q = 3 on both sides of beta_c: mean stored energy within 4 standard errors of the exact value
-    (chains are independent; the error is from per-chain means)."""
-    betas, n_chains, n = (0.8, 1.0, 1.2), 256, 256
-    path = gi.generate(tmp_path / "p.hdf5", hamiltonian=potts.Potts(3), betas=betas, n_samples=n * n_chains,
-                       n_chains=n_chains, burn_in=1000, random_seed=10, progress=False)
+def test_potts_8x8_energy_histogram_matches_transfer_matrix(tmp_path):
+    """8 x 8, q = 3 (the largest lattice the transfer matrix takes in seconds), on both sides of
+    beta_c: the histogram of one sample per independent chain against the exact P(E)."""
+    betas, n = (0.8, 1.0, 1.2), 5000
+    path = gi.generate(tmp_path / "p.hdf5", hamiltonian=potts.Potts(3), betas=betas, n_samples=n, n_chains=n,
+                       burn_in=300, thin=1, random_seed=10, progress=False)      # tau_int(E) <= 4 sweeps here
     d, _ = read(path)
     for b in betas:
-        e = d["true_energies"][np.isclose(d["beta"], b)].astype(np.float64).reshape(n, n_chains)
-        se = e.mean(0).std(ddof=1) / np.sqrt(n_chains)
-        assert abs(e.mean() - potts.exact_mean_energy(8, 8, 3, b)) < 4 * se, (b, e.mean(), se)
+        e = d["true_energies"][np.isclose(d["beta"], b)].astype(np.float64)
+        p = chi_square_p(e, *potts.exact_energy_distribution(8, 8, 3, b))
+        assert p > ALPHA, f"Potts q=3 8x8 beta={b}: chi-square p={p:.2e}"
 
 
 @pytest.mark.parametrize("extra,msg", [(["--q", "1"], "q must be an integer in 2"),
@@ -503,3 +503,19 @@ def test_potts_cli_writes_states(tmp_path):
     d, attrs = read(out)
     assert d["ising_grids"].shape == (20, 5, 6) and set(np.unique(d["ising_grids"])) <= {0, 1, 2, 3}
     assert attrs["q"] == 4 and "--q 4" in attrs["command"]
+
+
+def test_standard_potts_set(tmp_path):
+    """`data_files.py --q 3`: the six roles, at the Potts set's betas, each file a q = 3 Potts file."""
+    import data_files
+
+    d = tmp_path / "potts3"
+    assert data_files.main(["--data_dir", str(d), "--q", "3", "--n_train", "40", "--n_val", "20", "--n_test", "20",
+                            "--n_eval", "2"]) == 0
+    want = {"train_data.hdf5": [0.8], "val_data_beta_dot8.hdf5": [0.8], "val_data_beta_dot4.hdf5": [0.4],
+            "val_data_beta_1dot6.hdf5": [1.6], "test_data.hdf5": [0.8], "eval_data.hdf5": list(np.linspace(0.4, 1.0, 20))}
+    assert sorted(p.name for p in d.iterdir()) == sorted(want)
+    for name, betas in want.items():
+        meta = data_files.read_metadata(d / name)
+        assert meta["q"] == 3 and meta["hamiltonian"] == "POTTS3" and np.allclose(meta["betas"], betas), name
+    assert data_files.val_paths(d, q=3)[0] == str(d / "val_data_beta_dot8.hdf5")
