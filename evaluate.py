@@ -18,6 +18,15 @@ probability model) the uncentred RMSE.
 A run is a folder `<runs>/<family>/<config>/` with metrics.json and best.ckpt, as the trainers
 write it (`runs.py`). `train_all.py` trains every combination and then calls `report`.
 
+Only runs trained on the evaluation file's Hamiltonian and lattice size are scored (the others are
+skipped with a line on stderr; none left is a one-line error). The q-state Potts model: a Potts
+file (attribute q, Hamiltonian "POTTS<q>", states 0..q-1) scores the runs trained on POTTS<q>,
+against its own true energies (`potts.energy`, written by the sampler); an Ising run is never
+scored on Potts lattices nor a Potts run on Ising ones or those of another q. Potts rows have no
+published figure and say q in their description.
+
+    python evaluate.py --runs runs --eval_path data/potts3/eval_data.hdf5 --out results/potts3
+
     python evaluate.py export runs/energy/EDNN_F1_C1_hid16x2 --to weights   # weights + hyper-parameters only
 """
 from __future__ import annotations
@@ -37,6 +46,7 @@ from checks import atomic_path
 from checks import UserError, check_output_dir, main_guard, positive_int, seed_int
 from ising import centred_rmse, rmse, site_to_snake, snake_to_site
 from plotting import hide_unused, markdown_table, plt, save_figure
+from potts import Potts
 from runs import Run, export_weights, find_runs, load_model, predict, read_run
 
 N_EVAL = 32_000
@@ -57,7 +67,8 @@ EVAL_KEYS = ("ising_grids", "true_energies", "beta")
 
 
 def load_eval_set(path, n: int = N_EVAL, seed: int = EVAL_SEED):
-    """grids int8 (n, n_x, n_y) ±1, energies float64 (n,), betas float64 (n,) of the protocol's draw."""
+    """grids int8 (n, n_x, n_y) ±1 (a Potts file: states 0..q-1), energies float64 (n,), betas
+    float64 (n,) of the protocol's draw."""
     with data_files.open_h5(path) as f:
         grids_d, energies_d, betas_d = (data_files.dataset(f, k) for k in EVAL_KEYS)
         idx = eval_indices(grids_d.shape[0], n, seed)
@@ -87,7 +98,7 @@ FLAG_KEYS = ("cell", "bidirectional", "attention", "two_d", "joint", "energy_hea
 
 def reference_rmse(row: dict):
     """The published RMSE of the same combination (reference head, GRU), or None."""
-    if row.get("focus") is not None or row.get("joint"):  # no published counterpart
+    if row.get("focus") is not None or row.get("joint") or row.get("q", 2) > 2:  # no published counterpart
         return None
     if row.get("energy_head", "logsigmoid") not in (None, "logsigmoid") or str(row.get("cell") or "gru") != "gru":
         return None
@@ -117,6 +128,7 @@ def score_run(run: Run, grids, energies, betas, model=None) -> dict:
         "epochs": run.metrics.get("epochs"),
         "train_time_s": run.metrics.get("train_time_s"),
         "predict_seconds": seconds,
+        **({"q": model.q} if model.q > 2 else {}),  # Potts rows only: Ising rows stay as they were
         "_pred": pred,
         "_run": run,
     }
@@ -129,13 +141,19 @@ def evaluate_runs(runs_root, eval_path, n: int = N_EVAL, seed: int = EVAL_SEED, 
         raise UserError(f"no finished runs under {runs_root} (a run is <family>/<config>/metrics.json + best.ckpt); "
                         "train with energy_trainer.py / probability_trainer.py or `make demo`")
     meta = data_files.check_data_file(eval_path, EVAL_KEYS)
-    hamiltonian, lattice = meta["hamiltonian"] or "ISING1", (meta["n_x"], meta["n_y"])
-    # an ISING2 model scored on ISING1 lattices would be a meaningless row, and so would a model
-    # scored on lattices of another size than it learned (transfer.py scores runs on other sizes)
+    hamiltonian, lattice = file_hamiltonian(meta), (meta["n_x"], meta["n_y"])
+    # an ISING2 model scored on ISING1 lattices would be a meaningless row (a Potts model on Ising
+    # lattices, or one of another q: not even states it reads), and so would a model scored on
+    # lattices of another size than it learned (transfer.py scores runs on other sizes)
     skipped = {r.label: f"trained on {r.hamiltonian}, {eval_path} is {hamiltonian}" for r in runs
                if r.hamiltonian != hamiltonian}
     if len(skipped) == len(runs):
-        raise UserError(f"no run under {runs_root} was trained on {hamiltonian}, the Hamiltonian of {eval_path}")
+        trained = sorted({r.hamiltonian for r in runs})
+        hint = next((f"; score {h} runs on a {h} file, e.g. --eval_path data/potts{p.q}/eval_data.hdf5 (python "
+                     f"data_files.py --data_dir data/potts{p.q} --q {p.q})" for h in trained
+                     if (p := Potts.from_name(h)) is not None), "")
+        raise UserError(f"no run under {runs_root} was trained on {hamiltonian}, the Hamiltonian of {eval_path} "
+                        f"(the runs were trained on {', '.join(trained)}){hint}")
     skipped.update({r.label: f"trained on {r.lattice[0]} x {r.lattice[1]} lattices, {eval_path} holds {lattice[0]} x "
                     f"{lattice[1]} (transfer.py scores runs on other sizes)" for r in runs
                     if r.label not in skipped and r.lattice not in (None, lattice)})
@@ -154,11 +172,19 @@ def evaluate_runs(runs_root, eval_path, n: int = N_EVAL, seed: int = EVAL_SEED, 
     return rows, (grids, energies, betas)
 
 
+def file_hamiltonian(meta: dict) -> str:
+    """The Hamiltonian of a data file from `data_files.read_metadata`: "POTTS<q>" for a Potts file
+    (attribute q), else its attribute (ISING1 where an old file has none)."""
+    return Potts(meta["q"]).name if meta.get("q") is not None else (meta["hamiltonian"] or "ISING1")
+
+
 def describe(row: dict) -> str:
-    """Readable model description like the reference table's ("Energy GRU + Attention + 2D")."""
+    """Readable model description like the reference table's ("Energy GRU + Attention + 2D");
+    a Potts row ends in ", q = 3 Potts"."""
+    potts = f", q = {row['q']} Potts" if row.get("q", 2) > 2 else ""
     if row.get("focus") is not None:
         label_free = " (label-free, centred)" if row.get("target") == "centred" else ""
-        return f"Energy EDNN, focus {row['focus']}, context {row['context']}{label_free}"
+        return f"Energy EDNN, focus {row['focus']}, context {row['context']}{label_free}{potts}"
     parts = [("Energy " if row["family"] == "energy" else "Probability ") + str(row.get("cell") or "gru").upper()]
     parts += [label for key, label in (("attention", "Attention"), ("two_d", "2D"), ("bidirectional", "Bidirectional"))
               if row.get(key)]
@@ -166,7 +192,8 @@ def describe(row: dict) -> str:
         parts.append("joint")
     if row.get("energy_head") == "site":
         parts.append("site head")
-    return " + ".join(parts) + (f" ({row['lr_schedule']} lr)" if row.get("lr_schedule") not in (None, "constant") else "")
+    lr = f" ({row['lr_schedule']} lr)" if row.get("lr_schedule") not in (None, "constant") else ""
+    return " + ".join(parts) + lr + potts
 
 
 def select(rows: list[dict], family: str, **flags):

@@ -9,7 +9,9 @@ checkpoint). `find_runs` finds runs under a folder, one group of folders deep or
 and hyper-parameters only, a few hundred kB, the form `weights/` ships.
 
 `predict` is the one loop that turns lattices into energies for every consumer (evaluation,
-size transfer, teacher labels): batches through `model.predict_energy`, no gradients.
+size transfer, teacher labels): batches through `model.predict_energy`, no gradients. A Potts
+run (hyper-parameter q > 2, `Run.q`, hamiltonian "POTTS<q>") reads lattices of the states
+0..q-1 and an Ising run spins ±1; `predict` refuses the other kind in one line (`check_grids`).
 """
 from __future__ import annotations
 
@@ -91,6 +93,11 @@ class Run:
     @property
     def hamiltonian(self) -> str:
         return self.metrics.get("config", {}).get("hamiltonian", "ISING1")
+
+    @property
+    def q(self) -> int:
+        """The Potts q of the training data (2: an Ising run, also runs from before q existed)."""
+        return int(self.metrics.get("config", {}).get("q", 2))
 
     @property
     def lattice(self):
@@ -253,15 +260,31 @@ def export_weights(run_dir, dest_root="weights") -> Path:
     return dest
 
 
+def check_grids(model, grids: np.ndarray) -> None:
+    """ValueError unless grids hold what the model reads: spins ±1 (Ising, q = 2) or the states
+    0..q-1 of a q-state Potts model (`model.q`), e.g. Potts lattices given to an Ising run."""
+    q, g = int(getattr(model, "q", 2)), np.asarray(grids)
+    if not g.size:
+        return
+    ok = ((g >= 0) & (g < q)).all() if q > 2 else (np.abs(g) == 1).all()
+    if not ok:
+        what = f"a q = {q} Potts model reads the states 0 ... {q - 1}" if q > 2 else "an Ising model reads spins ±1"
+        raise ValueError(f"{what}; these lattices hold {g.min():g} ... {g.max():g} "
+                         f"({'Ising spins?' if q > 2 else 'Potts states?'})")
+
+
 def predict(model, grids: np.ndarray, batch_size: int = 2048, return_attention: bool = False):
-    """Energies float64 (N,) of grids (N, n_x, n_y) ±1 through model.predict_energy; with
+    """Energies float64 (N,) of grids (N, n_x, n_y) through model.predict_energy: spins ±1 for an
+    Ising model, states 0..q-1 for a Potts one (ValueError for the other kind, `check_grids`); with
     return_attention also {"rows"[, "cols"]: (L_q, L_k) attention weights summed over the grids}."""
     import torch
 
     out, attn_sum = [], None
     with torch.no_grad():
         for i in range(0, len(grids), batch_size):
-            g = torch.as_tensor(np.asarray(grids[i : i + batch_size]), dtype=torch.float32)
+            batch = np.asarray(grids[i : i + batch_size])
+            check_grids(model, batch)
+            g = torch.as_tensor(batch, dtype=torch.float32)
             if return_attention:
                 e, attn = model.predict_energy(g, return_attention=True)
                 s = {k: v.sum(0).double().numpy() for k, v in attn.items()}

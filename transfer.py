@@ -3,9 +3,11 @@
     python transfer.py --runs weights --sizes 16 32 64 [--betas 0.2 0.3 0.4 0.44]
     python transfer.py --runs runs --sizes 16 32 --n 100 --out results/transfer
     python transfer.py --runs weights/energy/EDNN_F1_C1_hid16x2 weights/energy/EDNN_F1_C1_hid16x2_ISING2   # some runs
+    python transfer.py --runs runs/energy/EDNN_F1_C1_hid16x2_Q3 --sizes 16 32 64   # a q = 3 Potts run
 
 For each Hamiltonian among the runs, each size L and the betas, `generate_ising.py` writes (or a
-previous call left) `<data_dir>/<hamiltonian>_<L>x<L>_<n>_b<betas>.hdf5` with n lattices per beta. Every run
+previous call left) `<data_dir>/<hamiltonian>_<L>x<L>_<n>_b<betas>.hdf5` with n lattices per beta
+and their true energies (`ising.energy`, or `potts.energy` for a Potts run). Every run
 predicts their energies through its own `predict_energy` (sequence models included: they read a
 sequence of any length, which is not the same as knowing the energy of a wider lattice; an
 extensive model is skipped at sizes its tiles do not cover), and
@@ -13,6 +15,14 @@ the scores are per site, so that sizes compare:
     per-site RMSE          sqrt(mean (E_pred - E)^2) / L^2        (models of absolute energies)
     per-site centred RMSE  the same after centring both by their means, per (size, beta)
 The rows go to `<out>/transfer.{md,csv,json}` and a plot of the centred figure against L.
+
+The q-state Potts model: a run trained on POTTS<q> lattices (its hyper-parameter `hamiltonian`)
+is scored on POTTS<q> lattices of the larger sizes, drawn by the Potts sampler. Without --betas,
+Ising runs are scored at DEFAULT_BETAS (0.2 0.3 0.4 0.44, up to ISING1's beta_c = 0.4407) and
+Potts runs at POTTS_BETA_FACTORS times beta_c(q) = ln(1 + sqrt q), to 0.1: 0.6 0.8 1.0 1.2 1.4
+for q = 3 (beta_c 1.005: three betas in the disordered phase, up to the transition, two in the
+ordered one); --betas sets the betas of every run. The table gets a Hamiltonian column when a
+Potts run is among the rows (Ising-only tables are unchanged).
 A progress bar over the (run, size) pairs shows on a terminal (`--no-progress_bar` hides it).
 """
 from __future__ import annotations
@@ -28,13 +38,24 @@ import numpy as np
 
 from checks import UserError, check_output_dir, main_guard, positive_float, positive_int
 from checks import atomic_path
-from data_files import dataset, open_h5
+from data_files import dataset, open_h5, read_metadata
 from ising import centred_rmse, rmse
 from plotting import plt, save_figure
+from potts import Potts, beta_c
 from runs import find_runs, lattice_problem, load_model, predict
 
-DEFAULT_BETAS = (0.2, 0.3, 0.4, 0.44)
+DEFAULT_BETAS = (0.2, 0.3, 0.4, 0.44)            # Ising runs: up to beta_c = 0.4407 (ISING1)
+POTTS_BETA_FACTORS = (0.6, 0.8, 1.0, 1.2, 1.4)   # Potts runs: these times beta_c(q), to 0.1
 ATTENTION_BUDGET = 2**24  # floats of one attention matrix batch: B L^2 at most
+
+
+def default_betas(hamiltonian: str) -> tuple:
+    """The betas a run of `hamiltonian` is scored at without --betas: DEFAULT_BETAS for Ising;
+    for "POTTS<q>" POTTS_BETA_FACTORS x beta_c(q), rounded to 0.1 (q = 3: 0.6 0.8 1.0 1.2 1.4)."""
+    potts = Potts.from_name(hamiltonian)
+    if potts is None:
+        return DEFAULT_BETAS
+    return tuple(round(f * beta_c(potts.q), 1) for f in POTTS_BETA_FACTORS)
 
 
 def transfer_path(hamiltonian: str, size: int, betas, n: int, data_dir) -> Path:
@@ -44,14 +65,16 @@ def transfer_path(hamiltonian: str, size: int, betas, n: int, data_dir) -> Path:
 
 def transfer_file(hamiltonian: str, size: int, betas, n: int, data_dir) -> Path:
     """The lattices of one Hamiltonian and size at `betas`, n per beta: reused when a file with
-    these betas exists, else written by the sampler (its seed depends on the size only)."""
+    these betas exists, else written by the sampler (its seed depends on the size only);
+    "POTTS<q>" is sampled as `potts.Potts(q)`."""
     path = transfer_path(hamiltonian, size, betas, n, data_dir)
     if not path.is_file():
         import generate_ising
 
+        potts = Potts.from_name(hamiltonian)
         path.parent.mkdir(parents=True, exist_ok=True)
-        generate_ising.generate(path, hamiltonian=hamiltonian, n_x=size, n_y=size, betas=tuple(betas), n_samples=n,
-                                random_seed=1000 + size, progress=False)
+        generate_ising.generate(path, hamiltonian=hamiltonian if potts is None else potts, n_x=size, n_y=size,
+                                betas=tuple(betas), n_samples=n, random_seed=1000 + size, progress=False)
     return path
 
 
@@ -73,19 +96,23 @@ def score(pred: np.ndarray, true: np.ndarray, betas: np.ndarray, n_sites: int, a
     return out
 
 
-def read_lattices(path):
-    """(grids, true energies float64, betas) of a lattices file; one-line errors for a broken one."""
+def read_lattices(path, hamiltonian=None):
+    """(grids, true energies float64, betas) of a lattices file; one-line errors for a broken one,
+    or for one of another Hamiltonian than `hamiltonian` (if given: "ISING1", "POTTS3", ...)."""
     with open_h5(path) as f:
         grids, true, beta = (dataset(f, k)[()] for k in ("ising_grids", "true_energies", "beta"))
+    found = read_metadata(path)["hamiltonian"]
+    if hamiltonian is not None and found not in (None, hamiltonian):
+        raise UserError(f"{path} holds {found} lattices, not {hamiltonian} ones; remove it and run again")
     return grids, true.astype(np.float64), beta
 
 
-def transfer(runs_root, sizes, betas=DEFAULT_BETAS, n: int = 200, data_dir="data/transfer", progress=True,
+def transfer(runs_root, sizes, betas=None, n: int = 200, data_dir="data/transfer", progress=True,
              progress_bar=True) -> list:
     """One row per (run, size, beta) of the runs under `runs_root` (a folder or a run, or a list of
-    them). Every run is scored on lattices of the Hamiltonian it was
-    trained on; a size a run cannot read (an extensive model whose tiles do not cover it) is
-    skipped with a line on stderr. `progress`: a line per (run, size); `progress_bar`: a bar
+    them). Every run is scored on lattices of the Hamiltonian it was trained on (Ising or
+    Potts), at `betas`, or where None at `default_betas` of its Hamiltonian; a size a run cannot
+    read (an extensive model whose tiles do not cover it) is skipped with a line on stderr. `progress`: a line per (run, size); `progress_bar`: a bar
     over the (run, size) pairs, on a terminal only."""
     from tqdm.auto import tqdm
 
@@ -113,7 +140,8 @@ def transfer(runs_root, sizes, betas=DEFAULT_BETAS, n: int = 200, data_dir="data
             if loaded is not run:  # the pairs of a run are consecutive: one load each
                 model, loaded = load_model(run), run
             kind = str(model.hparams.hamiltonian)
-            grids, true, beta = read_lattices(transfer_file(kind, size, betas, n, data_dir))
+            run_betas = default_betas(kind) if betas is None else tuple(betas)
+            grids, true, beta = read_lattices(transfer_file(kind, size, run_betas, n, data_dir), kind)
             t0 = time.perf_counter()
             pred = predict(model, grids, batch_size=batch_size(model, size))
             per_beta = score(pred, true, beta, size * size, model.absolute_energy)
@@ -129,11 +157,18 @@ def transfer(runs_root, sizes, betas=DEFAULT_BETAS, n: int = 200, data_dir="data
 
 
 def markdown(rows: list) -> str:
-    lines = ["| Run | Size | β | per-site RMSE (centred) | per-site RMSE (raw) | energy std per site |",
-             "|---|---|---|---|---|---|"]
+    """The rows as a table; with a Hamiltonian column (and its beta_c) when a Potts run is among them."""
+    named = any(Potts.from_name(r["hamiltonian"]) for r in rows)
+    column = " Hamiltonian |" if named else ""
+    lines = [f"| Run |{column} Size | β | per-site RMSE (centred) | per-site RMSE (raw) | energy std per site |",
+             "|---|" + ("---|" if named else "") + "---|---|---|---|---|"]
     for r in rows:
         raw = "—" if r["rmse_per_site"] is None else f"{r['rmse_per_site']:.2e}"
-        lines.append(f"| `{r['run']}` | {r['size']} | {r['beta']:g} | {r['rmse_per_site_centred']:.2e} | {raw} | "
+        potts = Potts.from_name(r["hamiltonian"])
+        ham = ""
+        if named:
+            ham = f" {r['hamiltonian']}{f' (β_c {beta_c(potts.q):.4g})' if potts else ''} |"
+        lines.append(f"| `{r['run']}` |{ham} {r['size']} | {r['beta']:g} | {r['rmse_per_site_centred']:.2e} | {raw} | "
                      f"{r['energy_std_per_site']:.3f} |")
     return "\n".join(lines) + "\n"
 
@@ -172,7 +207,10 @@ def main(argv=None) -> int:
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--runs", nargs="+", default=["runs"], help="folders of runs (<family>/<config>/), or runs")
     p.add_argument("--sizes", type=positive_int, nargs="+", default=[16, 32, 64], help="lattice sides L (L x L)")
-    p.add_argument("--betas", type=positive_float, nargs="+", default=list(DEFAULT_BETAS), help="inverse temperatures")
+    p.add_argument("--betas", type=positive_float, nargs="+", default=argparse.SUPPRESS,
+                   help="inverse temperatures of every run (default: 0.2 0.3 0.4 0.44 for Ising runs, "
+                   f"{' '.join(map(str, POTTS_BETA_FACTORS))} x beta_c(q) to 0.1 for POTTS<q> runs: "
+                   f"{' '.join(f'{b:g}' for b in default_betas('POTTS3'))} for q = 3)")
     p.add_argument("--n", type=positive_int, default=200, help="lattices per size and beta")
     p.add_argument("--data_dir", default="data/transfer", help="where the lattices are written and reused")
     p.add_argument("--out", default="results/transfer", help="where transfer.{md,csv,json} go")
@@ -189,7 +227,8 @@ def main(argv=None) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    rows = transfer(args.runs, args.sizes, args.betas, args.n, args.data_dir, progress_bar=args.progress_bar)
+    rows = transfer(args.runs, args.sizes, getattr(args, "betas", None), args.n, args.data_dir,
+                    progress_bar=args.progress_bar)
     print(markdown(rows))
     for path in write(rows, args.out, args.images or args.out):
         print(f"wrote {path}")

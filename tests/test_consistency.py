@@ -83,3 +83,58 @@ def test_generated_file_summaries_and_plots(ising_file, tmp_path):
     for name in ("h.png", "m.png", "s.png", "g.png"):
         data = (tmp_path / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+
+
+# ------------------------------------------------------------------------ the q-state Potts model
+def _potts_file(path, beta, energies, n_x=N_X, n_y=N_Y, q=3):
+    """A Potts data file (attribute q) whose stored energies are the given ones."""
+    n = len(energies)
+    with h5py.File(path, "w") as f:
+        f.attrs.update(hamiltonian=f"POTTS{q}", q=q, n_x=n_x, n_y=n_y, betas=np.array([beta]))
+        f["true_energies"] = np.asarray(energies, np.float32)
+        f["beta"] = np.full(n, beta, np.float32)
+        f["ising_grids"] = np.zeros((n, n_x, n_y), np.int8)
+    return path
+
+
+def _potts_sample(beta, n, seed):
+    import potts
+
+    e, p = potts.exact_energy_distribution(N_X, N_Y, 3, beta)
+    return np.random.default_rng(seed).choice(e, size=n, p=p)
+
+
+def test_potts_files_are_checked_against_the_potts_transfer_matrix(tmp_path):
+    """The exact law of the file's q (never the Ising one): samples of it pass, of another beta fail."""
+    import potts
+
+    energies = _potts_sample(1.0, 20_000, seed=0)
+    (c,) = cc.energy_histogram_check(_potts_file(tmp_path / "ok.hdf5", 1.0, energies))
+    assert c["exact_mean"] == pytest.approx(potts.exact_mean_energy(N_X, N_Y, 3, 1.0), rel=1e-12)
+    assert c["stray_samples"] == 0 and c["p_value"] > 1e-3 and abs(c["mean"] - c["exact_mean"]) < 4 * c["sem"]
+    (c,) = cc.energy_histogram_check(_potts_file(tmp_path / "wrong.hdf5", 0.9, energies))
+    assert c["p_value"] < 1e-6 and abs(c["mean"] - c["exact_mean"]) > 5 * c["sem"]
+    with pytest.raises(ValueError, match=r"^POTTS3 lattices of 16 x 16: exact density of states") as err:
+        cc.energy_histogram_check(_potts_file(tmp_path / "big.hdf5", 1.0, [-512.0], n_x=16, n_y=16))
+    assert "\n" not in str(err.value)
+
+
+def test_generated_potts_file_summaries_and_plots(potts_file, tmp_path):
+    import potts
+
+    path = potts_file("potts_eval.hdf5", n_samples=300, beta=1.2, seed=4)
+    summary = cc.data_file_summary(path)
+    assert (summary["hamiltonian"], summary["n"], summary["lattice"]) == ("POTTS3", 300, "4x4")
+    (c,) = cc.energy_histogram_check(path)
+    assert c["n"] == 300 and c["stray_samples"] == 0 and c["energies"].max() == 0.0  # Potts levels, -32 ... 0
+    diag = cc.sampler_diagnostics(path)
+    assert diag["beta_c"] == pytest.approx(potts.beta_c(3)) and cc.critical_beta(path) == diag["beta_c"]
+    mags = cc.magnetisation_by_beta(path)
+    with h5py.File(path, "r") as f:
+        (m,) = mags.values()
+        np.testing.assert_array_equal(m, potts.magnetisation(f["ising_grids"][:], 3))   # order parameter, 0 ... 1
+    cc.plot_energy_histograms([c], tmp_path / "h.png")
+    cc.plot_sampler_diagnostics(diag, tmp_path / "s.png")
+    cc.plot_magnetisation(mags, tmp_path / "g.png", beta_c=diag["beta_c"])
+    for name in ("h.png", "s.png", "g.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

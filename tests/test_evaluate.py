@@ -201,3 +201,82 @@ def test_seed_spread_groups_runs_that_differ_only_by_seed(tmp_path):
     assert (a["min"], a["max"]) == (0.3, 0.5) and a["max_over_mean"] == pytest.approx(1.25)
     assert spread["bf16-mixed/energy/A"]["mean"] == pytest.approx(3.0)
     assert "0.4 ± 0.1" in ev.seed_spread_markdown([a])
+
+
+# -------------------- the q-state Potts model ------------------------------------------
+def _fake_run(root, name, hamiltonian, q=None):
+    """A run folder the Hamiltonian check reads (metrics.json only; its checkpoint is never loaded)."""
+    run = root / "energy" / name
+    run.mkdir(parents=True)
+    (run / "best.ckpt").write_bytes(b"")
+    config = {"hamiltonian": hamiltonian, "n_x": 4, "n_y": 4, **({"q": q} if q else {})}
+    (run / "metrics.json").write_text(json.dumps({"best_checkpoint": "best.ckpt", "config": config}))
+    return run
+
+
+@pytest.mark.parametrize("run_model, file_model, message", [
+    ("POTTS3", "ISING1", "no run under {root} was trained on ISING1, the Hamiltonian of {path} (the runs were trained "
+                         "on POTTS3); score POTTS3 runs on a POTTS3 file, e.g. --eval_path data/potts3/eval_data.hdf5"),
+    ("ISING1", "POTTS3", "no run under {root} was trained on POTTS3, the Hamiltonian of {path} (the runs were trained "
+                         "on ISING1)"),
+    ("POTTS3", "POTTS4", "was trained on POTTS4, the Hamiltonian of {path} (the runs were trained on POTTS3); score "
+                         "POTTS3 runs on a POTTS3 file"),
+])
+def test_potts_and_ising_runs_and_files_that_do_not_match_are_one_line(ising_file, potts_file, tmp_path, capsys,
+                                                                       run_model, file_model, message):
+    from checks import main_guard
+
+    q = {"POTTS3": 3, "POTTS4": 4}
+    path = potts_file("eval.hdf5", q=q[file_model], n_samples=16) if file_model in q else ising_file("eval.hdf5")
+    root = tmp_path / "runs"
+    _fake_run(root, f"EDNN_{run_model}", run_model, q.get(run_model))
+    assert main_guard(ev.main, ["--runs", str(root), "--eval_path", str(path), "--out", str(tmp_path / "out"),
+                                "--images", str(tmp_path / "img")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message.format(root=root, path=path) in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_potts_run_is_scored_on_a_potts_file_against_potts_energies(potts_file, tmp_path, capsys):
+    """A tiny supervised EDNN on 4 x 4 q = 3 lattices: its row scores potts.energy of the drawn
+    lattices, says q and has no published figure; an Ising run beside it is skipped, by name."""
+    import energy_trainer
+    import potts
+
+    files = [potts_file(name, n_samples=n, seed=s, beta=0.8) for name, n, s in (("train.hdf5", 128, 1),
+                                                                                 ("val.hdf5", 32, 2))]
+    root = tmp_path / "runs"
+    energy_trainer.main(["--train_path", str(files[0]), "--val_paths", str(files[1]), "--test_path", str(files[1]),
+                         "--architecture", "ednn", "--hidden_size", "8", "--max_epochs", "1", "--batch_size", "32",
+                         "--accelerator", "cpu", "--no-progress_bar", "--output_dir", str(root)])
+    _fake_run(root, "EDNN_ISING1", "ISING1")
+    eval_path = potts_file("eval.hdf5", n_samples=50, seed=3, beta=0.6)
+    capsys.readouterr()
+    rows, (grids, energies, betas) = ev.evaluate_runs(root, eval_path, n=200, progress=False)
+    assert "skipping energy/EDNN_ISING1: trained on ISING1" in capsys.readouterr().err
+    (row,) = rows
+    assert row["config"] == "EDNN_F1_C1_hid8x2_Q3" and row["q"] == 3
+    assert grids.min() >= 0 and grids.max() <= 2
+    np.testing.assert_array_equal(energies, potts.energy(grids))            # the file's energies are Potts ones
+    assert row["rmse_centred"] == pytest.approx(ising.centred_rmse(row["_pred"], potts.energy(grids)))
+    assert row["rmse_raw"] == pytest.approx(ising.rmse(row["_pred"], potts.energy(grids)))
+    assert ev.describe(row) == "Energy EDNN, focus 1, context 1, q = 3 Potts" and ev.reference_rmse(row) is None
+    paths = ev.write_leaderboard(rows, tmp_path / "out")
+    assert "| Energy EDNN, focus 1, context 1, q = 3 Potts | `energy/EDNN_F1_C1_hid8x2_Q3` |" in paths["md"].read_text()
+    assert json.loads(paths["json"].read_text())[0]["q"] == 3
+    # the states check of runs.predict: Ising spins to a Potts model, Potts states to an Ising model
+    model = runs.load_model(row["_run"])
+    with pytest.raises(ValueError, match=r"a q = 3 Potts model reads the states 0 ... 2; these lattices hold -1 ... 1"):
+        runs.predict(model, 2 * (grids[:4] > 0) - 1)
+    from ednn import EDNNEnergyModel
+
+    with pytest.raises(ValueError, match=r"an Ising model reads spins ±1; these lattices hold 0 ... 2"):
+        runs.predict(EDNNEnergyModel(hidden_size=4, n_x=4, n_y=4), grids[:4])
+
+
+def test_describe_a_potts_sequence_model():
+    row = {"family": "probability", "cell": "gru", "two_d": True, "bidirectional": True, "q": 3}
+    assert ev.describe(row) == "Probability GRU + 2D + Bidirectional, q = 3 Potts"
+    assert ev.reference_rmse(row) is None and ev.reference_rmse({**row, "q": 2}) is None  # (2D Bi: none either)
+    assert ev.reference_rmse({"family": "probability", "q": 3}) is None
+    assert ev.reference_rmse({"family": "probability"}) == 19.9

@@ -1,5 +1,6 @@
 """transfer.py: runs scored on lattices larger than their training ones, per site."""
 import json
+import shutil
 
 import h5py
 import numpy as np
@@ -56,3 +57,64 @@ def test_transfer_of_a_trained_ednn(ising_file, tmp_path, capsys):
     (exported,) = runs.find_runs(tmp_path / "weights")
     assert exported.checkpoint.stat().st_size < run.checkpoint.stat().st_size
     np.testing.assert_array_equal(runs.predict(runs.load_model(exported), grids), runs.predict(model, grids))
+
+
+def test_default_betas_straddle_the_transition():
+    """Ising runs keep their betas; a Potts run's are 0.6 ... 1.4 x beta_c(q), to 0.1, on both sides."""
+    import potts
+
+    assert transfer.default_betas("ISING1") == transfer.default_betas("ISING2") == (0.2, 0.3, 0.4, 0.44)
+    assert transfer.default_betas("POTTS3") == (0.6, 0.8, 1.0, 1.2, 1.4)
+    for q in (3, 4, 5):
+        betas = transfer.default_betas(f"POTTS{q}")
+        assert len(betas) == 5 and min(betas) < potts.beta_c(q) < max(betas)
+        assert 2 <= sum(b > potts.beta_c(q) for b in betas) <= 3     # the 1.0 x beta_c one is on either side
+
+
+def _potts_run(potts_file, tmp_path):
+    """A tiny supervised EDNN trained for one epoch on 4 x 4 q = 3 lattices at beta 0.8."""
+    files = [potts_file(name, n_samples=n, seed=s, beta=0.8)
+             for name, n, s in (("train.hdf5", 256, 1), ("val.hdf5", 32, 2))]
+    energy_trainer.main(["--train_path", str(files[0]), "--val_paths", str(files[1]), "--test_path", str(files[1]),
+                         "--architecture", "ednn", "--hidden_size", "8", "--max_epochs", "1", "--batch_size", "32",
+                         "--accelerator", "cpu", "--no-progress_bar", "--output_dir", str(tmp_path / "runs")])
+    (run,) = runs.find_runs(tmp_path / "runs")
+    assert run.name == "EDNN_F1_C1_hid8x2_Q3" and run.hamiltonian == "POTTS3" and run.q == 3
+    return run
+
+
+@pytest.mark.slow
+def test_transfer_of_a_potts_run(potts_file, ising_file, tmp_path, capsys):
+    """A Potts run is scored on Potts lattices of the larger sizes (the Potts sampler, states 0..2,
+    true energies potts.energy) at the Potts default betas; the table names the Hamiltonian."""
+    import potts
+
+    run = _potts_run(potts_file, tmp_path)
+    betas = transfer.default_betas("POTTS3")
+    argv = ["--runs", str(run.dir), "--sizes", "4", "8", "--n", "6", "--data_dir", str(tmp_path / "lattices"),
+            "--out", str(tmp_path / "out"), "--no-progress_bar"]
+    assert transfer.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "| Run | Hamiltonian | Size |" in out and "| POTTS3 (β_c 1.005) | 8 | 1.4 |" in out
+    rows = json.loads((tmp_path / "out" / "transfer.json").read_text())
+    assert [(r["size"], r["beta"]) for r in rows] == [(s, b) for s in (4, 8) for b in betas]
+    assert {(r["run"], r["hamiltonian"], r["trained_on"]) for r in rows} == {(run.label, "POTTS3", "4x4")}
+    path = transfer.transfer_file("POTTS3", 8, betas, 6, tmp_path / "lattices")
+    assert path.name == "POTTS3_8x8_6_b0.6-0.8-1-1.2-1.4.hdf5"
+    with h5py.File(path, "r") as f:
+        grids, true, beta = f["ising_grids"][:], f["true_energies"][:], f["beta"][:]
+        assert (f.attrs["q"], f.attrs["hamiltonian"]) == (3, "POTTS3")
+    assert grids.shape == (30, 8, 8) and grids.min() >= 0 and grids.max() <= 2
+    np.testing.assert_array_equal(true, potts.energy(grids))     # Potts energies, not Ising ones
+    model = runs.load_model(run)
+    for r in rows[5:]:                                            # recompute the 8 x 8 rows
+        m = beta == np.float32(r["beta"])
+        err = runs.predict(model, grids[m]) - potts.energy(grids[m])
+        assert r["rmse_per_site"] == pytest.approx(np.sqrt(np.mean(err**2)) / 64, rel=1e-5)
+        assert r["rmse_per_site_centred"] == pytest.approx(np.std(err) / 64, rel=1e-5, abs=1e-12)
+    # a reused file of another Hamiltonian at a Potts run's path: one line, nothing scored
+    shutil.copy(ising_file("other.hdf5", betas=betas, n_samples=6, n_x=16, n_y=16),
+                transfer.transfer_path("POTTS3", 16, betas, 6, tmp_path / "lattices"))
+    assert main_guard(transfer.main, [*argv[:3], "16", *argv[5:]]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "holds ISING1 lattices, not POTTS3 ones" in err
