@@ -76,6 +76,7 @@ headline: install data
 W = runs/weights
 ISING2_FILES = --train_path data/ising2/train_data.hdf5 --test_path data/ising2/test_data.hdf5 \
     --val_paths data/ising2/val_data_beta_dot25.hdf5 data/ising2/val_data_beta_dot125.hdf5 data/ising2/val_data_beta_dot5.hdf5
+JOINT2 = 2D_GRU_1L_1H_Bi_Joint_hid64_Cosine_ISING2
 EDNN = --architecture ednn --max_epochs 40 --limit_train_batches 782 --threads 1 --output_dir $(W)
 weights: install data data-ising2 reproduce headline
 	test -f $(W)/probability/GRU_1L_1H_hid128_Cosine/metrics.json || $(PY) probability_trainer.py --hidden_size 128 \
@@ -95,6 +96,13 @@ weights: install data data-ising2 reproduce headline
 	    $(EDNN) --spin_flip --teacher weights/probability/2D_GRU_1L_1H_Bi_Joint_hid64_Cosine
 	$(PY) evaluate.py export $(W)/energy/EDNN_F1_C1_hid16x2_from_2D_GRU_1L_1H_Bi_Joint_hid64_Cosine \
 	    $(W)/energy/EDNN_F1_C1_hid16x2_Flip_from_2D_GRU_1L_1H_Bi_Joint_hid64_Cosine --to weights
+	test -f $(W)/probability/$(JOINT2)/metrics.json || $(PY) probability_trainer.py --two_d --bidirectional --joint \
+	    --hidden_size 64 --lr 5e-3 --lr_schedule cosine --gradient_clip_val 1.0 --max_epochs 15 --batch_size 512 \
+	    --limit_val_batches 10 --precision 32-true --threads 1 --seed 1 $(ISING2_FILES) --output_dir $(W) --run_name $(JOINT2)
+	$(PY) evaluate.py export $(W)/probability/$(JOINT2) --to weights
+	test -f $(W)/energy/EDNN_F1_C1_hid16x2_Flip_ISING2_from_$(JOINT2)/metrics.json || $(PY) energy_trainer.py $(EDNN) \
+	    $(ISING2_FILES) --spin_flip --teacher weights/probability/$(JOINT2) --run_name EDNN_F1_C1_hid16x2_Flip_ISING2_from_$(JOINT2)
+	$(PY) evaluate.py export $(W)/energy/EDNN_F1_C1_hid16x2_Flip_ISING2_from_$(JOINT2) --to weights
 	$(PY) evaluate.py --runs weights --out results/weights --images results/weights
 
 # Thermodynamics from the shipped causal model's samples (results/thermo/, images/thermodynamics_*.png).
@@ -125,7 +133,10 @@ inverse-ising: install data data-ising2
 # the same seed (results/phase/, images/phase_*.png; ~15 min each on one core, as fast as `make phase`).
 LEARNED = weights/energy/EDNN_F1_C1_hid16x2 weights/energy/EDNN_F1_C1_hid16x2_Centred_from_GRU_1L_1H_hid128_Cosine \
     weights/energy/EDNN_F1_C1_hid16x2_Flip_from_2D_GRU_1L_1H_Bi_Joint_hid64_Cosine \
-    results/inverse_ising/pseudo_likelihood_ISING1.json weights/energy/EDNN_F1_C1_hid16x2_ISING2
+    weights/energy/EDNN_F1_C1_hid16x2_from_2D_GRU_1L_1H_Bi_Joint_hid64_Cosine \
+    results/inverse_ising/pseudo_likelihood_ISING1.json weights/energy/EDNN_F1_C1_hid16x2_ISING2 \
+    weights/energy/EDNN_F1_C1_hid16x2_Flip_ISING2_from_2D_GRU_1L_1H_Bi_Joint_hid64_Cosine_ISING2 \
+    results/inverse_ising/pseudo_likelihood_ISING2.json
 phase-learned: install inverse-ising
 	for h in $(LEARNED); do $(PY) phase_diagram.py --hamiltonian $$h --out results/phase --images images || exit 1; done
 	for h in ISING1 ISING2; do $(PY) phase_diagram.py --hamiltonian $$h --as_table --out results/phase --images images || exit 1; done
