@@ -7,6 +7,14 @@ Boltzmann law p_beta(s) = exp(-beta E(s)) / Z(beta) (neural importance sampling,
 2020; variational autoregressive networks, Wu, Wang & Zhang 2019). Here q was trained by maximum
 likelihood on Monte Carlo data at one beta, and E(s) is the exact energy (`ising.energy`).
 
+A causal Potts run (hyper-parameter q > 2, hamiltonian "POTTS<q>") enters in two places only:
+E(s) = -sum_<ij> delta(s_i, s_j) is `potts.energy` of the states 0..q-1, and the model's first
+site is uniform over the q states (the factor 1/2 above becomes 1/q, inside the log q that
+`model.sample` returns). Nothing below uses more than a normalised proposal with full support and
+an exact E, so every formula holds as it stands; the exact references are then `potts.exact_log_z`,
+`exact_mean_energy` and `exact_heat_capacity` (a transfer matrix: 8 x 8 for q = 3 in seconds; on
+a lattice it refuses the exact values are None, not an error). Ising runs are untouched by this.
+
 With N independent draws s_k ~ q and weights w_k = exp(-beta E(s_k) - log q(s_k)):
     Z = E_q[w]             ->  log Z ~ log mean(w);  F = -log Z / beta
     se(log Z) ~ std(w) / (mean(w) sqrt(N))                    (delta method)
@@ -31,9 +39,40 @@ from pathlib import Path
 import numpy as np
 
 import ising
+import potts
 from checks import UserError, check_output_dir, main_guard, positive_float, positive_int, seed_int
 
 MIN_ESS = 0.01
+
+
+# ----------------------------------------------------------------------------- the Hamiltonian
+def potts_q(hamiltonian: str):
+    """q of a Potts Hamiltonian ("POTTS3" -> 3), None for the Ising ones (ISING1, ISING2)."""
+    model = potts.Potts.from_name(hamiltonian)
+    return None if model is None else model.q
+
+
+def lattice_energy(grids, hamiltonian: str) -> np.ndarray:
+    """Exact energies: `potts.energy` of states for POTTS<q>, `ising.energy` of spins otherwise."""
+    return potts.energy(grids) if potts_q(hamiltonian) else ising.energy(grids, hamiltonian)
+
+
+def exact_energy_distribution(n_x: int, n_y: int, beta: float, hamiltonian: str):
+    """(levels, P(E)) of the finite lattice; ValueError where no exact method applies."""
+    q = potts_q(hamiltonian)
+    if q:
+        return potts.exact_energy_distribution(n_x, n_y, q, beta)
+    return ising.exact_energy_distribution(n_x, n_y, beta, hamiltonian)
+
+
+def describe(hamiltonian: str):
+    """A Potts run's caption ("q = 3 Potts model (POTTS3)"); None for Ising, whose outputs carry none."""
+    q = potts_q(hamiltonian)
+    return None if q is None else f"q = {q} Potts model ({hamiltonian})"
+
+
+def _lattices(q) -> str:
+    return "Ising lattices" if q is None else f"q = {q} Potts lattices"
 
 
 # ----------------------------------------------------------------------------- estimators
@@ -78,7 +117,12 @@ def estimates(energies, log_q, beta: float, n_sites: int, n_boot: int = 200, see
 def exact_values(n_x: int, n_y: int, beta: float, hamiltonian: str) -> dict:
     """Exact finite-lattice F, U, C per site (None where no exact method applies)."""
     s = n_x * n_y
+    q = potts_q(hamiltonian)
     try:
+        if q:
+            mean, log_z = potts.exact_mean_energy(n_x, n_y, q, beta), potts.exact_log_z(n_x, n_y, q, beta)
+            return {"F_exact_per_site": -log_z / beta / s, "U_exact_per_site": mean / s,
+                    "C_exact_per_site": potts.exact_heat_capacity(n_x, n_y, q, beta) / s}
         mean, var = ising.exact_moments(n_x, n_y, beta, hamiltonian)
         log_z = ising.exact_log_z(n_x, n_y, beta, hamiltonian) if (hamiltonian == "ISING1" or min(n_x, n_y) <= 10) \
             else None
@@ -120,7 +164,7 @@ def thermodynamics(model, n_samples: int, betas=None, seed: int = 0, order: str 
     n_x, n_y, beta_train, kind = int(hp.n_x), int(hp.n_y), float(hp.beta), str(hp.hamiltonian)
     s = n_x * n_y
     grids, log_q = model.sample(n_samples, seed=seed, order=order, batch_size=batch_size, progress=progress)
-    e = ising.energy(grids, kind)
+    e = lattice_energy(grids, kind)
     f_q, f_q_err = variational_free_energy(e, log_q, beta_train, s)
     rows = []
     for b in sorted(set(betas or default_betas(beta_train)) | {beta_train}):
@@ -135,7 +179,7 @@ def thermodynamics(model, n_samples: int, betas=None, seed: int = 0, order: str 
         "rows": rows,
     }
     try:
-        ee, pp = ising.exact_energy_distribution(n_x, n_y, beta_train, kind)
+        ee, pp = exact_energy_distribution(n_x, n_y, beta_train, kind)
         lw = -beta_train * e - log_q
         report["energy_kl_nats"] = {"raw": histogram_kl(e, ee, pp),
                                     "reweighted": histogram_kl(e, ee, pp, np.exp(lw - lw.max()))}
@@ -148,29 +192,39 @@ def thermodynamics(model, n_samples: int, betas=None, seed: int = 0, order: str 
 def plot_thermodynamics(report: dict, arrays: dict, images_dir, mc_grids=None, prefix: str = "thermodynamics"):
     """Two figures: F, U, C against beta beside the exact curves; the sampled energy histogram
     against the exact P(E) at the training beta (raw and reweighted) with a few sampled and
-    Monte Carlo lattices. Returns the paths written."""
+    Monte Carlo lattices; a Potts run's figures carry the Hamiltonian as a caption, and where the
+    lattice has no exact values the exact curves are left out. Returns the paths written."""
     from plotting import plt, save_figure
 
     n_x, n_y, kind, bt = report["n_x"], report["n_y"], report["hamiltonian"], report["beta_train"]
-    s = n_x * n_y
+    s, q, caption = n_x * n_y, potts_q(kind), describe(kind)
+    if caption:
+        caption = f"{caption}, {n_x} × {n_y}, trained at β = {bt:g}"
     rows = [r for r in report["rows"] if r["F_per_site"] is not None]
     fine = [r["beta"] for r in report["rows"]]           # the exact values are in the rows already
     exact = report["rows"]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), constrained_layout=True)
     for ax, key, label in zip(axes, ("F", "U", "C"), ("free energy F / N", "internal energy U / N",
                                                        "heat capacity C / N")):
-        ax.plot(fine, [x[f"{key}_exact_per_site"] for x in exact], "k-", lw=1, label="exact (finite lattice)")
+        values = [x[f"{key}_exact_per_site"] for x in exact]
+        if any(v is not None for v in values):
+            ax.plot(fine, [np.nan if v is None else v for v in values], "k-", lw=1, label="exact (finite lattice)")
         ax.errorbar([r["beta"] for r in rows], [r[f"{key}_per_site"] for r in rows],
                     yerr=[2 * r[f"{key}_err"] for r in rows], fmt="o", ms=4, capsize=3, label="model samples ±2σ")
         ax.axvline(bt, color="grey", ls=":", lw=1)
         ax.set_xlabel("β")
         ax.set_title(label)
     axes[0].legend(fontsize=8)
+    if caption:
+        fig.suptitle(caption)
     paths = [Path(images_dir) / f"{prefix}_estimates.png", Path(images_dir) / f"{prefix}_samples.png"]
     save_figure(fig, paths[0])
 
     e, log_q = arrays["energies"], arrays["log_q"]
-    ee, pp = ising.exact_energy_distribution(n_x, n_y, bt, kind)
+    try:
+        ee, pp = exact_energy_distribution(n_x, n_y, bt, kind)
+    except ValueError:                                   # no exact P(E): the sampled levels only
+        ee, pp = np.unique(e), None
     lw = -bt * e - log_q
     w = np.exp(lw - lw.max())
     raw = ising.level_counts(e, ee)[0] / len(e)
@@ -182,11 +236,13 @@ def plot_thermodynamics(report: dict, arrays: dict, images_dir, mc_grids=None, p
     for ax in axes[:, 0]:
         ax.remove()
     ax = fig.add_subplot(gs[:, 0])
-    kl = report.get("energy_kl_nats") or {}
-    ax.semilogy(ee / s, pp, "k-", lw=1.5, label="exact P(E)")
-    ax.semilogy(ee / s, np.where(raw > 0, raw, np.nan), "o", ms=3, label=f"model samples (KL {kl.get('raw', 0):.2g})")
+    kl = report.get("energy_kl_nats")
+    if pp is not None:
+        ax.semilogy(ee / s, pp, "k-", lw=1.5, label="exact P(E)")
+    ax.semilogy(ee / s, np.where(raw > 0, raw, np.nan), "o", ms=3,
+                label=f"model samples (KL {kl['raw']:.2g})" if kl else "model samples")
     ax.semilogy(ee / s, np.where(rew > 0, rew, np.nan), "x", ms=4,
-                label=f"reweighted (KL {kl.get('reweighted', 0):.2g})")
+                label=f"reweighted (KL {kl['reweighted']:.2g})" if kl else "reweighted")
     ax.set_xlabel("E / N")
     ax.set_title(f"energies at the training β = {bt:g}, {len(e):,} samples")
     ax.legend(fontsize=8)
@@ -196,37 +252,50 @@ def plot_thermodynamics(report: dict, arrays: dict, images_dir, mc_grids=None, p
             a.set_xticks([])
             a.set_yticks([])
             if grids is not None and k < len(grids):
-                a.imshow(grids[k], cmap="gray", vmin=-1, vmax=1)
-                a.set_title(f"{name}, E = {ising.energy(grids[k], kind):g}", fontsize=8)
+                a.imshow(grids[k], cmap="gray", vmin=0 if q else -1, vmax=q - 1 if q else 1)
+                a.set_title(f"{name}, E = {lattice_energy(grids[k], kind):g}", fontsize=8)
+    if caption:
+        fig.suptitle(caption)
     save_figure(fig, paths[1])
     return paths
 
 
+def _exact(value, spec: str) -> str:
+    """An exact value for the table, a dash where there is none."""
+    return "—" if value is None else format(value, spec)
+
+
 def markdown_rows(report: dict) -> str:
-    """The README table: beta, ESS/N, F error against exact (in standard errors), U, C."""
-    lines = ["| β | ESS/N | F/N (model) | F/N exact | rel. error | U/N (model) | U/N exact | C/N (model) | C/N exact |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    """The README table: beta, ESS/N, F error against exact (in standard errors), U, C; a Potts
+    run's table has a caption line first, and a missing exact value is a dash."""
+    caption = describe(report["hamiltonian"])
+    lines = [] if caption is None else [f"{caption}, {report['n_x']} × {report['n_y']}, trained at "
+                                        f"β = {report['beta_train']:g}", ""]
+    lines += ["| β | ESS/N | F/N (model) | F/N exact | rel. error | U/N (model) | U/N exact | C/N (model) | "
+              "C/N exact |", "|---|---|---|---|---|---|---|---|---|"]
     for r in report["rows"]:
         if r["F_per_site"] is None:
             lines.append(f"| {r['beta']:g} | {r['ess_fraction']:.3g} | — (ESS/N < {MIN_ESS}) | | | | | | |")
             continue
-        rel = abs(r["F_per_site"] / r["F_exact_per_site"] - 1) if r["F_exact_per_site"] else float("nan")
+        f_exact = r["F_exact_per_site"]
+        rel = "—" if f_exact is None else f"{abs(r['F_per_site'] / f_exact - 1) if f_exact else float('nan'):.1e}"
         lines.append(f"| {r['beta']:g} | {r['ess_fraction']:.3f} | {r['F_per_site']:.6f} ± {r['F_err']:.1e} | "
-                     f"{r['F_exact_per_site']:.6f} | {rel:.1e} | {r['U_per_site']:.4f} ± {r['U_err']:.4f} | "
-                     f"{r['U_exact_per_site']:.4f} | {r['C_per_site']:.4f} ± {r['C_err']:.4f} | "
-                     f"{r['C_exact_per_site']:.4f} |")
+                     f"{_exact(r['F_exact_per_site'], '.6f')} | {rel} | {r['U_per_site']:.4f} ± {r['U_err']:.4f} | "
+                     f"{_exact(r['U_exact_per_site'], '.4f')} | {r['C_per_site']:.4f} ± {r['C_err']:.4f} | "
+                     f"{_exact(r['C_exact_per_site'], '.4f')} |")
     return "\n".join(lines)
 
 
-def monte_carlo_lattices(path, shape, n: int = 8):
-    """The first n lattices of a Monte Carlo file if they have `shape` (n_x, n_y), else None (for the plot)."""
-    from data_files import dataset, open_h5
+def monte_carlo_lattices(path, shape, n: int = 8, q=None):
+    """The first n lattices of a Monte Carlo file if they have `shape` (n_x, n_y) and are of the
+    model of `q` (None: Ising; a Potts q), else None (for the plot)."""
+    from data_files import dataset, file_q, open_h5
 
     if path is None or not Path(path).is_file():
         return None
     with open_h5(path) as f:
         grids = dataset(f, "ising_grids")
-        return grids[:n] if tuple(grids.shape[1:]) == tuple(shape) else None
+        return grids[:n] if tuple(grids.shape[1:]) == tuple(shape) and file_q(f) == q else None
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -242,8 +311,8 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=seed_int, default=0, help="sampling seed")
     p.add_argument("--out", default=None, help="folder for thermo.json and the plots (default: the run directory)")
     p.add_argument("--images", default=None, help="folder for the plots (default: --out)")
-    p.add_argument("--mc_path", default=None, help="Monte Carlo file to show lattices from "
-                   "(default: the standard test file, if present)")
+    p.add_argument("--mc_path", default=None, help="Monte Carlo file to show lattices from, of the run's model "
+                   "(default: the standard test file, data/potts<q>/'s for a Potts run, if present)")
     p.add_argument("--batch_size", type=positive_int, default=8192, help="lattices sampled at once")
     p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
     p.add_argument("--progress_bar", default=True, action=argparse.BooleanOptionalAction,
@@ -269,13 +338,18 @@ def main(argv=None) -> int:
     out = Path(args.out or args.run)
     check_output_dir("--out", out)
     check_output_dir("--images", args.images or out)
-    mc_path = args.mc_path or data_path("test")  # the default is shown only if it is there
+    q = potts_q(model.hparams.hamiltonian)
+    # the default is shown only if it is there
+    mc_path = args.mc_path or (data_path("test") if q is None else data_path("test", f"data/potts{q}", q))
     if args.mc_path or Path(mc_path).is_file():
-        check_data_file(mc_path)
+        mc_q = check_data_file(mc_path).get("q")
+        if args.mc_path and mc_q != q:
+            raise UserError(f"--mc_path {args.mc_path} holds {_lattices(mc_q)}, but --run {args.run} is a model "
+                            f"of {_lattices(q)}: show lattices of the run's own model")
     report, arrays = thermodynamics(model, args.n_samples, args.betas, args.seed, args.order, args.batch_size,
                                     progress=args.progress_bar)
     report["run"] = str(args.run)
-    mc = monte_carlo_lattices(mc_path, arrays["grids"].shape[1:])
+    mc = monte_carlo_lattices(mc_path, arrays["grids"].shape[1:], q=q)
     plot_thermodynamics(report, arrays, args.images or out, mc)
     write_json(out / "thermo.json", report)
     with atomic_path(out / "thermo.md") as tmp:
