@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: install test test-fast data data-demo data-ising2 bench demo reproduce reproduce-reference headline weights thermo transfer phase inverse-ising phase-learned clean
+.PHONY: install test test-fast data data-demo data-ising2 data-potts bench demo reproduce reproduce-reference headline weights thermo transfer phase inverse-ising phase-learned potts clean
 
 install: $(VENV)/.installed
 
@@ -35,6 +35,9 @@ data: install
 
 data-demo: install
 	$(PY) data_files.py --data_dir data/demo --n_train 20000 --n_val 4000 --n_test 4000 --n_eval 1000
+
+data-potts: install
+	$(PY) data_files.py --data_dir data/potts3 --q 3
 
 data-ising2: install
 	$(PY) data_files.py --data_dir data/ising2 --hamiltonian ISING2
@@ -141,6 +144,23 @@ phase-learned: install inverse-ising
 	for h in $(LEARNED); do $(PY) phase_diagram.py --hamiltonian $$h --out results/phase --images images || exit 1; done
 	for h in ISING1 ISING2; do $(PY) phase_diagram.py --hamiltonian $$h --as_table --out results/phase --images images || exit 1; done
 	$(PY) phase_diagram.py --overview --out results/phase
+
+# The 3-state Potts model through the pipeline: the supervised EDNN and the causal model trained on
+# 8 x 8 at beta 0.8 (runs/potts/), the EDNN's energies on 16 ... 64 (results/potts/transfer/), free
+# energies from the causal model's samples (results/potts/thermo/), and the transition of POTTS3
+# itself (results/phase/POTTS3.*; ~15 min on one core). About 35 minutes in all on 2 cores.
+POTTS_FILES = --train_path data/potts3/train_data.hdf5 --test_path data/potts3/test_data.hdf5 \
+    --val_paths data/potts3/val_data_beta_dot8.hdf5 data/potts3/val_data_beta_dot4.hdf5 data/potts3/val_data_beta_1dot6.hdf5
+potts: install data-potts
+	test -f runs/potts/energy/EDNN_F1_C1_hid16x2_Q3/metrics.json || $(PY) energy_trainer.py --architecture ednn \
+	    --max_epochs 60 --limit_train_batches 782 --lr 0.02 --lr_decay 0.92 --patience 10 --threads 1 $(POTTS_FILES) --output_dir runs/potts
+	test -f runs/potts/probability/GRU_1L_1H_hid64_Cosine_Q3/metrics.json || $(PY) probability_trainer.py --hidden_size 64 \
+	    --lr 3e-3 --lr_schedule cosine --gradient_clip_val 1.0 --max_epochs 20 --batch_size 512 --limit_val_batches 10 \
+	    --precision 32-true --threads 1 --seed 0 $(POTTS_FILES) --output_dir runs/potts
+	$(PY) transfer.py --runs runs/potts/energy/EDNN_F1_C1_hid16x2_Q3 --sizes 16 32 64 --out results/potts/transfer --images results/potts
+	$(PY) thermodynamics.py --run runs/potts/probability/GRU_1L_1H_hid64_Cosine_Q3 --n_samples 1000000 --seed 1 \
+	    --betas 0.4 0.6 0.8 0.9 1.0 --out results/potts/thermo --images results/potts
+	$(PY) phase_diagram.py --hamiltonian POTTS3 --out results/phase --images images
 
 clean:
 	rm -rf runs results/demo data/demo
