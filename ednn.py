@@ -167,12 +167,18 @@ class EDNNEnergyModel(IsingSequenceModule):
     def window_table(self, max_spins: int = MAX_TABLE_SPINS) -> torch.Tensor:
         """The energy function as a table Hamiltonian (`ising.table_energy`): float64 (2^(w*w),),
         the tile network on every w x w window, w = focus + 2 context, bit k of the index the
-        spin at window position (k // w, k % w) (1 for +1). ValueError beyond `max_spins` spins, and
-        for a Potts model (not implemented: the tables and their sampler are Ising ones)."""
-        if self.q > 2:
-            raise ValueError(f"window_table tabulates Ising windows; a q = {self.q} Potts model has no table "
-                             "(not implemented)")
+        spin at window position (k // w, k % w) (1 for +1). ValueError beyond `max_spins` spins.
+        Potts (q > 2, focus 1 and context 1 only): float64 (q^9,), index sum_k s_k q^k over the window's
+        states in the same order (`potts.PottsTable`)."""
         w = self.hparams.focus + 2 * self.hparams.context
+        if self.q > 2:
+            if (self.hparams.focus, self.hparams.context) != (1, 1) or self.q ** 9 > 2 ** 20:
+                raise ValueError(f"a Potts model is tabulated for focus 1, context 1 and q^9 <= 2^20 windows only "
+                                 f"(got focus {self.hparams.focus}, context {self.hparams.context}, q = {self.q})")
+            k = torch.arange(self.q ** 9, device=self.device)
+            digits = k[:, None] // self.q ** torch.arange(9, device=self.device) % self.q          # (q^9, 9)
+            one_hot = F.one_hot(digits, self.q).permute(0, 2, 1).reshape(-1, self.q, 3, 3).float()
+            return torch.cat([self._tiles(chunk).reshape(-1) for chunk in one_hot.split(8192)]).double()
         if w * w > max_spins:
             raise ValueError(f"a {w} x {w} window has {w * w} spins: too many to tabulate (at most {max_spins}, "
                              f"2^{max_spins} entries); the table needs focus + 2 context <= {int(max_spins ** 0.5)}")

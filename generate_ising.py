@@ -18,7 +18,9 @@ Hamiltonian of the run's training data).
 
 The q-state Potts model: `--q Q` (E = -sum over bonds of delta(s_i, s_j), `potts.py`) is sampled by
 heat-bath colour updates; `ising_grids` then hold the states 0..q-1, and the attributes say
-hamiltonian = "POTTS<q>", q = q, algorithm = "heat-bath" (Ising files carry no `q`).
+hamiltonian = "POTTS<q>", q = q, algorithm = "heat-bath" (Ising files carry no `q`). A run of the one-hot
+extensive model trained on Potts lattices is a table of q^9 window energies (`potts.PottsTable`):
+`--hamiltonian RUN_DIR` samples it by heat bath on the table's colours (sides >= 3).
 
 HDF5 layout (written under a temporary name, renamed when complete):
   ising_grids int8 (N, n_x, n_y) +-1; true_energies float32 (N,); beta float32 (N,);
@@ -46,7 +48,7 @@ import jax
 from checks import UserError, main_guard
 from checks import atomic_path
 from ising import HAMILTONIANS, Table, check_hamiltonian, integrated_autocorr_time
-from potts import Potts
+from potts import Potts, PottsTable
 from metropolis import ALGORITHMS, Sampler
 
 __all__ = ["generate", "main", "validate", "Sampler"]
@@ -70,9 +72,11 @@ def validate(hamiltonian, n_x, n_y, betas, n_samples, n_chains=None, burn_in=Non
              algorithm="checkerboard", filename=None, random_seed=0):
     """Raise ValueError with a message saying what to change for impossible settings; returns
     the betas as float64 (n_betas,).  hamiltonian: a built-in name, an `ising.Table` or a `potts.Potts`."""
-    if isinstance(hamiltonian, Potts):
+    if isinstance(hamiltonian, (Potts, PottsTable)):
         if algorithm != "checkerboard":
             raise ValueError("the Potts model is sampled by heat-bath colour updates: drop --algorithm single")
+        if isinstance(hamiltonian, PottsTable) and min(int(n_x), int(n_y)) < 3:
+            raise ValueError(f"a learned Potts Hamiltonian's 3 x 3 windows need --n_x and --n_y >= 3 (got {n_x} x {n_y})")
     elif isinstance(hamiltonian, Table):
         if int(n_x) % hamiltonian.focus or int(n_y) % hamiltonian.focus:
             raise ValueError(f"a {n_x} x {n_y} lattice is not tiled by the tiles of {hamiltonian.name} (focus "
@@ -181,21 +185,21 @@ def generate(filename, *, hamiltonian="ISING1", n_x=8, n_y=8, betas=(0.25,), n_s
     burn_in = DEFAULT_BURN_IN if burn_in is None else int(burn_in)
     sampler = Sampler(n_x, n_y, hamiltonian, betas, n_chains, random_seed, algorithm)
     tau, acc = _burn_in(sampler, burn_in, n_chains)
-    name = hamiltonian.name if isinstance(hamiltonian, (Table, Potts)) else hamiltonian
+    name = hamiltonian.name if isinstance(hamiltonian, (Table, Potts, PottsTable)) else hamiltonian
     if thin is None:
         thin = max(1, math.ceil(float(np.nanmax(tau)) - 1e-9)) if np.any(np.isfinite(tau)) else 1
     with atomic_path(filename) as tmp:
         with h5py.File(tmp, "w") as f, tqdm(total=n_samples * nb, unit="samples", unit_scale=True,
                                              disable=not progress, desc=f"{name} {n_x}x{n_y} {nb} beta(s)") as bar:
             f["avg_E"] = _stream(sampler, f, n_samples, int(thin), bar, block_bytes).astype(np.float32)
-            if isinstance(hamiltonian, Table):
+            if isinstance(hamiltonian, (Table, PottsTable)):
                 f.attrs.update({"energy_function": "table", "trained_on": str(trained_on),
                                 "table_focus": hamiltonian.focus, "table_context": hamiltonian.context})
-            if isinstance(hamiltonian, Potts):
+            if isinstance(hamiltonian, (Potts, PottsTable)):
                 f.attrs.update({"q": hamiltonian.q})
             f.attrs.update({"hamiltonian": name, "n_x": n_x, "n_y": n_y, "betas": betas, "n_chains": n_chains,
                             "burn_in_sweeps": burn_in, "thin_sweeps": int(thin),
-                            "algorithm": "heat-bath" if isinstance(hamiltonian, Potts) else algorithm,
+                            "algorithm": "heat-bath" if isinstance(hamiltonian, (Potts, PottsTable)) else algorithm,
                             "random_seed": int(random_seed), "acceptance_rate": acc, "tau_int_sweeps": tau,
                             "n_samples_per_beta": n_samples,
                             "versions": json.dumps({"python": sys.version.split()[0], "jax": jax.__version__,

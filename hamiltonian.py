@@ -19,8 +19,8 @@ import argparse
 import sys
 
 import ising
-from checks import main_guard
-from checks import write_json
+from checks import UserError, main_guard, write_json
+from potts import PottsTable
 from runs import energy_table
 
 PAIRS = {name: ising.canonical_shape([(0, 0), offset]) for name, offset in ising.PAIR_NAMES.items()}
@@ -44,6 +44,9 @@ def summary(classes: dict) -> dict:
 
 def report(source: str) -> dict:
     table, hamiltonian = energy_table(source)
+    if isinstance(table, PottsTable):
+        raise UserError(f"{source}: a q = {table.q} Potts energy function; the closed form here is the Ising "
+                        "expansion in products of spins (a Potts one needs a basis of q-state characters)")
     focus, context = table.focus, table.context
     classes = ising.coupling_classes(table.array, focus, context)
     return {"source": source, "focus": focus, "context": context, "trained_on": hamiltonian,

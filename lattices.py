@@ -9,6 +9,7 @@ a whole block at once.
 - `TableLattice`: a table Hamiltonian (`ising.Table`, any window): colours of sites that share no window.
 - `WindowLattice`: its fast path for 3 x 3 windows: strided sub-lattices read by rolls.
 - `PottsLattice`: the q-state Potts model (`potts.Potts`): strided sub-lattices on even sides too.
+- `PottsWindowLattice`: a Potts table Hamiltonian (`potts.PottsTable`), on `WindowLattice`'s colours.
 """
 from __future__ import annotations
 
@@ -217,11 +218,31 @@ class PottsLattice(Lattice):
     grid = WindowLattice.grid
 
 
+class PottsWindowLattice(WindowLattice):
+    """A Potts table Hamiltonian (`potts.PottsTable`: q^9 energies of 3 x 3 windows) on sides >= 3:
+    `WindowLattice`'s strided colours (no two sites of a colour share a window); no band tables, a
+    site's q candidate energies are looked up in the 9 windows that hold it."""
+
+    def __init__(self, n_x, n_y, table):
+        if min(n_x, n_y) < 3:
+            raise ValueError(f"a Potts table Hamiltonian needs sides >= 3 (got {n_x} x {n_y})")
+        super().__init__(n_x, n_y, table)
+        self.q = table.q
+
+    def _bands(self, values):
+        return None
+
+
+POTTS_LATTICES = (PottsLattice, PottsWindowLattice)     # blocks hold states 0..q-1
+
+
 @functools.lru_cache(maxsize=32)
 def lattice(n_x, n_y, hamiltonian, dense):
     """The static tables of a built-in Hamiltonian (a name), an `ising.Table` or a `potts.Potts`."""
     if isinstance(hamiltonian, potts.Potts):
         return PottsLattice(n_x, n_y, hamiltonian, dense)
+    if isinstance(hamiltonian, potts.PottsTable):
+        return PottsWindowLattice(n_x, n_y, hamiltonian)
     if isinstance(hamiltonian, Table):
         fast = hamiltonian.focus == 1 and hamiltonian.context == 1 and min(n_x, n_y) >= 3
         return (WindowLattice if fast else TableLattice)(n_x, n_y, hamiltonian)

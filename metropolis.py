@@ -44,7 +44,8 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 import potts
 from ising import energy
-from lattices import Lattice, PottsLattice, TableLattice, WindowLattice, lattice   # noqa: F401 (Lattice: API)
+from lattices import (Lattice, POTTS_LATTICES, PottsLattice, PottsWindowLattice, TableLattice,  # noqa: F401 (API)
+                      WindowLattice, lattice)
 
 ALGORITHMS = ("checkerboard", "single")
 DENSE_MAX_SITES = 1024   # dense products up to here (bench_sampler: 3-4x gathers at 8x8, even at 32x32,
@@ -244,13 +245,47 @@ def _sweep_window(lat, t, blocks, e, ch):
 
 
 def _window_energy(lat, blocks):
-    """Energies float32 (B,) of a `WindowLattice` state: the table summed over every site's window."""
+    """Energies float32 (B,) of a `WindowLattice` (or `PottsWindowLattice`) state: the table summed over
+    every site's window (pattern bits of the spins, or base-q digits of the states)."""
     table, e = jnp.asarray(lat.table.values, jnp.float32), 0.0
+    potts_table = isinstance(lat, PottsWindowLattice)
     for c in range(lat.n_colours):
-        p = sum((lat.grid(blocks, c, wx, wy) > 0).astype(jnp.int32) << ((wx + 1) * 3 + wy + 1)
-                for wx in (-1, 0, 1) for wy in (-1, 0, 1))
+        p = 0
+        for wx in (-1, 0, 1):
+            for wy in (-1, 0, 1):
+                g, k = lat.grid(blocks, c, wx, wy), (wx + 1) * 3 + wy + 1
+                p = p + (g.astype(jnp.int32) * lat.q ** k if potts_table else (g > 0).astype(jnp.int32) << k)
         e = e + jnp.sum(table[p], axis=(1, 2))
     return e
+
+
+def _sweep_potts_window(lat, t, blocks, e, ch):
+    """Sweep t of a `PottsWindowLattice`: each colour in turn, every site of it redrawn at once by heat bath
+    from p(s_i = k | rest) ∝ exp(-beta G_k), G_k = the sum over the 9 windows holding i of the table entry
+    with s_i = k (the rest of E does not depend on s_i); exact, as `_sweep_heatbath`.  ch.thr float32
+    (B or 1, 1): beta.  Returns (blocks, e unchanged, sites whose state changed (B,)): `_window_energy`
+    gives the energy where it is stored."""
+    words, beta, q = _words(lat, ch.key, ch.cid, t), ch.thr, lat.q
+    table, blocks, acc = jnp.asarray(lat.table.values, jnp.float32), list(blocks), 0
+    for c in range(lat.n_colours):
+        at = functools.lru_cache(maxsize=None)(lambda dx, dy: lat.grid(blocks, c, dx, dy).astype(jnp.int32))
+        g = [0.0] * q
+        for u in (-1, 0, 1):                           # the window centred on i + (u, v) holds i at (-u, -v)
+            for v in (-1, 0, 1):
+                base = sum(at(u + wx, v + wy) * q ** ((wx + 1) * 3 + wy + 1)
+                           for wx in (-1, 0, 1) for wy in (-1, 0, 1) if (u + wx, v + wy) != (0, 0))
+                step = q ** ((1 - u) * 3 + 1 - v)
+                g = [g[k] + table[base + k * step] for k in range(q)]
+        g = [x.reshape(blocks[c].shape) for x in g]
+        low = functools.reduce(jnp.minimum, g)
+        partial = [jnp.exp(-beta * (g[0] - low))]
+        for k in range(1, q):
+            partial.append(partial[-1] + jnp.exp(-beta * (g[k] - low)))
+        r = (lat.block(words, c) >> jnp.uint32(8)).astype(jnp.float32) * jnp.float32(2.0 ** -24) * partial[-1]
+        new = functools.reduce(jnp.add, [(r >= w).astype(jnp.float32) for w in partial[:-1]])
+        acc = acc + jnp.sum(new != blocks[c], axis=1, dtype=jnp.int32)
+        blocks[c] = new
+    return tuple(blocks), e, acc
 
 
 def _counts(lat, s_a, a, c):
@@ -309,6 +344,8 @@ def _sweep(lat, algorithm):
     """The sweep kernel of a lattice: the table's for a table Hamiltonian, else the algorithm's."""
     if isinstance(lat, PottsLattice):
         return _sweep_heatbath
+    if isinstance(lat, PottsWindowLattice):
+        return _sweep_potts_window
     if isinstance(lat, WindowLattice):
         return _sweep_window
     return _sweep_table if isinstance(lat, TableLattice) else _SWEEPS[algorithm]
@@ -333,7 +370,7 @@ def _energies(lat, blocks):
 def _init(lat, key, cid):
     """Random +-1 start (Potts: states 0..q-1; infinite temperature): float32 blocks (B, m_c)."""
     bits = _words(lat, key, cid, jnp.uint32(0))[:, :lat.S]
-    if isinstance(lat, PottsLattice):
+    if isinstance(lat, POTTS_LATTICES):
         return lat.split((bits % jnp.uint32(lat.q)).astype(jnp.float32))
     return lat.split(jnp.where((bits >> jnp.uint32(31)) == 1, 1.0, -1.0).astype(jnp.float32))
 
@@ -397,7 +434,7 @@ class Sampler:
         # one row of thresholds for a single beta, broadcast over the chains: a (1, k) operand
         # compiles to scalar compares, ~20 % faster than a row per chain
         rows = self.betas if len(self.betas) == 1 else self.betas[np.arange(B) % len(self.betas)]
-        if isinstance(self.lat, PottsLattice):                     # heat bath: beta alone
+        if isinstance(self.lat, POTTS_LATTICES):                   # heat bath: beta alone
             if algorithm != "checkerboard":
                 raise ValueError("the Potts model is sampled by heat-bath colour updates (--algorithm checkerboard)")
             thr = rows.reshape(-1, 1).astype(np.float32)

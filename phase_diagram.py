@@ -117,7 +117,7 @@ def beta_blocks(n_betas: int, chains: int, n_sites: int) -> list[np.ndarray]:
 def order_parameter(spins, hamiltonian):
     """Per-sample order parameter float64 (...) of spins int8 (..., S): m = (1/S) sum_i s_i (Ising) or
     the Potts magnetisation (q max_k rho_k - 1)/(q - 1)."""
-    if isinstance(hamiltonian, potts.Potts):
+    if potts.is_potts(hamiltonian):
         return potts.magnetisation(spins[..., None], hamiltonian.q)
     return spins.sum(axis=-1, dtype=np.int32) / spins.shape[-1]
 
@@ -146,7 +146,7 @@ def sample_block(size, hamiltonian, betas, chains, sweeps, burn_in, thin, seed, 
     from metropolis import Sampler
 
     s = Sampler(size, size, hamiltonian, betas, chains, seed)
-    ordered = jnp.zeros_like if isinstance(hamiltonian, potts.Potts) else jnp.abs
+    ordered = jnp.zeros_like if potts.is_potts(hamiltonian) else jnp.abs
     s.blocks = tuple(ordered(b) for b in s.blocks)            # ordered start, all +1 (Potts: all 0)
     R, S, nb = s.n_real, s.S, len(betas)
     pilot = min(PILOT_SWEEPS, burn_in) if thin is None else 0

@@ -122,6 +122,60 @@ class Potts:
         return Potts(int(digits)) if digits.isdigit() else None
 
 
+# ----------------------------------------------------------------------------- table Hamiltonians
+# A focus-1, context-1 Potts energy function (the one-hot EDNN) is a table of q^9 window energies:
+# E(s) = sum over sites i of values[pattern of the 3 x 3 window centred on i], pattern = sum_k s_k q^k
+# over the window's sites k in row-major order (`ising.window_offsets(1, 1)`, the Ising tables' order).
+WINDOW = 9
+
+
+@dataclass(frozen=True)
+class PottsTable:
+    """A q-state table Hamiltonian: `values` (q^9 window energies, a tuple so the sampler compiles once
+    per table), q and a name (a run directory, or POTTS<q>_table); focus 1, context 1."""
+    values: tuple
+    q: int
+    name: str = "table"
+    focus = 1
+    context = 1
+
+    @property
+    def array(self) -> np.ndarray:
+        return np.asarray(self.values, np.float64)
+
+    @classmethod
+    def of(cls, values, q: int, name: str = "table") -> "PottsTable":
+        values = tuple(float(v) for v in np.asarray(values, np.float64).reshape(-1))
+        if len(values) != check_q(q) ** WINDOW:
+            raise ValueError(f"a q = {q} table of 3 x 3 windows has {q}^9 entries, got {len(values)}")
+        return cls(values, int(q), str(name))
+
+
+def window_patterns(grids, q: int) -> np.ndarray:
+    """grids (..., n_x, n_y) states -> int64 (..., n_x, n_y): the pattern of the 3 x 3 window centred on each site."""
+    g = np.asarray(grids).astype(np.int64)
+    pattern = np.zeros(g.shape, np.int64)
+    for k, (dx, dy) in enumerate((dx, dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1)):
+        pattern += np.roll(g, (-dx, -dy), axis=(-2, -1)) * q ** k
+    return pattern
+
+
+def table_energy(grids, table: PottsTable) -> np.ndarray:
+    """Energies float64 (...) of grids (..., n_x, n_y) under a Potts table Hamiltonian."""
+    return table.array[window_patterns(grids, table.q)].sum(axis=(-2, -1))
+
+
+def builtin_table(q: int) -> np.ndarray:
+    """float64 (q^9,): the Potts energy as window energies, -(delta(centre, right) + delta(centre, down))."""
+    digits = np.arange(q ** WINDOW)[:, None] // q ** np.arange(WINDOW) % q     # (q^9, 9), position 4 the centre
+    return -((digits[:, 4] == digits[:, 5]).astype(np.float64) + (digits[:, 4] == digits[:, 7]))
+
+
+def is_potts(hamiltonian) -> bool:
+    """A Potts Hamiltonian (built in, or a table of one) rather than an Ising one."""
+    return isinstance(hamiltonian, (Potts, PottsTable))
+
+
 # ----------------------------------------------------------------------------- exact results of a finite periodic lattice
 # Row-to-row transfer matrix over the q^n_y states r of a row of n_y sites (digit j = (r // q^j) % q is
 # column j), T = D V, with the energy kept exactly as a polynomial in x (x^k: k satisfied bonds, E = -k;

@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 
 import ising
-from potts import Potts
+from potts import Potts, PottsTable
+from potts import builtin_table as potts_builtin_table
 from checks import UserError
 from checks import atomic_path, write_json
 
@@ -200,6 +201,8 @@ def energy_table(source: str):
         values = model.window_table().numpy()
     except ValueError as err:
         raise UserError(f"{source}: {err}") from None
+    if model.q > 2:
+        return PottsTable.of(values, model.q, str(source)), model.hparams.hamiltonian
     return ising.Table.of(values, model.hparams.focus, model.hparams.context, str(source)), model.hparams.hamiltonian
 
 
@@ -208,10 +211,11 @@ def hamiltonian_source(source: str, as_table: bool = False):
     `potts.Potts`, the Hamiltonian it is or was trained on, a name for outputs).  source: ISING1 /
     ISING2 (as_table: through its table, the sampler path of a learned one), POTTS<q>, a run
     directory of the extensive model, or a fit's JSON (inverse_ising.py)."""
-    if Potts.from_name(source) is not None:
+    spec = Potts.from_name(source)
+    if spec is not None:
         if as_table:
-            raise UserError(f"--as_table: {source} has no table form; sample it as it is")
-        return Potts.from_name(source), source, source
+            return PottsTable.of(potts_builtin_table(spec.q), spec.q, f"{source}_table"), source, f"{source}_table"
+        return spec, source, source
     if source in ising.HAMILTONIANS:
         if as_table:
             return ising.Table.of(ising.builtin_table(source), name=f"{source}_table"), source, f"{source}_table"

@@ -519,3 +519,49 @@ def test_standard_potts_set(tmp_path):
         meta = data_files.read_metadata(d / name)
         assert meta["q"] == 3 and meta["hamiltonian"] == "POTTS3" and np.allclose(meta["betas"], betas), name
     assert data_files.val_paths(d, q=3)[0] == str(d / "val_data_beta_dot8.hdf5")
+
+
+# ------------------------------------------------------------------- Potts table Hamiltonians
+def _binned(energies, beta, sample, bins=20):
+    """Exact per-state energies (S,) -> (expected probabilities of `bins` bins of equal exact probability,
+    observed counts of the sampled energies in them)."""
+    order = np.argsort(energies)
+    e = energies[order]
+    w = np.exp(-beta * (e - e.min()))
+    cdf = np.cumsum(w) / w.sum()
+    cut = np.searchsorted(cdf, np.arange(1, bins) / bins)
+    edges = 0.5 * (e[cut - 1] + e[cut])                         # between two neighbouring states' energies
+    expected = np.diff(np.concatenate([[0.0], cdf[cut - 1], [1.0]]))
+    return expected, np.bincount(np.searchsorted(edges, sample), minlength=bins).astype(float)
+
+
+@pytest.mark.parametrize("n_x,n_y", [(3, 3), pytest.param(3, 4, marks=pytest.mark.slow)])
+def test_potts_table_hamiltonian_matches_boltzmann(tmp_path, n_x, n_y):
+    """A random q = 3 table of window energies (a learned Potts energy function's form), sampled by heat
+    bath on the windows' colours, against the Boltzmann law of every state; power: rejected at 1.25 beta."""
+    table = potts.PottsTable.of(np.random.default_rng(2).normal(0.0, 0.5, 3 ** 9), 3, "random")
+    n, b = 10000, 1.0
+    path = gi.generate(tmp_path / "t.hdf5", hamiltonian=table, n_x=n_x, n_y=n_y, betas=(b,), n_samples=n,
+                       n_chains=n, burn_in=200, thin=1, random_seed=11, progress=False)
+    d, attrs = read(path)
+    np.testing.assert_allclose(d["true_energies"], potts.table_energy(d["ising_grids"], table), atol=1e-4)
+    assert attrs["q"] == 3 and attrs["energy_function"] == "table" and attrs["hamiltonian"] == "random"
+    exact = potts.table_energy(potts.all_states(n_x, n_y, 3), table)
+    for beta, ok in ((b, True), (1.25 * b, False)):
+        expected, observed = _binned(exact, beta, d["true_energies"].astype(np.float64))
+        p = chi_square_test(observed, expected, min_expected=MIN_EXPECTED)[2]
+        assert (p > ALPHA) == ok, (beta, p)
+
+
+def test_potts_builtin_table_is_the_potts_model(tmp_path):
+    """POTTS3 as its own table reproduces potts.energy and, sampled, the exact 4 x 4 P(E)."""
+    table = potts.PottsTable.of(potts.builtin_table(3), 3, "POTTS3_table")
+    g = np.random.default_rng(3).integers(0, 3, (50, 5, 7))
+    np.testing.assert_array_equal(potts.table_energy(g, table), potts.energy(g))
+    n = 10000
+    path = gi.generate(tmp_path / "t.hdf5", hamiltonian=table, n_x=4, n_y=4, betas=(0.6, 1.2), n_samples=n,
+                       n_chains=n, burn_in=200, thin=1, random_seed=12, progress=False)
+    d, _ = read(path)
+    for b in (0.6, 1.2):
+        e = d["true_energies"][np.isclose(d["beta"], b)].astype(np.float64)
+        assert chi_square_p(e, *potts.exact_energy_distribution(4, 4, 3, b)) > ALPHA, b

@@ -329,5 +329,17 @@ def test_bad_potts_configurations(kwargs, message):
 def test_ising_only_options_refuse_potts():
     with pytest.raises(ValueError, match="spin_flip is the Ising symmetry"):
         EDNNEnergyModel(spin_flip=True, **POTTS)
-    with pytest.raises(ValueError, match="window_table tabulates Ising windows; a q = 3 Potts model"):
-        EDNNEnergyModel(**POTTS).window_table()
+
+
+def test_potts_ednn_window_table_is_its_energy_function():
+    """The one-hot EDNN's q^9 window energies reproduce its predictions on any lattice (the table the
+    sampler runs as a learned Potts Hamiltonian), and other windows are refused."""
+    torch.manual_seed(0)
+    model = EDNNEnergyModel(hidden_size=8, num_layers=2, **POTTS).eval()
+    table = potts.PottsTable.of(model.window_table().numpy(), Q, "tiny")
+    grids = np.random.default_rng(0).integers(0, Q, (6, 5, 7))
+    with torch.no_grad():
+        pred = model.predict_energy(torch.as_tensor(grids)).double().numpy()
+    np.testing.assert_allclose(potts.table_energy(grids, table), pred, rtol=1e-5, atol=1e-4)
+    with pytest.raises(ValueError, match="focus 1, context 1"):
+        EDNNEnergyModel(hidden_size=8, context=2, **POTTS).window_table()
