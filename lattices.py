@@ -205,15 +205,17 @@ class PottsLattice(Lattice):
     `Lattice`'s nearest-neighbour colouring and coupling tables (dense products or gathers)."""
 
     def __init__(self, n_x, n_y, spec, dense):
-        super().__init__(n_x, n_y, "ISING1", dense)
-        self.hamiltonian, self.q, self.levels = spec, spec.q, None
         self.strided = n_x % 2 == 0 and n_y % 2 == 0
-        if self.strided:
-            self.p, self.m, self.couplings = (2, 2), (n_x // 2, n_y // 2), None
+        if self.strided:                                  # no coupling tables to build
+            self.n_x, self.n_y, self.S, self.dense, self.couplings = n_x, n_y, n_x * n_y, dense, None
+            self.p, self.m = (2, 2), (n_x // 2, n_y // 2)
             x, y = np.divmod(np.arange(self.S), n_y)
             self.order = np.argsort((x % 2) * 2 + y % 2, kind="stable")
             self.inverse = np.argsort(self.order)
             self.offsets, self.n_colours = np.arange(5) * (self.S // 4), 4
+        else:
+            super().__init__(n_x, n_y, "ISING1", dense)
+        self.hamiltonian, self.q, self.levels = spec, spec.q, None
 
     grid = WindowLattice.grid
 

@@ -289,13 +289,13 @@ def _sweep_potts_window(lat, t, blocks, e, ch):
 
 
 def _counts(lat, s_a, a, c):
-    """Neighbour counts float32 (B, m_c, q) on block c of the states s_a (B, m_a) of block a: the one-hot
-    of s_a through the dense couplings, or the neighbours gathered once and compared with each state."""
+    """Neighbour counts on block c of the states s_a (B, m_a) of block a, one float32 (B, m_c) per state:
+    each state's indicator through the dense couplings, or the neighbours gathered once and compared."""
     if lat.dense:
-        return jnp.stack([(s_a == k).astype(jnp.float32) @ lat.couplings[a, c] for k in range(lat.q)], -1)
+        return [(s_a == k).astype(jnp.float32) @ lat.couplings[a, c] for k in range(lat.q)]
     idx, w = lat.couplings[a, c]
-    nbr = jnp.take(s_a, idx, axis=1)[..., None]                                # (B, m_c, k_ac, 1)
-    return jnp.sum((nbr == jnp.arange(lat.q, dtype=jnp.float32)) * w[..., None], axis=-2)
+    nbr = jnp.take(s_a, idx, axis=1)                                           # (B, m_c, k_ac)
+    return [jnp.sum((nbr == k) * w, axis=-1) for k in range(lat.q)]
 
 
 def _sweep_heatbath(lat, t, blocks, e, ch):
@@ -318,10 +318,7 @@ def _sweep_heatbath(lat, t, blocks, e, ch):
                 one = [(g == k).astype(jnp.float32) for k in range(lat.q)]
                 counts[a] = [x + y for x, y in zip(counts[a], one)] if a in counts else one
         else:
-            for a, c2 in lat.couplings:
-                if c2 == c:
-                    n = _counts(lat, blocks[a], a, c)
-                    counts[a] = [n[..., k] for k in range(lat.q)]
+            counts = {a: _counts(lat, blocks[a], a, c) for a, c2 in lat.couplings if c2 == c}
         n = [functools.reduce(jnp.add, [v[k] for v in counts.values()]) for k in range(lat.q)]
         partial = [jnp.exp(beta * (n[0] - 4.0))]
         for k in range(1, lat.q):

@@ -25,8 +25,7 @@ from pathlib import Path
 import numpy as np
 
 import ising
-from potts import Potts, PottsTable
-from potts import builtin_table as potts_builtin_table
+from potts import Potts, PottsTable, builtin_table as potts_builtin_table
 from checks import UserError
 from checks import atomic_path, write_json
 
