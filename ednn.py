@@ -35,9 +35,11 @@ convolutions are the rest of the MLP, and a sum over tiles gives E.
 
 The q-state Potts model (`q` > 2; q = 2, the default, is the Ising model): the network reads a
 window as q one-hot channels (Conv2d(q, hidden, ...)): a state is a category, not a number. All
-of the above holds unchanged (nearest-neighbour bonds, c = 1 suffices). Not for Potts: the
-`spin_flip` symmetry (it is s -> -s; the Potts symmetry permutes the states) and `window_table`
-(an Ising table of 2^(w*w) windows; q^9 entries for q = 3 and no table sampler for Potts).
+of the above holds unchanged (nearest-neighbour bonds, c = 1 suffices). `spin_flip`, the global
+symmetry of a Hamiltonian without a field, is for Potts every permutation of the q states (q!
+of them: 6 for q = 3): the tile energy is averaged over the windows with their channels permuted,
+so no state is preferred, exactly. `window_table` is then a `potts.PottsTable` of q^9 entries
+(focus 1, context 1).
 
 Targets. "absolute": the loss compares E_pred with E. "centred": for labels known only up to
 an additive constant (e.g. -(1/beta) log p of a causal teacher = E + (1/beta) log Z),
@@ -47,6 +49,7 @@ constant is extensive).
 """
 from __future__ import annotations
 
+import itertools
 import numbers
 
 import torch
@@ -78,7 +81,8 @@ class EDNNEnergyModel(IsingSequenceModule):
     target (absolute|centred), lr (Adam) and lr_decay (learning rate x lr_decay after every
     epoch), beta, n_x, n_y, hamiltonian: the training data's (kept for the record and to read the
     datasets' snake sequences; prediction works at any beta and on any size divisible by f),
-    spin_flip (Ising only), q (2: Ising, the default; > 2: Potts, hamiltonian "POTTS<q>").
+    spin_flip (the tile energy symmetric under s -> -s; Potts: under every permutation of the states),
+    q (2: Ising, the default; > 2: Potts, hamiltonian "POTTS<q>").
 
     The defaults are a measured recipe: batch 128, 40 epochs of 100,000 lattices (8 x 8,
     beta = 0.25), lr 0.1 x 0.8^epoch, about 2.3 CPU minutes on one thread; per-site RMSE on
@@ -126,22 +130,29 @@ class EDNNEnergyModel(IsingSequenceModule):
             check_hamiltonian(hamiltonian)  # the Ising message, as before q existed
         else:
             check_lattice_model(hamiltonian, q)
-            if spin_flip:
-                raise ValueError(f"spin_flip is the Ising symmetry s -> -s; a q = {q} Potts model has none of that "
-                                 "form (its symmetry permutes the states): drop spin_flip")
         self.save_hyperparameters()
         layers = [nn.Conv2d(input_channels(self.q), hidden_size, focus + 2 * context, stride=focus), nn.SiLU()]
         for _ in range(num_layers - 1):
             layers += [nn.Conv2d(hidden_size, hidden_size, 1), nn.SiLU()]
         layers.append(nn.Conv2d(hidden_size, 1, 1))
         self.tile_net = nn.Sequential(*layers)
+        # Potts spin_flip: the q! orderings of the one-hot channels (a buffer: it follows the device, never saved)
+        perms = list(itertools.permutations(range(q))) if spin_flip and q > 2 else []
+        self.register_buffer("_perms", torch.tensor(perms, dtype=torch.long).reshape(-1, q), persistent=False)
 
     def _tiles(self, windows: torch.Tensor) -> torch.Tensor:
-        """The tile network on windows (B, 1, ...); spin_flip: averaged with the flipped windows, so that
-        E(-s) = E(s) exactly, the symmetry of a Hamiltonian without a field (no odd terms)."""
-        if self.hparams.get("spin_flip", False):
+        """The tile network on windows (B, C, ...) (C = 1 for Ising, q one-hot channels for Potts);
+        spin_flip: averaged with the flipped windows (Ising), or over the windows with their states
+        permuted in every way (Potts), so that E is exactly invariant under the symmetry of a
+        Hamiltonian without a field (Ising: no odd terms; Potts: no preferred state)."""
+        if not self.hparams.get("spin_flip", False):
+            return self.tile_net(windows)
+        if self.q == 2:
             return 0.5 * (self.tile_net(windows) + self.tile_net(-windows))
-        return self.tile_net(windows)
+        b = windows.shape[0]
+        permuted = windows[:, self._perms].transpose(0, 1).reshape(-1, *windows.shape[1:])  # (q! B, q, ...)
+        tiles = self.tile_net(permuted)                                                         # (q! B, 1, ...)
+        return tiles.reshape(len(self._perms), b, *tiles.shape[1:]).mean(0)
 
     @property
     def absolute_energy(self) -> bool:

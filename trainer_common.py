@@ -189,7 +189,7 @@ def _add_model_flags(g, bool_flag: dict, family: str) -> None:
         g.add_argument("--context", type=int, default=1, help="ednn: sites read around each tile (1 covers ISING1 "
                        "and ISING2's diagonal bonds)")
         g.add_argument("--spin_flip", default=False, help="ednn: tile energies symmetric under flipping every spin "
-                       "(no field, no odd terms; the Ising symmetry)", **bool_flag)
+                       "(no field, no odd terms; Potts: under every permutation of the q states)", **bool_flag)
         g.add_argument("--lr_decay", type=float, default=None, help="ednn: learning rate factor after every epoch "
                        "(default 0.8)%(default).0s")
         g.add_argument("--teacher", default=None, help="ednn: train on the energies this probability run "
@@ -453,9 +453,6 @@ def check_potts_run(parser: argparse.ArgumentParser, args: argparse.Namespace, m
     if q == 2:
         fail(parser, f"{args.train_path} is a q = 2 Potts file (states 0/1), which is the Ising model at beta / 2: "
                      "the models read it as an Ising file (spins 2 s - 1, potts.ising_spins), so convert it")
-    if getattr(args, "spin_flip", False):
-        fail(parser, f"--spin_flip is the Ising symmetry s -> -s, but {args.train_path} is a q = {q} Potts file "
-                     "(its symmetry permutes the states); drop --spin_flip")
     return q
 
 

@@ -326,9 +326,27 @@ def test_bad_potts_configurations(kwargs, message):
             cls(**kwargs)
 
 
-def test_ising_only_options_refuse_potts():
-    with pytest.raises(ValueError, match="spin_flip is the Ising symmetry"):
-        EDNNEnergyModel(spin_flip=True, **POTTS)
+@pytest.mark.parametrize("q", [3, 4])
+def test_potts_spin_flip_makes_the_energy_blind_to_relabelling_the_states(q):
+    """spin_flip for Potts: E(pi(s)) = E(s) for every permutation pi of the q states, on lattices of any
+    size and in the window table (no preferred state); without it a random network prefers some."""
+    torch.manual_seed(0)
+    kw = dict(q=q, hamiltonian=f"POTTS{q}", hidden_size=8)
+    sym, plain = EDNNEnergyModel(spin_flip=True, **kw).eval(), EDNNEnergyModel(**kw).eval()
+    grids = torch.as_tensor(random_states(5, 4, 6, q=q))
+    with torch.no_grad():
+        e_sym, e_plain = sym.predict_energy(grids), plain.predict_energy(grids)
+        for perm in itertools.permutations(range(q)):
+            relabelled = torch.as_tensor(perm)[grids.long()]
+            torch.testing.assert_close(sym.predict_energy(relabelled), e_sym, rtol=0, atol=1e-5)
+        shifted = (grids + 1) % q
+        assert (plain.predict_energy(shifted) - e_plain).abs().max() > 1e-3
+    if q == 3:
+        table = sym.window_table().numpy()
+        digits = np.arange(q ** 9)[:, None] // q ** np.arange(9) % q          # the table's windows
+        for perm in itertools.permutations(range(q)):
+            index = (np.asarray(perm)[digits] * q ** np.arange(9)).sum(1)
+            np.testing.assert_allclose(table[index], table, rtol=0, atol=1e-5)
 
 
 def test_potts_ednn_window_table_is_its_energy_function():

@@ -385,7 +385,7 @@ def potts_data(potts_file):
 def test_potts_runs_end_to_end(potts_data, tmp_path):
     """A Potts file makes a Potts run: q in the hyper-parameters and the run's name, the test metrics
     against potts.energy, and load_from_checkpoint gives the model back; a causal Potts teacher
-    labels an EDNN student."""
+    labels an EDNN student (state-permutation symmetric: --spin_flip)."""
     import potts
     from ednn import EDNNEnergyModel
 
@@ -399,10 +399,10 @@ def test_potts_runs_end_to_end(potts_data, tmp_path):
         "ednn": (energy_trainer.main([*common, "--architecture", "ednn"]), EDNNEnergyModel),
     }
     teacher = out / "probability" / "GRU_1L_1H_hid8_Q3"
-    runs["taught"] = (energy_trainer.main([*common, "--architecture", "ednn", "--teacher", str(teacher)]),
+    runs["taught"] = (energy_trainer.main([*common, "--architecture", "ednn", "--spin_flip", "--teacher", str(teacher)]),
                       EDNNEnergyModel)
     names = {"causal": "GRU_1L_1H_hid8_Q3", "ednn": "EDNN_F1_C1_hid8x2_Q3",
-             "taught": "EDNN_F1_C1_hid8x2_Centred_Q3_from_GRU_1L_1H_hid8_Q3"}
+             "taught": "EDNN_F1_C1_hid8x2_Centred_Flip_Q3_from_GRU_1L_1H_hid8_Q3"}
     for key, (metrics, cls) in runs.items():
         assert metrics["config_name"] == names[key]
         assert metrics["config"]["q"] == 3 and metrics["config"]["hamiltonian"] == "POTTS3"
@@ -432,8 +432,6 @@ def test_potts_files_that_do_not_fit_are_one_line(potts_data, potts_file, data, 
     bad = potts_file("bad_state.hdf5", states=np.full((8, 4, 4), 3))
     err = _potts_error(probability_trainer.main, [*args, "--train_path", str(bad), *out], capsys)
     assert "bad_state.hdf5:ising_grids lattice 0 holds 3 at site (0, 0); states must be 0 ... 2" in err
-    err = _potts_error(energy_trainer.main, [*args, "--architecture", "ednn", "--spin_flip", *out], capsys)
-    assert "--spin_flip is the Ising symmetry" in err
     q2 = [potts_file(f"q2_{k}.hdf5", q=2, n_samples=16, seed=k) for k in range(2)]
     err = _potts_error(energy_trainer.main, ["--train_path", str(q2[0]), "--val_paths", str(q2[1]),
                                              "--test_path", str(q2[1]), *out], capsys)
