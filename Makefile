@@ -148,27 +148,35 @@ phase-learned: install inverse-ising
 # The 3-state Potts model through the pipeline: the supervised EDNN and the causal model trained on
 # 8 x 8 at beta 0.8 (runs/potts/), the EDNN's energies on 16 ... 64 (results/potts/transfer/), free
 # energies from the causal model's samples (results/potts/thermo/), and the transition of POTTS3
-# itself (results/phase/POTTS3.*; ~15 min on one core); the two learned Potts Hamiltonians (supervised and
-# label-free, taught by the causal model) simulated on 16 and 32 beside POTTS3 through its table
-# (results/phase/potts_16_32/; the table kernel is ~8x slower than the built-in one). About 1 hour on 2 cores.
+# itself (results/phase/POTTS3.*; ~15 min on one core); the learned Potts Hamiltonians (supervised, and
+# label-free taught by the causal model or, state-permutation symmetric, by the joint conditional model)
+# simulated on 16 and 32 beside POTTS3 through its table (results/phase/potts_16_32/; the table kernel is
+# ~8x slower than the built-in one, ~15-40 min a run). About 3 hours on 2 cores.
 POTTS_FILES = --train_path data/potts3/train_data.hdf5 --test_path data/potts3/test_data.hdf5 \
     --val_paths data/potts3/val_data_beta_dot8.hdf5 data/potts3/val_data_beta_dot4.hdf5 data/potts3/val_data_beta_1dot6.hdf5
 PP = results/phase/potts_16_32
+POTTS_EDNN = --architecture ednn --max_epochs 60 --limit_train_batches 782 --lr 0.02 --lr_decay 0.92 --patience 10 \
+    --threads 1 $(POTTS_FILES) --output_dir runs/potts
+POTTS_JOINT = 2D_GRU_1L_1H_Bi_Joint_hid64_Cosine_Q3
 potts: install data-potts
-	test -f runs/potts/energy/EDNN_F1_C1_hid16x2_Q3/metrics.json || $(PY) energy_trainer.py --architecture ednn \
-	    --max_epochs 60 --limit_train_batches 782 --lr 0.02 --lr_decay 0.92 --patience 10 --threads 1 $(POTTS_FILES) --output_dir runs/potts
+	test -f runs/potts/energy/EDNN_F1_C1_hid16x2_Q3/metrics.json || $(PY) energy_trainer.py $(POTTS_EDNN)
 	test -f runs/potts/probability/GRU_1L_1H_hid64_Cosine_Q3/metrics.json || $(PY) probability_trainer.py --hidden_size 64 \
 	    --lr 3e-3 --lr_schedule cosine --gradient_clip_val 1.0 --max_epochs 20 --batch_size 512 --limit_val_batches 10 \
 	    --precision 32-true --threads 1 --seed 0 $(POTTS_FILES) --output_dir runs/potts
 	test -f runs/potts/energy/EDNN_F1_C1_hid16x2_Centred_Q3_from_GRU_1L_1H_hid64_Cosine_Q3/metrics.json || $(PY) energy_trainer.py \
-	    --architecture ednn --max_epochs 60 --limit_train_batches 782 --lr 0.02 --lr_decay 0.92 --patience 10 --threads 1 \
-	    $(POTTS_FILES) --teacher runs/potts/probability/GRU_1L_1H_hid64_Cosine_Q3 --output_dir runs/potts
+	    $(POTTS_EDNN) --teacher runs/potts/probability/GRU_1L_1H_hid64_Cosine_Q3
+	test -f runs/potts/probability/$(POTTS_JOINT)/metrics.json || $(PY) probability_trainer.py --two_d --bidirectional --joint \
+	    --hidden_size 64 --lr 5e-3 --lr_schedule cosine --gradient_clip_val 1.0 --max_epochs 15 --batch_size 512 \
+	    --limit_val_batches 10 --precision 32-true --threads 1 --seed 1 $(POTTS_FILES) --output_dir runs/potts
+	test -f runs/potts/energy/EDNN_F1_C1_hid16x2_Centred_Flip_Q3_from_$(POTTS_JOINT)/metrics.json || $(PY) energy_trainer.py \
+	    $(POTTS_EDNN) --spin_flip --teacher runs/potts/probability/$(POTTS_JOINT)
 	$(PY) transfer.py --runs runs/potts/energy/EDNN_F1_C1_hid16x2_Q3 --sizes 16 32 64 --out results/potts/transfer --images results/potts
 	$(PY) thermodynamics.py --run runs/potts/probability/GRU_1L_1H_hid64_Cosine_Q3 --n_samples 1000000 --seed 1 \
 	    --betas 0.4 0.6 0.8 0.9 1.0 --out results/potts/thermo --images results/potts
 	$(PY) phase_diagram.py --hamiltonian POTTS3 --out results/phase --images images
 	$(PY) phase_diagram.py --hamiltonian POTTS3 --as_table --sizes 16 32 --out $(PP) --images $(PP)
-	for h in EDNN_F1_C1_hid16x2_Q3 EDNN_F1_C1_hid16x2_Centred_Q3_from_GRU_1L_1H_hid64_Cosine_Q3; do \
+	for h in EDNN_F1_C1_hid16x2_Q3 EDNN_F1_C1_hid16x2_Centred_Q3_from_GRU_1L_1H_hid64_Cosine_Q3 \
+	    EDNN_F1_C1_hid16x2_Centred_Flip_Q3_from_$(POTTS_JOINT); do \
 	    $(PY) phase_diagram.py --hamiltonian runs/potts/energy/$$h --sizes 16 32 --out $(PP) --images $(PP) || exit 1; done
 
 clean:
