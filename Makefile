@@ -151,7 +151,7 @@ phase-learned: install inverse-ising
 # itself (results/phase/POTTS3.*; ~15 min on one core); the learned Potts Hamiltonians (supervised, and
 # label-free taught by the causal model or, state-permutation symmetric, by the joint conditional model)
 # simulated on 16 and 32 beside POTTS3 through its table (results/phase/potts_16_32/; the table kernel is
-# ~8x slower than the built-in one, ~15-40 min a run). About 3 hours on 2 cores.
+# ~8x slower than the built-in one, 10-45 min a run). About 3 hours on 2 cores.
 POTTS_FILES = --train_path data/potts3/train_data.hdf5 --test_path data/potts3/test_data.hdf5 \
     --val_paths data/potts3/val_data_beta_dot8.hdf5 data/potts3/val_data_beta_dot4.hdf5 data/potts3/val_data_beta_1dot6.hdf5
 PP = results/phase/potts_16_32

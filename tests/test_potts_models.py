@@ -333,7 +333,7 @@ def test_potts_spin_flip_makes_the_energy_blind_to_relabelling_the_states(q):
     torch.manual_seed(0)
     kw = dict(q=q, hamiltonian=f"POTTS{q}", hidden_size=8)
     sym, plain = EDNNEnergyModel(spin_flip=True, **kw).eval(), EDNNEnergyModel(**kw).eval()
-    grids = torch.as_tensor(random_states(5, 4, 6, q=q))
+    grids = random_states(5, 4, 6, q=q)
     with torch.no_grad():
         e_sym, e_plain = sym.predict_energy(grids), plain.predict_energy(grids)
         for perm in itertools.permutations(range(q)):
