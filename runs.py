@@ -151,15 +151,35 @@ def load_model(run):
         raise UserError(f"{run.dir / 'metrics.json'} does not name the model's class (written by an older "
                         "version of this repo); retrain the run")
     try:
-        model = model_class(run.metrics["class"]).load_from_checkpoint(str(run.checkpoint), map_location="cpu")
+        # weights_only: a checkpoint is tensors and plain values; unpickling anything else could run code
+        model = model_class(run.metrics["class"]).load_from_checkpoint(str(run.checkpoint), map_location="cpu",
+                                                                        weights_only=True)
     except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as err:  # torch.load's errors
-        raise _unloadable(run.checkpoint, err) from err
+        raise checkpoint_error(run.checkpoint, err) from err
     return model.eval()
 
 
-def _unloadable(checkpoint, err: Exception) -> UserError:
-    """A checkpoint torch cannot read (truncated, not a checkpoint, weights of another shape)."""
-    reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+def load_checkpoint(path) -> dict:
+    """The dict in a checkpoint file (tensors and plain values only, on the CPU); a one-line
+    UserError for a file that is not a plain checkpoint or cannot be read."""
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as err:
+        raise checkpoint_error(path, err) from err
+
+
+def checkpoint_error(checkpoint, err: Exception) -> UserError:
+    """A checkpoint torch cannot read (truncated, not a checkpoint, weights of another shape), or
+    one holding Python objects besides tensors and plain values, which are refused unread."""
+    text = str(err).strip()
+    if isinstance(err, pickle.UnpicklingError) and "weights only" in text.lower():
+        found = next((line.split("Unsupported global:")[1].split(" was ")[0].strip() for line in text.splitlines()
+                      if "Unsupported global:" in line), "an object torch does not allow")
+        return UserError(f"{checkpoint} is not a plain checkpoint: it holds {found}, not only weights and "
+                         "hyper-parameters, and loading it could run code; refused (train or export the run again)")
+    reason = text.splitlines()[0] if text else type(err).__name__
     return UserError(f"{checkpoint} cannot be loaded ({reason}); train or export the run again")
 
 
@@ -250,10 +270,7 @@ def export_weights(run_dir, dest_root="weights") -> Path:
     import torch
 
     run = read_run(run_dir)
-    try:
-        ckpt = torch.load(run.checkpoint, map_location="cpu", weights_only=False)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as err:
-        raise _unloadable(run.checkpoint, err) from err
+    ckpt = load_checkpoint(run.checkpoint)
     dest = Path(dest_root) / run.family / run.name
     keep = {k: ckpt[k] for k in ("state_dict", "hyper_parameters", "pytorch-lightning_version", "epoch", "global_step")
             if k in ckpt}

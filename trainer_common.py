@@ -40,6 +40,7 @@ lstm`), `--input_size 1` and `--output_size 1` (the only values).
 from __future__ import annotations
 
 import argparse
+import pickle
 import sys
 import warnings
 from datetime import timedelta
@@ -314,7 +315,7 @@ def run(family: str, parser: argparse.ArgumentParser, argv=None) -> dict | None:
 
     from potts import Potts
     from pytorch_datasets import IsingDataModule
-    from runs import model_class
+    from runs import checkpoint_error, model_class
 
     KeepOnInterrupt, EpochLine = _callback_classes()
 
@@ -399,10 +400,13 @@ def run(family: str, parser: argparse.ArgumentParser, argv=None) -> dict | None:
     # -- fit, then test the best checkpoint
     if resume_from:
         print(f"resuming from {resume_from}")
-    try:
-        trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from)
+    try:  # weights_only: a checkpoint holding anything but tensors and plain values is refused unread
+        trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
     except SIGTERMException:
         raise SystemExit(f"interrupted: state saved in {last}; run the same command again to resume")
+    except pickle.UnpicklingError as err:
+        _remove(new_root)
+        fail(parser, str(checkpoint_error(last, err)))
     except UserError as err:  # e.g. a bad spin in a part of a file the checks did not read
         _remove(new_root)
         fail(parser, str(err))
@@ -416,7 +420,7 @@ def run(family: str, parser: argparse.ArgumentParser, argv=None) -> dict | None:
            "train_samples_per_s": samples / seconds if seconds else None}
     try:
         trainer.test(model, datamodule=datamodule, ckpt_path=best.best_model_path or None,
-                     verbose=trainer.is_global_zero)
+                     verbose=trainer.is_global_zero, weights_only=True)
     except UserError as err:
         _remove(new_root)
         fail(parser, str(err))
