@@ -58,7 +58,8 @@ from torch import nn
 
 from checks import check_choice, check_positive_int, check_positive_number
 from ising import check_hamiltonian
-from sequence_blocks import IsingSequenceModule, check_lattice_model, input_channels, sequences_to_grids
+from lattice_module import LatticeModule
+from sequence_blocks import check_lattice_model, input_channels, sequences_to_grids
 
 LOSSES = ("l1", "mse")
 MAX_TABLE_SPINS = 16  # window_table: 2^16 windows at most
@@ -73,7 +74,7 @@ def periodic_pad(x: torch.Tensor, c: int) -> torch.Tensor:
     return x[..., rows, :][..., cols]
 
 
-class EDNNEnergyModel(IsingSequenceModule):
+class EDNNEnergyModel(LatticeModule):
     """Energy as a sum of tile energies; see the module docstring.
 
     Hyper-parameters (plain values, saved in the checkpoint): focus f, context c, hidden_size

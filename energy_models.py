@@ -41,9 +41,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from sequence_blocks import (
-    IsingSequenceModule,
     RNNEncoder,
     SelfAttention,
+    SequenceModule,
     encode_states,
     input_channels,
     log_prob_energy,
@@ -73,7 +73,7 @@ class EnergyBranch(nn.Module):
         return (a.squeeze(-1) if a.shape[-1] == 1 else a), weights
 
 
-class EnergyModel(IsingSequenceModule):
+class EnergyModel(SequenceModule):
     """Configurable energy regressor; see the module docstring.
 
     Hyper-parameters (all plain values, saved in the checkpoint): cell (gru|lstm),
@@ -85,7 +85,7 @@ class EnergyModel(IsingSequenceModule):
 
     family = "energy"
     absolute_energy = True
-    choices = {**IsingSequenceModule.choices, "energy_head": ("logsigmoid", "site"), "loss": ("l1", "mse")}
+    choices = {**SequenceModule.choices, "energy_head": ("logsigmoid", "site"), "loss": ("l1", "mse")}
 
     def __init__(
         self,

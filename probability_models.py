@@ -81,9 +81,9 @@ from torch import nn
 
 import ising
 from sequence_blocks import (
-    IsingSequenceModule,
     RNNEncoder,
     SelfAttention,
+    SequenceModule,
     causal_energy,
     causal_mask,
     conditional_energy,
@@ -139,7 +139,7 @@ class ProbabilityBranch(nn.Module):
         return (z.squeeze(-1) if self.q == 2 else z), weights
 
 
-class ProbabilityModel(IsingSequenceModule):
+class ProbabilityModel(SequenceModule):
     """Configurable probability model; see the module docstring for the formulas.
 
     Hyper-parameters (plain values, saved in the checkpoint): cell (gru|lstm), hidden_size,

@@ -37,35 +37,27 @@ of one Bernoulli logit (...). The log-space energies take q and generalise as fo
 - `grids_to_sequences` / `sequences_to_grids`: lattice <-> snake sequence in torch.
 - `encode_states`, `check_lattice_model` (q and Hamiltonian agree), `exact_energy` (the
   true energy of grids of either model, for the test metrics and the teacher's test labels).
-- `IsingSequenceModule`: the LightningModule base every model shares (the one check of a
-  configuration, Adam and its learning-rate schedule, logging, whole-test-set metrics across
-  DDP ranks, `predict_energy`, and the plumbing of `forward`, the reference's call signature).
-
-Learning-rate schedules (`lr_schedule`): "constant" (the reference's), or "cosine": a linear
-warm-up over the first WARMUP_FRACTION of the optimiser steps, then half a cosine from lr down
-to 0 at the last step of `max_epochs` (Lightning's `estimated_stepping_batches`), stepped per
-batch. A decaying rate lets a run settle into its minimum instead of oscillating around it,
-which is what makes the result of a run reproducible from seed to seed (README).
+- `SequenceModule`: the sequence models' base, a `lattice_module.LatticeModule` (the steps,
+  optimiser and schedule, logging and test metrics of every model) with the one check of a
+  configuration, `predict_energy` through the snake sequences, and the plumbing of `forward`,
+  the reference's call signature. `IsingSequenceModule` is its former name.
 """
 from __future__ import annotations
 
 import math
 from functools import lru_cache
 
-import lightning.pytorch as pl
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DistributedSampler
 
 import ising
 import potts
 from checks import check_choice, check_positive_int, check_positive_number
+from lattice_module import LR_SCHEDULES, LatticeModule
 
 RNN_CELLS = {"gru": nn.GRU, "lstm": nn.LSTM}
-LR_SCHEDULES = ("constant", "cosine")
-WARMUP_FRACTION = 0.02
 
 
 # ----------------------------------------------------------------------------- snake order
@@ -268,50 +260,21 @@ def log_prob_energy(logits: torch.Tensor, spins: torch.Tensor, beta: float, q: i
     return site_log_probs(logits, spins, q).sum(dim=1) / beta
 
 
-# ----------------------------------------------------------------------------- learning-rate schedule
-def lr_factor(step: int, total: int, warmup_fraction: float = WARMUP_FRACTION) -> float:
-    """The cosine schedule's multiplier of lr for optimiser step `step` (0-based) of `total`: a
-    linear warm-up (step + 1) / w over the first w = max(1, round(warmup_fraction * total)) steps,
-    then 0.5 (1 + cos(pi (step + 1 - w) / (total - w))), which reaches 0 at the last step
-    (step = total - 1) and stays there."""
-    warmup = max(1, round(warmup_fraction * total))
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = min((step + 1 - warmup) / max(total - warmup, 1), 1.0)
-    return 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
-# ----------------------------------------------------------------------------- shared LightningModule
-class IsingSequenceModule(pl.LightningModule):
-    """What both families share: configuration check, optimiser, logging, test metrics,
-    `predict_energy` and the plumbing of `forward`.
+# ----------------------------------------------------------------------------- the sequence models' base
+class SequenceModule(LatticeModule):
+    """What the sequence models share on top of `LatticeModule` (the steps, optimiser, logging
+    and test metrics of every model): the one check of a configuration, the snake orders,
+    `predict_energy` through `energy_from_sequences` and the plumbing of `forward`.
 
     Subclasses set `family` (and `choices` for their own enumerated hyper-parameters), call
     `save_hyperparameters()` then `check_hparams()` in `__init__`, and implement
-    `energy_from_sequences(seqs, return_attention)`, `forward(*xs)` (the reference's call) and
-    `per_sample_loss(batch, with_energies) -> (loss (B,), predicted E (B,), true E (B,))`
+    `energy_from_sequences(seqs, return_attention, shape)`, `forward(*xs)` (the reference's call)
+    and `per_sample_loss(batch, with_energies) -> (loss (B,), predicted E (B,), true E (B,))`
     (the energies may be None when `with_energies` is False).
-
-    `absolute_energy` says whether the model predicts E itself (scored raw and centred) or E
-    up to a constant (scored centred only).
-
-    Logged: `train/loss`; for validation loader k, `<val_names[k]>/loss` (index 0 is the
-    main one, `val/loss`); `test/loss`, `test/rmse`, `test/rmse_centred`. The test metrics
-    are computed once over every test sample, gathered across processes (DDP padding
-    duplicates dropped), with `ising.rmse` and `ising.centred_rmse`, the evaluation's own
-    definitions; they also end up in `self.test_results`.
     """
 
-    family = "?"
     # hyper-parameter -> its allowed values; subclasses add their own
     choices = {"cell": tuple(RNN_CELLS), "lr_schedule": LR_SCHEDULES, "hamiltonian": ising.HAMILTONIANS}
-
-    def __init__(self):
-        super().__init__()
-        self.val_names = ["val"]
-        self.test_results: dict = {}
-        self._test_parts: list = []
-        self._test_seen = 0
 
     # -- configuration ----------------------------------------------------------------------
     def check_hparams(self) -> None:
@@ -339,30 +302,6 @@ class IsingSequenceModule(pl.LightningModule):
     @property
     def orders(self):
         return ("rows", "cols") if self.hparams.two_d else ("rows",)
-
-    @property
-    def q(self) -> int:
-        """2 for an Ising model (also checkpoints from before q existed), q for a Potts model."""
-        return int(self.hparams.get("q", 2))
-
-    @property
-    def absolute_energy(self) -> bool:
-        """True if `predict_energy` is E itself, False if E plus an unknown constant."""
-        raise NotImplementedError
-
-    def configure_optimizers(self):
-        """Adam at `lr`; with lr_schedule="cosine" its rate is lr x `lr_factor(step, total)`, stepped
-        after every optimiser step, total = the fit's optimiser steps (`estimated_stepping_batches`:
-        it respects max_epochs and limit_train_batches)."""
-        optimizer = torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
-        if self.hparams.lr_schedule == "constant":
-            return optimizer
-        total = self.trainer.estimated_stepping_batches
-        if not math.isfinite(total):
-            raise ValueError("lr_schedule='cosine' needs a finite number of steps: set max_epochs")
-        total = max(int(total), 1)
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, total))
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
     # -- the prediction entry point ---------------------------------------------------------
     def predict_energy(self, grids: torch.Tensor, return_attention: bool = False):
@@ -408,55 +347,5 @@ class IsingSequenceModule(pl.LightningModule):
             return out
         return out, self.stack_orders([weights[order] for order in self.orders])
 
-    # -- steps ------------------------------------------------------------------------------
-    def training_step(self, batch, batch_idx):
-        per_sample, _, _ = self.per_sample_loss(batch, with_energies=False)
-        loss = per_sample.mean()
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, sync_dist=True,
-                 batch_size=per_sample.shape[0])
-        return loss
 
-    def validation_step(self, batch, batch_idx, dataloader_idx=0):
-        loss, _, _ = self.per_sample_loss(batch, with_energies=False)
-        name = self.val_names[dataloader_idx] if dataloader_idx < len(self.val_names) else f"val_{dataloader_idx}"
-        self.log(f"{name}/loss", loss.mean(), on_step=False, on_epoch=True, prog_bar=dataloader_idx == 0,
-                 sync_dist=True, add_dataloader_idx=False, batch_size=loss.shape[0])
-
-    def on_test_epoch_start(self):
-        self._test_parts, self._test_seen = [], 0
-
-    def _unique_mask(self, n: int) -> torch.Tensor:
-        """Drop the samples DistributedSampler repeats to pad the last ranks (no shuffle in
-        test: rank r gets padded positions r, r + W, r + 2W, ..., positions >= N repeat)."""
-        loaders = self.trainer.test_dataloaders
-        loader = loaders[0] if isinstance(loaders, (list, tuple)) else loaders
-        # the sampler that orders the samples: inside the batch sampler when there is one
-        sampler = getattr(getattr(loader, "batch_sampler", None), "sampler", None) or getattr(loader, "sampler", None)
-        mask = torch.ones(n, dtype=torch.bool, device=self.device)
-        if isinstance(sampler, DistributedSampler) and not sampler.drop_last and not sampler.shuffle:
-            pos = sampler.rank + (self._test_seen + torch.arange(n, device=self.device)) * sampler.num_replicas
-            mask = pos < len(sampler.dataset)
-        self._test_seen += n
-        return mask
-
-    def test_step(self, batch, batch_idx, dataloader_idx=0):
-        # float32 whatever the training precision: the test metrics are the model's own numbers,
-        # the ones predict_energy and the evaluation compute
-        with torch.autocast(self.device.type, enabled=False):
-            loss, pred, true = self.per_sample_loss(batch, with_energies=True)
-        keep = self._unique_mask(loss.shape[0]).double()
-        self._test_parts.append(torch.stack([loss.double(), pred.double(), true.double(), keep]))
-
-    def on_test_epoch_end(self):
-        parts = torch.cat(self._test_parts, dim=1) if self._test_parts else torch.zeros(4, 0, dtype=torch.float64)
-        if self.trainer.world_size > 1:  # every rank holds as many samples (DistributedSampler pads)
-            parts = self.all_gather(parts).transpose(0, 1).reshape(4, -1)
-        loss, pred, true, keep = parts.cpu().numpy()
-        keep = keep > 0.5
-        if not keep.any():
-            return
-        results = {"test/loss": float(loss[keep].mean()), "test/rmse": ising.rmse(pred[keep], true[keep]),
-                   "test/rmse_centred": ising.centred_rmse(pred[keep], true[keep]), "test/n_samples": int(keep.sum())}
-        for key, value in results.items():
-            self.log(key, float(value), sync_dist=False)  # already identical on every rank
-        self.test_results = {k.split("/", 1)[1]: v for k, v in results.items()}
+IsingSequenceModule = SequenceModule  # the name this class had before LatticeModule

@@ -445,7 +445,7 @@ def test_checkpoint_round_trip_without_data_files(tmp_path, name, monkeypatch):
 
 
 def test_cosine_schedule_warms_up_then_decays_to_zero():
-    from sequence_blocks import lr_factor
+    from lattice_module import lr_factor
 
     total = 200  # 4 warm-up steps
     factors = [lr_factor(step, total) for step in range(total)]
