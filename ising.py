@@ -44,6 +44,60 @@ def check_hamiltonian(hamiltonian: str) -> None:
         raise ValueError(f"unknown Hamiltonian {hamiltonian!r}; use one of {', '.join(HAMILTONIANS)}")
 
 
+@dataclass(frozen=True)
+class Ising:
+    """ISING1 or ISING2 as a Hamiltonian (the interface of `hamiltonians.Hamiltonian`): spins ±1, q = 2."""
+    name: str = "ISING1"
+    q = 2
+    lattice_kind = "pairs"
+
+    def __post_init__(self):
+        check_hamiltonian(self.name)
+
+    label = property(lambda self: self.name)
+    trained_on = property(lambda self: self.name)
+    beta_c = property(lambda self: BETA_C_ISING1 if self.name == "ISING1" else None)
+
+    def energy(self, grids):
+        return energy(grids, self.name)
+
+    def attrs(self) -> dict:
+        return {"hamiltonian": self.name, "q": 2}
+
+    def order_parameter(self, grids):
+        """m = (1/N) sum_i s_i per lattice, float64 (...) of grids (..., n_x, n_y)."""
+        return spin_mean(grids)
+
+    def table(self):
+        return Table.of(builtin_table(self.name), 1, 1, f"{self.name}_table", trained_on=self.name)
+
+    def exact_distribution(self, n_x: int, n_y: int, beta: float):
+        return exact_energy_distribution(n_x, n_y, beta, self.name)
+
+    def exact_moments(self, n_x: int, n_y: int, beta: float):
+        return exact_moments(n_x, n_y, beta, self.name)
+
+    def exact_log_z(self, n_x: int, n_y: int, beta: float):
+        return exact_log_z(n_x, n_y, beta, self.name)
+
+    def check_grids(self, grids) -> None:
+        check_spins(grids)
+
+
+def check_spins(grids) -> None:
+    """ValueError unless every entry of grids is a spin ±1."""
+    g = np.asarray(grids)
+    if g.size and not (np.abs(g) == 1).all():
+        raise ValueError(f"Ising lattices hold spins ±1 (found {g.min():g} ... {g.max():g})")
+
+
+def spin_mean(grids):
+    """m = (1/N) sum_i s_i, float64 (...) of grids (..., n_x, n_y) (or (..., N) flat)."""
+    g = np.asarray(grids)
+    g = g.reshape(*g.shape[:-2], -1) if g.ndim >= 2 else g
+    return g.sum(axis=-1, dtype=np.int64) / g.shape[-1]
+
+
 def _namespace(grids):
     """numpy for numpy input and lists; the array's own namespace otherwise (JAX)."""
     if isinstance(grids, np.ndarray) or not hasattr(grids, "__array_namespace__"):
@@ -168,24 +222,62 @@ def colouring(n_x: int, n_y: int, hamiltonian: str = "ISING1") -> np.ndarray:
 # tile network on all 2^(w^2) windows), and so is every built-in Hamiltonian (`builtin_table`).
 @dataclass(frozen=True)
 class Table:
-    """A table Hamiltonian: `values` (2^(w*w) window energies, a tuple so that the sampler can
-    compile once per table), focus f, context c and a name (a run directory, or ISING1/ISING2)."""
+    """A table Hamiltonian (the interface of `hamiltonians.Hamiltonian`): `values` (2^(w*w) window
+    energies, a tuple so that the sampler can compile once per table), focus f, context c, a name (a
+    run directory, a coupling fit's JSON, or ISING1_table) and the Hamiltonian it was trained on."""
     values: tuple
     focus: int = 1
     context: int = 1
     name: str = "table"
+    trained_on: str | None = None
+    q = 2
+    lattice_kind = "table"
+    beta_c = None
 
     @property
     def array(self) -> np.ndarray:
         return np.asarray(self.values, np.float64)
 
+    @property
+    def label(self) -> str:
+        """A short name for outputs: a run directory's last folder, a fit's file stem."""
+        return table_label(self.name)
+
     @classmethod
-    def of(cls, values, focus: int = 1, context: int = 1, name: str = "table") -> "Table":
+    def of(cls, values, focus: int = 1, context: int = 1, name: str = "table", trained_on=None) -> "Table":
         values = tuple(float(v) for v in np.asarray(values, np.float64).reshape(-1))
         if len(values) != 2 ** ((focus + 2 * context) ** 2):
             raise ValueError(f"a focus-{focus}, context-{context} table has 2^{(focus + 2 * context) ** 2} entries, "
                              f"got {len(values)}")
-        return cls(values, int(focus), int(context), str(name))
+        return cls(values, int(focus), int(context), str(name), None if trained_on is None else str(trained_on))
+
+    def energy(self, grids):
+        return table_energy(grids, self.array, self.focus, self.context)
+
+    def attrs(self) -> dict:
+        return {"hamiltonian": self.name, "q": 2, "energy_function": "table", "trained_on": str(self.trained_on),
+                "table_focus": self.focus, "table_context": self.context}
+
+    def order_parameter(self, grids):
+        return spin_mean(grids)
+
+    def table(self):
+        return self
+
+    def exact_distribution(self, n_x: int, n_y: int, beta: float):
+        raise ValueError(f"{self.name}: a table Hamiltonian has no exact results here (its true one may)")
+
+    exact_moments = exact_log_z = exact_distribution
+
+    def check_grids(self, grids) -> None:
+        check_spins(grids)
+
+
+def table_label(name: str) -> str:
+    """A table's short name for outputs: a run directory's last folder, a fit's file stem."""
+    name = str(name).rstrip("/")
+    base = name.rsplit("/", 1)[-1]
+    return base[:-5] if base.endswith(".json") else base
 
 
 def window_offsets(focus: int, context: int) -> np.ndarray:

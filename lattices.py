@@ -1,15 +1,18 @@
-"""The static tables of a lattice, one class per kind of Hamiltonian: what the compiled sweeps of
-`metropolis.py` read (the static argument of its jitted kernels, made once per lattice by `lattice`).
+"""The sampler's lattices: the static tables of a Hamiltonian on one lattice size, and the moves that run it.
 
-Every class orders the sites by colour, so that one colour is one contiguous block of the spins
-(chains, sites): positions offsets[c]:offsets[c+1] hold colour c, order maps position -> flat site
-(x * n_y + y), inverse flat site -> position. Sites of one colour never interact, so a kernel updates
-a whole block at once.
-- `Lattice`: ISING1 / ISING2 (`ising.colouring`; fields by dense products or gathers).
-- `TableLattice`: a table Hamiltonian (`ising.Table`, any window): colours of sites that share no window.
-- `WindowLattice`: its fast path for 3 x 3 windows: strided sub-lattices read by rolls.
-- `PottsLattice`: the q-state Potts model (`potts.Potts`): strided sub-lattices on even sides too.
-- `PottsWindowLattice`: a Potts table Hamiltonian (`potts.PottsTable`), on `WindowLattice`'s colours.
+One class per `lattice_kind` of a Hamiltonian (`hamiltonians.py`); `lattice(H, n_x, n_y, dense)`
+makes one object per (Hamiltonian, size), the static argument of the jitted programs of `sampler.py`
+(they compile once per lattice). Every class orders the sites by colour, so that one colour is one
+contiguous block of the spins (chains, sites): positions offsets[c]:offsets[c+1] hold colour c, order
+maps position -> flat site (x * n_y + y), inverse flat site -> position. Sites of one colour never
+interact, so a kernel updates a whole block at once. Each lattice carries what the sampler needs:
+- `sweep(algorithm)`: its kernel (`metropolis.py`); `check_algorithm` refuses the others;
+- `energies(blocks)`: E of a state; `stored_energy(blocks, e)`: the energy after a sweep;
+- `start(bits)`: the random (infinite-temperature) start; `ordered(blocks)`: a ground state;
+- `thresholds(betas, algorithm)`: the kernel's per-beta acceptance operand; `algorithm_name`.
+Classes: `PairLattice` (ISING1/ISING2, any size), `TableLattice` / `WindowLattice` (a table
+Hamiltonian: any window by gathers / 3 x 3 windows on strided sub-lattices), `PottsLattice` (Potts),
+`PottsWindowLattice` (a Potts table).
 """
 from __future__ import annotations
 
@@ -19,8 +22,11 @@ import numpy as np
 
 import jax.numpy as jnp
 
+import ising
 import potts
-from ising import Table, colouring, neighbours, window_offsets
+from ising import colouring, neighbours, window_offsets
+from metropolis import (ZERO_ACCEPT, _SWEEPS, _patterns, _sweep_heatbath, _sweep_potts_window, _sweep_table,
+                        _sweep_window, _window_energy, acceptance_scale, acceptance_table)
 
 
 def _padded(rows):
@@ -30,45 +36,11 @@ def _padded(rows):
             np.array([[w for _, w in r] + [0.0] * (k - len(r)) for r in rows], np.float32))
 
 
-class Lattice:
-    """Static tables of one lattice in colour order; `lattice()` makes one object per lattice, the
-    static argument of the jitted kernels (they compile once per lattice).
-
-    Positions offsets[c]:offsets[c+1] hold colour c (m_c sites, "block" c); order int (S,) maps
-    position -> flat site, inverse int (S,) flat site -> position.  nbr int32 (S, k) and
-    nbw float32 (S, k): the neighbour positions of each position and their couplings.
-    couplings {(a, c): table} for each pair of coupled colours, how block a enters the local field
-    of block c: J_ac float32 (m_a, m_c) if dense, else (indices into block a int32 (m_c, k_ac),
-    couplings float32 (m_c, k_ac)).  levels: the values of s_i h_i >= 0, 0 first.
-    """
-
-    def __init__(self, n_x, n_y, hamiltonian, dense):
-        self.n_x, self.n_y, self.hamiltonian, self.dense, self.S = n_x, n_y, hamiltonian, dense, n_x * n_y
-        col = colouring(n_x, n_y, hamiltonian)
-        self.order = np.argsort(col, kind="stable")
-        self.inverse = np.argsort(self.order)
-        self.offsets = np.concatenate([[0], np.cumsum(np.bincount(col))])
-        self.n_colours = len(self.offsets) - 1
-        nb = neighbours(n_x, n_y, hamiltonian)
-        self.nbr, self.nbw = _padded([[(self.inverse[j], w) for j, w in nb[i].items()] for i in self.order])
-        tables = {}
-        for p, i in enumerate(self.order):
-            c = col[i]
-            for j, w in nb[i].items():
-                a, q = col[j], self.inverse[j]
-                rows = tables.setdefault((a, c), [[] for _ in range(self.offsets[c + 1] - self.offsets[c])])
-                rows[p - self.offsets[c]].append((q - self.offsets[a], w))
-        self.couplings = {pair: _padded(rows) for pair, rows in tables.items()}
-        if dense:
-            for (a, c), (idx, w) in self.couplings.items():
-                J = np.zeros((self.offsets[a + 1] - self.offsets[a], len(idx)), np.float32)
-                np.add.at(J, (idx, np.arange(len(idx))[:, None]), w)
-                self.couplings[a, c] = J
-        # translation invariance: every site sees the couplings of site 0
-        sums = {0.0}
-        for w in nb[0].values():
-            sums = {s + d for s in sums for d in (w, -w)}
-        self.levels = [0.0] + sorted(v for v in sums if v > 0)
+class Blocks:
+    """What every lattice shares: the spins (B, S) in colour order as one block per colour, the random
+    start (spins ±1 from the top random bit), and colour updates with the table kernels' Metropolis
+    operand (beta, c(beta)); subclasses override what differs."""
+    algorithms = ("checkerboard",)
 
     def block(self, x, c):
         """Colour c's columns of x (B, >= S) in colour order."""
@@ -78,10 +50,93 @@ class Lattice:
         """(B, S) in colour order -> tuple of blocks (B, m_c)."""
         return tuple(self.block(x, c) for c in range(self.n_colours))
 
+    def check_algorithm(self, algorithm):
+        if algorithm not in self.algorithms:
+            raise ValueError(f"{self.hamiltonian.name} is sampled by {self.algorithm_name(self.algorithms[0])} "
+                             f"colour updates: use --algorithm {self.algorithms[0]}")
 
-class TableLattice:
-    """Static tables of a table Hamiltonian (`ising.Table`: E = sum over tiles of table[window
-    pattern]) on one lattice, in colour order, with the interface of `Lattice`.
+    def algorithm_name(self, algorithm) -> str:
+        """The file attribute `algorithm`."""
+        return algorithm
+
+    def start(self, bits):
+        """Random start (infinite temperature) from random words uint32 (B, S): float32 blocks."""
+        return self.split(jnp.where((bits >> jnp.uint32(31)) == 1, 1.0, -1.0).astype(jnp.float32))
+
+    def ordered(self, blocks):
+        """A ground state of ferromagnetic couplings: every spin +1."""
+        return tuple(jnp.abs(b) for b in blocks)
+
+    def stored_energy(self, blocks, e):
+        """The energy after a sweep: the kernel's own (e) where it tracks it."""
+        return e
+
+    def thresholds(self, betas, algorithm):
+        """The kernels' acceptance operand per beta: float32 (n, 2), beta and c(beta) (`metropolis._table_accept`)."""
+        return np.stack([betas, acceptance_scale(betas, algorithm)], axis=1).astype(np.float32)
+
+
+class PairLattice(Blocks):
+    """ISING1 / ISING2 (`ising.Ising`): pair couplings in `ising.colouring`'s colours (2 for ISING1,
+    4 for ISING2 on even sizes, 3 or more on odd ones), local fields by dense products or gathers.
+
+    nbr int32 (S, k) and nbw float32 (S, k): the neighbour positions of each position and their
+    couplings. couplings {(a, c): table} for each pair of coupled colours, how block a enters the local
+    field of block c: J_ac float32 (m_a, m_c) if dense, else (indices into block a int32 (m_c, k_ac),
+    couplings float32 (m_c, k_ac)). levels: the values of s_i h_i >= 0, 0 first.
+    """
+    algorithms = ("checkerboard", "single")
+
+    def __init__(self, n_x, n_y, hamiltonian, dense):
+        self.hamiltonian, self.dense = hamiltonian, dense
+        _pair_tables(self, n_x, n_y, hamiltonian.name, dense)
+        # translation invariance: every site sees the couplings of site 0
+        sums = {0.0}
+        for w in neighbours(n_x, n_y, hamiltonian.name)[0].values():
+            sums = {s + d for s in sums for d in (w, -w)}
+        self.levels = [0.0] + sorted(v for v in sums if v > 0)
+
+    def sweep(self, algorithm):
+        return _SWEEPS[algorithm]
+
+    def energies(self, blocks):
+        grids = jnp.take(jnp.concatenate(blocks, axis=1), self.inverse, axis=1).reshape(-1, self.n_x, self.n_y)
+        return ising.energy(grids, self.hamiltonian.name)
+
+    def thresholds(self, betas, algorithm):
+        """uint32 (n, n_levels + 1): round(2^31 `acceptance_table`), compared with 31 random bits."""
+        thr = acceptance_table(betas, self.levels, ZERO_ACCEPT[algorithm], acceptance_scale(betas, algorithm))
+        return np.round(thr * 2.0 ** 31).astype(np.uint32)
+
+
+def _pair_tables(lat, n_x, n_y, name, dense):
+    """Set lat's colour order and coupling tables for the pair Hamiltonian `name` (`PairLattice`)."""
+    lat.n_x, lat.n_y, lat.S = n_x, n_y, n_x * n_y
+    col = colouring(n_x, n_y, name)
+    lat.order = np.argsort(col, kind="stable")
+    lat.inverse = np.argsort(lat.order)
+    lat.offsets = np.concatenate([[0], np.cumsum(np.bincount(col))])
+    lat.n_colours = len(lat.offsets) - 1
+    nb = neighbours(n_x, n_y, name)
+    lat.nbr, lat.nbw = _padded([[(lat.inverse[j], w) for j, w in nb[i].items()] for i in lat.order])
+    tables = {}
+    for p, i in enumerate(lat.order):
+        c = col[i]
+        for j, w in nb[i].items():
+            a, q = col[j], lat.inverse[j]
+            rows = tables.setdefault((a, c), [[] for _ in range(lat.offsets[c + 1] - lat.offsets[c])])
+            rows[p - lat.offsets[c]].append((q - lat.offsets[a], w))
+    lat.couplings = {pair: _padded(rows) for pair, rows in tables.items()}
+    if dense:
+        for (a, c), (idx, w) in lat.couplings.items():
+            J = np.zeros((lat.offsets[a + 1] - lat.offsets[a], len(idx)), np.float32)
+            np.add.at(J, (idx, np.arange(len(idx))[:, None]), w)
+            lat.couplings[a, c] = J
+
+
+class TableLattice(Blocks):
+    """A table Hamiltonian (`ising.Table`: E = sum over tiles of table[window pattern], any window) in
+    colour order, sampled by Metropolis colour updates (`metropolis._sweep_table`).
 
     Sites of one colour never share a window, so their flips do not interact and a whole colour is
     updated at once: (x mod w, y mod w) when the window side w divides both sizes (focus 1), else a
@@ -92,13 +147,12 @@ class TableLattice:
     colour c in each tile (m_c where there is none) and its bits.
     """
 
-    levels = None
-
-    def __init__(self, n_x, n_y, table):
+    def __init__(self, n_x, n_y, table, dense=None):
         f, c, w = table.focus, table.context, table.focus + 2 * table.context
         if n_x % f or n_y % f:
-            raise ValueError(f"a {n_x} x {n_y} lattice is not tiled by the table's focus {f}")
-        self.n_x, self.n_y, self.S, self.table = n_x, n_y, n_x * n_y, table
+            raise ValueError(f"a {n_x} x {n_y} lattice is not tiled by the tiles of {table.name} (focus {f}): "
+                             f"choose --n_x and --n_y multiples of {f}")
+        self.n_x, self.n_y, self.S, self.table, self.hamiltonian = n_x, n_y, n_x * n_y, table, table
         offs = window_offsets(f, c)
         corners = [(f * i, f * j) for i in range(n_x // f) for j in range(n_y // f)]
         sites = np.array([[((x + dx) % n_x) * n_y + (y + dy) % n_y for dx, dy in offs] for x, y in corners])
@@ -133,44 +187,89 @@ class TableLattice:
             self.tile_site.append(where)
             self.tile_mask.append(mask)
 
-    block = Lattice.block
-    split = Lattice.split
+    def sweep(self, algorithm):
+        return _sweep_table
+
+    def energies(self, blocks):
+        table = jnp.asarray(self.table.values, jnp.float32)
+        return jnp.sum(table[_patterns(self, jnp.concatenate(blocks, axis=1))], axis=1)
 
 
 def _smallest_divisor(n, least=3):
     return next(p for p in range(least, n + 1) if n % p == 0)
 
 
-class WindowLattice:
+class Strided(Blocks):
+    """Colours of strided sub-lattices: colour (a, b) holds the sites x = a mod p_x, y = b mod p_y, its
+    block (B, m_x * m_y), m = n / p, the sub-lattice row-major, so the spins at offset (dx, dy) of every
+    site of a colour are a roll of another colour's block (`grid`): no index arrays."""
+
+    def _stride(self, n_x, n_y, p):
+        self.n_x, self.n_y, self.S = n_x, n_y, n_x * n_y
+        self.p, self.m = p, (n_x // p[0], n_y // p[1])
+        x, y = np.divmod(np.arange(self.S), n_y)
+        self.order = np.argsort((x % p[0]) * p[1] + y % p[1], kind="stable")   # within a colour: row-major
+        self.inverse = np.argsort(self.order)
+        self.offsets = np.arange(p[0] * p[1] + 1) * (self.m[0] * self.m[1])
+        self.n_colours = p[0] * p[1]
+
+    def grid(self, blocks, colour, dx=0, dy=0):
+        """The spins at offset (dx, dy) of colour `colour`'s sites, float32 (B, m_x, m_y)."""
+        a, b = divmod(colour, self.p[1])
+        (qx, ax), (qy, by) = divmod(a + dx, self.p[0]), divmod(b + dy, self.p[1])
+        g = blocks[ax * self.p[1] + by].reshape(-1, *self.m)
+        return jnp.roll(g, (-qx, -qy), axis=(1, 2)) if qx or qy else g
+
+
+class States:
+    """Potts lattices: blocks hold the states 0..q-1 as float32, redrawn by heat bath (beta alone)."""
+
+    def algorithm_name(self, algorithm) -> str:
+        return "heat-bath"
+
+    def start(self, bits):
+        return self.split((bits % jnp.uint32(self.q)).astype(jnp.float32))
+
+    def ordered(self, blocks):
+        """A ground state: every site in state 0."""
+        return tuple(jnp.zeros_like(b) for b in blocks)
+
+    def thresholds(self, betas, algorithm):
+        return np.asarray(betas).reshape(-1, 1).astype(np.float32)
+
+
+class WindowLattice(Strided):
     """A focus-1, context-1 table Hamiltonian (3 x 3 windows, one per site) on a lattice of sides >= 3:
     the fast path of `TableLattice`, without gathers but for the table lookups.
 
-    Colour (a, b) holds the sites x = a mod p_x, y = b mod p_y, with p the smallest divisor >= 3 of
-    each side (4 on 64 x 64: 16 colours); two such sites are >= 3 apart along one axis and never
-    share a window, so a colour is updated at once.  Its block (B, m_x * m_y), m = n / p, is the
-    strided sub-lattice, row-major: the spin at offset (dx, dy) of every site of the colour is a
-    roll of another colour's block, no index arrays.  A flip of site i changes E by dE = s_i G,
-    G the sum over the 9 windows holding i of table[p with s_i = -1] - table[p with s_i = +1]
-    (a table entry is the window's energy, so flipping s_i from -1 back reverses the sign).  The
-    windows centred on row x_i + u (u = -1, 0, 1) cover rows u-1 ... u+1 and columns -2 ... 2 of
-    i's neighbourhood: 14 spins besides s_i, so G = sum_u bands[u][14-bit code of the band]:
-    three lookups in float32 tables of 2^14 entries (192 kB), computed once from the table.
+    Strided colours with p the smallest divisor >= 3 of each side (4 on 64 x 64: 16 colours); two
+    sites of a colour are >= 3 apart along one axis and never share a window, so a colour is updated
+    at once.  A flip of site i changes E by dE = s_i G, G the sum over the 9 windows holding i of
+    table[p with s_i = -1] - table[p with s_i = +1] (a table entry is the window's energy, so flipping
+    s_i from -1 back reverses the sign).  The windows centred on row x_i + u (u = -1, 0, 1) cover rows
+    u-1 ... u+1 and columns -2 ... 2 of i's neighbourhood: 14 spins besides s_i, so G = sum_u
+    bands[u][14-bit code of the band]: three lookups in float32 tables of 2^14 entries (192 kB),
+    computed once from the table.
     """
 
-    levels = None
-
-    def __init__(self, n_x, n_y, table):
-        self.n_x, self.n_y, self.S, self.table = n_x, n_y, n_x * n_y, table
-        self.p = (_smallest_divisor(n_x), _smallest_divisor(n_y))
-        self.m = (n_x // self.p[0], n_y // self.p[1])
-        x, y = np.divmod(np.arange(self.S), n_y)
-        col = (x % self.p[0]) * self.p[1] + y % self.p[1]
-        self.order = np.argsort(col, kind="stable")             # within a colour: row-major (i, j)
-        self.inverse = np.argsort(self.order)
-        self.offsets = np.arange(self.p[0] * self.p[1] + 1) * (self.m[0] * self.m[1])
-        self.n_colours = self.p[0] * self.p[1]
+    def __init__(self, n_x, n_y, table, dense=None):
+        self.table, self.hamiltonian = table, table
+        self._stride(n_x, n_y, (_smallest_divisor(n_x), _smallest_divisor(n_y)))
         self.rows = [[(dx, dy) for dy in range(-2, 3) if (dx, dy) != (0, 0)] for dx in range(-2, 3)]
         self.bands = self._bands(table.array)
+
+    def sweep(self, algorithm):
+        return _sweep_window
+
+    def energies(self, blocks):
+        return _window_energy(self, blocks)
+
+    stored_energy = lambda self, blocks, e: _window_energy(self, blocks)   # noqa: E731 (the kernel does not track E)
+
+    @staticmethod
+    def digit(g, k):
+        """Window position k's contribution to a pattern: bit k of the spin."""
+        return (g > 0).astype(jnp.int32) << k
 
     def _bands(self, values):
         """float32 (3, 2^14): G per band u = -1, 0, 1 of the 14-bit code (rows u-1 ... u+1, bits in the
@@ -187,65 +286,56 @@ class WindowLattice:
                 out[b] += values[p ^ (1 << ((1 - u) * 3 + 1 - v))] - values[p]
         return out.astype(np.float32)
 
-    def grid(self, blocks, colour, dx=0, dy=0):
-        """The spins at offset (dx, dy) of colour `colour`'s sites, float32 (B, m_x, m_y)."""
-        a, b = divmod(colour, self.p[1])
-        (qx, ax), (qy, by) = divmod(a + dx, self.p[0]), divmod(b + dy, self.p[1])
-        g = blocks[ax * self.p[1] + by].reshape(-1, *self.m)
-        return jnp.roll(g, (-qx, -qy), axis=(1, 2)) if qx or qy else g
-
-    block = Lattice.block
-    split = Lattice.split
-
-
-class PottsLattice(Lattice):
-    """The q-state Potts model (`potts.Potts`); blocks hold the states 0..q-1 as float32.  Even sides:
-    four colours (x mod 2, y mod 2), each block the strided sub-lattice, row-major, so a neighbour
-    block is a roll of another colour's (`WindowLattice.grid` with p = 2; no gathers).  Odd sides:
-    `Lattice`'s nearest-neighbour colouring and coupling tables (dense products or gathers)."""
+class PottsLattice(States, Strided):
+    """The q-state Potts model (`potts.Potts`), heat-bath colour updates (`metropolis._sweep_heatbath`).
+    Even sides: four strided colours (x mod 2, y mod 2), neighbour blocks by rolls (no gathers); odd
+    sides: `PairLattice`'s nearest-neighbour colouring and coupling tables (dense products or gathers)."""
 
     def __init__(self, n_x, n_y, spec, dense):
-        self.strided = n_x % 2 == 0 and n_y % 2 == 0
-        if self.strided:                                  # no coupling tables to build
-            self.n_x, self.n_y, self.S, self.dense, self.couplings = n_x, n_y, n_x * n_y, dense, None
-            self.p, self.m = (2, 2), (n_x // 2, n_y // 2)
-            x, y = np.divmod(np.arange(self.S), n_y)
-            self.order = np.argsort((x % 2) * 2 + y % 2, kind="stable")
-            self.inverse = np.argsort(self.order)
-            self.offsets, self.n_colours = np.arange(5) * (self.S // 4), 4
+        self.strided, self.dense, self.hamiltonian, self.q = n_x % 2 == 0 and n_y % 2 == 0, dense, spec, spec.q
+        if self.strided:
+            self._stride(n_x, n_y, (2, 2))
+            self.couplings = None
         else:
-            super().__init__(n_x, n_y, "ISING1", dense)
-        self.hamiltonian, self.q, self.levels = spec, spec.q, None
+            _pair_tables(self, n_x, n_y, "ISING1", dense)
 
-    grid = WindowLattice.grid
+    def sweep(self, algorithm):
+        return _sweep_heatbath
+
+    def energies(self, blocks):
+        grids = jnp.take(jnp.concatenate(blocks, axis=1), self.inverse, axis=1).reshape(-1, self.n_x, self.n_y)
+        return potts.energy(grids)
 
 
-class PottsWindowLattice(WindowLattice):
+class PottsWindowLattice(States, WindowLattice):
     """A Potts table Hamiltonian (`potts.PottsTable`: q^9 energies of 3 x 3 windows) on sides >= 3:
-    `WindowLattice`'s strided colours (no two sites of a colour share a window); no band tables, a
-    site's q candidate energies are looked up in the 9 windows that hold it."""
+    `WindowLattice`'s strided colours (no two sites of a colour share a window), heat bath on the q
+    candidate energies of a site, looked up in the 9 windows that hold it (`metropolis._sweep_potts_window`)."""
 
-    def __init__(self, n_x, n_y, table):
+    def __init__(self, n_x, n_y, table, dense=None):
         if min(n_x, n_y) < 3:
-            raise ValueError(f"a Potts table Hamiltonian needs sides >= 3 (got {n_x} x {n_y})")
-        super().__init__(n_x, n_y, table)
-        self.q = table.q
+            raise ValueError(f"a learned Potts Hamiltonian's 3 x 3 windows need --n_x and --n_y >= 3 (got {n_x} x {n_y})")
+        self.table, self.hamiltonian, self.q = table, table, table.q
+        self._stride(n_x, n_y, (_smallest_divisor(n_x), _smallest_divisor(n_y)))
 
-    def _bands(self, values):
-        return None
+    def sweep(self, algorithm):
+        return _sweep_potts_window
+
+    def digit(self, g, k):
+        """Window position k's contribution to a pattern: the state times q^k."""
+        return g.astype(jnp.int32) * self.q ** k
 
 
-POTTS_LATTICES = (PottsLattice, PottsWindowLattice)     # blocks hold states 0..q-1
+def _table_lattice(n_x, n_y, table, dense):
+    """3 x 3 windows by the fast path where the sides allow it, any other window by gathers."""
+    fast = table.focus == 1 and table.context == 1 and min(n_x, n_y) >= 3
+    return (WindowLattice if fast else TableLattice)(n_x, n_y, table)
+
+
+KINDS = {"pairs": PairLattice, "table": _table_lattice, "potts": PottsLattice, "potts_table": PottsWindowLattice}
 
 
 @functools.lru_cache(maxsize=32)
-def lattice(n_x, n_y, hamiltonian, dense):
-    """The static tables of a built-in Hamiltonian (a name), an `ising.Table` or a `potts.Potts`."""
-    if isinstance(hamiltonian, potts.Potts):
-        return PottsLattice(n_x, n_y, hamiltonian, dense)
-    if isinstance(hamiltonian, potts.PottsTable):
-        return PottsWindowLattice(n_x, n_y, hamiltonian)
-    if isinstance(hamiltonian, Table):
-        fast = hamiltonian.focus == 1 and hamiltonian.context == 1 and min(n_x, n_y) >= 3
-        return (WindowLattice if fast else TableLattice)(n_x, n_y, hamiltonian)
-    return Lattice(n_x, n_y, hamiltonian, dense)
+def lattice(hamiltonian, n_x, n_y, dense):
+    """The lattice of a Hamiltonian (`hamiltonians.Hamiltonian`) on n_x x n_y: the class of its kind."""
+    return KINDS[hamiltonian.lattice_kind](n_x, n_y, hamiltonian, dense)

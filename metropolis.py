@@ -1,35 +1,25 @@
-"""Exact Monte Carlo sweeps of 2D lattice models (periodic boundaries) in JAX: the kernels and the Sampler.
+"""The exact moves of the sampler, in JAX: random bits, the Metropolis acceptance, the sweep kernels.
 
-The physics is `ising.py`'s: ISING1 (nearest neighbours) and ISING2 (plus both diagonals at
-J = 1/2), grid[x, y] with x the row, site index x*n_y + y. `generate_ising.py` drives a
-`Sampler` (burn-in, thinning) and streams its samples to HDF5.
-
-All chains (n_chains per beta, all betas together) run in one jit-compiled JAX program.  The
-sites are reordered by the colours of `ising.colouring` (2 for ISING1, 4 for ISING2 on even
-sizes, 3 or more on odd ones), with one float32 block of spins (chains, sites) per colour.
-Sites of one colour do not interact, so a whole block is updated at once (checkerboard
-Metropolis).  Its local field is the sum over the other blocks a of s_a J_ac: dense products
-up to DENSE_MAX_SITES sites, gathers of the neighbours above (both exact in float32).  A flip
-changes the energy by dE = 2 s_i h_i and is accepted when 31 random bits are below
-round(2^31 a(dE)), precomputed per beta: a(dE) = c(beta) min(1, exp(-beta dE)), x 0.9 at
-dE = 0, exact detailed balance and ergodic (`acceptance_scale`).  A sweep also returns the
-energy it leaves, from the fields it computes anyway (`_sweep_checkerboard`): no extra products
-(a separate energy from block products came out wrong from XLA CPU, jax 0.10.2, for 4 x 4 ISING2
-at >= 4096 chains per device; the tests compare stored energies with `ising.energy`).
-A table Hamiltonian (`ising.Table`: a learned energy function as window energies) is sampled
-exactly by colour updates too: 3 x 3 windows (focus 1) by `WindowLattice`, strided sub-lattices and
-three lookups per flip, as fast as the built-in kernel at 64 x 64 (benchmarks/bench_sampler.py
---tables); larger windows by `TableLattice` (any window, gathers; 25-30x slower).  The q-state
-Potts model (`potts.Potts`) is sampled by heat-bath colour updates (`_sweep_heatbath`).  The
-lattices' static tables (colours, couplings, strides) are `lattices.py`'s.
-algorithm="single" is the reference's random-site single-spin-flip Metropolis (a sweep = S
-steps), vectorised over chains: an independent check.
+A kernel is a function (lat, t, blocks, e, ch) -> (blocks, energies (B,), accepted flips (B,)):
+sweep t of every chain at once, on the spins in colour order (one float32 block (chains, sites) per
+colour, `lattices.py`). Sites of one colour do not interact, so a whole block is updated at once.
+Each lattice class of `lattices.py` names its kernel; nothing here asks what a lattice is.
+- `_sweep_checkerboard` (ISING1/ISING2): the local field of a block is the sum over the other
+  blocks a of s_a J_ac (dense products or gathers, exact in float32); a flip changes the energy by
+  dE = 2 s_i h_i and is accepted when 31 random bits are below round(2^31 a(dE)), precomputed per
+  beta: a(dE) = c(beta) min(1, exp(-beta dE)), x 0.9 at dE = 0, exact detailed balance and ergodic
+  (`acceptance_scale`). The sweep also returns the energy it leaves, from the fields it computes
+  anyway (the tests compare stored energies with `ising.energy`).
+- `_sweep_single`: the reference's random-site single-spin-flip Metropolis (a sweep = S steps),
+  vectorised over chains: an independent check.
+- `_sweep_table`, `_sweep_window`: a table Hamiltonian (a learned energy as window energies), the
+  same acceptance with dE from the table: any window by gathers, 3 x 3 windows by three lookups.
+- `_sweep_heatbath`, `_sweep_potts_window`: Potts and Potts tables, heat-bath colour updates
+  (`_heat_bath`, the one draw).
 
 Random bits: Threefry-2x32-20 keyed by the seed, counter (global chain id, sweep), so a chain's
 stream does not depend on how many chains run or how they are padded and sharded over the
-devices JAX sees: a seed gives the same file on any machine.  (On CPU, one XLA host device per
-core, XLA_FLAGS=--xla_force_host_platform_device_count=n, measured no faster than the default
-single device, which already uses every core: benchmarks/bench_sampler.py.)
+devices JAX sees: a seed gives the same file on any machine.
 """
 from __future__ import annotations
 
@@ -42,14 +32,7 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-import potts
-from ising import energy
-from lattices import (Lattice, POTTS_LATTICES, PottsLattice, PottsWindowLattice, TableLattice,  # noqa: F401 (API)
-                      WindowLattice, lattice)
-
 ALGORITHMS = ("checkerboard", "single")
-DENSE_MAX_SITES = 1024   # dense products up to here (bench_sampler: 3-4x gathers at 8x8, even at 32x32,
-                         # 1/4 at 64x64)
 ZERO_ACCEPT = {"checkerboard": 0.9, "single": 1.0}   # acceptance factor at dE = 0 (acceptance_scale)
 ZERO_DE = 1e-6           # a table's |dE| below this counts as dE = 0 (exact for integer tables)
 
@@ -248,13 +231,11 @@ def _window_energy(lat, blocks):
     """Energies float32 (B,) of a `WindowLattice` (or `PottsWindowLattice`) state: the table summed over
     every site's window (pattern bits of the spins, or base-q digits of the states)."""
     table, e = jnp.asarray(lat.table.values, jnp.float32), 0.0
-    potts_table = isinstance(lat, PottsWindowLattice)
     for c in range(lat.n_colours):
         p = 0
         for wx in (-1, 0, 1):
             for wy in (-1, 0, 1):
-                g, k = lat.grid(blocks, c, wx, wy), (wx + 1) * 3 + wy + 1
-                p = p + (g.astype(jnp.int32) * lat.q ** k if potts_table else (g > 0).astype(jnp.int32) << k)
+                p = p + lat.digit(lat.grid(blocks, c, wx, wy), (wx + 1) * 3 + wy + 1)
         e = e + jnp.sum(table[p], axis=(1, 2))
     return e
 
@@ -278,14 +259,22 @@ def _sweep_potts_window(lat, t, blocks, e, ch):
                 g = [g[k] + table[base + k * step] for k in range(q)]
         g = [x.reshape(blocks[c].shape) for x in g]
         low = functools.reduce(jnp.minimum, g)
-        partial = [jnp.exp(-beta * (g[0] - low))]
-        for k in range(1, q):
-            partial.append(partial[-1] + jnp.exp(-beta * (g[k] - low)))
-        r = (lat.block(words, c) >> jnp.uint32(8)).astype(jnp.float32) * jnp.float32(2.0 ** -24) * partial[-1]
-        new = functools.reduce(jnp.add, [(r >= w).astype(jnp.float32) for w in partial[:-1]])
+        new = _heat_bath([jnp.exp(-beta * (g[k] - low)) for k in range(q)], lat.block(words, c))
         acc = acc + jnp.sum(new != blocks[c], axis=1, dtype=jnp.int32)
         blocks[c] = new
     return tuple(blocks), e, acc
+
+
+def _heat_bath(weights, bits):
+    """The heat-bath draw: new states float32 (B, m), state k with probability weights[k] / sum_l
+    weights[l] (weights: q arrays (B, m), positive), from 24 of the random bits uint32 (B, m): the
+    number of partial sums w_0 + ... + w_k (k < q - 1) at or below u sum_l w_l.  Unrolled over the
+    states (no cumulative sums or one-hot axes; see benchmarks/README.md)."""
+    partial = [weights[0]]
+    for w in weights[1:]:
+        partial.append(partial[-1] + w)
+    u = (bits >> jnp.uint32(8)).astype(jnp.float32) * jnp.float32(2.0 ** -24) * partial[-1]
+    return functools.reduce(jnp.add, [(u >= w).astype(jnp.float32) for w in partial[:-1]])
 
 
 def _counts(lat, s_a, a, c):
@@ -320,11 +309,7 @@ def _sweep_heatbath(lat, t, blocks, e, ch):
         else:
             counts = {a: _counts(lat, blocks[a], a, c) for a, c2 in lat.couplings if c2 == c}
         n = [functools.reduce(jnp.add, [v[k] for v in counts.values()]) for k in range(lat.q)]
-        partial = [jnp.exp(beta * (n[0] - 4.0))]
-        for k in range(1, lat.q):
-            partial.append(partial[-1] + jnp.exp(beta * (n[k] - 4.0)))
-        u = (lat.block(words, c) >> jnp.uint32(8)).astype(jnp.float32) * jnp.float32(2.0 ** -24) * partial[-1]
-        new = functools.reduce(jnp.add, [(u >= w).astype(jnp.float32) for w in partial[:-1]])
+        new = _heat_bath([jnp.exp(beta * (n[k] - 4.0)) for k in range(lat.q)], lat.block(words, c))
         acc = acc + jnp.sum(new != blocks[c], axis=1, dtype=jnp.int32)
         blocks[c] = new
         lower = [counts[a] for a in counts if a < c]
@@ -334,141 +319,6 @@ def _sweep_heatbath(lat, t, blocks, e, ch):
     return tuple(blocks), e_after, acc
 
 
-_SWEEPS = {"checkerboard": _sweep_checkerboard, "single": _sweep_single}
 
 
-def _sweep(lat, algorithm):
-    """The sweep kernel of a lattice: the table's for a table Hamiltonian, else the algorithm's."""
-    if isinstance(lat, PottsLattice):
-        return _sweep_heatbath
-    if isinstance(lat, PottsWindowLattice):
-        return _sweep_potts_window
-    if isinstance(lat, WindowLattice):
-        return _sweep_window
-    return _sweep_table if isinstance(lat, TableLattice) else _SWEEPS[algorithm]
-
-
-def _sweeps(lat, algorithm, t0, n, blocks, ch):
-    """n sweeps from sweep t0; returns the blocks."""
-    return jax.lax.fori_loop(jnp.uint32(0), n, lambda i, b: _sweep(lat, algorithm)(lat, t0 + i, b, 0.0, ch)[0], blocks)
-
-
-def _energies(lat, blocks):
-    """Energies float32 (B,) of the state from `ising.energy` (or the table): the start of `_trace`/`_produce`."""
-    if isinstance(lat, WindowLattice):
-        return _window_energy(lat, blocks)
-    if isinstance(lat, TableLattice):
-        return jnp.sum(jnp.asarray(lat.table.values, jnp.float32)[_patterns(lat, jnp.concatenate(blocks, axis=1))], axis=1)
-    grids = jnp.take(jnp.concatenate(blocks, axis=1), lat.inverse, axis=1).reshape(-1, lat.n_x, lat.n_y)
-    return potts.energy(grids) if isinstance(lat, PottsLattice) else energy(grids, lat.hamiltonian)
-
-
-@functools.partial(jax.jit, static_argnames=("lat",))
-def _init(lat, key, cid):
-    """Random +-1 start (Potts: states 0..q-1; infinite temperature): float32 blocks (B, m_c)."""
-    bits = _words(lat, key, cid, jnp.uint32(0))[:, :lat.S]
-    if isinstance(lat, POTTS_LATTICES):
-        return lat.split((bits % jnp.uint32(lat.q)).astype(jnp.float32))
-    return lat.split(jnp.where((bits >> jnp.uint32(31)) == 1, 1.0, -1.0).astype(jnp.float32))
-
-
-_burn = jax.jit(_sweeps, static_argnames=("lat", "algorithm"), donate_argnames=("blocks",))
-
-
-@functools.partial(jax.jit, static_argnames=("lat", "algorithm", "n"), donate_argnames=("blocks",))
-def _trace(lat, algorithm, t0, n, blocks, ch):
-    """n sweeps: (blocks, energy after each sweep (n, B), accepted flips per chain (B,))."""
-    def body(state, i):
-        b, e, acc = _sweep(lat, algorithm)(lat, t0 + i, state[0], state[1], ch)
-        e = _window_energy(lat, b) if isinstance(lat, WindowLattice) else e
-        return (b, e, state[2] + acc), e
-    start = (blocks, _energies(lat, blocks), jnp.zeros(ch.cid.shape, jnp.int32))
-    (blocks, _, acc), es = jax.lax.scan(body, start, jnp.arange(n, dtype=jnp.uint32))
-    return blocks, es, acc
-
-
-@functools.partial(jax.jit, static_argnames=("lat", "algorithm", "n"), donate_argnames=("blocks",))
-def _produce(lat, algorithm, t0, n, thin, blocks, ch):
-    """n stored samples `thin` sweeps apart: (blocks, (spins int8 (n, B, S) in flat site order,
-    energies float32 (n, B))); int8 moves 4x less, and undoing the colour order here beats numpy."""
-    def sweep(k, state):
-        return _sweep(lat, algorithm)(lat, k, state[0], state[1], ch)[:2]
-
-    def body(state, i):
-        b, e = jax.lax.fori_loop(t0 + i * thin, t0 + (i + 1) * thin, sweep, state)
-        e = _window_energy(lat, b) if isinstance(lat, WindowLattice) else e
-        return (b, e), (jnp.take(jnp.concatenate(b, axis=1).astype(jnp.int8), lat.inverse, axis=1), e)
-    (blocks, _), out = jax.lax.scan(body, (blocks, _energies(lat, blocks)), jnp.arange(n, dtype=jnp.uint32))
-    return blocks, out
-
-
-# --------------------------------------------------------------------------- the sampler
-def _padded_batch(n, n_devices):
-    """Batch size >= n: a multiple of n_devices, at least 64 (tiny runs share one compilation),
-    else rounded up to 2^k * {1, 1.25, 1.5, 1.75} so that nearby sizes share compilations."""
-    k = 1 << max(0, n.bit_length() - 3)
-    b = 64 if n <= 64 else -(-n // k) * k
-    return -(-b // n_devices) * n_devices
-
-
-class Sampler:
-    """Metropolis sampler for a batch of chains at given betas, sharded over all JAX devices.
-
-    State: self.blocks, float32 spins (B, m_c) per colour (see `Lattice`).  Batch index g has
-    beta betas[g % n_betas]; indices >= n_real are padding, discarded.  self.t counts sweeps.
-    dense: local fields by dense products (default: up to DENSE_MAX_SITES sites) or gathers.
-    """
-
-    def __init__(self, n_x, n_y, hamiltonian, betas, n_chains, seed, algorithm="checkerboard", dense=None):
-        self.n_x, self.n_y, self.S, self.algorithm = n_x, n_y, n_x * n_y, algorithm
-        self.lat = lattice(n_x, n_y, hamiltonian, self.S <= DENSE_MAX_SITES if dense is None else bool(dense))
-        self.betas = np.asarray(betas, np.float64).reshape(-1)
-        self.n_real = len(self.betas) * int(n_chains)
-        mesh = Mesh(np.array(jax.devices()), ("chains",))
-        self.B = B = _padded_batch(self.n_real, mesh.size)
-        if B * ((self.S + 1) // 2) >= 2 ** 32:
-            raise ValueError("too many chains for the 32-bit random-number counters; use fewer --n_chains")
-        # one row of thresholds for a single beta, broadcast over the chains: a (1, k) operand
-        # compiles to scalar compares, ~20 % faster than a row per chain
-        rows = self.betas if len(self.betas) == 1 else self.betas[np.arange(B) % len(self.betas)]
-        if isinstance(self.lat, POTTS_LATTICES):                   # heat bath: beta alone
-            if algorithm != "checkerboard":
-                raise ValueError("the Potts model is sampled by heat-bath colour updates (--algorithm checkerboard)")
-            thr = rows.reshape(-1, 1).astype(np.float32)
-        elif isinstance(self.lat, (TableLattice, WindowLattice)):   # continuous energy changes: beta and c(beta) themselves
-            if algorithm != "checkerboard":
-                raise ValueError("a table Hamiltonian is sampled by colour updates (--algorithm checkerboard)")
-            thr = np.stack([rows, acceptance_scale(rows, algorithm)], axis=1).astype(np.float32)
-        else:
-            thr = acceptance_table(rows, self.lat.levels, ZERO_ACCEPT[algorithm], acceptance_scale(rows, algorithm))
-            thr = np.round(thr * 2.0 ** 31).astype(np.uint32)
-        by_chain = NamedSharding(mesh, PartitionSpec("chains"))
-        self.chains = Chains(_stream_key(seed, 2),
-                             jax.device_put(thr,
-                                            by_chain if len(rows) == B else NamedSharding(mesh, PartitionSpec())),
-                             jax.device_put(np.arange(B, dtype=np.uint32), by_chain))
-        self.t, self.blocks = 0, _init(self.lat, _stream_key(seed, 1), self.chains.cid)   # sharded like cid
-
-    def _advance(self, n):
-        """Sweep counter t0 (uint32) for n more sweeps; the random stream's counters are 32 bits."""
-        if (self.t + n) * (self.S if self.algorithm == "single" else 1) >= 2 ** 32:
-            raise ValueError("run too long for the 32-bit sweep counter")
-        self.t += int(n)
-        return jnp.uint32(self.t - n)
-
-    def burn(self, n):
-        """n sweeps, nothing recorded."""
-        if n > 0:
-            self.blocks = _burn(self.lat, self.algorithm, self._advance(n), jnp.uint32(n), self.blocks, self.chains)
-
-    def trace(self, n):
-        """n sweeps; returns (energy after each sweep (n, B), accepted flips per chain (B,))."""
-        self.blocks, es, acc = _trace(self.lat, self.algorithm, self._advance(n), int(n), self.blocks, self.chains)
-        return es, acc
-
-    def produce(self, n, thin):
-        """n stored samples `thin` sweeps apart: (spins int8 (n, B, S) in flat site order,
-        energies float32 (n, B)) as (asynchronous) device arrays."""
-        self.blocks, out = _produce(self.lat, self.algorithm, self._advance(n * thin), int(n), jnp.uint32(thin),
-                                    self.blocks, self.chains)
-        return out
+_SWEEPS = {"checkerboard": _sweep_checkerboard, "single": _sweep_single}   # a pair lattice's, by --algorithm

@@ -4,7 +4,7 @@
     python phase_diagram.py --hamiltonian weights/energy/EDNN_F1_C1_hid16x2 --sizes 8 16 --sweeps 4000
     python phase_diagram.py --hamiltonian POTTS3          # the 3-state Potts model (heat bath)
 
-For each square lattice L x L (N = L^2 sites, periodic) and each beta, `metropolis.Sampler` runs K
+For each square lattice L x L (N = L^2 sites, periodic) and each beta, `sampler.Sampler` runs K
 independent chains (--chains), all started ordered (every spin +1: a random start quenched below
 T_c can stay stuck in stripe states for very long times), burn_in sweeps discarded, then
 samples `thin` sweeps apart for --sweeps sweeps. With e = E/N and m = (1/N) sum_i s_i, each chain k
@@ -58,8 +58,8 @@ from pathlib import Path
 
 import numpy as np
 
+import hamiltonians
 import ising
-import potts
 from checks import (UserError, atomic_path, check_output_dir, main_guard, non_negative_int, positive_float,
                     positive_int, seed_int, write_json)
 
@@ -67,34 +67,38 @@ TC_EXACT = 2.0 / math.log(1.0 + math.sqrt(2.0))        # Onsager: 2.269185
 DEFAULT_SIZES, DEFAULT_CHAINS, DEFAULT_SWEEPS, DEFAULT_BURN_IN = (16, 32, 64), 32, 20_000, 4_000
 PILOT_SWEEPS = 1024        # last burn-in sweeps on which --thin is measured
 BLOCK_SPINS = 1 << 18      # chains x sites per Sampler (see the docstring)
-CALL_BYTES = 1 << 24       # int8 spins per produce call
 ISING1_BETAS = (0.1, 0.2, 0.3, 0.36, 0.4, 0.42, 0.43, 0.435, 0.44, 0.445, 0.45, 0.455, 0.46, 0.47, 0.48,
                 0.5, 0.53, 0.57, 0.62, 0.7)
-BETA_C = {"ISING1": ising.BETA_C_ISING1, "ISING2": 0.2684}   # ISING2: this script, U4 crossing of 16 and 32
+MEASURED_BETA_C = {"ISING2": 0.2684}   # no exact value: this script's U4 crossing of 16 and 32, centres the default grid
 
 
 def exact_beta_c(hamiltonian: str):
     """beta_c of the infinite lattice where it is known exactly (ISING1, POTTS<q>), else None."""
-    spec = potts.Potts.from_name(hamiltonian)
-    return potts.beta_c(spec.q) if spec else ising.BETA_C_ISING1 if hamiltonian == "ISING1" else None
+    h = hamiltonians.builtin(hamiltonian)
+    return None if h is None else h.beta_c
 
 
 def default_betas(hamiltonian: str) -> list[float]:
     """ISING1's grid (dense around beta_c = 0.4407, reaching 0.1 and 0.7), scaled to the beta_c of the Hamiltonian."""
-    bc = exact_beta_c(hamiltonian) or BETA_C[hamiltonian]
-    return [round(b * bc / BETA_C["ISING1"], 4) for b in ISING1_BETAS]
+    bc = exact_beta_c(hamiltonian) or MEASURED_BETA_C[hamiltonian]
+    return [round(b * bc / ising.BETA_C_ISING1, 4) for b in ISING1_BETAS]
 
 
-def check_settings(sizes, betas, chains, focus: int = 1):
-    """Sorted distinct sizes and betas; UserError for settings that cannot give a crossing."""
+def check_settings(sizes, betas, chains, hamiltonian=None):
+    """Sorted distinct sizes and betas; UserError for settings that cannot give a crossing, or sizes the
+    Hamiltonian's lattice cannot tile (a table's focus)."""
     sizes, betas = sorted(set(int(s) for s in sizes)), sorted(set(float(b) for b in betas))
     if len(sizes) < 2:
         raise UserError(f"--sizes {' '.join(map(str, sizes))}: a crossing needs at least 2 different sizes")
     if sizes[0] < 2:
         raise UserError("--sizes must be at least 2 (a 1-wide periodic lattice couples a spin to itself)")
-    bad = [s for s in sizes if s % focus]
-    if bad:
-        raise UserError(f"--sizes {' '.join(map(str, bad))}: not tiled by the table's focus {focus}; use multiples of {focus}")
+    if hamiltonian is not None:
+        from sampler import validate                  # JAX: only when something is sampled
+        for s in sizes:
+            try:
+                validate(hamiltonian, s, s, [1.0], 1)
+            except ValueError as err:
+                raise UserError(f"--sizes {s}: {err}") from None
     if len(betas) < 2 or not all(0 < b < math.inf for b in betas):
         raise UserError("--betas: give at least 2 different positive inverse temperatures")
     if chains < 2:
@@ -114,27 +118,14 @@ def beta_blocks(n_betas: int, chains: int, n_sites: int) -> list[np.ndarray]:
     return np.array_split(np.arange(n_betas), -(-n_betas // per))
 
 
-def order_parameter(spins, hamiltonian):
-    """Per-sample order parameter float64 (...) of spins int8 (..., S): m = (1/S) sum_i s_i (Ising) or
-    the Potts magnetisation (q max_k rho_k - 1)/(q - 1)."""
-    if potts.is_potts(hamiltonian):
-        return potts.magnetisation(spins[..., None], hamiltonian.q)
-    return spins.sum(axis=-1, dtype=np.int32) / spins.shape[-1]
-
-
-def _series(sampler, n: int, thin: int, bar, hamiltonian="ISING1"):
-    """n samples `thin` sweeps apart: (m float64 (n, K, nb), `order_parameter`; E float32 (n, K, nb))."""
+def _series(sampler, n: int, thin: int, bar):
+    """n samples `thin` sweeps apart: (m float64 (n, K, nb), the Hamiltonian's order parameter; E float32 (n, K, nb))."""
     R, S, nb = sampler.n_real, sampler.S, len(sampler.betas)
-    per = 1 << max(0, (CALL_BYTES // (sampler.B * S)).bit_length() - 1)
-    rest = n % per                                   # powers of two: few shapes to compile
-    todo = [per] * (n // per) + [1 << k for k in range(rest.bit_length() - 1, -1, -1) if rest >> k & 1]
-    out_m, out_e, pending = [], [], sampler.produce(todo[0], thin)
-    for k, now in enumerate(todo):
-        spins, e = pending
-        if k + 1 < len(todo):                        # queue the next call before reducing this one
-            pending = sampler.produce(todo[k + 1], thin)
-        out_m.append(order_parameter(np.asarray(spins)[:, :R], hamiltonian).reshape(now, -1, nb))
-        out_e.append(np.asarray(e)[:, :R].reshape(now, -1, nb))
+    out_m, out_e = [], []
+    for spins, e in sampler.stream(n, thin):
+        now = len(spins)
+        out_m.append(sampler.hamiltonian.order_parameter(spins[..., None]).reshape(now, -1, nb))
+        out_e.append(e.reshape(now, -1, nb))
         bar.update(now * thin * R * S)
     return np.concatenate(out_m), np.concatenate(out_e)
 
@@ -142,12 +133,10 @@ def _series(sampler, n: int, thin: int, bar, hamiltonian="ISING1"):
 def sample_block(size, hamiltonian, betas, chains, sweeps, burn_in, thin, seed, bar):
     """One Sampler: `chains` chains at each of `betas` (nb,). Returns (per-chain time averages float64
     (K, nb, 5) of e, e^2, |m|, m^2, m^4; tau_int of |m| and of E in sweeps (nb,) each; thin used)."""
-    import jax.numpy as jnp
-    from metropolis import Sampler
+    from sampler import Sampler
 
     s = Sampler(size, size, hamiltonian, betas, chains, seed)
-    ordered = jnp.zeros_like if potts.is_potts(hamiltonian) else jnp.abs
-    s.blocks = tuple(ordered(b) for b in s.blocks)            # ordered start, all +1 (Potts: all 0)
+    s.order()                                                  # ordered start, all +1 (Potts: all 0)
     R, S, nb = s.n_real, s.S, len(betas)
     pilot = min(PILOT_SWEEPS, burn_in) if thin is None else 0
     for k in range(0, burn_in - pilot, 1000):                  # in pieces, so the bar moves
@@ -157,10 +146,10 @@ def sample_block(size, hamiltonian, betas, chains, sweeps, burn_in, thin, seed, 
     if thin is None:
         thin = 1
         if pilot >= 16:
-            m = _series(s, pilot, 1, bar, hamiltonian)[0]
+            m = _series(s, pilot, 1, bar)[0]
             thin = max(1, int(min(ising.integrated_autocorr_time(np.abs(m[:, :, b]).T) for b in range(nb)) // 3))
     thin = max(1, min(thin, sweeps // 2))
-    m, E = _series(s, sweeps // thin, thin, bar, hamiltonian)
+    m, E = _series(s, sweeps // thin, thin, bar)
     e = E.astype(np.float64) / S
     avg = np.stack([e.mean(0), (e * e).mean(0), np.abs(m).mean(0), (m * m).mean(0), (m ** 4).mean(0)], axis=-1)
     tau_m = np.array([thin * ising.integrated_autocorr_time(np.abs(m[:, :, b]).T) for b in range(nb)])
@@ -196,16 +185,25 @@ def crossing_of(betas, u1, u2, reps1, reps2, sizes) -> dict:
             "bracket": [betas[i], betas[i + 1]], "binder_at_crossing": float(np.interp(bc, betas, u2))}
 
 
+def resolve(source, as_table=False):
+    """The Hamiltonian `--hamiltonian` names (a run directory through the run layer); UserError otherwise."""
+    def learned(path):
+        from runs import learned_hamiltonian          # torch: only for a run
+        return learned_hamiltonian(path)
+    try:
+        return hamiltonians.resolve(source, as_table, learned)
+    except ValueError as err:
+        raise UserError(str(err)) from None
+
+
 def phase_diagram(source="ISING1", sizes=DEFAULT_SIZES, betas=None, chains=DEFAULT_CHAINS, sweeps=DEFAULT_SWEEPS,
                   burn_in=DEFAULT_BURN_IN, thin=None, seed=0, progress=True, command=None, as_table=False) -> dict:
     """Sample every (size, beta) and return the report (the JSON); UserError for bad settings."""
     from tqdm.auto import tqdm
 
-    from runs import hamiltonian_source             # torch: only for a run
-
-    hamiltonian, trained_on, name = hamiltonian_source(source, as_table)
-    sizes, betas = check_settings(sizes, default_betas(trained_on) if betas is None else betas, chains,
-                                  getattr(hamiltonian, "focus", 1))
+    hamiltonian = resolve(source, as_table)
+    trained_on, name = hamiltonian.trained_on, hamiltonian.label
+    sizes, betas = check_settings(sizes, default_betas(trained_on) if betas is None else betas, chains, hamiltonian)
     nb, exact = len(betas), trained_on == "ISING1"
     plan = [(L, blk) for L in sizes for blk in beta_blocks(nb, chains, L * L)]
     total = sum((burn_in + sweeps) * chains * len(blk) * L * L for L, blk in plan)
@@ -337,7 +335,7 @@ def overview(folder) -> str:
     lines = ["| Hamiltonian | trained on | T_c | true Hamiltonian's T_c | difference | against exact | largest size: "
              "max \\|U/N − exact\\| | C/N peak β (exact) |", "|---" * 8 + "|"]
     for name, r in reports.items():
-        true = name in ising.HAMILTONIANS or potts.Potts.from_name(name) or name == f"{r['trained_on']}_table"
+        true = name == r["trained_on"] or name == f"{r['trained_on']}_table"
         ref = None if true else reports.get(f"{r['trained_on']}_table") or reports.get(r["trained_on"])
         tc, diff, ref_tc = "—", "—", "—"
         if r["tc"] is not None:

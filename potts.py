@@ -24,6 +24,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from ising import table_label
+
 Q_MAX = 127                       # int8 states
 
 
@@ -104,9 +106,10 @@ def enumerated_distribution(n_x: int, n_y: int, q: int, beta: float):
 
 @dataclass(frozen=True)
 class Potts:
-    """The q-state Potts Hamiltonian as the sampler's `hamiltonian` argument (hashable, like the
-    built-in names and `ising.Table`); `name` ("POTTS3") is the file attribute `hamiltonian`."""
+    """The q-state Potts Hamiltonian (the interface of `hamiltonians.Hamiltonian`; hashable, so the
+    sampler compiles once per q); `name` ("POTTS3") is the file attribute `hamiltonian`."""
     q: int
+    lattice_kind = "potts"
 
     def __post_init__(self):
         check_q(self.q)
@@ -114,6 +117,33 @@ class Potts:
     @property
     def name(self) -> str:
         return f"POTTS{self.q}"
+
+    label = trained_on = name
+    beta_c = property(lambda self: beta_c(self.q))
+
+    def energy(self, grids):
+        return energy(grids)
+
+    def attrs(self) -> dict:
+        return {"hamiltonian": self.name, "q": self.q}
+
+    def order_parameter(self, grids):
+        return magnetisation(grids, self.q)
+
+    def table(self):
+        return PottsTable.of(builtin_table(self.q), self.q, f"{self.name}_table", trained_on=self.name)
+
+    def exact_distribution(self, n_x: int, n_y: int, beta: float):
+        return exact_energy_distribution(n_x, n_y, self.q, beta)
+
+    def exact_moments(self, n_x: int, n_y: int, beta: float):
+        return exact_moments(n_x, n_y, self.q, beta)
+
+    def exact_log_z(self, n_x: int, n_y: int, beta: float):
+        return exact_log_z(n_x, n_y, self.q, beta)
+
+    def check_grids(self, grids) -> None:
+        check_states(grids, self.q)
 
     @staticmethod
     def from_name(name: str):
@@ -131,24 +161,53 @@ WINDOW = 9
 
 @dataclass(frozen=True)
 class PottsTable:
-    """A q-state table Hamiltonian: `values` (q^9 window energies, a tuple so the sampler compiles once
-    per table), q and a name (a run directory, or POTTS<q>_table); focus 1, context 1."""
+    """A q-state table Hamiltonian (the interface of `hamiltonians.Hamiltonian`): `values` (q^9 window
+    energies, a tuple so the sampler compiles once per table), q, a name (a run directory, or
+    POTTS<q>_table) and the Hamiltonian it was trained on; focus 1, context 1."""
     values: tuple
     q: int
     name: str = "table"
+    trained_on: str | None = None
     focus = 1
     context = 1
+    lattice_kind = "potts_table"
+    beta_c = None
 
     @property
     def array(self) -> np.ndarray:
         return np.asarray(self.values, np.float64)
 
+    @property
+    def label(self) -> str:
+        return table_label(self.name)
+
     @classmethod
-    def of(cls, values, q: int, name: str = "table") -> "PottsTable":
+    def of(cls, values, q: int, name: str = "table", trained_on=None) -> "PottsTable":
         values = tuple(float(v) for v in np.asarray(values, np.float64).reshape(-1))
         if len(values) != check_q(q) ** WINDOW:
             raise ValueError(f"a q = {q} table of 3 x 3 windows has {q}^9 entries, got {len(values)}")
-        return cls(values, int(q), str(name))
+        return cls(values, int(q), str(name), None if trained_on is None else str(trained_on))
+
+    def energy(self, grids):
+        return table_energy(grids, self)
+
+    def attrs(self) -> dict:
+        return {"hamiltonian": self.name, "q": self.q, "energy_function": "table", "trained_on": str(self.trained_on),
+                "table_focus": 1, "table_context": 1}
+
+    def order_parameter(self, grids):
+        return magnetisation(grids, self.q)
+
+    def table(self):
+        return self
+
+    def exact_distribution(self, n_x: int, n_y: int, beta: float):
+        raise ValueError(f"{self.name}: a table Hamiltonian has no exact results here (its true one may)")
+
+    exact_moments = exact_log_z = exact_distribution
+
+    def check_grids(self, grids) -> None:
+        check_states(grids, self.q)
 
 
 def window_patterns(grids, q: int) -> np.ndarray:
@@ -169,11 +228,6 @@ def builtin_table(q: int) -> np.ndarray:
     """float64 (q^9,): the Potts energy as window energies, -(delta(centre, right) + delta(centre, down))."""
     digits = np.arange(q ** WINDOW)[:, None] // q ** np.arange(WINDOW) % q     # (q^9, 9), position 4 the centre
     return -((digits[:, 4] == digits[:, 5]).astype(np.float64) + (digits[:, 4] == digits[:, 7]))
-
-
-def is_potts(hamiltonian) -> bool:
-    """A Potts Hamiltonian (built in, or a table of one) rather than an Ising one."""
-    return isinstance(hamiltonian, (Potts, PottsTable))
 
 
 # ----------------------------------------------------------------------------- exact results of a finite periodic lattice

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 import ising
-from potts import Potts, PottsTable, builtin_table as potts_builtin_table
+from potts import PottsTable
 from checks import UserError
 from checks import atomic_path, write_json
 
@@ -203,14 +203,11 @@ def describe_run(run: Run) -> str:
     return f"the energy model {run.name}"
 
 
-def energy_table(source: str):
-    """(ising.Table, the Hamiltonian it should be) of a built-in Hamiltonian's name or of a run of the
-    extensive model (its tile network on every window, `EDNNEnergyModel.window_table`); UserError for
-    any other run, or a window too large to tabulate."""
-    if source in ising.HAMILTONIANS:
-        return ising.Table.of(ising.builtin_table(source), 1, 1, source), source
-    if str(source).endswith(".json"):
-        return fitted_table(source)
+def learned_hamiltonian(source) -> "ising.Table | PottsTable":
+    """A run of the extensive model as a table Hamiltonian (its tile network on every window,
+    `EDNNEnergyModel.window_table`), named by the run directory and trained_on its data's Hamiltonian;
+    UserError for any other run, or a window too large to tabulate. `hamiltonians.resolve` calls it
+    for a `--hamiltonian RUN_DIR`."""
     run = read_run(source)
     if run.metrics.get("class") != "ednn.EDNNEnergyModel":
         raise UserError(f"{source}: this is {describe_run(run)}; only the extensive model (energy_trainer.py "
@@ -220,47 +217,10 @@ def energy_table(source: str):
         values = model.window_table().numpy()
     except ValueError as err:
         raise UserError(f"{source}: {err}") from None
+    trained_on = model.hparams.hamiltonian
     if model.q > 2:
-        return PottsTable.of(values, model.q, str(source)), model.hparams.hamiltonian
-    return ising.Table.of(values, model.hparams.focus, model.hparams.context, str(source)), model.hparams.hamiltonian
-
-
-def hamiltonian_source(source: str, as_table: bool = False):
-    """What `--hamiltonian` names, for the sampler: (a built-in name, an `ising.Table` or a
-    `potts.Potts`, the Hamiltonian it is or was trained on, a name for outputs).  source: ISING1 /
-    ISING2 (as_table: through its table, the sampler path of a learned one), POTTS<q>, a run
-    directory of the extensive model, or a fit's JSON (inverse_ising.py)."""
-    spec = Potts.from_name(source)
-    if spec is not None:
-        if as_table:
-            return PottsTable.of(potts_builtin_table(spec.q), spec.q, f"{source}_table"), source, f"{source}_table"
-        return spec, source, source
-    if source in ising.HAMILTONIANS:
-        if as_table:
-            return ising.Table.of(ising.builtin_table(source), name=f"{source}_table"), source, f"{source}_table"
-        return source, source, source
-    path = Path(source)
-    if not path.is_dir() and path.suffix != ".json":
-        raise UserError(f"--hamiltonian {source}: not one of {', '.join(ising.HAMILTONIANS)}, a run directory or a "
-                        "fit's JSON; give e.g. ISING1, weights/energy/EDNN_F1_C1_hid16x2 or "
-                        "results/inverse_ising/pseudo_likelihood_ISING1.json")
-    table, trained_on = energy_table(source)
-    return table, trained_on, path.stem if path.suffix == ".json" else path.name
-
-
-def fitted_table(path):
-    """(ising.Table, trained_on) of a pseudo-likelihood fit's JSON (inverse_ising.py): its pair
-    couplings and field as window energies."""
-    try:
-        fit = json.loads(Path(path).read_text())
-        c = fit["couplings"]
-        pairs = [(*ising.PAIR_NAMES[n], float(c[n])) for n in ising.PAIR_NAMES]
-        values = ising.pair_table(pairs, float(c["field"]))
-    except FileNotFoundError:
-        raise UserError(f"{path} not found: write it with python inverse_ising.py --out {path}") from None
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
-        raise UserError(f"{path}: not a coupling fit written by inverse_ising.py ({type(err).__name__}: {err})") from None
-    return ising.Table.of(values, 1, 1, str(path)), fit.get("trained_on")
+        return PottsTable.of(values, model.q, str(source), trained_on=trained_on)
+    return ising.Table.of(values, model.hparams.focus, model.hparams.context, str(source), trained_on=trained_on)
 
 
 def export_weights(run_dir, dest_root="weights") -> Path:

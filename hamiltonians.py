@@ -1,0 +1,132 @@
+"""Every physical system is one object: the Hamiltonian interface, and the one resolver of `--hamiltonian`.
+
+Every consumer (the sampler, the data files, the models, thermodynamics, consistency, the phase
+diagram) asks the object, never its type. The systems:
+
+| `--hamiltonian`          | class              | q | lattice_kind  |
+|--------------------------|--------------------|---|---------------|
+| ISING1, ISING2           | `ising.Ising`      | 2 | "pairs"       |
+| POTTS<q> (`--q Q`)       | `potts.Potts`      | q | "potts"       |
+| a run of the EDNN, a fit | `ising.Table`      | 2 | "table"       |
+| a Potts run of the EDNN  | `potts.PottsTable` | q | "potts_table" |
+
+A built-in Hamiltonian "through its table" (`--as_table`) is `H.table()`: the same energy as a table,
+sampled as a learned one is. The physics stays numpy-only and the imports point down: a Hamiltonian
+names the kind of lattice that samples it (`lattice_kind`), and the sampler layer (`lattices.py`)
+holds one lattice class per kind, each carrying its own sweep, energy, start state and acceptance
+thresholds. A run directory is tabulated by the run layer, which the scripts hand to `resolve`
+(`learned=runs.learned_hamiltonian`), so this module never imports a model.
+
+A new system is a new class: a spin glass with couplings per bond implements the members below
+(its couplings in `attrs()`, so files rebuild it through `from_attrs`) with a lattice kind whose
+lattice reads per-bond couplings; `resolve` and `from_attrs` gain one line each.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+import ising
+import potts
+
+BUILT_IN = (*ising.HAMILTONIANS, "POTTS<q>")
+
+
+class Hamiltonian(Protocol):
+    """The interface every system implements.
+
+    name: the file attribute `hamiltonian` (ISING1, POTTS3, a run directory, a fit's JSON).
+    label: a short name for outputs (ISING1, ISING1_table, a run directory's last folder).
+    q: states per site: 2 for Ising spins ±1, q for Potts states 0..q-1 (files always carry it).
+    trained_on: the true Hamiltonian's name (itself for a built-in one; a learned one's training data).
+    beta_c: the infinite lattice's critical inverse temperature where it is known exactly, else None.
+    lattice_kind: which lattice class of `lattices.py` samples it.
+    """
+    name: str
+    label: str
+    q: int
+    trained_on: str | None
+    beta_c: float | None
+    lattice_kind: str
+
+    def energy(self, grids) -> np.ndarray:
+        """Total energies (N,) of grids (N, n_x, n_y), every bond once (float64 for numpy input)."""
+
+    def attrs(self) -> dict:
+        """What a data file records so that everything downstream can rebuild it (`from_attrs`)."""
+
+    def order_parameter(self, grids) -> np.ndarray:
+        """m per lattice, float64 (...) of grids (..., n_x, n_y)."""
+
+    def table(self):
+        """The energy as window energies (`ising.Table`, `potts.PottsTable`), itself for a table."""
+
+    def exact_distribution(self, n_x: int, n_y: int, beta: float):
+        """(levels, P(E)) of the finite periodic lattice; ValueError where no exact method reaches."""
+
+    def exact_moments(self, n_x: int, n_y: int, beta: float):
+        """(<E>, Var E) of the finite lattice; ValueError where no exact method reaches."""
+
+    def exact_log_z(self, n_x: int, n_y: int, beta: float) -> float:
+        """log Z of the finite lattice; ValueError where no exact method reaches."""
+
+    def check_grids(self, grids) -> None:
+        """ValueError unless grids hold this system's values (spins ±1, or states 0..q-1)."""
+
+
+def builtin(name: str):
+    """ISING1, ISING2 or POTTS<q> as its object, else None."""
+    if name in ising.HAMILTONIANS:
+        return ising.Ising(name)
+    return potts.Potts.from_name(name)
+
+
+def resolve(source, as_table: bool = False, learned=None) -> Hamiltonian:
+    """What a command line's `--hamiltonian` names: ISING1, ISING2, POTTS<q> (as_table: through its
+    table, the sampler's path for a learned one), a coupling fit's JSON (inverse_ising.py) or a run
+    directory of the extensive model, tabulated by `learned(path)` (the scripts pass
+    `runs.learned_hamiltonian`). A Hamiltonian object passes through. ValueError that says what to give."""
+    if not isinstance(source, str):
+        return source.table() if as_table else source
+    h = builtin(source)
+    if h is not None:
+        return h.table() if as_table else h
+    path = Path(source)
+    if path.suffix == ".json":
+        return fitted_table(path)
+    if path.is_dir() and learned is not None:
+        return learned(source)
+    raise ValueError(f"--hamiltonian {source}: not one of {', '.join(BUILT_IN)}, a run directory or a "
+                     "fit's JSON; give e.g. ISING1, POTTS3, weights/energy/EDNN_F1_C1_hid16x2 or "
+                     "results/inverse_ising/pseudo_likelihood_ISING1.json")
+
+
+def from_attrs(attrs) -> Hamiltonian | None:
+    """The built-in Hamiltonian a data file's attributes (`hamiltonian`, `q`) record, or None for a
+    learned table's file (its energy lives in its run). A file without `q` is Ising (q = 2)."""
+    name = attrs.get("hamiltonian")
+    name = name.decode() if isinstance(name, bytes) else name
+    q = int(attrs.get("q", 2) or 2)
+    if attrs.get("energy_function") == "table":
+        return None
+    if name is None or name == "":
+        return ising.Ising("ISING1") if q == 2 else potts.Potts(q)
+    return builtin(str(name))
+
+
+def fitted_table(path) -> ising.Table:
+    """A pseudo-likelihood fit's JSON (inverse_ising.py) as a table Hamiltonian: its pair couplings and
+    field as window energies; ValueError naming the file for anything else."""
+    try:
+        fit = json.loads(Path(path).read_text())
+        c = fit["couplings"]
+        pairs = [(*ising.PAIR_NAMES[n], float(c[n])) for n in ising.PAIR_NAMES]
+        values = ising.pair_table(pairs, float(c["field"]))
+    except FileNotFoundError:
+        raise ValueError(f"{path} not found: write it with python inverse_ising.py --out {path}") from None
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"{path}: not a coupling fit written by inverse_ising.py ({type(err).__name__}: {err})") from None
+    return ising.Table.of(values, 1, 1, str(path), trained_on=fit.get("trained_on"))

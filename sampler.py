@@ -1,0 +1,310 @@
+"""The Sampler: chains x betas of any Hamiltonian in one compiled JAX program, streamed; and the HDF5 file.
+
+    s = Sampler(8, 8, ising.Ising("ISING1"), betas=[0.3, 0.44], n_chains=512, seed=0)
+    s.burn(1000)
+    for spins, energies in s.stream(n=100, thin=5):     # int8 (k, R, S), float32 (k, R) per call
+        ...
+
+The Hamiltonian (`hamiltonians.py`) gives the lattice (`lattices.py`), which names its kernel
+(`metropolis.py`), its energy, start state and acceptance operand: nothing here asks what either is.
+Chain g of the batch has beta betas[g % n_betas]; the batch is padded (`_padded_batch`) and sharded
+over the devices JAX sees. `generate` is the data file: burn-in, the integrated autocorrelation time
+of the energy, thinning, and the samples streamed into chunked HDF5 datasets while the next block is
+computed, written under a temporary name and renamed when complete.
+
+HDF5 layout: ising_grids int8 (N, n_x, n_y) (spins ±1, or Potts states 0..q-1); true_energies float32
+(N,); beta float32 (N,); avg_E float32 (n_betas,) mean stored energy per beta; attributes: the
+Hamiltonian's own (`attrs()`: hamiltonian, q, and a table's energy_function, trained_on, table_focus,
+table_context), n_x, n_y, betas, n_chains, burn_in_sweeps, thin_sweeps, algorithm, random_seed,
+acceptance_rate and tau_int_sweeps (per beta, measured), n_samples_per_beta, versions (JSON), command.
+Sample order: index i = (t * n_chains + c) * n_betas + b (beta b fastest, then chain c, then stored
+time t), so any prefix [:n] has every beta equally often (+-1) and draws its lattices from as many
+different chains as possible.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+import shlex
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import jax
+import jax.numpy as jnp
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+import hamiltonians
+from checks import atomic_path
+from ising import integrated_autocorr_time
+from lattices import lattice
+from metropolis import ALGORITHMS, Chains, _stream_key, _words
+
+DENSE_MAX_SITES = 1024   # pair lattices: dense products up to here, gathers above (benchmarks/README.md)
+DEFAULT_BURN_IN = 1000
+DEFAULT_TOTAL_CHAINS = 4096
+TRACE_SWEEPS = 256       # last burn-in sweeps, where tau_int and the acceptance rate are measured
+
+
+# --------------------------------------------------------------------------- compiled programs
+def _sweeps(lat, algorithm, t0, n, blocks, ch):
+    """n sweeps from sweep t0; returns the blocks."""
+    sweep = lat.sweep(algorithm)
+    return jax.lax.fori_loop(jnp.uint32(0), n, lambda i, b: sweep(lat, t0 + i, b, 0.0, ch)[0], blocks)
+
+
+@functools.partial(jax.jit, static_argnames=("lat",))
+def _init(lat, key, cid):
+    """The random start (infinite temperature): float32 blocks (B, m_c)."""
+    return lat.start(_words(lat, key, cid, jnp.uint32(0))[:, :lat.S])
+
+
+_burn = jax.jit(_sweeps, static_argnames=("lat", "algorithm"), donate_argnames=("blocks",))
+
+
+@functools.partial(jax.jit, static_argnames=("lat", "algorithm", "n"), donate_argnames=("blocks",))
+def _trace(lat, algorithm, t0, n, blocks, ch):
+    """n sweeps: (blocks, energy after each sweep (n, B), accepted flips per chain (B,))."""
+    sweep = lat.sweep(algorithm)
+
+    def body(state, i):
+        b, e, acc = sweep(lat, t0 + i, state[0], state[1], ch)
+        e = lat.stored_energy(b, e)
+        return (b, e, state[2] + acc), e
+    start = (blocks, lat.energies(blocks), jnp.zeros(ch.cid.shape, jnp.int32))
+    (blocks, _, acc), es = jax.lax.scan(body, start, jnp.arange(n, dtype=jnp.uint32))
+    return blocks, es, acc
+
+
+@functools.partial(jax.jit, static_argnames=("lat", "algorithm", "n"), donate_argnames=("blocks",))
+def _produce(lat, algorithm, t0, n, thin, blocks, ch):
+    """n stored samples `thin` sweeps apart: (blocks, (spins int8 (n, B, S) in flat site order,
+    energies float32 (n, B))); int8 moves 4x less, and undoing the colour order here beats numpy."""
+    kernel = lat.sweep(algorithm)
+
+    def sweep(k, state):
+        return kernel(lat, k, state[0], state[1], ch)[:2]
+
+    def body(state, i):
+        b, e = jax.lax.fori_loop(t0 + i * thin, t0 + (i + 1) * thin, sweep, state)
+        e = lat.stored_energy(b, e)
+        return (b, e), (jnp.take(jnp.concatenate(b, axis=1).astype(jnp.int8), lat.inverse, axis=1), e)
+    (blocks, _), out = jax.lax.scan(body, (blocks, lat.energies(blocks)), jnp.arange(n, dtype=jnp.uint32))
+    return blocks, out
+
+
+def _padded_batch(n, n_devices):
+    """Batch size >= n: a multiple of n_devices, at least 64 (tiny runs share one compilation),
+    else rounded up to 2^k * {1, 1.25, 1.5, 1.75} so that nearby sizes share compilations."""
+    k = 1 << max(0, n.bit_length() - 3)
+    b = 64 if n <= 64 else -(-n // k) * k
+    return -(-b // n_devices) * n_devices
+
+
+def _powers_of_two(n, per):
+    """n split into calls of `per` (a power of two) and the rest in smaller powers of two: few shapes to compile."""
+    rest = n % per
+    return [per] * (n // per) + [1 << k for k in range(rest.bit_length() - 1, -1, -1) if rest >> k & 1]
+
+
+# --------------------------------------------------------------------------- the sampler
+class Sampler:
+    """A batch of chains at given betas, sharded over all JAX devices.
+
+    hamiltonian: a `hamiltonians.Hamiltonian` or a built-in name (ISING1, ISING2, POTTS<q>).
+    State: self.blocks, float32 spins (B, m_c) per colour (see `lattices.py`).  Batch index g has
+    beta betas[g % n_betas]; indices >= n_real are padding, discarded.  self.t counts sweeps.
+    dense: local fields by dense products (default: up to DENSE_MAX_SITES sites) or gathers.
+    """
+
+    def __init__(self, n_x, n_y, hamiltonian, betas, n_chains, seed, algorithm="checkerboard", dense=None):
+        self.hamiltonian = hamiltonians.resolve(hamiltonian)
+        self.n_x, self.n_y, self.S, self.algorithm = n_x, n_y, n_x * n_y, algorithm
+        self.lat = lattice(self.hamiltonian, n_x, n_y, self.S <= DENSE_MAX_SITES if dense is None else bool(dense))
+        self.lat.check_algorithm(algorithm)
+        self.betas = np.asarray(betas, np.float64).reshape(-1)
+        self.n_real = len(self.betas) * int(n_chains)
+        mesh = Mesh(np.array(jax.devices()), ("chains",))
+        self.B = B = _padded_batch(self.n_real, mesh.size)
+        if B * ((self.S + 1) // 2) >= 2 ** 32:
+            raise ValueError("too many chains for the 32-bit random-number counters; use fewer --n_chains")
+        # one row of thresholds for a single beta, broadcast over the chains: a (1, k) operand
+        # compiles to scalar compares, ~20 % faster than a row per chain
+        rows = self.betas if len(self.betas) == 1 else self.betas[np.arange(B) % len(self.betas)]
+        thr = self.lat.thresholds(rows, algorithm)
+        by_chain = NamedSharding(mesh, PartitionSpec("chains"))
+        self.chains = Chains(_stream_key(seed, 2),
+                             jax.device_put(thr,
+                                            by_chain if len(rows) == B else NamedSharding(mesh, PartitionSpec())),
+                             jax.device_put(np.arange(B, dtype=np.uint32), by_chain))
+        self.t, self.blocks = 0, _init(self.lat, _stream_key(seed, 1), self.chains.cid)   # sharded like cid
+
+    def _advance(self, n):
+        """Sweep counter t0 (uint32) for n more sweeps; the random stream's counters are 32 bits."""
+        if (self.t + n) * (self.S if self.algorithm == "single" else 1) >= 2 ** 32:
+            raise ValueError("run too long for the 32-bit sweep counter")
+        self.t += int(n)
+        return jnp.uint32(self.t - n)
+
+    def order(self):
+        """Start from a ground state of the lattice instead (all +1; Potts: all 0)."""
+        self.blocks = self.lat.ordered(self.blocks)
+
+    def burn(self, n):
+        """n sweeps, nothing recorded."""
+        if n > 0:
+            self.blocks = _burn(self.lat, self.algorithm, self._advance(n), jnp.uint32(n), self.blocks, self.chains)
+
+    def trace(self, n):
+        """n sweeps; returns (energy after each sweep (n, B), accepted flips per chain (B,))."""
+        self.blocks, es, acc = _trace(self.lat, self.algorithm, self._advance(n), int(n), self.blocks, self.chains)
+        return es, acc
+
+    def produce(self, n, thin):
+        """n stored samples `thin` sweeps apart: (spins int8 (n, B, S) in flat site order,
+        energies float32 (n, B)) as (asynchronous) device arrays."""
+        self.blocks, out = _produce(self.lat, self.algorithm, self._advance(n * thin), int(n), jnp.uint32(thin),
+                                    self.blocks, self.chains)
+        return out
+
+    def stream(self, n, thin, call_bytes=1 << 24):
+        """n samples `thin` sweeps apart, in calls of about call_bytes of int8 spins (a power of two of
+        samples each, the rest in smaller powers of two, so only a handful of shapes is compiled); the
+        next call is queued before one is handed over, so the device works while the host writes.
+        Yields (spins int8 (k, R, S) in flat site order, energies float32 (k, R)) numpy, R = n_real."""
+        per = 1 << max(0, (call_bytes // (self.B * self.S)).bit_length() - 1)
+        todo = _powers_of_two(n, per)
+        pending = self.produce(todo[0], thin)
+        for k in range(len(todo)):
+            spins, energies = pending
+            if k + 1 < len(todo):
+                pending = self.produce(todo[k + 1], thin)
+            yield np.asarray(spins)[:, :self.n_real], np.asarray(energies)[:, :self.n_real]
+
+
+# --------------------------------------------------------------------------- the data file
+def validate(hamiltonian, n_x, n_y, betas, n_samples, n_chains=None, burn_in=None, thin=None,
+             algorithm="checkerboard", filename=None, random_seed=0):
+    """Raise ValueError with a message saying what to change for impossible settings; returns
+    the betas as float64 (n_betas,).  hamiltonian: a `hamiltonians.Hamiltonian` or a built-in name."""
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"unknown algorithm {algorithm!r}; use one of {', '.join(ALGORITHMS)}")
+    if int(n_x) < 2 or int(n_y) < 2:
+        raise ValueError(f"lattice {n_x}x{n_y} is too small: --n_x and --n_y must be at least 2 "
+                         f"(a 1-wide periodic lattice couples a spin to itself)")
+    h, S = hamiltonians.resolve(hamiltonian), int(n_x) * int(n_y)
+    lattice(h, int(n_x), int(n_y), S <= DENSE_MAX_SITES).check_algorithm(algorithm)   # the lattice refuses sizes it cannot tile
+    if not 0 <= int(random_seed) < 2 ** 64:
+        raise ValueError(f"--random_seed must be in [0, 2^64) (got {random_seed})")
+    betas = np.asarray(betas, np.float64).reshape(-1)
+    if betas.size == 0:
+        raise ValueError("no beta given: pass --beta or --n_beta_samples with --beta_min/--beta_max")
+    if not np.all(np.isfinite(betas)) or np.any(betas < 0):
+        raise ValueError(f"beta must be finite and >= 0 (got {betas.tolist()}); inverse temperatures are non-negative")
+    for flag, value, least, what in (("--n_samples", n_samples, 1, "positive"), ("--n_chains", n_chains, 1, "positive"),
+                                     ("--burn_in", burn_in, 0, ">= 0 sweeps"), ("--thin", thin, 1, ">= 1 sweep")):
+        if value is not None and int(value) < least:
+            raise ValueError(f"{flag} must be {what} (got {value})")
+    if filename is not None:
+        parent = Path(filename).resolve().parent
+        if not parent.is_dir():
+            raise ValueError(f"output folder {parent} does not exist: create it (mkdir -p {parent}) "
+                             f"or choose another --filename")
+        if Path(filename).is_dir():
+            raise ValueError(f"--filename {filename} is a directory; give a file name")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise ValueError(f"no permission to write in {parent}; choose another --filename")
+    return betas
+
+
+def _write_block(dsets, start, grids, energies, betas):
+    """Append one block to the resizable datasets (a separate function so tests can interrupt it)."""
+    stop = start + len(grids)
+    for name, arr in zip(("ising_grids", "true_energies", "beta"), (grids, energies, betas)):
+        dsets[name].resize(stop, axis=0)
+        dsets[name][start:stop] = arr
+    return stop
+
+
+def _burn_in(sampler, burn_in, n_chains):
+    """Burn-in sweeps; the last TRACE_SWEEPS (in equilibrium) record the energy after each sweep
+    and the accepted flips, so production needs no per-sweep bookkeeping.  Returns (tau_int of
+    the energy in sweeps, acceptance rate), float64 (n_betas,) each, NaN where not measured."""
+    nb, n_tr = len(sampler.betas), min(TRACE_SWEEPS, burn_in)
+    sampler.burn(burn_in - n_tr)
+    tau, acc = np.full(nb, np.nan), np.full(nb, np.nan)
+    if n_tr:
+        es, flips = (np.asarray(x)[..., :sampler.n_real] for x in sampler.trace(n_tr))   # (n_tr, R), (R,)
+        acc = flips.reshape(n_chains, nb).sum(0) / (float(n_chains) * n_tr * sampler.S)
+        if n_tr >= 16:
+            tau = np.array([integrated_autocorr_time(es[:, b::nb].T) for b in range(nb)])
+    return tau, acc
+
+
+def _stream(sampler, f, n_samples, thin, bar, block_bytes):
+    """Produce n_samples per beta into the open HDF5 file f in the documented order.  Returns the
+    mean energy per beta, float64 (n_betas,)."""
+    R, nb, n_x, n_y = sampler.n_real, len(sampler.betas), sampler.n_x, sampler.n_y
+    N = n_samples * nb
+    dsets = {"ising_grids": f.create_dataset("ising_grids", (0, n_x, n_y), np.int8, maxshape=(N, n_x, n_y),
+                                             chunks=(max(1, min(N, (1 << 20) // sampler.S)), n_x, n_y))}
+    for name in ("true_energies", "beta"):
+        dsets[name] = f.create_dataset(name, (0,), np.float32, maxshape=(N,), chunks=(min(N, 1 << 16),))
+    beta_row = np.tile(sampler.betas.astype(np.float32), R // nb)                     # (R,)
+    sum_e, written = np.zeros(nb), 0
+    for spins, en in sampler.stream(-(-N // R), thin, block_bytes):
+        keep = min(spins.size // sampler.S, N - written)
+        spins, en = spins.reshape(-1, n_x, n_y)[:keep], en.reshape(-1)[:keep]
+        sum_e += np.bincount(np.arange(keep) % nb, weights=en, minlength=nb)
+        written = _write_block(dsets, written, spins, en, np.tile(beta_row, len(en) // R + 1)[:keep])
+        bar.update(keep)
+    return sum_e / n_samples
+
+
+def generate(filename, *, hamiltonian="ISING1", n_x=8, n_y=8, betas=(0.25,), n_samples=10000, n_chains=None,
+             burn_in=None, thin=None, random_seed=11, algorithm="checkerboard", progress=True,
+             command=None, block_bytes=1 << 25):
+    """Sample n_samples lattices per beta and write them atomically to `filename` (HDF5).
+
+    hamiltonian: a `hamiltonians.Hamiltonian` (its `attrs()` go into the file) or a built-in name.
+    n_chains: chains per beta (default: about 4096 chains in total, at most n_samples).
+    burn_in: sweeps discarded from a random start (default 1000).
+    thin: sweeps between stored samples (default: ceil of the largest integrated
+    autocorrelation time of the energy, measured per beta on the last 256 burn-in sweeps;
+    the acceptance rate is measured there too; with burn_in = 0 both are NaN and thin is 1).
+    command: the attribute `command` (default: this process's command line).
+    Raises ValueError for impossible settings (see `validate`); writes nothing then, and on any
+    failure or interruption removes its temporary file.  Returns the Path written.
+    """
+    import h5py
+    import jaxlib
+    from tqdm.auto import tqdm
+
+    h = hamiltonians.resolve(hamiltonian)
+    betas = validate(h, n_x, n_y, betas, n_samples, n_chains, burn_in, thin, algorithm, filename, random_seed)
+    n_x, n_y, n_samples, nb = int(n_x), int(n_y), int(n_samples), len(betas)
+    n_chains = int(n_chains) if n_chains is not None else max(1, min(n_samples, -(-DEFAULT_TOTAL_CHAINS // nb)))
+    burn_in = DEFAULT_BURN_IN if burn_in is None else int(burn_in)
+    sampler = Sampler(n_x, n_y, h, betas, n_chains, random_seed, algorithm)
+    tau, acc = _burn_in(sampler, burn_in, n_chains)
+    if thin is None:
+        thin = max(1, math.ceil(float(np.nanmax(tau)) - 1e-9)) if np.any(np.isfinite(tau)) else 1
+    with atomic_path(filename) as tmp:
+        with h5py.File(tmp, "w") as f, tqdm(total=n_samples * nb, unit="samples", unit_scale=True,
+                                             disable=not progress, desc=f"{h.label} {n_x}x{n_y} {nb} beta(s)") as bar:
+            f["avg_E"] = _stream(sampler, f, n_samples, int(thin), bar, block_bytes).astype(np.float32)
+            f.attrs.update(h.attrs())
+            f.attrs.update({"n_x": n_x, "n_y": n_y, "betas": betas, "n_chains": n_chains,
+                            "burn_in_sweeps": burn_in, "thin_sweeps": int(thin),
+                            "algorithm": sampler.lat.algorithm_name(algorithm),
+                            "random_seed": int(random_seed), "acceptance_rate": acc, "tau_int_sweeps": tau,
+                            "n_samples_per_beta": n_samples,
+                            "versions": json.dumps({"python": sys.version.split()[0], "jax": jax.__version__,
+                                                    "jaxlib": jaxlib.__version__, "numpy": np.__version__,
+                                                    "h5py": h5py.__version__}),
+                            "command": shlex.join(sys.argv) if command is None else command,
+                            "sample_order": "index = (t * n_chains + chain) * n_betas + beta_index"})
+    return Path(filename)
