@@ -24,9 +24,9 @@ beta 0.8 (disordered, 0.8 beta_c for q = 3), validation also at 0.4 and 1.6 (ord
 betas linspace(0.4, 1.0) up to beta_c; file names say the beta (`POTTS_NAMES`).
 
 Also here, for every module that reads or writes files: `read_metadata` (a file's attributes,
-lattice size, betas, Hamiltonian, Potts q), `file_q` (None for an Ising file, q for a Potts file:
-one whose attribute `q` is set, states 0..q-1 in `ising_grids`, `potts.py`), `require_file` (a missing file is one line that says how to
-make it), `open_h5` / `dataset` / `check_data_file` (an unreadable or incomplete file is one
+lattice size, betas, Hamiltonian, q), `file_q` (states per site: 2 for an Ising file, spins ±1
+in `ising_grids`, also a file without the attribute `q`; q > 2 for a Potts file, states 0..q-1,
+`potts.py`), `require_file` (a missing file is one line that says how to make it), `open_h5` / `dataset` / `check_data_file` (an unreadable or incomplete file is one
 line too). Files are written by `checks.atomic_path` / `checks.write_json` (a reader never sees a
 half-written file).
 
@@ -139,11 +139,12 @@ def check_data_file(path, keys=("ising_grids",)) -> dict:
     return read_metadata(path)
 
 
-def file_q(f):
-    """An open data file's Potts q (int >= 2), or None for an Ising file (no attribute `q`); a
-    one-line IsingDataError for a `q` that is no number of states."""
+def file_q(f) -> int:
+    """An open data file's states per site: its attribute `q` (2: Ising spins ±1; q > 2: Potts
+    states 0..q-1), 2 for a file without it (Ising); a one-line IsingDataError for a `q` that is
+    no number of states."""
     if "q" not in f.attrs:
-        return None
+        return 2
     import potts
 
     q = _plain(f.attrs["q"])
@@ -170,8 +171,7 @@ def _plain(value):
 def read_metadata(path) -> dict:
     """File attributes plus ``n_x``, ``n_y``, ``hamiltonian``, ``betas`` (list of floats), ``beta``
     (the single beta, or None for multi-beta files) and ``n_lattices`` (all betas together); a
-    Potts file's ``q`` is checked and an int (Ising files have no ``q`` key: read it as
-    ``meta.get("q")``, None for Ising).
+    ``q`` (`file_q`: 2 for Ising, also where the file has no attribute ``q``; q > 2 for Potts).
 
     Works on files without attributes too (shapes and the ``beta`` dataset are used); files
     written before the attribute was named ``hamiltonian`` call it ``model``.
@@ -181,8 +181,7 @@ def read_metadata(path) -> dict:
     path = Path(path)
     with open_h5(path) as f:
         meta = {k: _plain(v) for k, v in f.attrs.items()}
-        if "q" in meta:
-            meta["q"] = file_q(f)
+        meta["q"] = file_q(f)
         grids = f.get("ising_grids")
         meta["n_lattices"] = None
         if grids is not None and grids.ndim == 3:

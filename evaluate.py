@@ -175,7 +175,7 @@ def evaluate_runs(runs_root, eval_path, n: int = N_EVAL, seed: int = EVAL_SEED, 
 def file_hamiltonian(meta: dict) -> str:
     """The Hamiltonian of a data file from `data_files.read_metadata`: "POTTS<q>" for a Potts file
     (attribute q), else its attribute (ISING1 where an old file has none)."""
-    return Potts(meta["q"]).name if meta.get("q") is not None else (meta["hamiltonian"] or "ISING1")
+    return Potts(meta["q"]).name if meta["q"] > 2 else (meta["hamiltonian"] or "ISING1")
 
 
 def describe(row: dict) -> str:

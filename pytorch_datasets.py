@@ -4,7 +4,7 @@ File contract (written by ``generate_ising.py``): ``ising_grids`` int8 (N, n_x, 
 ``true_energies`` float32 (N,), ``beta`` float32 (N,) (or one value), file attributes
 (``hamiltonian``, ``n_x``, ``n_y``, ``betas``, ...; ``data_files.read_metadata`` reads them).
 A Potts file (``potts.py``) has the same layout and the attribute ``q``: its ``ising_grids``
-hold the states 0..q-1 (``ds.q``: q, None for an Ising file). Samples are interleaved over
+hold the states 0..q-1 (``ds.q``: q; 2 for an Ising file, spins ±1). Samples are interleaved over
 betas and chains, so any contiguous block of rows is a fair sample of the whole file.
 
 Items, all float32; "spins" is the snake sequence (L = n_x * n_y, `ising.snake_permutation`)
@@ -140,7 +140,7 @@ class _IsingDataset(Dataset):
         self._beta_const = None  # beta of a file that stores one value
         self._reader = None
         with open_h5(self.filepath) as f:
-            self.q = file_q(f)  # None: Ising spins ±1; q: Potts states 0..q-1
+            self.q = file_q(f)  # 2: Ising spins ±1; q > 2: Potts states 0..q-1
             self._check_grids(dataset(f, grids_key), "full" if in_memory else validate)
             self.keys = [grids_key]
             if energy_key is not None:
@@ -172,11 +172,11 @@ class _IsingDataset(Dataset):
 
     @property
     def _values(self) -> str:
-        return "±1" if self.q is None else f"integer states 0 ... {self.q - 1}"
+        return "±1" if self.q == 2 else f"integer states 0 ... {self.q - 1}"
 
     def _check_spins(self, grids: np.ndarray, rows) -> None:
         """grids (B, n_x, n_y) of file rows ``rows``: refuse anything but ±1 (Ising) or 0..q-1 (Potts)."""
-        if self.q is None:
+        if self.q == 2:
             bad = (grids != 1) & (grids != -1)
         else:
             bad = (grids < 0) | (grids >= self.q)
@@ -184,7 +184,7 @@ class _IsingDataset(Dataset):
                 bad |= grids != np.round(grids)  # also NaN
         if np.any(bad):
             i, r, c = np.argwhere(bad)[0].tolist()
-            kind = ("spins must be ±1" if self.q is None
+            kind = ("spins must be ±1" if self.q == 2
                     else f"states must be 0 ... {self.q - 1} (a q = {self.q} Potts file)")
             raise IsingDataError(f"{self.filepath}:{self.grids_key} lattice {rows[i]} holds {grids[i, r, c].item()!r} "
                                  f"at site ({r}, {c}); {kind}")
@@ -263,7 +263,7 @@ class _IsingDataset(Dataset):
         if self._probability:
             out = [p[:, :-1, None] for p in parts]
             # the class index of the target: ±1 -> {0, 1}; a Potts state is its own index
-            targets = [(p[:, 1:, None] + 1) / 2 if self.q is None else p[:, 1:, None] for p in parts]
+            targets = [(p[:, 1:, None] + 1) / 2 if self.q == 2 else p[:, 1:, None] for p in parts]
             out.append(np.stack(targets, axis=1) if self._two_d else targets[0])
         else:
             out = [p[:, :, None] for p in parts] + [rest.pop(0).reshape(-1, 1)]  # energy
@@ -408,11 +408,11 @@ class IsingDataModule(pl.LightningDataModule):
         file's size, kind (Ising, or Potts of the same q) and Hamiltonian: one-line
         IsingDataErrors before any training. Returns the training file's metadata."""
         train = read_metadata(self.train_path)
-        kind = lambda m: "Ising" if m.get("q") is None else f"q = {m['q']} Potts"  # noqa: E731
+        kind = lambda m: "Ising" if m["q"] == 2 else f"q = {m['q']} Potts"  # noqa: E731
         for path in (self.train_path, *self.val_paths, self.test_path):
             self._check_dataset(path)
             meta = read_metadata(path)
-            if meta.get("q") != train.get("q"):
+            if meta["q"] != train["q"]:
                 raise IsingDataError(f"{path} holds {kind(meta)} lattices but the training file {self.train_path} "
                                      f"{kind(train)} lattices; use files of one model")
             if (meta["n_x"], meta["n_y"]) != (train["n_x"], train["n_y"]):

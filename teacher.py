@@ -45,7 +45,7 @@ class TeacherDataModule(IsingDataModule):
         been trained on lattices of the training file's size and Hamiltonian: it labels them."""
         train = super().check_files()
         hp = self.teacher.hparams
-        q, teacher_q = train.get("q") or 2, int(hp.get("q", 2))
+        q, teacher_q = train["q"], int(hp.get("q", 2))  # a checkpoint without q is Ising
         if q != teacher_q:
             kind = lambda q: "Ising" if q == 2 else f"q = {q} Potts"  # noqa: E731
             raise UserError(f"--teacher: the teacher was trained on {kind(teacher_q)} lattices but {self.train_path} "

@@ -341,14 +341,13 @@ def run(family: str, parser: argparse.ArgumentParser, argv=None) -> dict | None:
     beta = args.beta if args.beta is not None else meta["beta"]
     if beta is None:
         parser.error(f"{args.train_path} holds several betas {meta['betas']}; pass --beta explicitly")
-    q = check_potts_run(parser, args, meta)
+    q = meta["q"]  # 2: Ising spins ±1; q > 2: Potts states 0..q-1
 
     # -- model: its class and hyper-parameters; it checks them
     cls_name = CLASSES[family, getattr(args, "architecture", "rnn")]
     hparams = {**architecture_hparams(args, family), **({"target": target} if is_ednn(args) else {}),
                "beta": float(beta), "n_x": meta["n_x"], "n_y": meta["n_y"],
-               "hamiltonian": meta["hamiltonian"] or ("ISING1" if q == 2 else Potts(q).name),
-               **({"q": q} if q > 2 else {})}  # Ising runs: the models' default q = 2
+               "hamiltonian": meta["hamiltonian"] or ("ISING1" if q == 2 else Potts(q).name), "q": q}
     if args.threads:
         torch.set_num_threads(args.threads)
     pl.seed_everything(args.seed, workers=True, verbose=False)  # a flag error after this stays one line
@@ -446,18 +445,6 @@ def run(family: str, parser: argparse.ArgumentParser, argv=None) -> dict | None:
     }
     print(f"run directory: {folder}\nmetrics: {write_metrics(folder, metrics)}")
     return metrics
-
-
-def check_potts_run(parser: argparse.ArgumentParser, args: argparse.Namespace, meta: dict) -> int:
-    """The model's q from the training file's metadata (2 for an Ising file); one line and exit 2
-    for what only the Ising models do (the data module has checked that every file is of this q)."""
-    q = meta.get("q")
-    if q is None:
-        return 2
-    if q == 2:
-        fail(parser, f"{args.train_path} is a q = 2 Potts file (states 0/1), which is the Ising model at beta / 2: "
-                     "the models read it as an Ising file (spins 2 s - 1, potts.ising_spins), so convert it")
-    return q
 
 
 def _first_missing(folder: Path):

@@ -649,7 +649,13 @@ def test_potts_items_carry_the_states(potts_file, cls):
 def test_potts_metadata_and_ising_files_unchanged(potts_file, small_file):
     meta = read_metadata(potts_file("meta.hdf5", q=4, n_samples=8))
     assert meta["q"] == 4 and isinstance(meta["q"], int) and meta["hamiltonian"] == "POTTS4"
-    assert "q" not in read_metadata(small_file) and ProbabilityDataset(small_file).q is None
+    assert read_metadata(small_file)["q"] == 2 and ProbabilityDataset(small_file).q == 2  # Ising: q = 2
+
+
+def test_a_file_without_q_is_ising(small_file, tmp_path):
+    """Files written before every file carried q: no attribute q is Ising (q = 2)."""
+    path = _broken(small_file, tmp_path / "no_q.hdf5", lambda f: f.attrs.pop("q", None))
+    assert read_metadata(path)["q"] == 2 and ProbabilityDataset(path).q == 2
 
 
 @pytest.mark.parametrize("value", [3, -1])

@@ -122,7 +122,7 @@ def test_last_checkpoint_holds_the_last_epochs_stopping_state(data, tmp_path, mo
     seen, write = {}, trainer_common.write_metrics
 
     def capture(run_dir, metrics):  # last.ckpt is removed once the run is done: read it first
-        seen.update(torch.load(run_dir / "last.ckpt", map_location="cpu", weights_only=False)["callbacks"])
+        seen.update(torch.load(run_dir / "last.ckpt", map_location="cpu", weights_only=True)["callbacks"])
         return write(run_dir, metrics)
 
     monkeypatch.setattr(trainer_common, "write_metrics", capture)
@@ -311,7 +311,7 @@ def test_a_killed_run_resumes_and_finishes(ising_file, data, tmp_path):
     out = proc.communicate(timeout=120)[0]
     assert proc.returncode != 0 and "run the same command again to resume" in out, out[-2000:]
     assert not (run_dir / "metrics.json").exists()
-    step = torch.load(run_dir / "last.ckpt", weights_only=False)["global_step"]
+    step = torch.load(run_dir / "last.ckpt", weights_only=True)["global_step"]
     assert 0 < step < 2 * 375                                   # stopped part-way: 3000 / 8 = 375 batches an epoch
     done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
@@ -435,7 +435,7 @@ def test_potts_files_that_do_not_fit_are_one_line(potts_data, potts_file, data, 
     q2 = [potts_file(f"q2_{k}.hdf5", q=2, n_samples=16, seed=k) for k in range(2)]
     err = _potts_error(energy_trainer.main, ["--train_path", str(q2[0]), "--val_paths", str(q2[1]),
                                              "--test_path", str(q2[1]), *out], capsys)
-    assert "is a q = 2 Potts file" in err
+    assert "spins must be ±1" in err  # q = 2 is the Ising model: spins ±1, not the states 0/1
     assert not (tmp_path / "energy").exists() and not (tmp_path / "probability").exists()
 
 
