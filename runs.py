@@ -15,7 +15,6 @@ run (hyper-parameter q > 2, `Run.q`, hamiltonian "POTTS<q>") reads lattices of t
 """
 from __future__ import annotations
 
-import importlib
 import json
 import pickle
 import zipfile
@@ -28,18 +27,9 @@ import ising
 from potts import PottsTable
 from checks import UserError
 from checks import atomic_path, write_json
+from model_registry import MODEL_CLASSES, model_class  # noqa: F401 (runs.model_class: the API)
 
 FAMILIES = ("energy", "probability")
-# metrics.json "class" -> the class; the only classes a run can name
-MODEL_CLASSES = ("energy_models.EnergyModel", "probability_models.ProbabilityModel", "ednn.EDNNEnergyModel")
-
-
-def model_class(name: str):
-    """The class named `module.Class` in MODEL_CLASSES."""
-    if name not in MODEL_CLASSES:
-        raise UserError(f"unknown model class {name!r}; runs are made by one of {', '.join(MODEL_CLASSES)}")
-    module, _, cls = name.rpartition(".")
-    return getattr(importlib.import_module(module), cls)
 
 
 def config_name(hparams: dict) -> str:
