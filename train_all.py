@@ -33,7 +33,7 @@ from pathlib import Path
 import data_files
 import evaluate as ev
 from checks import UserError, check_output_dir, main_guard, positive_int
-from trainer_common import apply_defaults, build_parser, run_directory
+from trainer_flags import apply_defaults, build_parser, run_directory
 
 ROOT = Path(__file__).resolve().parent
 
@@ -108,7 +108,7 @@ def trainer_args(spec: dict, profile: dict, extra=()) -> list[str]:
 
 def run_dir(family: str, args: list[str]) -> Path:
     """The folder the trainer writes for these flags, named by the trainer's own parser and
-    `trainer_common.run_directory` (a bad flag stops here, with the trainer's usage message,
+    `trainer_flags.run_directory` (a bad flag stops here, with the trainer's usage message,
     before anything is trained)."""
     parser = build_parser(family, "")
     parser.prog = f"{family}_trainer.py"
