@@ -25,26 +25,27 @@ from pathlib import Path
 
 import numpy as np
 
-import potts
+import hamiltonians
 from data_files import open_h5, read_metadata
-from ising import BETA_C_ISING1, chi_square_test, exact_energy_distribution, level_counts
+from ising import BETA_C_ISING1, chi_square_test, level_counts
 from plotting import hide_unused, plt, save_figure
 
 
 def _exact_distribution(info: dict, beta: float):
-    """(levels, P(E)) of a file's Hamiltonian at beta (`read_metadata` info): Ising or Potts."""
-    if info.get("q") is None:
-        return exact_energy_distribution(info["n_x"], info["n_y"], beta, info["hamiltonian"])
+    """(levels, P(E)) of a file's Hamiltonian at beta (`read_metadata` info); ValueError where none is exact."""
+    h = hamiltonians.from_attrs(info)
+    if h is None:
+        raise ValueError(f"{info['hamiltonian']}: a learned Hamiltonian's file has no exact energy distribution")
     try:
-        return potts.exact_energy_distribution(info["n_x"], info["n_y"], info["q"], beta)
+        return h.exact_distribution(info["n_x"], info["n_y"], beta)
     except ValueError as err:
         raise ValueError(f"{info['hamiltonian']} lattices of {info['n_x']} x {info['n_y']}: {err}") from None
 
 
 def critical_beta(path) -> float:
-    """The infinite lattice's critical beta of a file's model: ISING1's, or ln(1 + sqrt q) for Potts."""
-    q = read_metadata(path).get("q")
-    return BETA_C_ISING1 if q is None else potts.beta_c(q)
+    """The infinite lattice's critical beta of a file's model (ISING1's, ln(1 + sqrt q) for Potts), else ISING1's."""
+    h = hamiltonians.from_attrs(read_metadata(path))
+    return (h.beta_c if h is not None else None) or BETA_C_ISING1
 
 
 def _histogram_against_exact(sel: np.ndarray, info: dict, beta: float) -> dict:
@@ -125,11 +126,11 @@ def sampler_diagnostics(path) -> dict:
 def magnetisation_by_beta(path, max_samples: int = 200_000) -> dict:
     """{beta: per-site magnetisation m = mean spin, float64 (n,)} from a data file (a Potts file:
     the order parameter `potts.magnetisation`, 0 ... 1)."""
-    q = read_metadata(path).get("q")
+    states = hamiltonians.from_attrs({"q": read_metadata(path).get("q")})   # the order parameter depends on q alone
     with open_h5(path) as f:
         n = min(f["ising_grids"].shape[0], max_samples)
         grids = f["ising_grids"][:n]
-        m = grids.astype(np.float64).mean(axis=(1, 2)) if q is None else potts.magnetisation(grids, q)
+        m = states.order_parameter(grids)
         betas = f["beta"][:n].astype(np.float64)
     return {float(b): m[betas == b] for b in np.unique(betas)}
 

@@ -18,10 +18,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+import hamiltonians
 import ising
 from checks import UserError, main_guard, write_json
-from potts import PottsTable
-from runs import energy_table
+from runs import learned_hamiltonian
 
 PAIRS = {name: ising.canonical_shape([(0, 0), offset]) for name, offset in ising.PAIR_NAMES.items()}
 TRUTH = {name: ising.true_couplings(name) for name in ising.HAMILTONIANS}
@@ -43,11 +43,14 @@ def summary(classes: dict) -> dict:
 
 
 def report(source: str) -> dict:
-    table, hamiltonian = energy_table(source)
-    if isinstance(table, PottsTable):
+    try:
+        table = hamiltonians.resolve(source, as_table=True, learned=learned_hamiltonian)
+    except ValueError as err:
+        raise UserError(str(err)) from None
+    if table.q != 2:
         raise UserError(f"{source}: a q = {table.q} Potts energy function; the closed form here is the Ising "
                         "expansion in products of spins (a Potts one needs a basis of q-state characters)")
-    focus, context = table.focus, table.context
+    focus, context, hamiltonian = table.focus, table.context, table.trained_on
     classes = ising.coupling_classes(table.array, focus, context)
     return {"source": source, "focus": focus, "context": context, "trained_on": hamiltonian,
             "summary": summary(classes), "truth": TRUTH.get(hamiltonian),

@@ -38,8 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
+import hamiltonians
 import ising
-import potts
 from checks import UserError, check_output_dir, main_guard, positive_float, positive_int, seed_int
 
 MIN_ESS = 0.01
@@ -47,22 +47,19 @@ MIN_ESS = 0.01
 
 # ----------------------------------------------------------------------------- the Hamiltonian
 def potts_q(hamiltonian: str):
-    """q of a Potts Hamiltonian ("POTTS3" -> 3), None for the Ising ones (ISING1, ISING2)."""
-    model = potts.Potts.from_name(hamiltonian)
-    return None if model is None else model.q
+    """q of a Potts Hamiltonian ("POTTS3" -> 3), None for the Ising ones (ISING1, ISING2): captions only."""
+    q = hamiltonians.builtin(hamiltonian).q
+    return None if q == 2 else q
 
 
 def lattice_energy(grids, hamiltonian: str) -> np.ndarray:
-    """Exact energies: `potts.energy` of states for POTTS<q>, `ising.energy` of spins otherwise."""
-    return potts.energy(grids) if potts_q(hamiltonian) else ising.energy(grids, hamiltonian)
+    """Exact energies of the built-in Hamiltonian's lattices (spins ±1 or Potts states)."""
+    return hamiltonians.builtin(hamiltonian).energy(grids)
 
 
 def exact_energy_distribution(n_x: int, n_y: int, beta: float, hamiltonian: str):
     """(levels, P(E)) of the finite lattice; ValueError where no exact method applies."""
-    q = potts_q(hamiltonian)
-    if q:
-        return potts.exact_energy_distribution(n_x, n_y, q, beta)
-    return ising.exact_energy_distribution(n_x, n_y, beta, hamiltonian)
+    return hamiltonians.builtin(hamiltonian).exact_distribution(n_x, n_y, beta)
 
 
 def describe(hamiltonian: str):
@@ -116,16 +113,11 @@ def estimates(energies, log_q, beta: float, n_sites: int, n_boot: int = 200, see
 
 def exact_values(n_x: int, n_y: int, beta: float, hamiltonian: str) -> dict:
     """Exact finite-lattice F, U, C per site (None where no exact method applies)."""
-    s = n_x * n_y
-    q = potts_q(hamiltonian)
+    s, h = n_x * n_y, hamiltonians.builtin(hamiltonian)
     try:
-        if q:
-            mean, log_z = potts.exact_mean_energy(n_x, n_y, q, beta), potts.exact_log_z(n_x, n_y, q, beta)
-            return {"F_exact_per_site": -log_z / beta / s, "U_exact_per_site": mean / s,
-                    "C_exact_per_site": potts.exact_heat_capacity(n_x, n_y, q, beta) / s}
-        mean, var = ising.exact_moments(n_x, n_y, beta, hamiltonian)
-        log_z = ising.exact_log_z(n_x, n_y, beta, hamiltonian) if (hamiltonian == "ISING1" or min(n_x, n_y) <= 10) \
-            else None
+        mean, var = h.exact_moments(n_x, n_y, beta)
+        # log Z: Kaufman for ISING1 at any size, the transfer matrix (rows of <= 10 sites) otherwise
+        log_z = h.exact_log_z(n_x, n_y, beta) if (hamiltonian == "ISING1" or min(n_x, n_y) <= 10) else None
     except ValueError:
         return {"F_exact_per_site": None, "U_exact_per_site": None, "C_exact_per_site": None}
     return {"F_exact_per_site": None if log_z is None else -log_z / beta / s,

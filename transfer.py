@@ -66,15 +66,14 @@ def transfer_path(hamiltonian: str, size: int, betas, n: int, data_dir) -> Path:
 def transfer_file(hamiltonian: str, size: int, betas, n: int, data_dir) -> Path:
     """The lattices of one Hamiltonian and size at `betas`, n per beta: reused when a file with
     these betas exists, else written by the sampler (its seed depends on the size only);
-    "POTTS<q>" is sampled as `potts.Potts(q)`."""
+    any built-in name (POTTS<q> too) is sampled as itself."""
     path = transfer_path(hamiltonian, size, betas, n, data_dir)
     if not path.is_file():
-        import generate_ising
+        from sampler import generate                  # JAX: only when something is sampled
 
-        potts = Potts.from_name(hamiltonian)
         path.parent.mkdir(parents=True, exist_ok=True)
-        generate_ising.generate(path, hamiltonian=hamiltonian if potts is None else potts, n_x=size, n_y=size,
-                                betas=tuple(betas), n_samples=n, random_seed=1000 + size, progress=False)
+        generate(path, hamiltonian=hamiltonian, n_x=size, n_y=size, betas=tuple(betas), n_samples=n,
+                 random_seed=1000 + size, progress=False)
     return path
 
 

@@ -17,7 +17,7 @@ Measures, for 8 x 8 ISING1 at beta = 0.25, in one process:
     (it is not a requirement: `pip install thrml` to compare);
   * the two local-field paths of the sampler, dense colour-block products and neighbour
     gathers, on 8 x 8, 32 x 32 and 64 x 64 (sweeps alone, and producing stored samples):
-    where each wins sets generate_ising.DENSE_MAX_SITES;
+    where each wins sets sampler.DENSE_MAX_SITES;
   * a table Hamiltonian (3 x 3 window energies, the form of a learned energy function) against
     the built-in kernel on 16 x 16 ... 64 x 64, and the any-window table kernel it replaces there;
   * the q = 3 and q = 4 Potts heat-bath kernel against the Ising kernel on 8 x 8 and 64 x 64, near
@@ -36,7 +36,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import generate_ising as gi  # noqa: E402
+import lattices  # noqa: E402
 import metropolis  # noqa: E402
+import sampler  # noqa: E402
 import ising  # noqa: E402
 import potts  # noqa: E402
 
@@ -72,11 +74,11 @@ def sampler_updates_per_s(n_chains, repeats, algorithm="checkerboard", target_up
                           produce=False, hamiltonian="ISING1", beta=BETA, generic=False):
     """Attempted updates/s after compilation, median of repeats: burn-in sweeps, or (produce)
     stored samples 2 sweeps apart with their spins and energies.  generic: a focus-1 table through
-    the any-window kernel (`metropolis.TableLattice`) instead of its fast path."""
-    sm = metropolis.Sampler(size, size, hamiltonian, [beta], n_chains, 0, algorithm, dense=dense)
+    the any-window kernel (`lattices.TableLattice`) instead of its fast path."""
+    sm = sampler.Sampler(size, size, hamiltonian, [beta], n_chains, 0, algorithm, dense=dense)
     if generic:
-        sm.lat = metropolis.TableLattice(size, size, hamiltonian)
-        sm.blocks = metropolis._init(sm.lat, metropolis._stream_key(0, 1), sm.chains.cid)
+        sm.lat = lattices.TableLattice(size, size, sm.hamiltonian)
+        sm.blocks = sampler._init(sm.lat, metropolis._stream_key(0, 1), sm.chains.cid)
     n = 2 * max(2, int(target_updates // (2 * n_chains * size * size)))
 
     def run():
@@ -175,7 +177,7 @@ def tau_report():
     """tau_int of the energy (sweeps) and relaxation from a random start, 8x8, 512 chains per beta."""
     for model, betas in (("ISING1", [0.0, 0.05, 0.125, 0.25, 0.35, 0.44, 0.5, 0.6, 1.0]),
                          ("ISING2", [0.05, 0.125, 0.2, 0.25, 0.3, 0.44, 0.5, 1.0])):
-        sm = metropolis.Sampler(L, L, model, betas, 512, 0)
+        sm = sampler.Sampler(L, L, model, betas, 512, 0)
         nb = len(betas)
         # relaxation: mean energy per beta after k sweeps from the random start
         marks, means, done = [10, 30, 100, 300, 1000, 2000], [], 0
@@ -202,7 +204,7 @@ def tau_report():
 def field_paths(repeats):
     """Dense colour-block products against neighbour gathers, by lattice size."""
     print(f"\nLocal-field paths, ISING1 beta={BETA}, attempted updates/s (median of {repeats}; "
-          f"the sampler uses dense up to {metropolis.DENSE_MAX_SITES} sites):")
+          f"the sampler uses dense up to {sampler.DENSE_MAX_SITES} sites):")
     for size, n_chains in ((8, 8192), (32, 512), (64, 128)):
         for produce in (False, True):
             r = {dense: sampler_updates_per_s(n_chains, repeats, size=size, dense=dense, produce=produce,

@@ -81,7 +81,7 @@ def test_what_cannot_be_tabulated_is_one_line(tmp_path, capsys):
     assert main_guard(hamiltonian.main, [str(tmp_path)]) == 2
     assert "is not a finished run" in capsys.readouterr().err
     with pytest.raises(UserError, match="not a finished run"):
-        runs.energy_table(str(tmp_path / "nowhere"))
+        runs.learned_hamiltonian(str(tmp_path / "nowhere"))
 
 
 def test_cli_prints_the_truth_of_a_builtin_hamiltonian(capsys, tmp_path):
@@ -100,7 +100,7 @@ def test_a_sequence_model_is_not_tabulated(tmp_path):
     (run / "metrics.json").write_text(json.dumps({"class": "probability_models.ProbabilityModel",
                                                   "config": {"bidirectional": False}}))
     with pytest.raises(UserError, match="causal probability model GRU_1L_1H_hid8; only the extensive model"):
-        runs.energy_table(str(run))
+        runs.learned_hamiltonian(str(run))
 
 
 # ------------------------------------------------------------------ the sampler on a table Hamiltonian
@@ -110,7 +110,7 @@ ALPHA = 1e-4  # chi-square p-value threshold, fixed in advance (fixed seeds: rep
 def _sampled_states(table, n_x, n_y, beta, seed, n_chains=20000, n=4, thin=25):
     """Lattices from the compiled sampler with a table Hamiltonian, `thin` sweeps apart after a burn-in,
     and the energies the sampler stored for them."""
-    from metropolis import Sampler
+    from sampler import Sampler
 
     sampler = Sampler(n_x, n_y, table, [beta], n_chains, seed)
     sampler.burn(300)
@@ -141,11 +141,12 @@ def test_a_random_table_is_sampled_exactly(n_x, n_y, beta):
 
 @pytest.mark.slow
 def test_the_any_window_kernel_samples_exactly_too(monkeypatch):
-    """Focus-1 tables take the fast path (`metropolis.WindowLattice`); the kernel for any window
-    (`metropolis.TableLattice`, used for larger windows) passes the same test when forced."""
-    import metropolis
+    """Focus-1 tables take the fast path (`lattices.WindowLattice`); the kernel for any window
+    (`lattices.TableLattice`, used for larger windows) passes the same test when forced."""
+    import lattices
+    import sampler
 
-    monkeypatch.setattr(metropolis, "lattice", lambda n_x, n_y, h, dense: metropolis.TableLattice(n_x, n_y, h))
+    monkeypatch.setattr(sampler, "lattice", lambda h, n_x, n_y, dense: lattices.TableLattice(n_x, n_y, h))
     table = ising.Table.of(np.random.default_rng(0).normal(size=512), name="random")
     grids, energies = _sampled_states(table, 3, 4, 0.4, seed=5)
     np.testing.assert_allclose(energies, ising.table_energy(grids, table.array), atol=1e-4)
@@ -157,11 +158,11 @@ def test_the_any_window_kernel_samples_exactly_too(monkeypatch):
 def test_the_fast_table_kernel_tiles_any_size(n_x, n_y):
     """Colours of period 3, 4, 5 or 7 (the smallest divisor >= 3 of each side): the stored energies
     are the table's energies of the stored lattices, and no two sites of a colour share a window."""
-    import metropolis
+    import lattices
 
     table = ising.Table.of(np.random.default_rng(1).normal(size=512), name="random")
-    lat = metropolis.lattice(n_x, n_y, table, False)
-    assert isinstance(lat, metropolis.WindowLattice)
+    lat = lattices.lattice(table, n_x, n_y, False)
+    assert isinstance(lat, lattices.WindowLattice)
     x, y = np.divmod(lat.order, n_y)
     for c in range(lat.n_colours):
         xs, ys = x[lat.offsets[c]:lat.offsets[c + 1]], y[lat.offsets[c]:lat.offsets[c + 1]]
@@ -176,7 +177,7 @@ def test_the_fast_table_kernel_tiles_any_size(n_x, n_y):
 def test_a_trained_extensive_models_table_is_sampled_exactly():
     """The shipped supervised EDNN's learned energy function, sampled on 3 x 3 (windows wrapping onto
     themselves), against its own Boltzmann law enumerated over all 512 states; a wrong beta is rejected."""
-    table, _ = runs.energy_table(str(Path(__file__).resolve().parents[1] / "weights" / "energy" / "EDNN_F1_C1_hid16x2"))
+    table = runs.learned_hamiltonian(str(Path(__file__).resolve().parents[1] / "weights" / "energy" / "EDNN_F1_C1_hid16x2"))
     grids, energies = _sampled_states(table, 3, 3, 0.44, seed=7)
     np.testing.assert_allclose(energies, ising.table_energy(grids, table.array), atol=1e-4)
     assert _state_p_value(grids, table, 0.44) > ALPHA

@@ -148,7 +148,7 @@ def _cli(argv, capsys):
 @pytest.mark.parametrize("flags, message, usage", [
     (["--sizes", "8"], "at least 2 different sizes", False),
     (["--sizes", "1", "4"], "--sizes must be at least 2", False),
-    (["--hamiltonian", "NO_SUCH_RUN"], "--hamiltonian NO_SUCH_RUN: not one of ISING1, ISING2, a run directory", False),
+    (["--hamiltonian", "NO_SUCH_RUN"], "--hamiltonian NO_SUCH_RUN", False),
     (["--hamiltonian", "weights/probability/GRU_1L_1H_hid64"], "only the extensive model", False),
     (["--betas", "-1", "0.5"], "argument --betas: must be a positive number", True),
     (["--betas", "0.4"], "at least 2 different positive", False),
@@ -173,9 +173,10 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, flags, messa
 
 
 def test_sizes_a_table_cannot_tile():
-    with pytest.raises(UserError, match="not tiled by the table's focus 2"):
-        pd.check_settings([4, 6, 9], [0.3, 0.4], 8, focus=2)
-    assert pd.check_settings([8, 4, 8], [0.4, 0.3, 0.4], 8, focus=2) == ([4, 8], [0.3, 0.4])
+    table = ising.Table.of(np.zeros(2 ** 16), focus=2, context=1)
+    with pytest.raises(UserError, match="--sizes 9"):
+        pd.check_settings([4, 6, 9], [0.3, 0.4], 8, table)
+    assert pd.check_settings([8, 4, 8], [0.4, 0.3, 0.4], 8, table) == ([4, 8], [0.3, 0.4])
 
 
 def test_a_run_of_the_extensive_model(tmp_path):
@@ -205,8 +206,8 @@ def test_crossing_of_8_and_16_is_near_onsagers_beta_c(tmp_path):
 def test_a_builtin_hamiltonian_as_its_table(tmp_path):
     """--as_table: ISING1 through its table (the learned Hamiltonians' sampler path) gives Kaufman's U/N
     and C/N within the error bars, and is named apart from the built-in run."""
-    hamiltonian, trained_on, name = runs.hamiltonian_source("ISING1", as_table=True)
-    assert isinstance(hamiltonian, ising.Table) and (trained_on, name) == ("ISING1", "ISING1_table")
+    hamiltonian = pd.resolve("ISING1", as_table=True)
+    assert isinstance(hamiltonian, ising.Table) and (hamiltonian.trained_on, hamiltonian.label) == ("ISING1", "ISING1_table")
     assert pd.main(["--as_table", "--sizes", "4", "6", "--betas", "0.3", "0.44", "--chains", "32", "--sweeps", "2000",
                     "--burn_in", "300", "--seed", "5", "--no-progress_bar", "--out", str(tmp_path),
                     "--images", str(tmp_path)]) == 0
