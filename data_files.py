@@ -155,6 +155,17 @@ def file_q(f) -> int:
                              f"({err})") from None
 
 
+def file_hamiltonian(meta: dict) -> str:
+    """The Hamiltonian a file holds, from its metadata (`read_metadata`): its attribute
+    `hamiltonian`, or for a file written without it the nearest-neighbour model of its q (ISING1,
+    POTTS<q>)."""
+    if meta.get("hamiltonian"):
+        return meta["hamiltonian"]
+    import potts
+
+    return potts.Potts(meta["q"]).name if meta["q"] > 2 else "ISING1"
+
+
 def _plain(value):
     """HDF5 attribute -> plain Python value."""
     import numpy as np

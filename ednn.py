@@ -57,7 +57,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from checks import check_choice, check_positive_int, check_positive_number
-from ising import check_hamiltonian
 from lattice_module import LatticeModule
 from sequence_blocks import check_lattice_model, input_channels, sequences_to_grids
 
@@ -127,10 +126,7 @@ class EDNNEnergyModel(LatticeModule):
         check_positive_number("beta", beta)
         if isinstance(lr_decay, bool) or not (isinstance(lr_decay, numbers.Real) and 0 < lr_decay <= 1):
             raise ValueError(f"lr_decay must be in (0, 1] (1 = constant learning rate), got {lr_decay!r}")
-        if q == 2:
-            check_hamiltonian(hamiltonian)  # the Ising message, as before q existed
-        else:
-            check_lattice_model(hamiltonian, q)
+        check_lattice_model(hamiltonian, q)
         self.save_hyperparameters()
         layers = [nn.Conv2d(input_channels(self.q), hidden_size, focus + 2 * context, stride=focus), nn.SiLU()]
         for _ in range(num_layers - 1):

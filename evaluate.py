@@ -141,7 +141,7 @@ def evaluate_runs(runs_root, eval_path, n: int = N_EVAL, seed: int = EVAL_SEED, 
         raise UserError(f"no finished runs under {runs_root} (a run is <family>/<config>/metrics.json + best.ckpt); "
                         "train with energy_trainer.py / probability_trainer.py or `make demo`")
     meta = data_files.check_data_file(eval_path, EVAL_KEYS)
-    hamiltonian, lattice = file_hamiltonian(meta), (meta["n_x"], meta["n_y"])
+    hamiltonian, lattice = data_files.file_hamiltonian(meta), (meta["n_x"], meta["n_y"])
     # an ISING2 model scored on ISING1 lattices would be a meaningless row (a Potts model on Ising
     # lattices, or one of another q: not even states it reads), and so would a model scored on
     # lattices of another size than it learned (transfer.py scores runs on other sizes)
@@ -170,12 +170,6 @@ def evaluate_runs(runs_root, eval_path, n: int = N_EVAL, seed: int = EVAL_SEED, 
         runs = tqdm(runs, desc="evaluating runs", unit="run", disable=None)  # on a terminal only
     rows = sorted((score_run(run, grids, energies, betas) for run in runs), key=lambda r: r["rmse_centred"])
     return rows, (grids, energies, betas)
-
-
-def file_hamiltonian(meta: dict) -> str:
-    """The Hamiltonian of a data file from `data_files.read_metadata`: "POTTS<q>" for a Potts file
-    (attribute q), else its attribute (ISING1 where an old file has none)."""
-    return Potts(meta["q"]).name if meta["q"] > 2 else (meta["hamiltonian"] or "ISING1")
 
 
 def describe(row: dict) -> str:

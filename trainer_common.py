@@ -119,16 +119,7 @@ def prepare_data(parser: argparse.ArgumentParser, args: argparse.Namespace, fami
     beta = args.beta if args.beta is not None else meta["beta"]
     if beta is None:
         parser.error(f"{args.train_path} holds several betas {meta['betas']}; pass --beta explicitly")
-    q = meta["q"]
-    hamiltonian = meta["hamiltonian"] or _default_hamiltonian(q)
-    return Data(module, meta, float(beta), q, hamiltonian, target)
-
-
-def _default_hamiltonian(q: int) -> str:
-    """The Hamiltonian of a file that does not name one: nearest-neighbour Ising or Potts."""
-    from potts import Potts
-
-    return "ISING1" if q == 2 else Potts(q).name
+    return Data(module, meta, float(beta), meta["q"], data_files.file_hamiltonian(meta), target)
 
 
 # ----------------------------------------------------------------------------- model

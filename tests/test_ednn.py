@@ -174,7 +174,7 @@ def test_checkpoint_round_trip_and_test_metrics(tmp_path):
     (dict(lr="fast"), "lr must be a positive number"),
     (dict(beta=float("nan")), "beta must be a positive number"),
     (dict(lr_decay=1.5), "lr_decay must be in"),
-    (dict(hamiltonian="ISING3"), "unknown Hamiltonian"),
+    (dict(hamiltonian="ISING3"), "hamiltonian must be one of ISING1, ISING2"),
 ])
 def test_bad_hyper_parameters(kwargs, message):
     with pytest.raises(ValueError, match=message):
