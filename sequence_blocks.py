@@ -52,6 +52,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import hamiltonians
 import ising
 import potts
 from checks import check_choice, check_positive_int, check_positive_number
@@ -102,8 +103,14 @@ def check_lattice_model(hamiltonian, q) -> int:
 
 
 def exact_energy(grids: np.ndarray, hamiltonian: str = "ISING1", q: int = 2) -> np.ndarray:
-    """True energies (B,) float64 of grids (B, n_x, n_y): Ising spins ±1 (q = 2) or Potts states 0..q-1."""
-    return np.asarray(potts.energy(grids) if q > 2 else ising.energy(grids, hamiltonian), dtype=np.float64)
+    """True energies float64 (B,) of grids (B, n_x, n_y) under a built-in Hamiltonian (ISING1,
+    ISING2: spins ±1, q = 2; POTTS<q>: states 0..q-1), the Hamiltonian object's own energy;
+    ValueError for any other name."""
+    system = hamiltonians.from_attrs({"hamiltonian": hamiltonian, "q": q})
+    if system is None:
+        raise ValueError(f"no exact energy for the Hamiltonian {hamiltonian!r}: use one of "
+                         f"{', '.join(hamiltonians.BUILT_IN)}")
+    return np.asarray(system.energy(grids), dtype=np.float64)
 
 
 def input_channels(q: int) -> int:
