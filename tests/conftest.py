@@ -69,3 +69,20 @@ def potts_file(ising_file):
         return planted
 
     return make
+
+
+def user_error(code, err, *names, usage=False) -> str:
+    """The error line of a user's mistake, after checking what matters and not the wording: exit
+    status 2, no traceback, exactly one line on stderr (besides argparse's usage text when `usage`),
+    and that line names each of `names` (the flag, file or folder at fault; case ignored).
+
+    Test modules import it: `from conftest import user_error`."""
+    assert code == 2, err
+    assert "Traceback" not in err, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    if usage:
+        lines = [line for line in lines if not line.startswith(("usage:", " "))]
+    assert len(lines) == 1, err
+    for name in names:
+        assert str(name).lower() in lines[0].lower(), f"{name!r} not named in: {lines[0]}"
+    return lines[0]

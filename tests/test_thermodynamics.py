@@ -11,6 +11,7 @@ import torch
 import ising
 import thermodynamics as th
 from checks import main_guard
+from conftest import user_error
 from probability_models import ProbabilityModel
 from sequence_blocks import grids_to_sequences
 
@@ -149,11 +150,12 @@ def test_cli_writes_thermo_json_and_plots(ising_file, potts_file, tmp_path, caps
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     capsys.readouterr()
     potts3 = potts_file("val.hdf5", n_samples=32, seed=2, beta=0.8)     # a Potts file for an Ising run
-    for argv, message in (([str(tmp_path)], "best.ckpt"), ([str(runs[0])], "not a normalised"),
-                          ([str(runs[1]), "--mc_path", str(potts3)], "holds q = 3 Potts lattices, but --run")):
-        assert main_guard(th.main, ["--run", *argv, "--n_samples", "100", "--out", str(tmp_path / "x")]) == 2
-        err = capsys.readouterr().err
-        assert message in err and len(err.strip().splitlines()) == 1
+    # each a one-line error (conftest `user_error`) naming what is at fault: no run, a conditional
+    # model (not normalised), a Potts file for an Ising run
+    for argv, named in (([str(tmp_path)], tmp_path), ([str(runs[0])], runs[0]),
+                        ([str(runs[1]), "--mc_path", str(potts3)], potts3.name)):
+        code = main_guard(th.main, ["--run", *argv, "--n_samples", "100", "--out", str(tmp_path / "x")])
+        user_error(code, capsys.readouterr().err, named)
         assert not (tmp_path / "x").exists()
 
 
@@ -243,9 +245,8 @@ def test_cli_on_a_potts_run(potts_file, ising_file, tmp_path, capsys):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     ising = ising_file("val_data_beta_dot25.hdf5", betas=(0.3,), n_samples=64, seed=2, n_x=4, n_y=4, burn_in=20)
     capsys.readouterr()
-    for argv, message in ((["--mc_path", str(ising)], "holds Ising lattices, but --run"),
-                          (["--order", "cols"], "reads only the rows snake")):
-        assert main_guard(th.main, ["--run", str(run), *argv, "--n_samples", "100", "--out", str(tmp_path / "x")]) == 2
-        err = capsys.readouterr().err
-        assert message in err and len(err.strip().splitlines()) == 1, err
+    for argv, named in ((["--mc_path", str(ising)], ising.name),   # Ising lattices for a Potts run
+                        (["--order", "cols"], "--order")):          # the causal model reads only the rows snake
+        code = main_guard(th.main, ["--run", str(run), *argv, "--n_samples", "100", "--out", str(tmp_path / "x")])
+        user_error(code, capsys.readouterr().err, named)
         assert not (tmp_path / "x").exists()

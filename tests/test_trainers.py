@@ -22,7 +22,8 @@ from runs import config_name
 ROOT = Path(__file__).resolve().parents[1]
 N_TEST = 37  # odd on purpose: DDP on 2 processes must not count a padded sample twice
 FAST = ["--hidden_size", "8", "--batch_size", "16", "--max_epochs", "1", "--limit_train_batches", "2",
-        "--limit_val_batches", "2", "--accelerator", "cpu", "--devices", "1", "--no-progress_bar", "--lr", "3e-3"]
+        "--limit_val_batches", "2", "--accelerator", "cpu", "--devices", "1", "--no-progress_bar", "--lr", "3e-3",
+        "--log_every_n_steps", "1"]  # a log line per step: the 2 batches are fewer than the default interval
 
 
 @pytest.fixture(scope="module")

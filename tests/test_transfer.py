@@ -10,6 +10,7 @@ import energy_trainer
 import runs
 import transfer
 from checks import main_guard
+from conftest import user_error
 from ising import energy as ising_energy
 
 
@@ -49,8 +50,8 @@ def test_transfer_of_a_trained_ednn(ising_file, tmp_path, capsys):
     assert rows[3]["rmse_per_site"] < 0.5                       # it learned something that carries over
     for name in ("transfer.md", "transfer.csv", "transfer_plot.png"):
         assert (tmp_path / "out" / name).stat().st_size > 0
-    assert main_guard(transfer.main, ["--runs", str(tmp_path / "none"), "--sizes", "4"]) == 2
-    assert "no runs" in capsys.readouterr().err
+    code = main_guard(transfer.main, ["--runs", str(tmp_path / "none"), "--sizes", "4"])
+    user_error(code, capsys.readouterr().err, tmp_path / "none")                # no runs there
     # exported as weights only: smaller, loads alone from its new folder, predicts the same
     run = runs.find_runs(tmp_path / "runs")[0]
     assert ev.main(["export", str(run.dir), "--to", str(tmp_path / "weights")]) == 0
@@ -113,8 +114,7 @@ def test_transfer_of_a_potts_run(potts_file, ising_file, tmp_path, capsys):
         assert r["rmse_per_site"] == pytest.approx(np.sqrt(np.mean(err**2)) / 64, rel=1e-5)
         assert r["rmse_per_site_centred"] == pytest.approx(np.std(err) / 64, rel=1e-5, abs=1e-12)
     # a reused file of another Hamiltonian at a Potts run's path: one line, nothing scored
-    shutil.copy(ising_file("other.hdf5", betas=betas, n_samples=6, n_x=16, n_y=16),
-                transfer.transfer_path("POTTS3", 16, betas, 6, tmp_path / "lattices"))
-    assert main_guard(transfer.main, [*argv[:3], "16", *argv[5:]]) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "holds ISING1 lattices, not POTTS3 ones" in err
+    reused = transfer.transfer_path("POTTS3", 16, betas, 6, tmp_path / "lattices")
+    shutil.copy(ising_file("other.hdf5", betas=betas, n_samples=6, n_x=16, n_y=16), reused)
+    code = main_guard(transfer.main, [*argv[:3], "16", *argv[5:]])
+    user_error(code, capsys.readouterr().err, reused.name)
