@@ -84,13 +84,10 @@ class EDNNEnergyModel(LatticeModule):
     spin_flip (the tile energy symmetric under s -> -s; Potts: under every permutation of the states),
     q (2: Ising, the default; > 2: Potts, hamiltonian "POTTS<q>").
 
-    The defaults are a measured recipe: batch 128, 40 epochs of 100,000 lattices (8 x 8,
-    beta = 0.25), lr 0.1 x 0.8^epoch, about 2.3 CPU minutes on one thread; per-site RMSE on
-    64 x 64 lattices at beta = 0.2, 0.3, 0.4, 0.44 at most 1.6e-4 for ISING1 and ISING2. The
-    labels are sums over tiles, so the fit is an ill-conditioned regression: errors that barely
-    show at 8 x 8 (the energy of ordered windows, dominant at large beta) need a large learning
-    rate to make progress and one decayed to ~1e-5 to settle (starting at 1e-2 instead left
-    up to 8e-4 per site on ISING2 after 20 epochs, and ending at 4e-4 left 2e-3).
+    The defaults (lr 0.1, x lr_decay 0.8 after every epoch; the trainer adds batch 128) are the
+    recipe measured in results/transfer/README.md. The labels are sums over tiles, so the fit is
+    an ill-conditioned regression: a large learning rate makes progress on errors that barely
+    show on small lattices, and its decay lets the fit settle.
     """
 
     family = "energy"
