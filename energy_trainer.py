@@ -6,7 +6,7 @@
 
 Beta, lattice size and Ising model come from the training file's metadata and are stored
 in the checkpoint. Output: runs/energy/<config name>/ with best.ckpt, metrics.json and
-TensorBoard logs (see trainer_common.py).
+TensorBoard logs (the pipeline: trainer_common.py; the flags: trainer_flags.py).
 """
 import trainer_common
 

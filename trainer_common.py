@@ -49,9 +49,8 @@ from pathlib import Path
 import data_files
 from checks import UserError, check_output_dir, write_json
 from model_registry import class_name
-from trainer_flags import (  # noqa: F401 (build_parser, apply_defaults, run_directory: the trainers' API here too)
+from trainer_flags import (  # noqa: F401 (resolve_precision: the trainers' API here too)
     Architecture,
-    apply_defaults,
     architecture,
     build_parser,
     fail,
