@@ -27,7 +27,8 @@ import numpy as np
 
 import hamiltonians
 from data_files import open_h5, read_metadata
-from ising import BETA_C_ISING1, chi_square_test, level_counts
+from estimators import chi_square_test, level_counts
+from ising import BETA_C_ISING1
 from plotting import hide_unused, plt, save_figure
 
 

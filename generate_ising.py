@@ -23,12 +23,12 @@ import numpy as np
 
 import hamiltonians
 from checks import UserError, main_guard
-from sampler import ALGORITHMS, DEFAULT_BURN_IN, DEFAULT_TOTAL_CHAINS, Sampler, _write_block, generate, validate  # noqa: F401 (API)
+from sampler import ALGORITHMS, DEFAULT_BURN_IN, DEFAULT_TOTAL_CHAINS, Sampler, generate, validate  # noqa: F401 (API)
 
 __all__ = ["generate", "main", "validate", "Sampler"]
 
 HELP_DEFAULTS = """
-Defaults: --thin is ceil(tau_int) of the energy at the slowest beta of the run, measured on the last
+Defaults: --thin is ceil(tau_int), the integrated autocorrelation time of the energy, at the slowest beta of the run, measured on the last
 256 burn-in sweeps of all chains (attributes thin_sweeps, tau_int_sweeps); --burn_in 1000 sweeps is
 10x the equilibration time at every beta (8x8) and ~200 tau_int at the critical point; --n_chains
 about 4096 in total, where the throughput saturates on 2 cores. Measured values and how they were

@@ -18,12 +18,12 @@ From their mean A over the chains (= the average over all samples):
     U4      = 1 - <m^4> / (3 <m^2>^2)        (Binder cumulant: 0 disordered, 2/3 ordered)
 Error bars come from the spread between chains only, so they hold whatever the autocorrelation
 within a chain: the standard error std_k(a_k)/sqrt(K) for U and <|m|>, the leave-one-out
-jackknife over chains for the nonlinear C, chi and U4 (`ising.jackknife`).
+jackknife over chains for the nonlinear C, chi and U4 (`estimators.jackknife`).
 
 At T_c the U4 curves of all sizes cross (U4 is scale invariant there, 0.6107 for 2D Ising); below,
 larger lattices order more (U4 -> 2/3), above they order less (U4 -> 0). The crossing of each pair
 of consecutive sizes is where the difference d(beta) = U4_L2 - U4_L1 changes sign between two grid
-points, the zero of its linear interpolation (`ising.crossing`: of the sign changes from - to +,
+points, the zero of its linear interpolation (`estimators.crossing`: of the sign changes from - to +,
 the most significant; noise makes others where the curves run together). Its error is a jackknife over chains: chain k
 left out of both sizes at once (the sizes' chains are independent, so the pairs are i.i.d.), the
 zero recomputed in the same grid interval. The combined estimate T_c is the crossing of the two
@@ -31,7 +31,7 @@ largest sizes, not a mean over pairs: crossings drift with L (corrections to sca
 omega)), and the smaller pairs, with smaller error bars, would pull a weighted mean towards their
 bias. T = 1/beta, T_err = beta_err / beta^2 (from the jackknife of T itself).
 
-Critical slowing down: the integrated autocorrelation time of |m| (tau_int, `ising.integrated_autocorr_time`,
+Critical slowing down: the integrated autocorrelation time of |m| (tau_int, `estimators.integrated_autocorr_time`,
 in sweeps, reported per row) grows ~L^2 at T_c: in the default ISING1 run at beta = 0.44,
 tau_int(|m|) = 26 (16x16), 100 (32x32), 422 (64x64) sweeps. Defaults: 20,000 sweeps (47 tau at 64x64)
 after 4,000 burn-in sweeps (9.5 tau); --thin measured per beta block, a third
@@ -58,6 +58,7 @@ from pathlib import Path
 
 import numpy as np
 
+import estimators
 import hamiltonians
 import ising
 from checks import (UserError, atomic_path, check_output_dir, main_guard, non_negative_int, positive_float,
@@ -147,22 +148,22 @@ def sample_block(size, hamiltonian, betas, chains, sweeps, burn_in, thin, seed, 
         thin = 1
         if pilot >= 16:
             m = _series(s, pilot, 1, bar)[0]
-            thin = max(1, int(min(ising.integrated_autocorr_time(np.abs(m[:, :, b]).T) for b in range(nb)) // 3))
+            thin = max(1, int(min(estimators.integrated_autocorr_time(np.abs(m[:, :, b]).T) for b in range(nb)) // 3))
     thin = max(1, min(thin, sweeps // 2))
     m, E = _series(s, sweeps // thin, thin, bar)
     e = E.astype(np.float64) / S
     avg = np.stack([e.mean(0), (e * e).mean(0), np.abs(m).mean(0), (m * m).mean(0), (m ** 4).mean(0)], axis=-1)
-    tau_m = np.array([thin * ising.integrated_autocorr_time(np.abs(m[:, :, b]).T) for b in range(nb)])
-    tau_e = np.array([thin * ising.integrated_autocorr_time(e[:, :, b].T) for b in range(nb)])
+    tau_m = np.array([thin * estimators.integrated_autocorr_time(np.abs(m[:, :, b]).T) for b in range(nb)])
+    tau_e = np.array([thin * estimators.integrated_autocorr_time(e[:, :, b].T) for b in range(nb)])
     return avg, tau_m, tau_e, thin
 
 
 def row(avg, beta: float, size: int) -> tuple[dict, np.ndarray]:
     """The row of one (L, beta) from the per-chain averages (K, 5); also U4's jackknife replicates (K,)."""
     S, K = size * size, len(avg)
-    c, c_err, _ = ising.jackknife(avg, lambda v: beta ** 2 * S * (v[1] - v[0] ** 2))
-    chi, chi_err, _ = ising.jackknife(avg, lambda v: beta * S * (v[3] - v[2] ** 2))
-    u4, u4_err, reps = ising.jackknife(avg, lambda v: ising.binder_cumulant(v[3], v[4]))
+    c, c_err, _ = estimators.jackknife(avg, lambda v: beta ** 2 * S * (v[1] - v[0] ** 2))
+    chi, chi_err, _ = estimators.jackknife(avg, lambda v: beta * S * (v[3] - v[2] ** 2))
+    u4, u4_err, reps = estimators.jackknife(avg, lambda v: estimators.binder_cumulant(v[3], v[4]))
     mean, se = avg.mean(0), avg.std(0, ddof=1) / math.sqrt(K)
     return {"L": size, "beta": beta, "T": 1.0 / beta, "U_per_site": mean[0], "U_err": se[0],
             "C_per_site": float(c), "C_err": float(c_err), "abs_m": mean[2], "abs_m_err": se[2],
@@ -174,12 +175,12 @@ def crossing_of(betas, u1, u2, reps1, reps2, sizes) -> dict:
     d_reps = reps2 - reps1                                      # (K, nb)
     k = len(d_reps)
     d_err = np.sqrt((k - 1) / k * ((d_reps - d_reps.mean(0)) ** 2).sum(0))
-    found = ising.crossing(betas, u1, u2, d_err, direction=+1)     # the larger lattice orders more at large beta
+    found = estimators.crossing(betas, u1, u2, d_err, direction=+1)     # the larger lattice orders more at large beta
     if found is None:
         return {"sizes": list(sizes), "beta": None, "beta_err": None, "T": None, "T_err": None,
                 "note": "U4 of the two sizes does not cross on this beta grid"}
     bc, i = found
-    b_reps = np.array([ising.linear_root(betas, d, i) for d in d_reps])
+    b_reps = np.array([estimators.linear_root(betas, d, i) for d in d_reps])
     jk = lambda r: math.sqrt((k - 1) / k * ((r - r.mean()) ** 2).sum())   # noqa: E731
     return {"sizes": list(sizes), "beta": bc, "beta_err": jk(b_reps), "T": 1.0 / bc, "T_err": jk(1.0 / b_reps),
             "bracket": [betas[i], betas[i + 1]], "binder_at_crossing": float(np.interp(bc, betas, u2))}

@@ -39,7 +39,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 import hamiltonians
 from checks import atomic_path
-from ising import integrated_autocorr_time
+from estimators import integrated_autocorr_time
 from lattices import lattice
 from metropolis import ALGORITHMS, Chains, _stream_key, _words
 
