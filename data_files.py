@@ -9,14 +9,11 @@ default:
     python data_files.py --data_dir data/ising2 --hamiltonian ISING2   # the same set for the other Hamiltonian
     python data_files.py --data_dir data/potts3 --q 3                  # the q-state Potts set (below)
 
-Sizes (stored lattices per beta; 8 x 8 ISING1, about a minute on 2 cores, 32 MB): train
-200,000 at beta 0.25; validation 20,000 each at beta 0.25 (the main one), 0.125 and 0.5; test
-20,000 at beta 0.25; eval 20 betas linspace(0.125, 0.44) x 5,000. The eval range makes the
-centred energies E - mean(E) span about -81 ... +75 on 8 x 8, like the published eval file's
--82 ... +66 (measured extremes of 100,000 samples: 0.125 ... 0.44 gives -80.9 ... +75.1 with
-seed 16, the file below; 0.05 ... 0.5 gives -79 ... +81; 0 ... 0.5 gives -83 ... +97); 0.44
-is next to the critical point 0.4407. Every file has its own seed, so the files are
-independent samples.
+Sizes (stored lattices per beta, 8 x 8 ISING1, 32 MB): train 200,000 at beta 0.25; validation
+20,000 each at beta 0.25 (the main one), 0.125 and 0.5; test 20,000 at beta 0.25; eval 20 betas
+linspace(0.125, 0.44) x 5,000, so that the centred energies E - mean(E) span about the published
+eval file's range (how it was chosen: results/README.md); 0.44 is next to the critical point
+0.4407. Every file has its own seed, so the files are independent samples.
 
 The q-state Potts set (`--q Q`, beta_c = ln(1 + sqrt q): 1.005 for q = 3) has the same roles and
 sizes at betas in the same relation to the transition: train, the main validation file and test at
