@@ -221,8 +221,32 @@ def colouring(n_x: int, n_y: int, hamiltonian: str = "ISING1") -> np.ndarray:
 # is (f i - c, f j - c); pattern = sum_k b_k 2^k over the window's sites k in row-major order, with
 # b = (1 + s) / 2. An extensive model with focus f and context c is exactly such a function (its
 # tile network on all 2^(w^2) windows), and so is every built-in Hamiltonian (`builtin_table`).
+class LearnedTable:
+    """What every table Hamiltonian (`Table`, `potts.PottsTable`) shares: a short label for outputs,
+    the file attributes of a table, itself as its table, and no exact results."""
+
+    @property
+    def label(self) -> str:
+        """A run directory's last folder, a fit's file stem."""
+        name = str(self.name).rstrip("/")
+        base = name.rsplit("/", 1)[-1]
+        return base[:-5] if base.endswith(".json") else base
+
+    def attrs(self) -> dict:
+        return {"hamiltonian": self.name, "q": self.q, "energy_function": "table", "trained_on": str(self.trained_on),
+                "table_focus": self.focus, "table_context": self.context}
+
+    def table(self):
+        return self
+
+    def exact_distribution(self, n_x: int, n_y: int, beta: float):
+        raise ValueError(f"{self.name}: a table Hamiltonian has no exact results here (its true one may)")
+
+    exact_moments = exact_log_z = exact_distribution
+
+
 @dataclass(frozen=True)
-class Table:
+class Table(LearnedTable):
     """A table Hamiltonian (the interface of `hamiltonians.Hamiltonian`): `values` (2^(w*w) window
     energies, a tuple so that the sampler can compile once per table), focus f, context c, a name (a
     run directory, a coupling fit's JSON, or ISING1_table) and the Hamiltonian it was trained on."""
@@ -239,11 +263,6 @@ class Table:
     def array(self) -> np.ndarray:
         return np.asarray(self.values, np.float64)
 
-    @property
-    def label(self) -> str:
-        """A short name for outputs: a run directory's last folder, a fit's file stem."""
-        return table_label(self.name)
-
     @classmethod
     def of(cls, values, focus: int = 1, context: int = 1, name: str = "table", trained_on=None) -> "Table":
         values = tuple(float(v) for v in np.asarray(values, np.float64).reshape(-1))
@@ -255,30 +274,11 @@ class Table:
     def energy(self, grids):
         return table_energy(grids, self.array, self.focus, self.context)
 
-    def attrs(self) -> dict:
-        return {"hamiltonian": self.name, "q": 2, "energy_function": "table", "trained_on": str(self.trained_on),
-                "table_focus": self.focus, "table_context": self.context}
-
     def order_parameter(self, grids):
         return spin_mean(grids)
 
-    def table(self):
-        return self
-
-    def exact_distribution(self, n_x: int, n_y: int, beta: float):
-        raise ValueError(f"{self.name}: a table Hamiltonian has no exact results here (its true one may)")
-
-    exact_moments = exact_log_z = exact_distribution
-
     def check_grids(self, grids) -> None:
         check_spins(grids)
-
-
-def table_label(name: str) -> str:
-    """A table's short name for outputs: a run directory's last folder, a fit's file stem."""
-    name = str(name).rstrip("/")
-    base = name.rsplit("/", 1)[-1]
-    return base[:-5] if base.endswith(".json") else base
 
 
 def window_offsets(focus: int, context: int) -> np.ndarray:

@@ -24,7 +24,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ising import table_label
+from ising import LearnedTable
 
 Q_MAX = 127                       # int8 states
 
@@ -160,7 +160,7 @@ WINDOW = 9
 
 
 @dataclass(frozen=True)
-class PottsTable:
+class PottsTable(LearnedTable):
     """A q-state table Hamiltonian (the interface of `hamiltonians.Hamiltonian`): `values` (q^9 window
     energies, a tuple so the sampler compiles once per table), q, a name (a run directory, or
     POTTS<q>_table) and the Hamiltonian it was trained on; focus 1, context 1."""
@@ -177,10 +177,6 @@ class PottsTable:
     def array(self) -> np.ndarray:
         return np.asarray(self.values, np.float64)
 
-    @property
-    def label(self) -> str:
-        return table_label(self.name)
-
     @classmethod
     def of(cls, values, q: int, name: str = "table", trained_on=None) -> "PottsTable":
         values = tuple(float(v) for v in np.asarray(values, np.float64).reshape(-1))
@@ -191,20 +187,8 @@ class PottsTable:
     def energy(self, grids):
         return table_energy(grids, self)
 
-    def attrs(self) -> dict:
-        return {"hamiltonian": self.name, "q": self.q, "energy_function": "table", "trained_on": str(self.trained_on),
-                "table_focus": 1, "table_context": 1}
-
     def order_parameter(self, grids):
         return magnetisation(grids, self.q)
-
-    def table(self):
-        return self
-
-    def exact_distribution(self, n_x: int, n_y: int, beta: float):
-        raise ValueError(f"{self.name}: a table Hamiltonian has no exact results here (its true one may)")
-
-    exact_moments = exact_log_z = exact_distribution
 
     def check_grids(self, grids) -> None:
         check_states(grids, self.q)
