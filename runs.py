@@ -2,9 +2,10 @@
 
 A run is the folder a trainer writes, `<output_dir>/<family>/<config name>/`, holding
 `best.ckpt` and `metrics.json`; metrics.json records the model's class (`"class":
-"energy_models.EnergyModel"`), so loading a run is one lookup (`load_model`), and
-`<Class>.load_from_checkpoint(path)` alone works too (every hyper-parameter is in the
-checkpoint). `find_runs` finds runs under a folder, one group of folders deep or more
+"energy_models.EnergyModel"`), so loading a run is one lookup in `model_registry` (`load_model`),
+and `<Class>.load_from_checkpoint(path)` alone works too (every hyper-parameter is in the
+checkpoint). Checkpoints are read with weights_only=True (`load_checkpoint`): one holding any
+Python object besides tensors and plain values is refused unread, in one line. `find_runs` finds runs under a folder, one group of folders deep or more
 (e.g. `results/parity/32-true_seed1/energy/...`). `export_weights` copies a run as weights
 and hyper-parameters only, a few hundred kB, the form `weights/` ships.
 
