@@ -13,13 +13,16 @@ $(VENV)/.installed: requirements.txt
 	$(VENV)/bin/pip install -r requirements.txt
 	touch $@
 
-# The whole suite, slow statistical checks included (this is what CI runs).
+# The whole suite, slow statistical checks included (this is what CI runs), in TEST_WORKERS processes
+# (pytest-xdist); a test file stays in one process, so its module fixtures (tiny trained runs) are made once.
+TEST_WORKERS ?= 2
+XDIST = -n $(TEST_WORKERS) --dist loadfile
 test: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q $(XDIST)
 
 # Everything but the tests marked slow.
 test-fast: install
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q $(XDIST) -m "not slow"
 
 # ---------------------------------------------------------------------------- data
 # `make data` writes the standard files that are missing into DATA_DIR (names, betas, sizes,
