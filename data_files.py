@@ -58,22 +58,22 @@ SIZES = {"n_train": 200_000, "n_val": 20_000, "n_test": 20_000, "n_eval": 5_000}
 LATTICE = "--n_x 8 --n_y 8"
 
 
-def path(role: str, data_dir=DATA_DIR, q=None) -> str:
-    """The standard file of a role ("train", "val", "val_125", "val_5", "test", "eval"); q: of the Potts set."""
-    name = POTTS_NAMES.get(role, STANDARD[role][0]) if q else STANDARD[role][0]
+def path(role: str, data_dir=DATA_DIR, q: int = 2) -> str:
+    """The standard file of a role ("train", "val", "val_125", "val_5", "test", "eval"); q > 2: of the Potts set."""
+    name = POTTS_NAMES.get(role, STANDARD[role][0]) if q > 2 else STANDARD[role][0]
     return str(Path(data_dir) / name)
 
 
-def val_paths(data_dir=DATA_DIR, q=None) -> list[str]:
+def val_paths(data_dir=DATA_DIR, q: int = 2) -> list[str]:
     """The validation files, the main one (early stopping) first."""
     return [path(r, data_dir, q) for r in ("val", "val_125", "val_5")]
 
 
-def command(role: str, data_dir=DATA_DIR, hamiltonian: str = "ISING1", q=None, **sizes) -> list[str]:
-    """generate_ising.py arguments that write the standard file of `role` (q: the Potts set's)."""
+def command(role: str, data_dir=DATA_DIR, hamiltonian: str = "ISING1", q: int = 2, **sizes) -> list[str]:
+    """generate_ising.py arguments that write the standard file of `role` (q > 2: the Potts set's)."""
     _, flags, size = STANDARD[role]
     n = sizes.get(size) or SIZES[size]
-    model = ["--q", str(q), *POTTS_FLAGS[role].split()] if q else ["--hamiltonian", hamiltonian, *flags.split()]
+    model = ["--q", str(q), *POTTS_FLAGS[role].split()] if q > 2 else ["--hamiltonian", hamiltonian, *flags.split()]
     return [*LATTICE.split(), *model, "--n_samples", str(n), "--filename", path(role, data_dir, q)]
 
 
@@ -226,12 +226,12 @@ def main(argv=None) -> int:
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--data_dir", default=DATA_DIR, help="folder for the files")
     p.add_argument("--hamiltonian", "--model", default="ISING1", choices=("ISING1", "ISING2"), help="Hamiltonian")
-    p.add_argument("--q", type=int, default=None, help="the q-state Potts set instead (betas in the docstring)")
+    p.add_argument("--q", type=int, default=2, help="the q-state Potts set for q > 2 (betas in the docstring); 2: Ising")
     for size, n in SIZES.items():
         p.add_argument(f"--{size}", type=positive_int, default=n, help="lattices per beta")
     args = p.parse_args(argv)
     sizes = {k: getattr(args, k) for k in SIZES}
-    if args.q is not None:
+    if args.q != 2:
         import potts
 
         try:

@@ -46,10 +46,9 @@ MIN_ESS = 0.01
 
 
 # ----------------------------------------------------------------------------- the Hamiltonian
-def potts_q(hamiltonian: str):
-    """q of a Potts Hamiltonian ("POTTS3" -> 3), None for the Ising ones (ISING1, ISING2): captions only."""
-    q = hamiltonians.builtin(hamiltonian).q
-    return None if q == 2 else q
+def states(hamiltonian: str) -> int:
+    """q of a built-in Hamiltonian: 2 for ISING1/ISING2, q for POTTS<q>."""
+    return hamiltonians.builtin(hamiltonian).q
 
 
 def lattice_energy(grids, hamiltonian: str) -> np.ndarray:
@@ -64,12 +63,12 @@ def exact_energy_distribution(n_x: int, n_y: int, beta: float, hamiltonian: str)
 
 def describe(hamiltonian: str):
     """A Potts run's caption ("q = 3 Potts model (POTTS3)"); None for Ising, whose outputs carry none."""
-    q = potts_q(hamiltonian)
-    return None if q is None else f"q = {q} Potts model ({hamiltonian})"
+    q = states(hamiltonian)
+    return None if q == 2 else f"q = {q} Potts model ({hamiltonian})"
 
 
 def _lattices(q) -> str:
-    return "Ising lattices" if q is None else f"q = {q} Potts lattices"
+    return "Ising lattices" if q == 2 else f"q = {q} Potts lattices"
 
 
 # ----------------------------------------------------------------------------- estimators
@@ -189,7 +188,7 @@ def plot_thermodynamics(report: dict, arrays: dict, images_dir, mc_grids=None, p
     from plotting import plt, save_figure
 
     n_x, n_y, kind, bt = report["n_x"], report["n_y"], report["hamiltonian"], report["beta_train"]
-    s, q, caption = n_x * n_y, potts_q(kind), describe(kind)
+    s, q, caption = n_x * n_y, states(kind), describe(kind)
     if caption:
         caption = f"{caption}, {n_x} × {n_y}, trained at β = {bt:g}"
     rows = [r for r in report["rows"] if r["F_per_site"] is not None]
@@ -244,7 +243,7 @@ def plot_thermodynamics(report: dict, arrays: dict, images_dir, mc_grids=None, p
             a.set_xticks([])
             a.set_yticks([])
             if grids is not None and k < len(grids):
-                a.imshow(grids[k], cmap="gray", vmin=0 if q else -1, vmax=q - 1 if q else 1)
+                a.imshow(grids[k], cmap="gray", vmin=-1 if q == 2 else 0, vmax=1 if q == 2 else q - 1)
                 a.set_title(f"{name}, E = {lattice_energy(grids[k], kind):g}", fontsize=8)
     if caption:
         fig.suptitle(caption)
@@ -278,9 +277,9 @@ def markdown_rows(report: dict) -> str:
     return "\n".join(lines)
 
 
-def monte_carlo_lattices(path, shape, n: int = 8, q=None):
+def monte_carlo_lattices(path, shape, n: int = 8, q: int = 2):
     """The first n lattices of a Monte Carlo file if they have `shape` (n_x, n_y) and are of the
-    model of `q` (None: Ising; a Potts q), else None (for the plot)."""
+    model of `q` (2: Ising; a Potts q), else None (for the plot)."""
     from data_files import dataset, file_q, open_h5
 
     if path is None or not Path(path).is_file():
@@ -330,9 +329,9 @@ def main(argv=None) -> int:
     out = Path(args.out or args.run)
     check_output_dir("--out", out)
     check_output_dir("--images", args.images or out)
-    q = potts_q(model.hparams.hamiltonian)
+    q = states(model.hparams.hamiltonian)
     # the default is shown only if it is there
-    mc_path = args.mc_path or (data_path("test") if q is None else data_path("test", f"data/potts{q}", q))
+    mc_path = args.mc_path or data_path("test", "data" if q == 2 else f"data/potts{q}", q)
     if args.mc_path or Path(mc_path).is_file():
         mc_q = check_data_file(mc_path).get("q")
         if args.mc_path and mc_q != q:
