@@ -220,7 +220,13 @@ def fit(parser: argparse.ArgumentParser, args: argparse.Namespace, training: Tra
     if training.resume_from:
         print(f"resuming from {training.resume_from}")
     try:  # weights_only: a checkpoint holding anything but tensors and plain values is refused unread
-        trainer.fit(model, datamodule=data.module, ckpt_path=training.resume_from, weights_only=True)
+        with warnings.catch_warnings():
+            # a fresh run: Lightning, seeing the on-interrupt checkpoint callback, looks for a last.ckpt
+            # to resume from and says twice that there is none; that is what a fresh run expects
+            if not training.resume_from:
+                warnings.filterwarnings("ignore", message=r".*\.fit\(ckpt_path=None\)` was called without a model")
+                warnings.filterwarnings("ignore", message=r'.*\.fit\(ckpt_path="last"\) is set, but there is no last')
+            trainer.fit(model, datamodule=data.module, ckpt_path=training.resume_from, weights_only=True)
     except SIGTERMException:
         raise SystemExit(f"interrupted: state saved in {last}; run the same command again to resume")
     except pickle.UnpicklingError as err:
