@@ -12,15 +12,14 @@ There is no finite-temperature transition in 2D (beta_c = None); the order param
 the overlap q = (1/N) sum_i a_i b_i of two replicas, its Binder ratio the finite-size crossing.
 
 Exact results of one instance, by the row-to-row transfer matrix along the longer side (rows of the
-shorter, R = 2^n_y row states, up to 14 sites): T_x = D_x V_x, D_x = diag exp(beta sum_y J_h[x, y]
-r_y r_(y+1)) the bonds inside row x, V_x = kron_y [[e^(beta J), e^(-beta J)], [e^(-beta J), e^(beta J)]]
-with J = J_v[x, y] the bonds to row x + 1, applied one column (one axis of the row index) at a time.
-Z = Tr prod_x T_x, a batch of start rows at a time; the global flip commutes with every T_x, so only
-the start rows with first spin -1 are carried (times 2).
-- `log_z`: any couplings, any beta (12 x 12 in seconds).
+shorter, R = 2^n_y row states, up to 14 sites): Z = Tr prod_x D_x V_x, D_x = diag exp(beta sum_y
+J_h[x, y] r_y r_(y+1)) the bonds inside row x, V_x = kron_y [[e^(beta J), e^(-beta J)], [e^(-beta J),
+e^(beta J)]], J = J_v[x, y], the bonds to row x + 1, applied a few columns (axes of the row index) at a
+time to a batch of start rows; the global flip commutes with every factor, so only the start rows with
+first spin -1 are carried (times 2).
+- `log_z`: any couplings, any beta; `moments` from it (or exactly from the density of states).
 - `ground_state`: the same product over the (min, +) semiring, with counts: E_0 and its degeneracy.
-- `density_of_states`: integer couplings (±J), the energy kept as a polynomial; from it
-  `exact_energy_distribution` and exact `moments` (finite differences of log Z otherwise).
+- `density_of_states`: integer couplings (±J), the energy as a polynomial; `exact_energy_distribution`.
 - `all_states` / `enumerated_distribution`: brute force over 2^(n_x n_y) states (tests).
 """
 from __future__ import annotations
@@ -36,11 +35,9 @@ from estimators import binder_cumulant
 
 MAX_ROW = 14                 # R = 16384 row states: the exact references stop here
 MAX_DOS_WORK = 1e10          # `_dos_work`, ~3-8 s per 1e9: 8 x 8 ±J 5e8 (2 s), 9 x 9 3.5e9 (30 s), 10 x 10 2e10 beyond
-MAX_DOS_BYTES = 2.5e8        # one batch of polynomials
 # entries (start rows x row states x levels) per batch: dense products gain from large batches, the
 # elementwise (min, +) and polynomial steps from batches that stay in cache
 CHUNK_LOG_Z, CHUNK_GROUND, CHUNK_DOS = 2 ** 19, 2 ** 16, 2 ** 17
-GROUP = 6                    # columns per dense factor of V_x: (64 x 64) products through BLAS
 TIE = 1e-9                   # ground-state energies closer than this are one level
 
 
@@ -86,7 +83,8 @@ def check_couplings(J_h, J_v):
         bad = np.argwhere(~np.isfinite(J))
         if len(bad):
             x, y = bad[0]
-            raise ValueError(f"couplings must be finite ({'NaN' if np.isnan(J[x, y]) else J[x, y]} at {name}[{x}, {y}])")
+            value = "NaN" if np.isnan(J[x, y]) else J[x, y]
+            raise ValueError(f"couplings must be finite ({value} at {name}[{x}, {y}])")
     return J_h, J_v
 
 
@@ -148,10 +146,10 @@ def log_z(J_h, J_v, beta: float) -> float:
     """log Z of one instance at inverse temperature beta, any real couplings.
 
     Each start row's vector M (B, R) of the batch runs through T_0 ... T_(n_x - 1): D_x multiplies the
-    row states, V_x acts on groups of GROUP columns (axes of the row index) as dense 2^6 x 2^6 Kronecker
-    factors, each bond's e^|beta J| kept out of them (entries 1 and e^(-2 |beta J|)); M is rescaled by
-    its max per start row and the log of the scale kept, so nothing overflows at beta = 5.
-    12 x 12 (R = 4096) in ~2-5 s; rows of up to 14 sites.
+    row states, V_x acts on each half of the row (the leading and the trailing axes of the row index)
+    as a dense Kronecker factor (64 x 64 for rows of 12), each bond's e^|beta J| kept out of them
+    (entries 1 and e^(-2 |beta J|)); M is rescaled by its max per start row and the log of the scale
+    kept, so nothing overflows at beta = 5. 12 x 12 (R = 4096) in ~2 s; rows of up to 14 sites.
     """
     J_h, J_v = _oriented(J_h, J_v)
     n_x, n_y = J_h.shape
@@ -162,8 +160,8 @@ def log_z(J_h, J_v, beta: float) -> float:
         a = -beta * _intra(J_h[x], rows)                   # log of D_x's diagonal
         d.append(np.exp(a - a.max()))
         log_const += a.max() + np.abs(beta * J_v[x]).sum()
-    groups = [(c, min(c + GROUP, n_y)) for c in range(0, n_y, GROUP)]
-    factors = [[_kron_factor(beta * J_v[x, c0:c1]) for c0, c1 in groups] for x in range(n_x)]
+    h = n_y // 2                                           # two halves: large products through BLAS
+    factors = [(_kron_factor(beta * J_v[x, :h]), _kron_factor(beta * J_v[x, h:])) for x in range(n_x)]
     logs = []
     for r0 in _batches(n_y, CHUNK_LOG_Z):
         B = len(r0)
@@ -172,11 +170,9 @@ def log_z(J_h, J_v, beta: float) -> float:
         log_s = np.zeros(B)
         for x in range(n_x):
             M *= d[x]
-            for (c0, c1), F in zip(groups, factors[x]):    # V_x restricted to columns c0 ... c1 - 1
-                if c1 == n_y:
-                    M = (M.reshape(-1, 2 ** (c1 - c0)) @ F).reshape(B, R)
-                else:
-                    M = np.matmul(F, M.reshape(-1, 2 ** (c1 - c0), 2 ** (n_y - c1))).reshape(B, R)
+            F0, F1 = factors[x]                            # V_x = F0 (first half) kron F1 (second)
+            M = np.matmul(F0, M.reshape(B, len(F0), len(F1)))
+            M = (M.reshape(-1, len(F1)) @ F1).reshape(B, R)
             s = M.max(axis=1)
             M /= s[:, None]
             log_s += np.log(s)
@@ -239,12 +235,10 @@ def _integer_couplings(J_h, J_v):
     return np.rint(J_h).astype(np.int64), np.rint(J_v).astype(np.int64)
 
 
-def _dos_work(J_h, J_v):
-    """(work, bytes per start row) of `density_of_states` for oriented integer couplings."""
-    n_x, n_y = J_h.shape
-    L = 2 * int(np.abs(J_h).sum() + np.abs(J_v).sum()) + 1
-    R = 2 ** n_y
-    return 0.5 * R * R * L * n_x * n_y, 8.0 * L * R
+def _dos_work(J_h, J_v) -> float:
+    """Entries updated by `density_of_states` (oriented couplings): start rows x levels x R x bonds."""
+    R, L = 2 ** J_h.shape[1], 2 * np.abs(J_h).sum() + 2 * np.abs(J_v).sum() + 1
+    return 0.5 * R * R * L * J_h.size
 
 
 def density_of_states(J_h, J_v):
@@ -256,8 +250,8 @@ def density_of_states(J_h, J_v):
     window of levels reached so far is touched. 8 x 8 ±J in ~2 s; ValueError beyond MAX_DOS_WORK.
     """
     J_h, J_v = _integer_couplings(J_h, J_v)
-    work, row_bytes = _dos_work(J_h, J_v)
-    if work > MAX_DOS_WORK or row_bytes > MAX_DOS_BYTES:
+    work = _dos_work(J_h, J_v)
+    if work > MAX_DOS_WORK:
         raise ValueError(f"exact density of states of this {J_h.shape[0]} x {J_h.shape[1]} instance: ~{work:.1e} "
                          f"operations (limit {MAX_DOS_WORK:.0e}; 8 x 8 ±J is 5e8): use a smaller lattice, or "
                          f"log_z and moments (any couplings)")
@@ -313,16 +307,15 @@ def exact_energy_distribution(J_h, J_v, beta: float):
 
 def moments(J_h, J_v, beta: float) -> tuple[float, float]:
     """(<E>, Var E): exact from the density of states for integer couplings where it is within reach
-    (rows of <= 10 sites and MAX_DOS_WORK: ±J up to 9 x 9, 10 x 6), else -d log Z / d beta and d^2 log Z / d beta^2 by 5-point finite
-    differences of `log_z` (~1e-8 relative, as `ising.kaufman_moments`)."""
-    try:
-        if _oriented(J_h, J_v)[0].shape[1] > 10:
-            raise ValueError("rows too long for the polynomial")
+    (rows of <= 10 sites and MAX_DOS_WORK: ±J up to 9 x 9, 10 x 6), else -d log Z / d beta and
+    d^2 log Z / d beta^2 by 5-point finite differences of `log_z` (~1e-8 relative, as
+    `ising.kaufman_moments`)."""
+    J_h, J_v = _oriented(J_h, J_v)
+    integer = np.all(J_h == np.rint(J_h)) and np.all(J_v == np.rint(J_v))
+    if integer and J_h.shape[1] <= 10 and _dos_work(J_h, J_v) <= MAX_DOS_WORK:
         levels, p = exact_energy_distribution(J_h, J_v, beta)
         mean = float((levels * p).sum())
         return mean, float((p * (levels - mean) ** 2).sum())
-    except ValueError:
-        pass
     h = 1e-3 * max(abs(float(beta)), 0.01)
     f = [log_z(J_h, J_v, beta + k * h) for k in (-2, -1, 0, 1, 2)]
     mean = -(-f[4] + 8 * f[3] - 8 * f[1] + f[0]) / (12 * h)

@@ -102,6 +102,24 @@ def test_all_couplings_one_is_ising1(n):
     assert rel(sg.log_z(ones, ones, 0.44 * 1.01), ising.kaufman_log_z(n, n, 0.44)) > 1e-10
 
 
+def test_moments_by_finite_differences_match_kaufman():
+    ones = np.ones((10, 10))                                  # beyond the density of states: log Z differences
+    for beta in (0.3, 0.44):
+        mean, var = sg.moments(ones, ones, beta)
+        ref_mean, ref_var = ising.kaufman_moments(10, 10, beta)
+        assert rel(mean, ref_mean) < 1e-7 and rel(var, ref_var) < 1e-6
+    assert rel(sg.moments(ones, ones, 0.4444)[1], ising.kaufman_moments(10, 10, 0.44)[1]) > 1e-6
+
+
+def test_energy_of_jax_arrays():
+    jnp = pytest.importorskip("jax.numpy")
+    J_h, J_v = instance(4, 6, "gauss", 4)
+    grids = np.random.default_rng(0).choice([-1, 1], size=(10, 4, 6)).astype(np.int8)
+    e = sg.energy(jnp.asarray(grids), J_h, J_v)
+    assert e.dtype == jnp.float32
+    np.testing.assert_allclose(np.asarray(e), sg.energy(grids, J_h, J_v), rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("n_x,n_y", [(6, 6), (10, 10), (3, 8)])
 def test_ising1_ground_state_and_distribution(n_x, n_y):
     ones = np.ones((n_x, n_y))
@@ -190,7 +208,8 @@ def test_overlap_and_binder_ratio():
 # ---------------------------------------------------------------------------- EdwardsAnderson
 def test_edwards_anderson_object():
     H = sg.EdwardsAnderson.standard(4, 5, 3)
-    assert (H.name, H.label, H.q, H.trained_on, H.beta_c, H.lattice_kind) == ("EA", "EA_4x5_seed3", 2, "EA", None, "bonds")
+    assert (H.name, H.label, H.q, H.trained_on, H.beta_c, H.lattice_kind) == \
+        ("EA", "EA_4x5_seed3", 2, "EA", None, "bonds")
     assert sg.EdwardsAnderson.from_attrs(H.attrs()) == H and hash(sg.EdwardsAnderson.from_attrs(H.attrs())) == hash(H)
     G = sg.EdwardsAnderson.of(*instance(3, 4, "gauss", 2))
     assert G.label == "EA_3x4" and G.attrs()["disorder_seed"] == -1
@@ -230,5 +249,6 @@ def test_neighbours_match_ising1():
     H = sg.EdwardsAnderson.standard(3, 4, 0)
     nb = H.neighbours(3, 4)
     s = ising.all_states(3, 4)[::37].reshape(-1, 12).astype(np.float64)
-    e = -0.5 * np.array([sum(s[k, i] * w * s[k, j] for i in range(12) for j, w in nb[i].items()) for k in range(len(s))])
+    e = -0.5 * np.array([sum(s[k, i] * w * s[k, j] for i in range(12) for j, w in nb[i].items())
+                         for k in range(len(s))])
     np.testing.assert_array_equal(e, H.energy(s.reshape(-1, 3, 4)))
