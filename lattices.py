@@ -10,7 +10,8 @@ interact, so a kernel updates a whole block at once. Each lattice carries what t
 - `energies(blocks)`: E of a state; `stored_energy(blocks, e)`: the energy after a sweep;
 - `start(bits)`: the random (infinite-temperature) start; `ordered(blocks)`: a ground state;
 - `thresholds(betas, algorithm)`: the kernel's per-beta acceptance operand; `algorithm_name`.
-Classes: `PairLattice` (ISING1/ISING2, any size), `TableLattice` / `WindowLattice` (a table
+Classes: `PairLattice` (ISING1/ISING2, any size), `BondLattice` (a coupling per bond: the spin
+glass), `TableLattice` / `WindowLattice` (a table
 Hamiltonian: any window by gathers / 3 x 3 windows on strided sub-lattices), `PottsLattice` (Potts),
 `PottsWindowLattice` (a Potts table).
 """
@@ -25,8 +26,8 @@ import jax.numpy as jnp
 import ising
 import potts
 from ising import colouring, neighbours, window_offsets
-from metropolis import (ZERO_ACCEPT, _SWEEPS, _patterns, _sweep_heatbath, _sweep_potts_window, _sweep_table,
-                        _sweep_window, _window_energy, acceptance_scale, acceptance_table)
+from metropolis import (ZERO_ACCEPT, _SWEEPS, _accept, _patterns, _sweep_heatbath, _sweep_potts_window, _sweep_table,
+                        _sweep_window, _table_accept, _window_energy, acceptance_scale, acceptance_table)
 
 
 def _padded(rows):
@@ -89,7 +90,7 @@ class PairLattice(Blocks):
 
     def __init__(self, n_x, n_y, hamiltonian, dense):
         self.hamiltonian, self.dense = hamiltonian, dense
-        _pair_tables(self, n_x, n_y, hamiltonian.name, dense)
+        _pair_tables(self, n_x, n_y, colouring(n_x, n_y, hamiltonian.name), neighbours(n_x, n_y, hamiltonian.name), dense)
         # translation invariance: every site sees the couplings of site 0
         sums = {0.0}
         for w in neighbours(n_x, n_y, hamiltonian.name)[0].values():
@@ -98,6 +99,10 @@ class PairLattice(Blocks):
 
     def sweep(self, algorithm):
         return _SWEEPS[algorithm]
+
+    def accept(self, sh, bits, ch):
+        """The checkerboard test of s_i h_i: 31 random bits against the threshold of its level."""
+        return _accept(self.levels, sh, bits, ch.thr)
 
     def energies(self, blocks):
         grids = jnp.take(jnp.concatenate(blocks, axis=1), self.inverse, axis=1).reshape(-1, self.n_x, self.n_y)
@@ -109,15 +114,14 @@ class PairLattice(Blocks):
         return np.round(thr * 2.0 ** 31).astype(np.uint32)
 
 
-def _pair_tables(lat, n_x, n_y, name, dense):
-    """Set lat's colour order and coupling tables for the pair Hamiltonian `name` (`PairLattice`)."""
+def _pair_tables(lat, n_x, n_y, col, nb, dense):
+    """Set lat's colour order (col int (S,): the colour of each flat site) and coupling tables
+    (nb: per flat site {neighbour: J}) for a pair Hamiltonian (`PairLattice`, `BondLattice`)."""
     lat.n_x, lat.n_y, lat.S = n_x, n_y, n_x * n_y
-    col = colouring(n_x, n_y, name)
     lat.order = np.argsort(col, kind="stable")
     lat.inverse = np.argsort(lat.order)
     lat.offsets = np.concatenate([[0], np.cumsum(np.bincount(col))])
     lat.n_colours = len(lat.offsets) - 1
-    nb = neighbours(n_x, n_y, name)
     lat.nbr, lat.nbw = _padded([[(lat.inverse[j], w) for j, w in nb[i].items()] for i in lat.order])
     tables = {}
     for p, i in enumerate(lat.order):
@@ -132,6 +136,27 @@ def _pair_tables(lat, n_x, n_y, name, dense):
             J = np.zeros((lat.offsets[a + 1] - lat.offsets[a], len(idx)), np.float32)
             np.add.at(J, (idx, np.arange(len(idx))[:, None]), w)
             lat.couplings[a, c] = J
+
+
+class BondLattice(Blocks):
+    """A coupling per bond (the spin glass, `spin_glass.EdwardsAnderson`): the nearest-neighbour colours
+    and coupling tables of `PairLattice`, each bond its own J, and the same checkerboard kernel. Any real
+    J, so the Metropolis test takes dE = 2 s_i h_i itself (`metropolis._table_accept`: probability
+    c(beta) min(1, exp(-beta dE)), x 0.9 at dE = 0), not a table of levels."""
+
+    def __init__(self, n_x, n_y, hamiltonian, dense):
+        self.hamiltonian, self.dense = hamiltonian, dense
+        _pair_tables(self, n_x, n_y, colouring(n_x, n_y, "ISING1"), hamiltonian.neighbours(n_x, n_y), dense)
+
+    def sweep(self, algorithm):
+        return _SWEEPS[algorithm]
+
+    def accept(self, sh, bits, ch):
+        return _table_accept(2.0 * sh, bits, ch)
+
+    def energies(self, blocks):
+        grids = jnp.take(jnp.concatenate(blocks, axis=1), self.inverse, axis=1).reshape(-1, self.n_x, self.n_y)
+        return self.hamiltonian.energy(grids)
 
 
 class TableLattice(Blocks):
@@ -297,7 +322,7 @@ class PottsLattice(States, Strided):
             self._stride(n_x, n_y, (2, 2))
             self.couplings = None
         else:
-            _pair_tables(self, n_x, n_y, "ISING1", dense)
+            _pair_tables(self, n_x, n_y, colouring(n_x, n_y, "ISING1"), neighbours(n_x, n_y, "ISING1"), dense)
 
     def sweep(self, algorithm):
         return _sweep_heatbath
@@ -332,7 +357,8 @@ def _table_lattice(n_x, n_y, table, dense):
     return (WindowLattice if fast else TableLattice)(n_x, n_y, table)
 
 
-KINDS = {"pairs": PairLattice, "table": _table_lattice, "potts": PottsLattice, "potts_table": PottsWindowLattice}
+KINDS = {"pairs": PairLattice, "bonds": BondLattice, "table": _table_lattice, "potts": PottsLattice,
+         "potts_table": PottsWindowLattice}
 
 
 @functools.lru_cache(maxsize=32)

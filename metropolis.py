@@ -142,7 +142,7 @@ def _sweep_checkerboard(lat, t, blocks, e, ch):
     blocks, e_after, acc = list(blocks), 0.0, 0          # 0 - x: never -0.0
     for c in range(lat.n_colours):
         fields = {a: _couple(lat, blocks[a], a, c) for a, c2 in lat.couplings if c2 == c}
-        ok = _accept(lat.levels, blocks[c] * functools.reduce(jnp.add, fields.values()), lat.block(words, c), ch.thr)
+        ok = lat.accept(blocks[c] * functools.reduce(jnp.add, fields.values()), lat.block(words, c), ch)
         acc = acc + jnp.sum(ok, axis=1, dtype=jnp.int32)
         blocks[c] = jnp.where(ok, -blocks[c], blocks[c])
         if c > 0:
@@ -164,7 +164,7 @@ def _sweep_single(lat, t, blocks, e, ch):
         r = (u0 % S).astype(jnp.int32)            # a state-independent site choice keeps Boltzmann stationary
         h = jnp.sum(jnp.take_along_axis(s, jnp.take(lat.nbr, r, axis=0), axis=1) * jnp.take(lat.nbw, r, axis=0), axis=1)
         sh = jnp.take_along_axis(s, r[:, None], axis=1)[:, 0] * h
-        ok = _accept(lat.levels, sh[:, None], u1[:, None], ch.thr)[:, 0]
+        ok = lat.accept(sh[:, None], u1[:, None], ch)[:, 0]
         s = jnp.where((position == r[:, None]) & ok[:, None], -s, s)
         return s, e + jnp.where(ok, 2.0 * sh, 0.0), acc + ok.astype(jnp.int32)
 
