@@ -9,6 +9,7 @@ diagram) asks the object, never its type. The systems:
 | POTTS<q> (`--q Q`)       | `potts.Potts`      | q | "potts"       |
 | a run of the EDNN, a fit | `ising.Table`      | 2 | "table"       |
 | a Potts run of the EDNN  | `potts.PottsTable` | q | "potts_table" |
+| a spin-glass instance    | `spin_glass.EdwardsAnderson` | 2 | "bonds" |
 
 A built-in Hamiltonian "through its table" (`--as_table`) is `H.table()`: the same energy as a table,
 sampled as a learned one is. The physics stays numpy-only and the imports point down: a Hamiltonian
@@ -17,9 +18,9 @@ holds one lattice class per kind, each carrying its own sweep, energy, start sta
 thresholds. A run directory is tabulated by the run layer, which the scripts hand to `resolve`
 (`learned=runs.learned_hamiltonian`), so this module never imports a model.
 
-A new system is a new class: a spin glass with couplings per bond implements the members below
-(its couplings in `attrs()`, so files rebuild it through `from_attrs`) with a lattice kind whose
-lattice reads per-bond couplings; `resolve` and `from_attrs` gain one line each.
+A new system is a new class: the spin glass (`spin_glass.EdwardsAnderson`, a coupling per bond)
+implements the members below, its couplings in `attrs()` so that files rebuild it through
+`from_attrs`, and names the lattice kind "bonds", whose lattice reads per-bond couplings.
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ import numpy as np
 
 import ising
 import potts
+import spin_glass
 
 BUILT_IN = (*ising.HAMILTONIANS, "POTTS<q>")
 
@@ -105,28 +107,47 @@ def resolve(source, as_table: bool = False, learned=None) -> Hamiltonian:
 
 
 def from_attrs(attrs) -> Hamiltonian | None:
-    """The built-in Hamiltonian a data file's attributes (`hamiltonian`, `q`) record, or None for a
-    learned table's file (its energy lives in its run). A file without `q` is Ising (q = 2)."""
+    """The Hamiltonian a data file's attributes record (`hamiltonian`, `q`; a spin glass's couplings),
+    or None for a learned table's file (its energy lives in its run). A file without `q` is Ising (q = 2)."""
     name = attrs.get("hamiltonian")
     name = name.decode() if isinstance(name, bytes) else name
     q = int(attrs.get("q", 2) or 2)
     if attrs.get("energy_function") == "table":
         return None
+    if name == "EA":
+        return spin_glass.EdwardsAnderson.from_attrs(attrs)
     if name is None or name == "":
         return ising.Ising("ISING1") if q == 2 else potts.Potts(q)
     return builtin(str(name))
 
 
+# The largest |coupling| a fit's JSON may hold. A pseudo-likelihood fit of sampled lattices gives
+# couplings of order 1 (beta J ~ 0.44 at the Ising transition); beyond 1e3 the Boltzmann factors of a
+# single bond, exp(-2 beta J), underflow float32 at every sampled beta >= 0.05 (the lattices freeze), and a
+# fit that large is a diverged one (lattices with every spin aligned).
+MAX_COUPLING = 1e3
+
+
 def fitted_table(path) -> ising.Table:
     """A pseudo-likelihood fit's JSON (inverse_ising.py) as a table Hamiltonian: its pair couplings and
-    field as window energies; ValueError naming the file for anything else."""
+    field as window energies; ValueError naming the file for anything else, and naming the coupling for
+    one that is not finite or larger than MAX_COUPLING in magnitude."""
     try:
         fit = json.loads(Path(path).read_text())
         c = fit["couplings"]
-        pairs = [(*ising.PAIR_NAMES[n], float(c[n])) for n in ising.PAIR_NAMES]
-        values = ising.pair_table(pairs, float(c["field"]))
+        values = {n: float(c[n]) for n in (*ising.PAIR_NAMES, "field")}
     except FileNotFoundError:
         raise ValueError(f"{path} not found: write it with python inverse_ising.py --out {path}") from None
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+    except IsADirectoryError:
+        raise ValueError(f"{path} is a folder, not a coupling fit written by inverse_ising.py") from None
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError, UnicodeDecodeError) as err:
         raise ValueError(f"{path}: not a coupling fit written by inverse_ising.py ({type(err).__name__}: {err})") from None
-    return ising.Table.of(values, 1, 1, str(path), trained_on=fit.get("trained_on"))
+    except OSError as err:
+        raise ValueError(f"{path} cannot be read ({err.strerror})") from None
+    for name, value in values.items():
+        if not abs(value) <= MAX_COUPLING:
+            raise ValueError(f"{path}: coupling {name} = {value!r} is not a finite number of magnitude at most "
+                             f"{MAX_COUPLING:g} (a fit's couplings are of order 1); refit it with inverse_ising.py")
+    pairs = [(*ising.PAIR_NAMES[n], values[n]) for n in ising.PAIR_NAMES]
+    table = ising.pair_table(pairs, values["field"])
+    return ising.Table.of(table, 1, 1, str(path), trained_on=fit.get("trained_on"))

@@ -28,6 +28,7 @@ import json
 import math
 import os
 import shlex
+import shutil
 import sys
 from pathlib import Path
 
@@ -38,7 +39,7 @@ import jax.numpy as jnp
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 import hamiltonians
-from checks import atomic_path
+from checks import UserError, atomic_path, check_output_file
 from estimators import integrated_autocorr_time
 from lattices import lattice
 from metropolis import ALGORITHMS, Chains, _stream_key, _words
@@ -47,6 +48,12 @@ DENSE_MAX_SITES = 1024   # pair lattices: dense products up to here, gathers abo
 DEFAULT_BURN_IN = 1000
 DEFAULT_TOTAL_CHAINS = 4096
 TRACE_SWEEPS = 256       # last burn-in sweeps, where tau_int and the acceptance rate are measured
+# The largest beta sampled. The acceptance is min(1, exp(-beta dE)) in float32, which is 0 below
+# exp(-88): beyond beta = 1e4 every move raising the energy by more than 0.01 is never taken, so the
+# chains are frozen (a quench to zero temperature, not a Boltzmann sample), and the betas stored in
+# float32 become inf above 3.4e38.
+MAX_BETA = 1e4
+BYTES_PER_SAMPLE = 9     # besides the lattice (1 byte a site): true_energies and beta (float32), chunk index
 
 
 # --------------------------------------------------------------------------- compiled programs
@@ -196,7 +203,6 @@ def validate(hamiltonian, n_x, n_y, betas, n_samples, n_chains=None, burn_in=Non
         raise ValueError(f"lattice {n_x}x{n_y} is too small: --n_x and --n_y must be at least 2 "
                          f"(a 1-wide periodic lattice couples a spin to itself)")
     h, S = hamiltonians.resolve(hamiltonian), int(n_x) * int(n_y)
-    lattice(h, int(n_x), int(n_y), S <= DENSE_MAX_SITES).check_algorithm(algorithm)   # the lattice refuses sizes it cannot tile
     if not 0 <= int(random_seed) < 2 ** 64:
         raise ValueError(f"--random_seed must be in [0, 2^64) (got {random_seed})")
     betas = np.asarray(betas, np.float64).reshape(-1)
@@ -204,20 +210,36 @@ def validate(hamiltonian, n_x, n_y, betas, n_samples, n_chains=None, burn_in=Non
         raise ValueError("no beta given: pass --beta or --n_beta_samples with --beta_min/--beta_max")
     if not np.all(np.isfinite(betas)) or np.any(betas < 0):
         raise ValueError(f"beta must be finite and >= 0 (got {betas.tolist()}); inverse temperatures are non-negative")
+    if np.any(betas > MAX_BETA):
+        raise ValueError(f"beta {betas.max():g} is above {MAX_BETA:g}: there exp(-beta dE) is 0 in float32 for every "
+                         "energy step above 0.01, so the chains freeze instead of sampling; use a smaller --beta")
     for flag, value, least, what in (("--n_samples", n_samples, 1, "positive"), ("--n_chains", n_chains, 1, "positive"),
                                      ("--burn_in", burn_in, 0, ">= 0 sweeps"), ("--thin", thin, 1, ">= 1 sweep")):
         if value is not None and int(value) < least:
             raise ValueError(f"{flag} must be {what} (got {value})")
     if filename is not None:
+        source = None if hamiltonians.builtin(str(h.name)) is not None else str(h.name)   # a run directory, a fit
+        try:
+            check_output_file("--filename", filename, inputs=(source,))
+        except UserError as err:
+            raise ValueError(str(err)) from None
         parent = Path(filename).resolve().parent
         if not parent.is_dir():
             raise ValueError(f"output folder {parent} does not exist: create it (mkdir -p {parent}) "
                              f"or choose another --filename")
-        if Path(filename).is_dir():
-            raise ValueError(f"--filename {filename} is a directory; give a file name")
-        if not os.access(parent, os.W_OK | os.X_OK):
-            raise ValueError(f"no permission to write in {parent}; choose another --filename")
+        need = file_bytes(S, betas.size * int(n_samples))
+        free = shutil.disk_usage(parent).free
+        if need > free:
+            raise ValueError(f"--filename {filename}: {betas.size * int(n_samples)} lattices of {n_x}x{n_y} need about "
+                             f"{need / 1e9:.3g} GB, and {parent} has {free / 1e9:.3g} GB free; use fewer --n_samples "
+                             "or another folder")
+    lattice(h, int(n_x), int(n_y), S <= DENSE_MAX_SITES).check_algorithm(algorithm)   # the lattice refuses sizes it cannot tile
     return betas
+
+
+def file_bytes(n_sites: int, n_lattices: int) -> int:
+    """Disk space a data file of n_lattices lattices of n_sites needs, with 5 % and 1 MiB to spare."""
+    return int(1.05 * n_lattices * (n_sites + BYTES_PER_SAMPLE)) + (1 << 20)
 
 
 def _write_block(dsets, start, grids, energies, betas):
