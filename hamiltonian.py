@@ -20,7 +20,7 @@ import sys
 
 import hamiltonians
 import ising
-from checks import UserError, main_guard, write_json
+from checks import UserError, check_output_file, main_guard, write_json
 from runs import learned_hamiltonian
 
 PAIRS = {name: ising.canonical_shape([(0, 0), offset]) for name, offset in ising.PAIR_NAMES.items()}
@@ -77,9 +77,12 @@ def main(argv=None) -> int:
                                 "Hamiltonian) exactly into couplings per translation class.",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("source", help=f"a run directory of the extensive model, or one of {', '.join(ising.HAMILTONIANS)}")
-    p.add_argument("--json", default=None, help="also write every class to this JSON file")
+    p.add_argument("--json", default=None, help="also write every class to this JSON file (not inside the run "
+                   "directory it reads)")
     p.add_argument("--top", type=int, default=12, help="classes listed")
     args = p.parse_args(argv)
+    if args.json is not None:
+        check_output_file("--json", args.json, inputs=(args.source,))
     rep = report(args.source)
     print(markdown(rep, args.top))
     if args.json:

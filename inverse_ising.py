@@ -31,7 +31,7 @@ import numpy as np
 
 import data_files
 import ising
-from checks import UserError, atomic_path, main_guard, positive_int, write_json
+from checks import UserError, atomic_path, check_output_file, main_guard, positive_int, write_json
 
 KIND = "pseudo_likelihood"
 NAMES = (*ising.PAIR_NAMES, "field")
@@ -73,14 +73,27 @@ def inverse_ising(train_path, blocks: int = 10, max_lattices: int | None = None)
     if meta["beta"] is None:
         raise UserError(f"{train_path} holds lattices at {len(meta['betas'])} betas; the fit needs one beta "
                         "(a training file of generate_ising.py --beta B)")
+    if meta["q"] != 2:
+        raise UserError(f"{train_path} holds q = {meta['q']} Potts states; the fit is of Ising spins ±1")
     with data_files.open_h5(train_path) as f:
         d = data_files.dataset(f, "ising_grids")
         grids = d[: max_lattices or len(d)]
+    bad = np.flatnonzero(~np.isin(grids, (-1, 1)).all(axis=(1, 2)))
+    if bad.size:
+        values = sorted(set(np.unique(grids[bad[0]]).tolist()) - {-1, 1})
+        raise UserError(f"{train_path}: {bad.size} lattice(s) hold values other than the spins ±1 (lattice {bad[0]} "
+                        f"holds {values}); spins must be ±1")
     if len(grids) < 2 * blocks:
         raise UserError(f"{train_path}: {len(grids)} lattices are too few for {blocks} blocks; give --blocks 2 or more data")
     counts = [feature_counts(g) for g in np.array_split(grids, blocks)]
-    theta = fit(np.sum(counts, axis=0), meta["beta"])
-    per_block = np.array([fit(c, meta["beta"]) for c in counts])
+    try:
+        theta = fit(np.sum(counts, axis=0), meta["beta"])
+        per_block = np.array([fit(c, meta["beta"]) for c in counts])
+    except np.linalg.LinAlgError:
+        theta = per_block = np.array([np.nan])
+    if not np.all(np.isfinite(theta)) or not np.all(np.isfinite(per_block)):
+        raise UserError(f"{train_path}: the pseudo-likelihood has no finite maximum on these lattices (too few "
+                        "different neighbourhoods, e.g. every spin aligned); give lattices of a lower beta or more data")
     err = per_block.std(axis=0, ddof=1) / np.sqrt(blocks)
     truth = ising.true_couplings(meta["hamiltonian"]) if meta["hamiltonian"] in ising.HAMILTONIANS else {}
     return {"kind": KIND, "train_path": str(train_path), "trained_on": meta["hamiltonian"], "beta": meta["beta"],
@@ -113,8 +126,20 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.blocks < 2:
         raise UserError("--blocks: the error bars need at least 2 blocks")
+
+    def check_out(out):
+        """Both files written (the JSON and its .md), before any work where --out is given."""
+        out = Path(out)
+        if out.suffix == ".md":
+            raise UserError(f"--out {out}: the JSON's name; the Markdown goes beside it as {out.with_suffix('.md')}")
+        for path in (out, out.with_suffix(".md")):
+            check_output_file("--out", path, inputs=(args.train_path,))
+        return out
+
+    if args.out is not None:
+        check_out(args.out)
     report = inverse_ising(args.train_path, args.blocks, args.max_lattices)
-    out = Path(args.out or f"results/inverse_ising/{KIND}_{report['trained_on']}.json")
+    out = check_out(args.out or f"results/inverse_ising/{KIND}_{report['trained_on']}.json")
     write_json(out, {**report, "source": str(out)})
     with atomic_path(out.with_suffix(".md")) as tmp:
         Path(tmp).write_text(markdown(report) + "\n")
