@@ -61,8 +61,8 @@ import numpy as np
 import estimators
 import hamiltonians
 import ising
-from checks import (UserError, atomic_path, check_output_dir, main_guard, non_negative_int, positive_float,
-                    positive_int, seed_int, write_json)
+from checks import (UserError, atomic_path, check_output_dir, check_output_file, main_guard, non_negative_int,
+                    positive_float, positive_int, seed_int, write_json)
 
 TC_EXACT = 2.0 / math.log(1.0 + math.sqrt(2.0))        # Onsager: 2.269185
 DEFAULT_SIZES, DEFAULT_CHAINS, DEFAULT_SWEEPS, DEFAULT_BURN_IN = (16, 32, 64), 32, 20_000, 4_000
@@ -94,7 +94,10 @@ def check_settings(sizes, betas, chains, hamiltonian=None):
     if sizes[0] < 2:
         raise UserError("--sizes must be at least 2 (a 1-wide periodic lattice couples a spin to itself)")
     if hamiltonian is not None:
-        from sampler import validate                  # JAX: only when something is sampled
+        from sampler import MAX_BETA, validate        # JAX: only when something is sampled
+        if betas and betas[-1] > MAX_BETA:
+            raise UserError(f"--betas {betas[-1]:g} is above {MAX_BETA:g}, where exp(-beta dE) is 0 in float32 for every "
+                            "energy step above 0.01 and the chains freeze; give smaller betas")
         for s in sizes:
             try:
                 validate(hamiltonian, s, s, [1.0], 1)
@@ -198,11 +201,13 @@ def resolve(source, as_table=False):
 
 
 def phase_diagram(source="ISING1", sizes=DEFAULT_SIZES, betas=None, chains=DEFAULT_CHAINS, sweeps=DEFAULT_SWEEPS,
-                  burn_in=DEFAULT_BURN_IN, thin=None, seed=0, progress=True, command=None, as_table=False) -> dict:
-    """Sample every (size, beta) and return the report (the JSON); UserError for bad settings."""
+                  burn_in=DEFAULT_BURN_IN, thin=None, seed=0, progress=True, command=None, as_table=False,
+                  resolved=None) -> dict:
+    """Sample every (size, beta) and return the report (the JSON); UserError for bad settings.
+    resolved: `resolve(source, as_table)` where the caller has it already."""
     from tqdm.auto import tqdm
 
-    hamiltonian = resolve(source, as_table)
+    hamiltonian = resolve(source, as_table) if resolved is None else resolved
     trained_on, name = hamiltonian.trained_on, hamiltonian.label
     sizes, betas = check_settings(sizes, default_betas(trained_on) if betas is None else betas, chains, hamiltonian)
     nb, exact = len(betas), trained_on == "ISING1"
@@ -328,11 +333,70 @@ def c_peak(betas, c) -> float:
     return float(-bb / (2 * a))
 
 
+REPORT_KEYS = {"hamiltonian", "name", "trained_on", "sizes", "tc", "tc_err", "rows"}
+
+
+def read_report(path):
+    """The phase report (this script's JSON) at path, or None for a file that is not one."""
+    try:
+        report = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    ok = isinstance(report, dict) and REPORT_KEYS <= set(report) and isinstance(report["rows"], list) and report["rows"]
+    return report if ok else None
+
+
+def same_hamiltonian(a: str, b: str) -> bool:
+    """Two spellings of --hamiltonian for the same source: equal, or paths to the same file or folder."""
+    if str(a) == str(b):
+        return True
+    try:
+        return Path(a).exists() and Path(b).exists() and Path(a).resolve() == Path(b).resolve()
+    except (OSError, RuntimeError):
+        return False
+
+
+def check_outputs(out, images, name: str, source: str) -> list[Path]:
+    """The files a run writes (<out>/<name>.json, .md, <images>/phase_<name>.png), checked before any
+    work: UserError for a path that cannot take them, or for a report of another Hamiltonian with the
+    same name in --out (a rerun of the same --hamiltonian replaces its own)."""
+    check_output_dir("--out", out)
+    check_output_dir("--images", images)
+    paths = [Path(out) / f"{name}.json", Path(out) / f"{name}.md", Path(images) / f"phase_{name}.png"]
+    for flag, path in zip(("--out", "--out", "--images"), paths):
+        check_output_file(flag, path, inputs=(source,))
+    if paths[0].exists():
+        old = read_report(paths[0])
+        if old is None:
+            raise UserError(f"--out {out}: {paths[0].name} there is not a phase report of this script; move it or "
+                            "choose another --out")
+        if not same_hamiltonian(old["hamiltonian"], source):
+            raise UserError(f"--out {out} holds {paths[0].name}, the report of {old['hamiltonian']}; the report of "
+                            f"{source} has the same name and would replace it: move it or choose another --out")
+    return paths
+
+
 def overview(folder) -> str:
     """One row per report in folder: T_c beside the true Hamiltonian's (its run through its table, same
     seed, when present; else its built-in run) and the exact one, and on the largest size, against the
-    exact values of ISING1 where the report has them, the largest |U/N - exact| and the peak of C/N."""
-    reports = {p.stem: json.loads(p.read_text()) for p in sorted(Path(folder).glob("*.json"))}
+    exact values of ISING1 where the report has them, the largest |U/N - exact| and the peak of C/N.
+    JSON files that are not phase reports are skipped, said in one line on stderr; UserError for a
+    folder that does not exist or holds no report."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(f"--out {folder}: no such folder of phase reports; give the --out of earlier runs")
+    reports, skipped = {}, []
+    for p in sorted(folder.glob("*.json")):
+        r = read_report(p)
+        if r is None:
+            skipped.append(p.name)
+        else:
+            reports[p.stem] = r
+    if not reports:
+        raise UserError(f"--out {folder} holds no phase reports (<name>.json of phase_diagram.py)"
+                        + (f"; {', '.join(skipped)} are not phase reports" if skipped else ""))
+    if skipped:
+        print(f"skipped {', '.join(skipped)} in {folder}: not phase reports", file=sys.stderr)
     lines = ["| Hamiltonian | trained on | T_c | true Hamiltonian's T_c | difference | against exact | largest size: "
              "max \\|U/N − exact\\| | C/N peak β (exact) |", "|---" * 8 + "|"]
     for name, r in reports.items():
@@ -376,7 +440,10 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=seed_int, default=0, help="random seed")
     p.add_argument("--as_table", action="store_true", help="sample a built-in Hamiltonian through its table, as a "
                    "learned one is (same seed: the same random numbers, so the two runs' difference is precise)")
-    p.add_argument("--out", default="results/phase", help="folder for <name>.json and <name>.md")
+    p.add_argument("--out", default="results/phase", help="folder for <name>.json and <name>.md (<name>: the "
+                   "built-in Hamiltonian, a run directory's last folder, a fit's file stem; a rerun of the same "
+                   "--hamiltonian replaces its report, a report there of another Hamiltonian with the same name is "
+                   "refused)")
     p.add_argument("--images", default="images", help="folder for phase_<name>.png")
     p.add_argument("--progress_bar", default=True, action=argparse.BooleanOptionalAction,
                    help="progress bar (only on a terminal)")
@@ -384,8 +451,11 @@ def main(argv=None) -> int:
                    "reports in --out beside their true Hamiltonians' (T_c, U/N, the peak of C/N)")
     args = p.parse_args(argv)
     if args.overview:
+        if not Path(args.out).is_dir():
+            raise UserError(f"--out {args.out}: no such folder of phase reports; give the --out of earlier runs")
+        target = check_output_file("--out", Path(args.out) / "overview.md")
         text = overview(args.out)
-        with atomic_path(Path(args.out) / "overview.md") as tmp:
+        with atomic_path(target) as tmp:
             tmp.write_text(text)
         print(text, end="")
         return 0
@@ -393,12 +463,15 @@ def main(argv=None) -> int:
         raise UserError(f"--sweeps {args.sweeps}: measure at least 2 samples per chain (>= 2 x --thin sweeps)")
     check_output_dir("--out", args.out)
     check_output_dir("--images", args.images)
+    hamiltonian = resolve(args.hamiltonian, args.as_table)
+    json_path, md_path, png_path = check_outputs(args.out, args.images, hamiltonian.label, args.hamiltonian)
     report = phase_diagram(args.hamiltonian, args.sizes, args.betas, args.chains, args.sweeps, args.burn_in, args.thin,
-                           args.seed, args.progress_bar, shlex.join([Path(__file__).name, *argv]), args.as_table)
+                           args.seed, args.progress_bar, shlex.join([Path(__file__).name, *argv]), args.as_table,
+                           resolved=hamiltonian)
     name = report["name"]
-    plot(report, Path(args.images) / f"phase_{name}.png")
-    write_json(Path(args.out) / f"{name}.json", report)
-    with atomic_path(Path(args.out) / f"{name}.md") as tmp:
+    plot(report, png_path)
+    write_json(json_path, report)
+    with atomic_path(md_path) as tmp:
         tmp.write_text(markdown(report))
     for c in report["crossings"]:
         print(f"U4 crossing L = {c['sizes'][0]}, {c['sizes'][1]}: " + ("none" if c["beta"] is None else
