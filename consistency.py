@@ -16,20 +16,27 @@ Potts files (attribute q, states 0..q-1) are checked the same way against the ex
 about 6 s; larger ones are a one-line ValueError that says so); the magnetisation is the Potts
 order parameter m = (q max_k rho_k - 1) / (q - 1), in 0 ... 1; plots mark beta_c = ln(1 + sqrt q).
 
-The notebook `Consistency Checks` shows these for the files of a data folder.
+The notebook `Consistency Checks` shows these for the files of a data folder; the command line
+prints them for given files, and with --images draws the plots:
+
+    python consistency.py data/train_data.hdf5 data/val_data.hdf5
+    python consistency.py data/train_data.hdf5 --images images --out results/consistency.md
 """
 from __future__ import annotations
 
+import argparse
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
 
 import hamiltonians
+from checks import UserError, atomic_path, check_output_dir, check_output_file, main_guard, positive_int
 from data_files import open_h5, read_metadata
 from estimators import chi_square_test, level_counts
 from ising import BETA_C_ISING1
-from plotting import hide_unused, plt, save_figure
+from plotting import hide_unused, markdown_table, plt, save_figure
 
 
 def _exact_distribution(info: dict, beta: float):
@@ -209,3 +216,60 @@ def plot_magnetisation(mags: dict, path, n_hist: int = 4, beta_c: float = BETA_C
     ax2.legend(fontsize=8)
     fig.tight_layout()
     save_figure(fig, path)
+
+
+# ----------------------------------------------------------------------------------------
+# Command line
+# ----------------------------------------------------------------------------------------
+def report(files, max_samples: int = 200_000, images=None) -> str:
+    """The checks of each data file as Markdown (and, with images, its plots
+    consistency_<file stem>_{energy,mean_energy,sampler,magnetisation}.png there)."""
+    parts = ["# Consistency of the data files against exact physics", "", markdown_table([data_file_summary(f) for f in files])]
+    for f in files:
+        try:
+            checks = energy_histogram_check(f, max_samples)
+        except ValueError as err:
+            raise UserError(f"{f}: no exact energy law to check against ({err})") from None
+        diag = sampler_diagnostics(f)
+        parts += [f"## {f}", "", "Energy histogram against the exact P(E):", "", markdown_table(histogram_table(checks)),
+                  "Mean energy against the exact <E> (z in standard errors):", "", markdown_table(mean_energy_table(checks)),
+                  "Sampler:", "", markdown_table(diag["table"])]
+        if images is not None:
+            stem = Path(images) / f"consistency_{Path(f).stem}"
+            plot_energy_histograms(checks, f"{stem}_energy.png")
+            plot_mean_energy(checks, f"{stem}_mean_energy.png")
+            plot_sampler_diagnostics(diag, f"{stem}_sampler.png")
+            plot_magnetisation(magnetisation_by_beta(f, max_samples), f"{stem}_magnetisation.png",
+                               beta_c=critical_beta(f))
+    return "\n".join(parts)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description="Check data files of generate_ising.py against exact physics: the energy "
+                                "histogram of each beta against the exact P(E) (chi-square), the mean energy "
+                                "against the exact <E>, the sampler's acceptance rate and tau_int.",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("files", nargs="+", help="HDF5 data files (generate_ising.py) of a Hamiltonian with an exact law "
+                   "(ISING1, ISING2, POTTS<q> on small lattices)")
+    p.add_argument("--max_samples", type=positive_int, default=200_000, help="lattices read per file (its first ones)")
+    p.add_argument("--images", default=None, help="folder for the plots consistency_<file>_*.png (default: no plots)")
+    p.add_argument("--out", default=None, help="also write the Markdown report to this file")
+    args = p.parse_args(argv)
+    if args.out is not None:
+        check_output_file("--out", args.out, inputs=args.files)
+    if args.images is not None:
+        check_output_dir("--images", args.images)
+        for f in args.files:
+            for kind in ("energy", "mean_energy", "sampler", "magnetisation"):
+                check_output_file("--images", Path(args.images) / f"consistency_{Path(f).stem}_{kind}.png",
+                                  inputs=args.files)
+    text = report(args.files, args.max_samples, args.images)
+    if args.out is not None:
+        with atomic_path(args.out) as tmp:
+            Path(tmp).write_text(text)
+    print(text, end="")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main_guard(main))
