@@ -55,7 +55,7 @@ def build_parser():
         epilog=HELP_DEFAULTS)
     p.add_argument("--n_x", type=int, default=8, help="rows (default 8)")
     p.add_argument("--n_y", type=int, default=8, help="columns (default 8)")
-    p.add_argument("--beta", type=float, default=0.25, help="inverse temperature, if no beta range (default 0.25)")
+    p.add_argument("--beta", type=float, default=0.25, help="inverse temperature, if no beta range (default 0.25; at most 1e4: beyond, the chains freeze)")
     p.add_argument("--n_beta_samples", type=int, default=None,
                    help="number of betas: linspace(beta_min, beta_max, n_beta_samples); overrides --beta")
     p.add_argument("--beta_min", type=float, default=None, help="smallest beta of the range")
@@ -74,7 +74,9 @@ def build_parser():
                    help=f"independent chains per beta (default: about {DEFAULT_TOTAL_CHAINS} in total, at most n_samples)")
     p.add_argument("--algorithm", choices=ALGORITHMS, default="checkerboard",
                    help="checkerboard (sublattice) updates, or 'single': the reference's random-site single-spin flips")
-    p.add_argument("--filename", default="training_data.hdf5", help="output HDF5 file (default training_data.hdf5)")
+    p.add_argument("--filename", default="training_data.hdf5", help="output HDF5 file, replaced atomically if it exists (default training_data.hdf5); "
+                   "refused before any work: a folder, device, pipe, read-only file, the --hamiltonian it samples, "
+                   "or more lattices than the free disk space holds")
     p.add_argument("--no_progress", action="store_true", help="hide the progress bar")
     return p
 
