@@ -38,6 +38,7 @@ MAX_DOS_WORK = 1e10          # `_dos_work`, ~3-8 s per 1e9: 8 x 8 ±J 5e8 (2 s),
 # entries (start rows x row states x levels) per batch: dense products gain from large batches, the
 # elementwise (min, +) and polynomial steps from batches that stay in cache
 CHUNK_LOG_Z, CHUNK_GROUND, CHUNK_DOS = 2 ** 19, 2 ** 16, 2 ** 17
+MAX_REACH = 600.0             # log_z: the largest reweighting of one row's state, 2 |beta| sum |J| (e^708 overflows)
 TIE = 1e-9                   # ground-state energies closer than this are one level
 
 
@@ -145,7 +146,7 @@ def _kron_factor(K) -> np.ndarray:
 def log_z(J_h, J_v, beta: float) -> float:
     """log Z of one instance at inverse temperature beta, any real couplings.
 
-    Each start row's vector M (B, R) of the batch runs through T_0 ... T_(n_x - 1): D_x multiplies the
+    Each start row's vector M (R,) of the batch runs through T_0 ... T_(n_x - 1): D_x multiplies the
     row states, V_x acts on each half of the row (the leading and the trailing axes of the row index)
     as a dense Kronecker factor (64 x 64 for rows of 12), each bond's e^|beta J| kept out of them
     (entries 1 and e^(-2 |beta J|)); M is rescaled by its max per start row and the log of the scale
@@ -154,6 +155,12 @@ def log_z(J_h, J_v, beta: float) -> float:
     J_h, J_v = _oriented(J_h, J_v)
     n_x, n_y = J_h.shape
     rows, R, beta = _rows(n_y), 2 ** n_y, float(beta)
+    # changing one row's state reweights what follows by at most e^(2 |beta| sum of its bonds' |J|):
+    # within float64's e^708 that reweighting never meets an entry lost to underflow
+    reach = 2 * abs(beta) * (np.abs(J_h) + np.abs(J_v)).sum(axis=1).max()
+    if reach > MAX_REACH:
+        raise ValueError(f"beta = {beta:g} with these couplings reweights one row by e^{reach:.0f}, beyond "
+                         f"float64's range (e^{MAX_REACH:.0f}; ±J rows of 14: beta <= 10)")
     log_const = 0.0
     d = []
     for x in range(n_x):
@@ -162,22 +169,24 @@ def log_z(J_h, J_v, beta: float) -> float:
         log_const += a.max() + np.abs(beta * J_v[x]).sum()
     h = n_y // 2                                           # two halves: large products through BLAS
     factors = [(_kron_factor(beta * J_v[x, :h]), _kron_factor(beta * J_v[x, h:])) for x in range(n_x)]
+    A, C = 2 ** h, 2 ** (n_y - h)
     logs = []
     for r0 in _batches(n_y, CHUNK_LOG_Z):
-        B = len(r0)
-        M = np.zeros((B, R))
-        M[np.arange(B), r0] = 1.0
+        B, hi, lo = len(r0), r0 // C, r0 % C
+        M = np.zeros((A, B, C))                            # (first half, start row, second half): both
+        M[hi, np.arange(B), lo] = 1.0                      # halves' products are single GEMMs
         log_s = np.zeros(B)
         for x in range(n_x):
-            M *= d[x]
+            M *= d[x].reshape(A, 1, C)
             F0, F1 = factors[x]                            # V_x = F0 (first half) kron F1 (second)
-            M = np.matmul(F0, M.reshape(B, len(F0), len(F1)))
-            M = (M.reshape(-1, len(F1)) @ F1).reshape(B, R)
-            s = M.max(axis=1)
-            M /= s[:, None]
-            log_s += np.log(s)
+            M = (F0 @ M.reshape(A, -1)).reshape(A, B * C)
+            M = (M.reshape(-1, C) @ F1).reshape(A, B, C)
+            s = M.max(axis=(0, 2))
+            with np.errstate(divide="ignore"):         # a start row whose weight underflowed adds nothing
+                log_s += np.log(s)
+            M /= np.where(s > 0, s, 1.0)[:, None]
         with np.errstate(divide="ignore"):
-            logs.append(log_s + np.log(M[np.arange(B), r0]))
+            logs.append(log_s + np.log(M[hi, np.arange(B), lo]))
     logs = np.concatenate(logs)
     top = logs.max()
     return float(math.log(2.0) + log_const + top + math.log(np.exp(logs - top).sum()))

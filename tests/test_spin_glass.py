@@ -187,6 +187,10 @@ def test_12x12_instance_runs():
 def test_limits_are_value_errors():
     with pytest.raises(ValueError, match="stop at rows of 14"):
         sg.log_z(np.ones((15, 15)), np.ones((15, 15)), 0.5)
+    J_h, J_v = instance(3, 4, "gauss", 1)
+    assert math.isfinite(sg.log_z(30 * J_h, 30 * J_v, 1.0))
+    with pytest.raises(ValueError, match="beyond float64"):
+        sg.log_z(300 * J_h, 300 * J_v, 5.0)
     with pytest.raises(ValueError, match="integer couplings"):
         sg.density_of_states(*instance(3, 3, "gauss", 0))
     with pytest.raises(ValueError, match="operations"):
@@ -240,6 +244,19 @@ def test_edwards_anderson_object():
         sg.EdwardsAnderson.of(np.ones((1, 4)), np.ones((1, 4)))
     with pytest.raises(ValueError, match="±1"):
         H.check_grids(np.zeros((4, 5)))
+
+
+def test_edwards_anderson_has_the_hamiltonian_interface():
+    H = sg.EdwardsAnderson.standard(3, 4, 0)
+    for member in ("name", "label", "q", "trained_on", "beta_c", "lattice_kind", "energy", "attrs",
+                   "order_parameter", "table", "exact_distribution", "exact_moments", "exact_log_z", "check_grids"):
+        assert hasattr(H, member), member
+    levels, p = H.exact_distribution(3, 4, 0.7)
+    ref = brute(H.J_h_array, H.J_v_array, 0.7)
+    np.testing.assert_allclose(p, ref[4], rtol=1e-10, atol=0)
+    np.testing.assert_allclose(H.exact_moments(3, 4, 0.7), ref[1:3], rtol=1e-10)
+    with pytest.raises(ValueError, match="integer couplings"):
+        sg.EdwardsAnderson.of(*instance(3, 4, "gauss", 0)).exact_distribution(3, 4, 0.7)
 
 
 def test_neighbours_match_ising1():
