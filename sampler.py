@@ -42,7 +42,7 @@ import hamiltonians
 from checks import UserError, atomic_path, check_output_file
 from estimators import integrated_autocorr_time
 from lattices import lattice
-from metropolis import ALGORITHMS, Chains, _stream_key, _words
+from metropolis import ALGORITHMS, Chains, _stream_key, _words, threefry2x32
 
 DENSE_MAX_SITES = 1024   # pair lattices: dense products up to here, gathers above (benchmarks/README.md)
 DEFAULT_BURN_IN = 1000
@@ -103,6 +103,32 @@ def _produce(lat, algorithm, t0, n, thin, blocks, ch):
     return blocks, out
 
 
+def _swap_log_accept(d_beta, d_energy):
+    """log of the replica-exchange acceptance min(1, exp((beta_i - beta_j)(E_i - E_j))) before the min:
+    the ratio of exp(-beta_i E_j - beta_j E_i) to exp(-beta_i E_i - beta_j E_j), detailed balance of the
+    product of the betas' Boltzmann laws."""
+    return d_beta * d_energy
+
+
+@functools.partial(jax.jit, static_argnames=("lat", "n_betas", "parity"), donate_argnames=("blocks",))
+def _exchange(lat, n_betas, parity, key, r, betas, blocks, cid):
+    """Replica exchange, round r: chain g (beta index b = g mod n_betas, b = parity mod 2) and chain g + 1
+    (beta index b + 1, the same chain number) swap configurations with probability
+    min(1, exp((beta_b - beta_(b+1)) (E_g - E_(g+1)))), from 24 bits of the stream `key` at counter
+    (chain id, round); even and odd pairs alternate, so the pairs of a round are disjoint.
+    betas float32 (B,). Returns (blocks, accepted bool (B,) at the lower chain of each pair)."""
+    e = lat.energies(blocks)
+    B = e.shape[0]
+    g = jnp.arange(B)
+    lower = ((g % n_betas) % 2 == parity) & (g % n_betas + 1 < n_betas) & (g + 1 < B)
+    up = jnp.minimum(g + 1, B - 1)
+    log_a = _swap_log_accept(betas - betas[up], e - e[up])
+    u = (threefry2x32(key[0], key[1], cid, jnp.broadcast_to(r, cid.shape))[0] >> jnp.uint32(8)).astype(jnp.float32)
+    ok = lower & (u * jnp.float32(2.0 ** -24) < jnp.exp(jnp.minimum(log_a, 0.0)))
+    partner = jnp.where(ok, g + 1, jnp.where(jnp.roll(ok, 1) & (g > 0), g - 1, g))
+    return tuple(jnp.take(b, partner, axis=0) for b in blocks), ok
+
+
 def _padded_batch(n, n_devices):
     """Batch size >= n: a multiple of n_devices, at least 64 (tiny runs share one compilation),
     else rounded up to 2^k * {1, 1.25, 1.5, 1.75} so that nearby sizes share compilations."""
@@ -122,12 +148,16 @@ class Sampler:
     """A batch of chains at given betas, sharded over all JAX devices.
 
     hamiltonian: a `hamiltonians.Hamiltonian` or a built-in name (ISING1, ISING2, POTTS<q>).
+    swap_every: K > 0 adds replica exchange: every K sweeps, chains of one chain number at neighbouring
+    betas (in the order given) swap configurations by the exact rule (`_exchange`); swap_rates() gives
+    each neighbour pair's acceptance.  0 (default): no swaps, the chains are independent.
     State: self.blocks, float32 spins (B, m_c) per colour (see `lattices.py`).  Batch index g has
     beta betas[g % n_betas]; indices >= n_real are padding, discarded.  self.t counts sweeps.
     dense: local fields by dense products (default: up to DENSE_MAX_SITES sites) or gathers.
     """
 
-    def __init__(self, n_x, n_y, hamiltonian, betas, n_chains, seed, algorithm="checkerboard", dense=None):
+    def __init__(self, n_x, n_y, hamiltonian, betas, n_chains, seed, algorithm="checkerboard", dense=None,
+                 swap_every=0):
         self.hamiltonian = hamiltonians.resolve(hamiltonian)
         self.n_x, self.n_y, self.S, self.algorithm = n_x, n_y, n_x * n_y, algorithm
         self.lat = lattice(self.hamiltonian, n_x, n_y, self.S <= DENSE_MAX_SITES if dense is None else bool(dense))
@@ -148,6 +178,12 @@ class Sampler:
                                             by_chain if len(rows) == B else NamedSharding(mesh, PartitionSpec())),
                              jax.device_put(np.arange(B, dtype=np.uint32), by_chain))
         self.t, self.blocks = 0, _init(self.lat, _stream_key(seed, 1), self.chains.cid)   # sharded like cid
+        self.swap_every = int(swap_every)
+        if self.swap_every < 0 or (self.swap_every and len(self.betas) < 2):
+            raise ValueError(f"--swap_every {swap_every}: replica exchange needs K > 0 and at least 2 betas")
+        self._swap_key, self._rounds = _stream_key(seed, 3), 0
+        self._swap_row = jnp.asarray(self.betas[np.arange(B) % len(self.betas)], jnp.float32)
+        self._swaps = np.zeros((2, max(len(self.betas) - 1, 0)))          # accepted, tried per neighbour pair
 
     def _advance(self, n):
         """Sweep counter t0 (uint32) for n more sweeps; the random stream's counters are 32 bits."""
@@ -160,22 +196,69 @@ class Sampler:
         """Start from a ground state of the lattice instead (all +1; Potts: all 0)."""
         self.blocks = self.lat.ordered(self.blocks)
 
+    def _segments(self, n):
+        """n sweeps from self.t, cut where a swap is due (after every multiple of swap_every)."""
+        if not self.swap_every:
+            return [n]
+        out, t = [], self.t
+        while n > 0:
+            k = min(n, self.swap_every - t % self.swap_every)
+            out.append(k)
+            n, t = n - k, t + k
+        return out
+
+    def _swap_if_due(self):
+        if self.swap_every and self.t % self.swap_every == 0 and self.t > 0:
+            parity = self._rounds % 2
+            self.blocks, ok = _exchange(self.lat, len(self.betas), parity, self._swap_key, jnp.uint32(self._rounds),
+                                        self._swap_row, self.blocks, self.chains.cid)
+            b = np.arange(self.n_real) % len(self.betas)
+            tried = (b % 2 == parity) & (b + 1 < len(self.betas))
+            np.add.at(self._swaps[0], b[tried], np.asarray(ok)[:self.n_real][tried])
+            np.add.at(self._swaps[1], b[tried], 1)
+            self._rounds += 1
+
+    def swap_rates(self):
+        """Replica exchange: the acceptance of each neighbour pair of betas, float64 (n_betas - 1,)
+        (NaN where none was tried)."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return self._swaps[0] / self._swaps[1]
+
     def burn(self, n):
         """n sweeps, nothing recorded."""
-        if n > 0:
-            self.blocks = _burn(self.lat, self.algorithm, self._advance(n), jnp.uint32(n), self.blocks, self.chains)
+        for k in self._segments(n):
+            if k > 0:
+                self.blocks = _burn(self.lat, self.algorithm, self._advance(k), jnp.uint32(k), self.blocks,
+                                    self.chains)
+                self._swap_if_due()
 
     def trace(self, n):
         """n sweeps; returns (energy after each sweep (n, B), accepted flips per chain (B,))."""
-        self.blocks, es, acc = _trace(self.lat, self.algorithm, self._advance(n), int(n), self.blocks, self.chains)
-        return es, acc
+        es, acc = [], 0
+        for k in self._segments(n):
+            self.blocks, e, a = _trace(self.lat, self.algorithm, self._advance(k), int(k), self.blocks, self.chains)
+            es.append(e)
+            acc = acc + a
+            self._swap_if_due()
+        return (es[0] if len(es) == 1 else jnp.concatenate(es)), acc
 
     def produce(self, n, thin):
         """n stored samples `thin` sweeps apart: (spins int8 (n, B, S) in flat site order,
-        energies float32 (n, B)) as (asynchronous) device arrays."""
-        self.blocks, out = _produce(self.lat, self.algorithm, self._advance(n * thin), int(n), jnp.uint32(thin),
-                                    self.blocks, self.chains)
-        return out
+        energies float32 (n, B)) as (asynchronous) device arrays.  With replica exchange, one sample
+        at a time with the swaps between them (a sample is the state after its last sweep)."""
+        if not self.swap_every:
+            self.blocks, out = _produce(self.lat, self.algorithm, self._advance(n * thin), int(n), jnp.uint32(thin),
+                                        self.blocks, self.chains)
+            return out
+        spins, energies = [], []
+        for _ in range(n):
+            self.burn(thin - 1)
+            self.blocks, (s, e) = _produce(self.lat, self.algorithm, self._advance(1), 1, jnp.uint32(1),
+                                           self.blocks, self.chains)
+            spins.append(s)
+            energies.append(e)
+            self._swap_if_due()
+        return jnp.concatenate(spins), jnp.concatenate(energies)
 
     def stream(self, n, thin, call_bytes=1 << 24):
         """n samples `thin` sweeps apart, in calls of about call_bytes of int8 spins (a power of two of
