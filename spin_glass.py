@@ -154,7 +154,7 @@ def log_z(J_h, J_v, beta: float) -> float:
     """
     J_h, J_v = _oriented(J_h, J_v)
     n_x, n_y = J_h.shape
-    rows, R, beta = _rows(n_y), 2 ** n_y, float(beta)
+    rows, beta = _rows(n_y), float(beta)
     # changing one row's state reweights what follows by at most e^(2 |beta| sum of its bonds' |J|):
     # within float64's e^708 that reweighting never meets an entry lost to underflow
     reach = 2 * abs(beta) * (np.abs(J_h) + np.abs(J_v)).sum(axis=1).max()
@@ -381,10 +381,10 @@ class EdwardsAnderson:
         size = f"EA_{self.n_x}x{self.n_y}"
         return size if self.seed is None else f"{size}_seed{self.seed}"
 
-    def _check_size(self, n_x: int, n_y: int) -> None:
-        if (int(n_x), int(n_y)) != (self.n_x, self.n_y):
+    def _check_size(self, *size) -> None:
+        if tuple(int(n) for n in size) != (self.n_x, self.n_y):
             raise ValueError(f"{self.label} is an instance of the {self.n_x} x {self.n_y} lattice, "
-                             f"not of {n_x} x {n_y}")
+                             f"not of {' x '.join(map(str, size)) or 'a scalar'}")
 
     def energy(self, grids):
         self._check_size(*np.shape(grids)[-2:])
@@ -409,7 +409,8 @@ class EdwardsAnderson:
         for x in range(n_x):
             for y in range(n_y):
                 i = x * n_y + y
-                for j, w in ((x * n_y + (y + 1) % n_y, self.J_h[x][y]), (((x + 1) % n_x) * n_y + y, self.J_v[x][y])):
+                right, down = x * n_y + (y + 1) % n_y, ((x + 1) % n_x) * n_y + y
+                for j, w in ((right, self.J_h[x][y]), (down, self.J_v[x][y])):
                     nb[i][j] = nb[i].get(j, 0.0) + w
                     nb[j][i] = nb[j].get(i, 0.0) + w
         return nb

@@ -229,6 +229,8 @@ def test_edwards_anderson_object():
         H.energy(np.ones((2, 5, 4)))
     with pytest.raises(ValueError, match="4 x 5"):
         H.exact_log_z(5, 4, 0.5)
+    with pytest.raises(ValueError, match="not of 5"):
+        H.energy(np.ones(5))
     with pytest.raises(ValueError, match=r"J_v has shape \(3, 4\) but J_h \(4, 4\)"):
         sg.EdwardsAnderson.of(np.ones((4, 4)), np.ones((3, 4)))
     bad = np.ones((4, 4))
