@@ -39,12 +39,13 @@ chain) * n_betas + beta_index, so any prefix [:n] covers all betas evenly.
 """
 
 
-def resolve(source: str):
-    """The Hamiltonian `--hamiltonian` names (a run directory through the run layer, which needs torch)."""
+def resolve(source: str, instance=None):
+    """The Hamiltonian `--hamiltonian` names (a run directory through the run layer, which needs torch;
+    EA: the instance of `instance`, the keywords of `hamiltonians.spin_glass_instance`)."""
     def learned(path):
         from runs import learned_hamiltonian
         return learned_hamiltonian(path)
-    return hamiltonians.resolve(source, learned=learned)
+    return hamiltonians.resolve(source, learned=learned, instance=instance)
 
 
 def build_parser():
@@ -67,6 +68,14 @@ def build_parser():
     p.add_argument("--q", type=int, default=None, metavar="Q",
                    help="the Q-state Potts model: the same as --hamiltonian POTTS<Q> (E = -sum of delta(s_i, s_j) "
                         "over bonds, heat-bath updates; lattices hold the states 0..Q-1)")
+    p.add_argument("--disorder_seed", type=int, default=0,
+                   help="--hamiltonian EA: the seed of the standard ±J instance of --n_x x --n_y (default 0)")
+    p.add_argument("--couplings", default=None, metavar="FILE.npz",
+                   help="--hamiltonian EA: any real couplings instead, arrays J_h and J_v (n_x, n_y) of an .npz file")
+    p.add_argument("--swap_every", type=int, default=0, metavar="K",
+                   help="replica exchange: every K sweeps, chains at neighbouring betas swap configurations by the "
+                        "exact rule (default 0: off); a range of betas is then spaced geometrically, which keeps "
+                        "the swap rates of neighbours comparable; the file records each pair's acceptance")
     p.add_argument("--n_samples", type=int, default=10000, help="stored lattices per beta (default 10000)")
     p.add_argument("--burn_in", type=int, default=None, help=f"sweeps discarded first (default {DEFAULT_BURN_IN})")
     p.add_argument("--thin", type=int, default=None, help="sweeps between stored samples (default: measured tau_int)")
@@ -96,10 +105,17 @@ def main(argv=None):
             raise ValueError(f"--n_beta_samples must be >= 1 (got {args.n_beta_samples})")
         if ranged and args.beta_min > args.beta_max:
             raise ValueError(f"--beta_min {args.beta_min} > --beta_max {args.beta_max}: swap them")
-        betas = np.linspace(args.beta_min, args.beta_max, args.n_beta_samples) if ranged else np.array([args.beta])
+        if args.swap_every < 0 or (args.swap_every and not (ranged and args.n_beta_samples >= 2)):
+            raise ValueError(f"--swap_every {args.swap_every}: replica exchange swaps between betas; give K > 0 "
+                             "and a range of at least 2 (--n_beta_samples, --beta_min, --beta_max)")
+        if args.swap_every and args.beta_min <= 0:
+            raise ValueError(f"--beta_min {args.beta_min}: a geometric ladder for --swap_every needs beta_min > 0")
+        spacing = np.geomspace if args.swap_every else np.linspace
+        betas = spacing(args.beta_min, args.beta_max, args.n_beta_samples) if ranged else np.array([args.beta])
         if args.q is not None and args.hamiltonian != "ISING1":
             raise ValueError(f"--q samples the Potts model: drop --hamiltonian {args.hamiltonian}")
-        hamiltonian = resolve(args.hamiltonian if args.q is None else f"POTTS{args.q}")
+        hamiltonian = resolve(args.hamiltonian if args.q is None else f"POTTS{args.q}",
+                              dict(n_x=args.n_x, n_y=args.n_y, disorder_seed=args.disorder_seed, couplings=args.couplings))
         validate(hamiltonian, args.n_x, args.n_y, betas, args.n_samples, args.n_chains, args.burn_in,
                  args.thin, args.algorithm, args.filename, args.random_seed)
     except (ValueError, UserError) as e:
@@ -107,6 +123,7 @@ def main(argv=None):
     path = generate(args.filename, hamiltonian=hamiltonian, n_x=args.n_x, n_y=args.n_y, betas=betas,
                     n_samples=args.n_samples, n_chains=args.n_chains, burn_in=args.burn_in, thin=args.thin,
                     random_seed=args.random_seed, algorithm=args.algorithm, progress=not args.no_progress,
+                    swap_every=args.swap_every,
                     command=shlex.join([Path(__file__).name, *argv]))
     print(f"wrote {path}")
     return 0

@@ -26,7 +26,6 @@ from __future__ import annotations
 import functools
 import json
 import math
-import os
 import shlex
 import shutil
 import sys
@@ -371,7 +370,7 @@ def _stream(sampler, f, n_samples, thin, bar, block_bytes):
 
 def generate(filename, *, hamiltonian="ISING1", n_x=8, n_y=8, betas=(0.25,), n_samples=10000, n_chains=None,
              burn_in=None, thin=None, random_seed=11, algorithm="checkerboard", progress=True,
-             command=None, block_bytes=1 << 25):
+             command=None, block_bytes=1 << 25, swap_every=0):
     """Sample n_samples lattices per beta and write them atomically to `filename` (HDF5).
 
     hamiltonian: a `hamiltonians.Hamiltonian` (its `attrs()` go into the file) or a built-in name.
@@ -381,6 +380,8 @@ def generate(filename, *, hamiltonian="ISING1", n_x=8, n_y=8, betas=(0.25,), n_s
     autocorrelation time of the energy, measured per beta on the last 256 burn-in sweeps;
     the acceptance rate is measured there too; with burn_in = 0 both are NaN and thin is 1).
     command: the attribute `command` (default: this process's command line).
+    swap_every: K > 0 adds replica exchange between neighbouring betas every K sweeps (`Sampler`); the
+    file then records swap_every and swap_acceptance (per neighbour pair, measured over the whole run).
     Raises ValueError for impossible settings (see `validate`); writes nothing then, and on any
     failure or interruption removes its temporary file.  Returns the Path written.
     """
@@ -393,7 +394,7 @@ def generate(filename, *, hamiltonian="ISING1", n_x=8, n_y=8, betas=(0.25,), n_s
     n_x, n_y, n_samples, nb = int(n_x), int(n_y), int(n_samples), len(betas)
     n_chains = int(n_chains) if n_chains is not None else max(1, min(n_samples, -(-DEFAULT_TOTAL_CHAINS // nb)))
     burn_in = DEFAULT_BURN_IN if burn_in is None else int(burn_in)
-    sampler = Sampler(n_x, n_y, h, betas, n_chains, random_seed, algorithm)
+    sampler = Sampler(n_x, n_y, h, betas, n_chains, random_seed, algorithm, swap_every=swap_every)
     tau, acc = _burn_in(sampler, burn_in, n_chains)
     if thin is None:
         thin = max(1, math.ceil(float(np.nanmax(tau)) - 1e-9)) if np.any(np.isfinite(tau)) else 1
@@ -402,6 +403,8 @@ def generate(filename, *, hamiltonian="ISING1", n_x=8, n_y=8, betas=(0.25,), n_s
                                              disable=not progress, desc=f"{h.label} {n_x}x{n_y} {nb} beta(s)") as bar:
             f["avg_E"] = _stream(sampler, f, n_samples, int(thin), bar, block_bytes).astype(np.float32)
             f.attrs.update(h.attrs())
+            if swap_every:
+                f.attrs.update({"swap_every": int(swap_every), "swap_acceptance": sampler.swap_rates()})
             f.attrs.update({"n_x": n_x, "n_y": n_y, "betas": betas, "n_chains": n_chains,
                             "burn_in_sweeps": burn_in, "thin_sweeps": int(thin),
                             "algorithm": sampler.lat.algorithm_name(algorithm),

@@ -1,0 +1,59 @@
+"""`generate_ising.py --hamiltonian EA`: the instance (a seed's ±J, or a file's couplings) and replica
+exchange through the command line, recorded in the file; bad input is one line and no file."""
+import h5py
+import numpy as np
+import pytest
+
+import generate_ising as gi
+import hamiltonians
+import spin_glass
+from conftest import user_error
+
+BASE = ["--n_x", "4", "--n_y", "5", "--n_samples", "16", "--burn_in", "20", "--no_progress"]
+
+
+def test_a_seeds_instance_with_swaps_round_trips(tmp_path):
+    out = tmp_path / "ea.hdf5"
+    assert gi.main([*BASE, "--hamiltonian", "EA", "--disorder_seed", "3", "--n_beta_samples", "4", "--beta_min", "0.3",
+                    "--beta_max", "3", "--swap_every", "2", "--filename", str(out)]) == 0
+    with h5py.File(out) as f:
+        attrs, grids, energies = dict(f.attrs), f["ising_grids"][:], f["true_energies"][:]
+    h = hamiltonians.from_attrs(attrs)
+    assert h == spin_glass.EdwardsAnderson.standard(4, 5, 3) and attrs["swap_every"] == 2
+    np.testing.assert_allclose(attrs["betas"], np.geomspace(0.3, 3, 4))
+    assert attrs["swap_acceptance"].shape == (3,) and np.all((attrs["swap_acceptance"] >= 0) & (attrs["swap_acceptance"] <= 1))
+    np.testing.assert_array_equal(h.energy(grids), energies)
+
+
+def test_a_files_couplings(tmp_path):
+    rng = np.random.default_rng(0)
+    J_h, J_v = rng.normal(size=(4, 5)), rng.normal(size=(4, 5))
+    np.savez(tmp_path / "c.npz", J_h=J_h, J_v=J_v)
+    out = tmp_path / "ea.hdf5"
+    assert gi.main([*BASE, "--hamiltonian", "EA", "--couplings", str(tmp_path / "c.npz"), "--beta", "0.5",
+                    "--filename", str(out)]) == 0
+    with h5py.File(out) as f:
+        h = hamiltonians.from_attrs(dict(f.attrs))
+        assert f.attrs["disorder_seed"] == -1
+        np.testing.assert_allclose(h.energy(f["ising_grids"][:]), f["true_energies"][:], atol=1e-4)
+    np.testing.assert_allclose(h.J_h_array, J_h, rtol=1e-6)
+
+
+@pytest.mark.parametrize("extra, named", [
+    (["--hamiltonian", "EA", "--swap_every", "2"], "--swap_every"),                      # one beta
+    (["--hamiltonian", "EA", "--couplings", "BAD_SHAPE"], "BAD_SHAPE"),
+    (["--hamiltonian", "EA", "--couplings", "NAN"], "NAN"),
+    (["--hamiltonian", "EA", "--couplings", "MISSING.npz"], "MISSING.npz"),
+])
+def test_bad_input_is_one_line_and_no_file(tmp_path, capsys, extra, named):
+    np.savez(tmp_path / "BAD_SHAPE", J_h=np.ones((4, 5)), J_v=np.ones((5, 4)))
+    nan = np.ones((4, 5))
+    nan[1, 2] = np.nan
+    np.savez(tmp_path / "NAN", J_h=nan, J_v=np.ones((4, 5)))
+    extra = [str(tmp_path / f"{e}.npz") if e in ("BAD_SHAPE", "NAN") else
+             str(tmp_path / e) if e == "MISSING.npz" else e for e in extra]
+    out = tmp_path / "x.hdf5"
+    with pytest.raises(SystemExit) as e:
+        gi.main([*BASE, "--filename", str(out), *extra])
+    user_error(e.value.code, capsys.readouterr().err, named, usage=True)
+    assert not out.exists()
