@@ -71,11 +71,12 @@ def reference_steps_per_s(energy_fn, n_steps, seed=0):
 
 
 def sampler_updates_per_s(n_chains, repeats, algorithm="checkerboard", target_updates=4e7, size=L, dense=None,
-                          produce=False, hamiltonian="ISING1", beta=BETA, generic=False):
+                          produce=False, hamiltonian="ISING1", beta=BETA, generic=False, betas=None, swap_every=0):
     """Attempted updates/s after compilation, median of repeats: burn-in sweeps, or (produce)
     stored samples 2 sweeps apart with their spins and energies.  generic: a focus-1 table through
     the any-window kernel (`lattices.TableLattice`) instead of its fast path."""
-    sm = sampler.Sampler(size, size, hamiltonian, [beta], n_chains, 0, algorithm, dense=dense)
+    betas = [beta] if betas is None else betas
+    sm = sampler.Sampler(size, size, hamiltonian, betas, n_chains, 0, algorithm, dense=dense, swap_every=swap_every)
     if generic:
         sm.lat = lattices.TableLattice(size, size, sm.hamiltonian)
         sm.blocks = sampler._init(sm.lat, metropolis._stream_key(0, 1), sm.chains.cid)
@@ -94,7 +95,7 @@ def sampler_updates_per_s(n_chains, repeats, algorithm="checkerboard", target_up
         t0 = time.perf_counter()
         run()
         times.append(time.perf_counter() - t0)
-    return n_chains * size * size * n / np.median(times)
+    return len(betas) * n_chains * size * size * n / np.median(times)
 
 
 def host_device_rates(n_chains, repeats, rounds=3):
@@ -244,6 +245,23 @@ def potts_paths(repeats):
                   f"ISING1 {built:10.3e}   " + "   ".join(f"q={q} {r:10.3e} ({r / built:4.2f}x)" for q, r in rates.items()))
 
 
+def spin_glass_paths(repeats):
+    """The spin glass's kernel (a coupling per bond, continuous acceptance) against ISING1's, 64 x 64 at
+    the same chains and betas, and what replica exchange every K sweeps adds to a sweep."""
+    import spin_glass
+
+    print(f"\nSpin glass (EA ±J, 64 x 64) against ISING1, attempted updates/s (median of {repeats}):")
+    ea = spin_glass.EdwardsAnderson.standard(64, 64, 0)
+    ladder = list(1.0 / np.geomspace(3.0, 0.5, 8))
+    kw = dict(size=64, target_updates=4e7, betas=ladder)
+    built = sampler_updates_per_s(8, repeats, **kw)
+    rate = sampler_updates_per_s(8, repeats, hamiltonian=ea, **kw)
+    print(f"  8 betas x 8 chains, sweeps only: ISING1 {built:10.3e}   EA {rate:10.3e} ({rate / built:4.2f}x, target >= 0.8)")
+    for k in (1, 10):
+        swapped = sampler_updates_per_s(8, repeats, hamiltonian=ea, swap_every=k, **kw)
+        print(f"  EA with replica exchange every {k:2d} sweeps: {swapped:10.3e} ({swapped / rate:4.2f}x of no swaps)")
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--chains", type=int, nargs="+", default=[256, 1024, 4096, 8192, 16384])
@@ -251,6 +269,7 @@ def main(argv=None):
     p.add_argument("--tau", action="store_true", help="print the tau_int / burn-in tables instead")
     p.add_argument("--tables", action="store_true", help="only the table-Hamiltonian figures (a minute)")
     p.add_argument("--potts", action="store_true", help="only the Potts heat-bath figures (a minute)")
+    p.add_argument("--spin_glass", action="store_true", help="only the spin glass's and replica exchange's figures")
     p.add_argument("--rate_of", type=int, default=None, metavar="N_CHAINS",
                    help="print the device count and the checkerboard rate at N_CHAINS only (used for the child process)")
     args = p.parse_args(argv)
@@ -266,6 +285,9 @@ def main(argv=None):
         return
     if args.potts:
         potts_paths(args.repeats)
+        return
+    if args.spin_glass:
+        spin_glass_paths(args.repeats)
         return
 
     energy_jit = jax.jit(lambda s: ising.energy(s, "ISING1"))
@@ -299,6 +321,7 @@ def main(argv=None):
     field_paths(max(1, args.repeats // 2))
     table_paths(max(1, args.repeats // 2))
     potts_paths(max(1, args.repeats // 2))
+    spin_glass_paths(max(1, args.repeats // 2))
 
     e2e = end_to_end(500_000, 2_500_000, max(1, args.repeats // 2))
     print(f"\nEnd to end, generate() to HDF5, 8x8 ISING1 beta={BETA}, {e2e['chains']} chains, "
