@@ -14,9 +14,10 @@ $(VENV)/.installed: requirements.txt
 	touch $@
 
 # The whole suite, slow statistical checks included (this is what CI runs), in TEST_WORKERS processes
-# (pytest-xdist); a test file stays in one process, so its module fixtures (tiny trained runs) are made once.
+# (pytest-xdist); a test file stays in one process, so its module fixtures (tiny trained runs) are made
+# once, but for the long independent ones tests/conftest.py spreads (SPREAD).
 TEST_WORKERS ?= 2
-XDIST = -n $(TEST_WORKERS) --dist loadfile
+XDIST = -n $(TEST_WORKERS) --dist loadgroup
 test: install
 	$(PY) -m pytest -q $(XDIST)
 

@@ -8,6 +8,17 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+# Files whose tests are spread over the worker processes one by one (`make test`: pytest-xdist
+# --dist loadgroup): their tests are long and independent, so the file is not the suite's tail. Every
+# other file keeps its tests in one process (one group), so its module fixtures are made once.
+SPREAD = {"test_weights.py"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.name not in SPREAD:
+            item.add_marker(pytest.mark.xdist_group(item.path.name))
+
 
 @pytest.fixture(scope="session")
 def ising_file(tmp_path_factory):
