@@ -93,10 +93,18 @@ def histogram_table(checks: list[dict]) -> list[dict]:
     return [{"file": Path(c["file"]).name, **{k: c[k] for k in keys}} for c in checks]
 
 
+def _z(mean: float, exact: float, sem: float) -> float:
+    """(mean - exact) / sem; with sem = 0 (every sample in one state, e.g. a ground state at low T):
+    0 if the mean is the exact one, else infinite."""
+    if sem > 0:
+        return (mean - exact) / sem
+    return 0.0 if abs(mean - exact) <= 1e-9 * max(1.0, abs(exact)) else float("inf")
+
+
 def mean_energy_table(checks: list[dict]) -> list[dict]:
     """Rows for `plotting.markdown_table`: sampled <E> against the exact one; z in standard errors."""
     return [{"file": Path(c["file"]).name, "beta": c["beta"], "mean": c["mean"], "sem": c["sem"],
-             "exact": c["exact_mean"], "z": (c["mean"] - c["exact_mean"]) / c["sem"], "chi2 p": c["p_value"]}
+             "exact": c["exact_mean"], "z": _z(c["mean"], c["exact_mean"], c["sem"]), "chi2 p": c["p_value"]}
             for c in checks]
 
 

@@ -57,3 +57,16 @@ def test_bad_input_is_one_line_and_no_file(tmp_path, capsys, extra, named):
         gi.main([*BASE, "--filename", str(out), *extra])
     user_error(e.value.code, capsys.readouterr().err, named, usage=True)
     assert not out.exists()
+
+
+def test_consistency_reads_an_instance_down_to_its_ground_state(tmp_path):
+    """consistency.py on an EA file whose coldest beta holds only ground states (standard error 0)."""
+    import consistency
+
+    out = tmp_path / "ea.hdf5"
+    assert gi.main([*BASE, "--hamiltonian", "EA", "--disorder_seed", "1", "--n_beta_samples", "3", "--beta_min", "0.3",
+                    "--beta_max", "8", "--swap_every", "1", "--filename", str(out)]) == 0
+    assert consistency.main([str(out), "--out", str(tmp_path / "report.md")]) == 0
+    checks = consistency.energy_histogram_check(out)
+    assert checks[-1]["sem"] == 0 and consistency.mean_energy_table(checks)[-1]["z"] == 0.0
+    assert all(c["stray_samples"] == 0 for c in checks)
