@@ -88,16 +88,18 @@ def _check_seed(name: str, value) -> None:
 seed_int = _arg_type(int, _check_seed, "an integer in [0, 2^32)")  # numpy's and Lightning's seed range
 
 
-def check_output_dir(flag: str, folder) -> None:
+def check_output_dir(flag: str, folder, shown=None) -> None:
     """UserError unless `folder` is, or can be created as, a folder this process can write in:
-    checked before the work whose results go there, so a mistake costs nothing."""
+    checked before the work whose results go there, so a mistake costs nothing. shown: what the
+    message calls the flag's value (default: the folder)."""
     folder = Path(folder)
+    shown = folder if shown is None else shown
     for existing in (folder, *folder.parents):
         if existing.exists():
             if not existing.is_dir():
-                raise UserError(f"{flag} {folder}: {existing} is a file, not a folder; choose another {flag}")
+                raise UserError(f"{flag} {shown}: {existing} is a file, not a folder; choose another {flag}")
             if not os.access(existing, os.W_OK | os.X_OK):
-                raise UserError(f"{flag} {folder}: no permission to write in {existing}; choose another {flag}")
+                raise UserError(f"{flag} {shown}: no permission to write in {existing}; choose another {flag}")
             return
 
 
@@ -149,14 +151,7 @@ def check_output_file(flag: str, path, inputs=()) -> Path:
             raise UserError(f"{flag} {text} is not a regular file (a device, pipe or socket); give a file name")
         if not st.st_mode & 0o222 or not os.access(path, os.W_OK):
             raise UserError(f"{flag} {text} is read-only; make it writable (chmod u+w) or choose another {flag}")
-    parent = target.parent
-    for existing in (parent, *parent.parents):
-        if existing.exists():
-            if not existing.is_dir():
-                raise UserError(f"{flag} {text}: {existing} is a file, not a folder; choose another {flag}")
-            if not os.access(existing, os.W_OK | os.X_OK):
-                raise UserError(f"{flag} {text}: no permission to write in {existing}; choose another {flag}")
-            break
+    check_output_dir(flag, target.parent, shown=text)
     return path
 
 
