@@ -88,14 +88,18 @@ def integrated_autocorr_time(series, c: float = 5.0) -> float:
 # ----------------------------------------------------------------------------- finite-size scaling
 # Estimators for phase_diagram.py: the Binder cumulant, the leave-one-out jackknife over
 # independent samples (there: one per Monte Carlo chain), and where two curves cross.
-def binder_cumulant(m2, m4):
-    """U4 = 1 - <m^4> / (3 <m^2>^2) from the moments <m^2>, <m^4> (arrays broadcast, float64).
+def binder_cumulant(m2, m4, components: int = 1):
+    """U4 = 1 - n <m^4> / ((n + 2) <m^2>^2) from the moments <m^2>, <m^4> (arrays broadcast, float64) of an
+    order parameter with n = `components` real components (<m^4> the mean of |m|^4).
 
-    0 for a Gaussian magnetisation (disordered phase, large lattice), 2/3 for m = +-m0 (ordered);
-    at the critical point it tends to a universal value (2D Ising, periodic squares: 0.6107).
+    n = 1 (Ising): 1 - <m^4> / (3 <m^2>^2). The factor makes a Gaussian m (the disordered phase of a
+    large lattice: <|m|^4> = (1 + 2/n) <|m|^2>^2) give 0 for every n, and a frozen |m| = m0 gives
+    2/(n + 2): 2/3 for Ising, 1/2 for the complex (n = 2) order parameter of the q-state Potts model.
+    At the critical point it tends to a universal value (2D Ising, periodic squares: 0.6107).
     """
     m2, m4 = np.asarray(m2, np.float64), np.asarray(m4, np.float64)
-    return 1.0 - m4 / (3.0 * m2 * m2)
+    n = float(components)
+    return 1.0 - n * m4 / ((n + 2.0) * m2 * m2)
 
 
 def jackknife(samples, statistic):

@@ -81,6 +81,19 @@ def magnetisation(grids, q: int):
     return (q * rho.max(axis=-1) - 1.0) / (q - 1.0)
 
 
+def zq_magnetisation(grids, q: int):
+    """grids (..., n_x, n_y) -> |m| (...), float64, of the Z_q order parameter m = (1/N) sum_i exp(2 pi i s_i / q).
+
+    The order parameter of finite-size scaling for the Potts model: a complex number (two real
+    components, `estimators.binder_cumulant(..., components=2)`), 0 on average in the disordered
+    phase, so its Binder cumulant tends to 0 there, and |m| = 1 in a ground state. q = 2 gives the
+    Ising |m|. (`magnetisation`'s (q max_k rho_k - 1)/(q - 1) is >= 0 at every temperature: its
+    cumulant does not tend to 0.)"""
+    s = np.asarray(grids).reshape(*np.shape(grids)[:-2], -1)
+    phase = np.exp(2j * np.pi * np.arange(q) / q)[s.astype(np.int64)]
+    return np.abs(phase.mean(axis=-1))
+
+
 def ising_spins(grids):
     """q = 2 Potts states 0/1 -> Ising spins -1/+1 (int8); E_Potts = (E_Ising - 2N) / 2."""
     return (2 * np.asarray(grids, np.int8) - 1).astype(np.int8)

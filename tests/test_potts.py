@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 
+import estimators
 import ising
 import potts
 
@@ -201,3 +202,20 @@ def test_8x8_q3_exactly():
     assert sum(exact) == q ** (n * n)
     assert max(abs(float(f) - x) / x for f, x in zip(c, exact) if x) < 2e-14
     assert all(float(f) == x for f, x in zip(c, exact) if x < 2 ** 53)
+
+
+def test_zq_order_parameter_and_its_binder_cumulant():
+    """The Z_q order parameter: |m| = 1 in every ground state, 0 for equal populations, the Ising |m|
+    at q = 2; its two-component Binder cumulant is 0 for independent random states (the infinite-
+    temperature limit, where m is Gaussian up to O(1/N)) and 1/2 for a frozen |m|."""
+    for q in (2, 3, 4):
+        for k in range(q):
+            assert potts.zq_magnetisation(np.full((4, 6), k, np.int8), q) == pytest.approx(1.0)
+    assert potts.zq_magnetisation(np.arange(12).reshape(3, 4) % 3, 3) == pytest.approx(0.0, abs=1e-12)
+    s = np.random.default_rng(1).integers(0, 2, (50, 4, 4))
+    np.testing.assert_allclose(potts.zq_magnetisation(s, 2), np.abs(potts.ising_spins(s).mean(axis=(1, 2))), atol=1e-12)
+    m = potts.zq_magnetisation(np.random.default_rng(2).integers(0, 3, (20000, 16, 16)), 3)
+    # sampling error of U from 20,000 lattices is ~0.01; the one-component formula would give 1/3
+    assert abs(estimators.binder_cumulant((m ** 2).mean(), (m ** 4).mean(), components=2)) < 0.03
+    assert abs(estimators.binder_cumulant((m ** 2).mean(), (m ** 4).mean()) - 1 / 3) < 0.03
+    assert estimators.binder_cumulant(0.25, 0.0625, components=2) == pytest.approx(0.5)
