@@ -51,7 +51,8 @@ import numpy as np
 import data_files
 import hamiltonians
 import ising
-from checks import UserError, atomic_path, check_output_file, main_guard, positive_int, write_json
+import spin_glass
+from checks import UserError, atomic_path, check_output_file, main_guard, positive_float, positive_int, write_json
 
 KIND = "pseudo_likelihood"
 NAMES = (*ising.PAIR_NAMES, "field")
@@ -233,9 +234,49 @@ def planted_couplings(meta: dict, n_x: int, n_y: int):
     return h.J_h_array, h.J_v_array
 
 
-def per_bond(train_path, blocks: int = 10, max_lattices: int | None = None, field: bool = False):
+EXACT_T = (0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 2.5, 3.0)
+EXACT_MAX_SIDE = 10          # the shorter side up to which the exact comparison runs (rows of 2^10 states: seconds)
+
+
+def exact_comparison(fit, truth, temperatures=EXACT_T) -> dict:
+    """The fitted instance against the planted one, exactly (transfer matrix, `spin_glass`); fit and
+    truth are (J_h, J_v), float (n_x, n_y) each. Per temperature T = 1/beta, per site (N = n_x n_y):
+      u_exact   = <E_true>_true / N, the planted instance's internal energy;
+      u_fit     = <E_fit>_fit / N, the fit's own energy in its own Boltzmann law (what simulating the fit reports);
+      u_cross   = <E_true>_fit / N, the true energy of the fit's law (its samples judged by the planted
+                  Hamiltonian): -d/dl log Z(l) at l = 0, Z(l) = sum_s exp(-beta E_fit(s) - l E_true(s)), i.e.
+                  `log_z` of the couplings beta J_fit + l J_true at beta 1, by 5-point differences.
+    And the ground states: e0_exact = min E_true / N, e0_fit_true = E_true of the fit's ground state / N:
+    the slope of min_s [E_fit(s) + eps E_true(s)] in eps (`ground_state`, eps = 1e-7: among states within
+    ~eps sum|J| of the fit's minimum, the lowest true energy)."""
+    fit = [np.asarray(a, np.float64) for a in fit]
+    truth = [np.asarray(a, np.float64) for a in truth]
+    n = fit[0].size
+    rows = []
+    for T in temperatures:
+        beta = 1.0 / T
+        h = 1e-4
+
+        def f(l):
+            return spin_glass.log_z(*(beta * a + l * b for a, b in zip(fit, truth)), 1.0)
+        cross = -(-f(2 * h) + 8 * f(h) - 8 * f(-h) + f(-2 * h)) / (12 * h)
+        rows.append({"T": T, "u_exact": spin_glass.moments(*truth, beta)[0] / n,
+                     "u_fit": spin_glass.moments(*fit, beta)[0] / n, "u_cross": cross / n})
+    eps = 1e-7
+    e0_fit = spin_glass.ground_state(*fit)[0]
+    e0_cross = (spin_glass.ground_state(*(a + eps * b for a, b in zip(fit, truth)))[0] - e0_fit) / eps
+    e0 = spin_glass.ground_state(*truth)[0]
+    return {"rows": rows, "max_abs_du_fit": max(abs(r["u_fit"] - r["u_exact"]) for r in rows),
+            "max_abs_du_cross": max(abs(r["u_cross"] - r["u_exact"]) for r in rows),
+            "e0_exact": e0 / n, "e0_fit_own": e0_fit / n, "e0_fit_true": e0_cross / n,
+            "e0_rel_error": abs(e0_cross - e0) / abs(e0), "e0_own_rel_error": abs(e0_fit - e0) / abs(e0)}
+
+
+def per_bond(train_path, blocks: int = 10, max_lattices: int | None = None, field: bool = False, exact_T=EXACT_T):
     """The per-bond fit on every lattice of train_path, with its block error bars: (report dict,
-    arrays {J_h, J_v[, field]} float32 (n_x, n_y) of the fit)."""
+    arrays {J_h, J_v[, field]} float32 (n_x, n_y) of the fit). Where the file records its couplings and
+    the shorter side is at most EXACT_MAX_SIDE, the report's "exact" compares the fit's couplings (as
+    written, float32, no field) with them at the temperatures exact_T (`exact_comparison`; none: skipped)."""
     meta, grids = read_lattices(train_path, blocks, max_lattices)
     meta["path"] = str(train_path)
     m, n_x, n_y = grids.shape
@@ -275,6 +316,9 @@ def per_bond(train_path, blocks: int = 10, max_lattices: int | None = None, fiel
                       mean_error=float(dev.mean()), signs_right=float(np.mean(np.sign(fitted) == np.sign(planted))),
                       n_signs_wrong=int(np.sum(np.sign(fitted) != np.sign(planted))),
                       max_error_in_error_bars=float(np.max(np.abs(dev) / err[:2 * n])))
+        if exact_T and min(n_x, n_y) <= EXACT_MAX_SIDE:
+            written = [arrays[k].astype(np.float32) for k in ("J_h", "J_v")]
+            report["exact"] = exact_comparison(written, truth, exact_T)
     report["errors"] = {"J_h": err[:n].reshape(n_x, n_y).tolist(), "J_v": err[n:2 * n].reshape(n_x, n_y).tolist()}
     return report, {k: v.astype(np.float32) for k, v in arrays.items()}
 
@@ -287,6 +331,17 @@ def markdown_per_bond(report: dict) -> str:
                 "signs_right", "n_signs_wrong", "max_error_in_error_bars", "field_rms", "field_error_bar_rms"):
         if key in report:
             lines.append(f"| {key} | {report[key]:.6g} |")
+    if "exact" in report:
+        ex = report["exact"]
+        lines += ["", "Exact (transfer matrix): U/N of the planted instance, of the fit in its own energy, and the "
+                  "planted energy averaged over the fit's Boltzmann law", "",
+                  "| T | U/N exact | U/N fit | fit - exact | <E_true>_fit/N | - exact |", "|---|---|---|---|---|---|"]
+        for r in ex["rows"]:
+            lines.append(f"| {r['T']:g} | {r['u_exact']:.5f} | {r['u_fit']:.5f} | {r['u_fit'] - r['u_exact']:+.5f} | "
+                         f"{r['u_cross']:.5f} | {r['u_cross'] - r['u_exact']:+.5f} |")
+        lines += ["", f"ground state E_0/N: exact {ex['e0_exact']:.5f}; the fit's own {ex['e0_fit_own']:.5f} "
+                  f"({ex['e0_own_rel_error']:.2%} off); the planted energy of the fit's ground state "
+                  f"{ex['e0_fit_true']:.5f} ({ex['e0_rel_error']:.2%} off)"]
     return "\n".join(lines)
 
 
@@ -302,6 +357,10 @@ def main(argv=None) -> int:
                    ".npz): the default for a spin-glass file (hamiltonian EA)")
     p.add_argument("--field", action="store_true", help="per bond: fit a field per site too (off by default: the EA "
                    "model has none, and generate_ising.py --couplings does not read it)")
+    p.add_argument("--exact_T", type=positive_float, nargs="*", default=list(EXACT_T), metavar="T",
+                   help="per bond, where the file records its couplings and the shorter side is <= "
+                   f"{EXACT_MAX_SIDE}: exact U/N of the fit and of the planted instance at these temperatures, and "
+                   "their ground states (give --exact_T alone to skip)")
     args = p.parse_args(argv)
     if args.blocks < 2:
         raise UserError("--blocks: the error bars need at least 2 blocks")
@@ -321,7 +380,7 @@ def main(argv=None) -> int:
     if args.out is not None:
         check_out(args.out)
     if bonds:
-        report, arrays = per_bond(args.train_path, args.blocks, args.max_lattices, args.field)
+        report, arrays = per_bond(args.train_path, args.blocks, args.max_lattices, args.field, args.exact_T)
         seed = report["disorder_seed"]
         label = f"{report['trained_on']}_{report['n_x']}x{report['n_y']}" + ("" if seed in (None, -1) else f"_seed{seed}")
         out = check_out(args.out or f"results/inverse_ising/{KIND}_per_bond_{label}.json")

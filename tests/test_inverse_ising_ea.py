@@ -137,3 +137,31 @@ def test_bad_inputs_get_one_line_and_no_file(tmp_path, capsys):
         code = main_guard(inverse_ising.main, ["--train_path", str(good), "--out", str(out), "--blocks", "2"])
         user_error(code, capsys.readouterr().err, said)
     assert sorted(p.name for p in tmp_path.iterdir() if p.suffix != ".hdf5") == []
+
+
+def test_the_exact_comparison_agrees_with_enumeration():
+    """exact_comparison (transfer matrix, finite differences, the (min, +) slope) against brute force over
+    the 2^12 states of 3 x 4: U/N of both laws, the planted energy averaged over the fit's law, and the planted
+    energy of the fit's ground state; a fit equal to the truth agrees with it everywhere (the power check:
+    the real-valued fit's rows differ from the planted ones by far more than the tolerance)."""
+    truth = spin_glass.standard_instance(3, 4, 2)
+    fit = [t + 0.3 * np.random.default_rng(1).normal(size=t.shape) for t in truth]
+    states = spin_glass.all_states(3, 4)
+    e_true, e_fit = spin_glass.energy(states, *truth), spin_glass.energy(states, *fit)
+
+    def mean(e, law, beta):
+        w = np.exp(-beta * (law - law.min()))
+        return float((w * e).sum() / w.sum()) / 12
+
+    ex = inverse_ising.exact_comparison(fit, truth, (0.5, 1.0, 2.0))
+    for r in ex["rows"]:
+        beta = 1.0 / r["T"]
+        assert r["u_exact"] == pytest.approx(mean(e_true, e_true, beta), abs=1e-7)
+        assert r["u_fit"] == pytest.approx(mean(e_fit, e_fit, beta), abs=1e-7)
+        assert r["u_cross"] == pytest.approx(mean(e_true, e_fit, beta), abs=1e-7)
+        assert min(abs(r["u_cross"] - r["u_exact"]), abs(r["u_fit"] - r["u_exact"])) > 1e-5
+    assert ex["e0_exact"] == pytest.approx(e_true.min() / 12, abs=1e-9)
+    assert ex["e0_fit_own"] == pytest.approx(e_fit.min() / 12, abs=1e-9)
+    assert ex["e0_fit_true"] == pytest.approx(e_true[e_fit <= e_fit.min() + 1e-9].min() / 12, abs=1e-6)
+    same = inverse_ising.exact_comparison(truth, truth, (0.5,))
+    assert same["max_abs_du_fit"] < 1e-7 and same["max_abs_du_cross"] < 1e-7 and same["e0_rel_error"] < 1e-6
