@@ -64,6 +64,53 @@ SPAN_PER_ROW = 16  # a batch spanning at most this many rows per row it asks for
 LOAD_MAX_BYTES = 256 * 2**20  # scattered reads load grids up to this size into the process
 BLOCK_BATCHES = 8  # make_dataloader(shuffle=True) shuffles within blocks of this many batches
 _CHECK_ROWS = 1 << 16  # rows per block when every spin is checked
+_CHECK_BYTES = 1 << 24  # at most this much of a file is held at once by the checks (16 MiB)
+
+
+def _stored_problem(dset: h5py.Dataset) -> str | None:
+    """Why `dset` cannot hold the rows it declares, or None: an uncompressed dataset stores every
+    byte of its rows, so one with less on disk (a tiny file declaring 10^9 lattices, a file cut
+    short) would be read as its fill value, gigabytes of it, not as samples."""
+    if dset.is_virtual or dset.id.get_create_plist().get_nfilters():
+        return None  # virtual or compressed: its size on disk says nothing
+    stored = dset.id.get_storage_size()
+    if stored < dset.nbytes:
+        return (f"declares {dset.shape[0]} rows ({dset.nbytes / 1e9:.3g} GB) but stores {stored / 1e9:.3g} GB of "
+                "them: the file was cut short or never filled; regenerate it")
+    return None
+
+
+def _blocks(n: int, row_bytes: int, rows: int = _CHECK_ROWS):
+    """(start, stop) of consecutive blocks of at most `rows` rows and about _CHECK_BYTES bytes."""
+    step = max(1, min(rows, _CHECK_BYTES // max(row_bytes, 1)))
+    return ((s, min(s + step, n)) for s in range(0, n, step))
+
+
+def check_betas(path) -> None:
+    """A file's `betas` attribute (where ``read_metadata`` reads the beta a run trains and is
+    scored at) must name the betas its ``beta`` dataset holds, and those must be finite: a
+    one-line IsingDataError otherwise. Read in blocks: 4 bytes a sample, never all at once."""
+    with open_h5(path) as f:
+        dset = f.get("beta")
+        if not isinstance(dset, h5py.Dataset) or dset.dtype.kind not in "biuf" or not dset.size:
+            return
+        if dset.ndim and _stored_problem(dset):
+            raise IsingDataError(f"{path}:beta {_stored_problem(dset)}")
+        found = set()
+        for lo, hi in _blocks(dset.shape[0], dset.dtype.itemsize * int(np.prod(dset.shape[1:], dtype=np.int64))):
+            values = np.asarray(dset[lo:hi], dtype=np.float64).reshape(-1)
+            bad = ~np.isfinite(values)
+            if bad.any():
+                raise IsingDataError(f"{path}:beta holds {values[bad][0]} (row {lo + int(np.argmax(bad))}); betas "
+                                     "must be finite: regenerate the file")
+            found.update(np.unique(values.astype(np.float32)).tolist())
+        if "betas" not in f.attrs:
+            return
+        declared = {float(np.float32(b)) for b in np.atleast_1d(np.asarray(f.attrs["betas"], dtype=np.float64))}
+    if declared != found:
+        show = lambda v: ", ".join(f"{b:g}" for b in sorted(v)[:6]) + (" ..." if len(v) > 6 else "")  # noqa: E731
+        raise IsingDataError(f"{path}: its 'betas' attribute says {show(declared)} but its beta dataset holds "
+                             f"{show(found)}; the file contradicts itself: regenerate it")
 
 
 # ----------------------------------------------------------------- reading rows
@@ -148,6 +195,8 @@ class _IsingDataset(Dataset):
                 self.keys.append(energy_key)
             if self.return_beta:
                 self._setup_beta(f)
+            if in_memory:
+                self._check_memory([f[k] for k in self.keys])
             self._arrays = [f[k][()] for k in self.keys] if in_memory else None
         # the snake orders the item needs, as one gather over the flattened grids
         orders = ("rows", "cols") if self._two_d else ("rows",)
@@ -163,12 +212,29 @@ class _IsingDataset(Dataset):
         self.n, self.n_x, self.n_y = (int(s) for s in grids.shape)
         if self.n == 0:
             raise IsingDataError(f"{where} holds no lattices")
+        problem = _stored_problem(grids)
+        if problem:
+            raise IsingDataError(f"{where} {problem}")
         if validate == "none":
             return
-        rows = _CHECK_ROWS if validate == "full" else 256
-        starts = range(0, self.n, rows) if validate == "full" else np.linspace(0, max(self.n - rows, 0), 8)
-        for s in np.unique(np.asarray(starts, dtype=np.int64)).tolist():
+        row_bytes = grids.dtype.itemsize * self.n_x * self.n_y
+        if validate == "full":
+            for s, e in _blocks(self.n, row_bytes):
+                self._check_spins(grids[s:e], range(s, self.n))
+            return
+        rows = max(1, min(256, _CHECK_BYTES // (8 * row_bytes)))  # 8 blocks of a sample, ~16 MiB in all
+        for s in np.unique(np.linspace(0, max(self.n - rows, 0), 8).astype(np.int64)).tolist():
             self._check_spins(grids[s : s + rows], range(s, self.n))
+
+    def _check_memory(self, dsets: list) -> None:
+        """in_memory=True reads every column at once: refused in one line where that is more than
+        the memory this machine has left (read lazily instead, the default)."""
+        from runs import available_memory
+
+        need, free = sum(d.nbytes for d in dsets), available_memory()
+        if free is not None and need > free:
+            raise IsingDataError(f"{self.filepath} is {need / 1e9:.3g} GB in memory but {free / 1e9:.3g} GB is "
+                                 "available; drop --in_memory (the files are then read lazily, a batch at a time)")
 
     @property
     def _values(self) -> str:
@@ -198,10 +264,14 @@ class _IsingDataset(Dataset):
                                  f"{self.n} lattices; they must have the same length")
         if dset.dtype.kind not in "biuf":
             raise IsingDataError(f"{where} has dtype {dset.dtype}; expected numbers")
-        finite = np.isfinite(dset[()].reshape(-1))  # 4 bytes a sample, read once
-        if not np.all(finite):
-            raise IsingDataError(f"{where} holds NaN or infinite {what} (first in row {np.argmin(finite)}); "
-                                 "regenerate the file")
+        problem = _stored_problem(dset)
+        if problem:
+            raise IsingDataError(f"{where} {problem}")
+        for lo, hi in _blocks(dset.shape[0], dset.dtype.itemsize * (dset.shape[1] if dset.ndim == 2 else 1)):
+            finite = np.isfinite(dset[lo:hi].reshape(-1))  # 4 bytes a sample, a block at a time
+            if not np.all(finite):
+                raise IsingDataError(f"{where} holds NaN or infinite {what} (first in row {lo + np.argmin(finite)}); "
+                                     "regenerate the file")
 
     def _setup_beta(self, f: h5py.File) -> None:
         dset = f.get("beta")
@@ -407,10 +477,13 @@ class IsingDataModule(pl.LightningDataModule):
         spins), and check that the validation and test files hold lattices of the training
         file's size, kind (Ising, or Potts of the same q) and Hamiltonian: one-line
         IsingDataErrors before any training. Returns the training file's metadata."""
+        paths = (self.train_path, *self.val_paths, self.test_path)
+        for path in paths:  # their datasets first: read_metadata reads a whole beta column at once
+            self._check_dataset(path)
+            check_betas(path)
         train = read_metadata(self.train_path)
         kind = lambda m: "Ising" if m["q"] == 2 else f"q = {m['q']} Potts"  # noqa: E731
-        for path in (self.train_path, *self.val_paths, self.test_path):
-            self._check_dataset(path)
+        for path in paths:
             meta = read_metadata(path)
             if meta["q"] != train["q"]:
                 raise IsingDataError(f"{path} holds {kind(meta)} lattices but the training file {self.train_path} "

@@ -231,6 +231,29 @@ def export_weights(run_dir, dest_root="weights") -> Path:
     return dest
 
 
+def json_safe(value):
+    """`value` with every NaN or infinite float replaced by None (JSON has no NaN: a strict reader
+    refuses the bare `NaN` Python writes), through dicts, lists and tuples."""
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def available_memory() -> int | None:
+    """Bytes of memory this machine can still give (Linux MemAvailable), or None where unknown."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def check_grids(model, grids: np.ndarray) -> None:
     """ValueError unless grids hold what the model reads: spins ±1 (Ising, q = 2) or the states
     0..q-1 of a q-state Potts model (`model.q`), e.g. Potts lattices given to an Ising run."""
