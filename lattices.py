@@ -6,7 +6,8 @@ makes one object per (Hamiltonian, size), the static argument of the jitted prog
 contiguous block of the spins (chains, sites): positions offsets[c]:offsets[c+1] hold colour c, order
 maps position -> flat site (x * n_y + y), inverse flat site -> position. Sites of one colour never
 interact, so a kernel updates a whole block at once. Each lattice carries what the sampler needs:
-- `sweep(algorithm)`: its kernel (`metropolis.py`); `check_algorithm` refuses the others;
+- `sweep(algorithm)`: its kernel (`metropolis.py`; "cluster": `cluster.py`); `check_algorithm`
+  refuses the others, `cluster_refusal` saying why a lattice has no cluster update;
 - `energies(blocks)`: E of a state; `stored_energy(blocks, e)`: the energy after a sweep;
 - `start(bits)`: the random (infinite-temperature) start; `ordered(blocks)`: a ground state;
 - `thresholds(betas, algorithm)`: the kernel's per-beta acceptance operand; `algorithm_name`.
@@ -23,6 +24,7 @@ import numpy as np
 
 import jax.numpy as jnp
 
+import cluster
 import ising
 import potts
 from ising import colouring, neighbours, window_offsets
@@ -42,6 +44,7 @@ class Blocks:
     start (spins ±1 from the top random bit), and colour updates with the table kernels' Metropolis
     operand (beta, c(beta)); subclasses override what differs."""
     algorithms = ("checkerboard",)
+    cluster_refusal = "its couplings are not all ferromagnetic pairs, which Swendsen-Wang clusters need"
 
     def block(self, x, c):
         """Colour c's columns of x (B, >= S) in colour order."""
@@ -52,6 +55,9 @@ class Blocks:
         return tuple(self.block(x, c) for c in range(self.n_colours))
 
     def check_algorithm(self, algorithm):
+        if algorithm == "cluster" and algorithm not in self.algorithms:
+            raise ValueError(f"{self.hamiltonian.name} has no cluster update ({self.cluster_refusal}): "
+                             f"use --algorithm {self.algorithms[0]}")
         if algorithm not in self.algorithms:
             raise ValueError(f"{self.hamiltonian.name} is sampled by {self.algorithm_name(self.algorithms[0])} "
                              f"colour updates: use --algorithm {self.algorithms[0]}")
@@ -85,11 +91,15 @@ class PairLattice(Blocks):
     couplings. couplings {(a, c): table} for each pair of coupled colours, how block a enters the local
     field of block c: J_ac float32 (m_a, m_c) if dense, else (indices into block a int32 (m_c, k_ac),
     couplings float32 (m_c, k_ac)). levels: the values of s_i h_i >= 0, 0 first.
+    --algorithm cluster: Swendsen-Wang (`cluster.swendsen_wang`) on the bonds of cluster_offsets (dx, dy),
+    each of energy gap 2J (ising's bond list: right, down [, the diagonals with J = 1/2]).
     """
-    algorithms = ("checkerboard", "single")
+    algorithms = ("checkerboard", "single", "cluster")
 
     def __init__(self, n_x, n_y, hamiltonian, dense):
         self.hamiltonian, self.dense = hamiltonian, dense
+        self.cluster_offsets = [(dx, dy) for dx, dy, _ in ising._OFFSETS[hamiltonian.name]]
+        self.cluster_gaps = [2.0 * J for _, _, J in ising._OFFSETS[hamiltonian.name]]
         _pair_tables(self, n_x, n_y, colouring(n_x, n_y, hamiltonian.name), neighbours(n_x, n_y, hamiltonian.name), dense)
         # translation invariance: every site sees the couplings of site 0
         sums = {0.0}
@@ -98,7 +108,7 @@ class PairLattice(Blocks):
         self.levels = [0.0] + sorted(v for v in sums if v > 0)
 
     def sweep(self, algorithm):
-        return _SWEEPS[algorithm]
+        return cluster.swendsen_wang if algorithm == "cluster" else _SWEEPS[algorithm]
 
     def accept(self, sh, bits, ch):
         """The checkerboard test of s_i h_i: 31 random bits against the threshold of its level."""
@@ -109,7 +119,10 @@ class PairLattice(Blocks):
         return ising.energy(grids, self.hamiltonian.name)
 
     def thresholds(self, betas, algorithm):
-        """uint32 (n, n_levels + 1): round(2^31 `acceptance_table`), compared with 31 random bits."""
+        """uint32 (n, n_levels + 1): round(2^31 `acceptance_table`), compared with 31 random bits;
+        cluster: uint32 (n, len(cluster_offsets)), `cluster.bond_thresholds`."""
+        if algorithm == "cluster":
+            return cluster.bond_thresholds(betas, self.cluster_gaps)
         thr = acceptance_table(betas, self.levels, ZERO_ACCEPT[algorithm], acceptance_scale(betas, algorithm))
         return np.round(thr * 2.0 ** 31).astype(np.uint32)
 
@@ -143,6 +156,8 @@ class BondLattice(Blocks):
     and coupling tables of `PairLattice`, each bond its own J, and the same checkerboard kernel. Any real
     J, so the Metropolis test takes dE = 2 s_i h_i itself (`metropolis._table_accept`: probability
     c(beta) min(1, exp(-beta dE)), x 0.9 at dE = 0), not a table of levels."""
+    cluster_refusal = ("a spin glass's couplings of both signs are frustrated: its Swendsen-Wang clusters "
+                       "percolate at every low temperature and decorrelate nothing")
 
     def __init__(self, n_x, n_y, hamiltonian, dense):
         self.hamiltonian, self.dense = hamiltonian, dense
@@ -250,7 +265,7 @@ class States:
     """Potts lattices: blocks hold the states 0..q-1 as float32, redrawn by heat bath (beta alone)."""
 
     def algorithm_name(self, algorithm) -> str:
-        return "heat-bath"
+        return "swendsen-wang" if algorithm == "cluster" else "heat-bath"
 
     def start(self, bits):
         return self.split((bits % jnp.uint32(self.q)).astype(jnp.float32))
@@ -260,6 +275,8 @@ class States:
         return tuple(jnp.zeros_like(b) for b in blocks)
 
     def thresholds(self, betas, algorithm):
+        if algorithm == "cluster":
+            return cluster.bond_thresholds(betas, self.cluster_gaps)
         return np.asarray(betas).reshape(-1, 1).astype(np.float32)
 
 
@@ -314,7 +331,11 @@ class WindowLattice(Strided):
 class PottsLattice(States, Strided):
     """The q-state Potts model (`potts.Potts`), heat-bath colour updates (`metropolis._sweep_heatbath`).
     Even sides: four strided colours (x mod 2, y mod 2), neighbour blocks by rolls (no gathers); odd
-    sides: `PairLattice`'s nearest-neighbour colouring and coupling tables (dense products or gathers)."""
+    sides: `PairLattice`'s nearest-neighbour colouring and coupling tables (dense products or gathers).
+    --algorithm cluster: Swendsen-Wang (`cluster.swendsen_wang`), right and down bonds of energy gap J = 1,
+    each cluster redrawn uniformly among the q states (file attribute algorithm: swendsen-wang)."""
+    algorithms = ("checkerboard", "cluster")
+    cluster_offsets, cluster_gaps = [(0, 1), (1, 0)], [1.0, 1.0]
 
     def __init__(self, n_x, n_y, spec, dense):
         self.strided, self.dense, self.hamiltonian, self.q = n_x % 2 == 0 and n_y % 2 == 0, dense, spec, spec.q
@@ -325,7 +346,7 @@ class PottsLattice(States, Strided):
             _pair_tables(self, n_x, n_y, colouring(n_x, n_y, "ISING1"), neighbours(n_x, n_y, "ISING1"), dense)
 
     def sweep(self, algorithm):
-        return _sweep_heatbath
+        return cluster.swendsen_wang if algorithm == "cluster" else _sweep_heatbath
 
     def energies(self, blocks):
         grids = jnp.take(jnp.concatenate(blocks, axis=1), self.inverse, axis=1).reshape(-1, self.n_x, self.n_y)

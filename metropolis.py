@@ -31,7 +31,7 @@ import numpy as np
 import jax
 import jax.numpy as jnp
 
-ALGORITHMS = ("checkerboard", "single")
+ALGORITHMS = ("checkerboard", "single", "cluster")   # cluster: Swendsen-Wang (`cluster.py`), where a lattice names it
 ZERO_ACCEPT = {"checkerboard": 0.9, "single": 1.0}   # acceptance factor at dE = 0 (acceptance_scale)
 ZERO_DE = 1e-6           # a table's |dE| below this counts as dE = 0 (exact for integer tables)
 

@@ -1,0 +1,134 @@
+"""Cluster updates of the sampler, in JAX: Swendsen-Wang for ferromagnetic pair Hamiltonians.
+
+`swendsen_wang` is a kernel like those of `metropolis.py`, (lat, t, blocks, e, ch) -> (blocks, energies
+(B,), changed sites (B,)), run by the unchanged `sampler.py` programs for `--algorithm cluster` on the
+lattices that name it (`lattices.PairLattice`: ISING1, ISING2; `lattices.PottsLattice`: POTTS<q>).
+One sweep is one Swendsen-Wang update of every chain: every site belongs to exactly one cluster, and
+every cluster is recoloured, so a sweep touches all N spins, as a Metropolis sweep does.
+
+The update (Swendsen & Wang, PRL 58, 86 (1987)), for E = -sum over bonds <ij> of J_ij d(s_i, s_j) with
+every J_ij >= 0 (Ising: d = s_i s_j, Potts: d = delta(s_i, s_j); ISING2's diagonals J = 1/2):
+1. every satisfied bond (s_i = s_j) is occupied with probability p_ij = 1 - exp(-beta Delta_ij),
+   Delta_ij = the energy the bond loses when broken (Ising 2 J_ij, Potts J_ij); unsatisfied bonds never;
+2. the clusters (connected components of the occupied bonds, `components`) get independent uniform
+   states: an Ising cluster is flipped with probability 1/2, a Potts cluster takes each of the q states
+   with probability 1/q.
+Why it is exact: the Fortuin-Kasteleyn joint law of spins and bonds, P(s, b) ∝ prod over bonds of
+[(1 - p) delta(b_ij, 0) + p delta(b_ij, 1) delta(s_i, s_j)], has the Boltzmann law as its spin marginal
+(summing b_ij out gives (1 - p) + p delta(s_i, s_j) ∝ exp(beta Delta_ij delta(s_i, s_j))). Step 1 draws b
+from P(b | s), step 2 draws s from P(s | b) (uniform per cluster, the clusters independent), so the
+update T(s -> s') = sum_b P(b | s) P(s' | b) satisfies detailed balance: pi(s) T(s -> s') = sum_b
+P(s, b) P(s', b) / P(b) is symmetric in s and s' (the property `slmc` builds on). Ergodic at every finite beta: with probability prod (1 - p_ij) > 0 no bond is
+occupied and every site is redrawn independently, so any state follows any other in one sweep.
+Bonds are built by periodic rolls, one per coupling offset, exactly as `ising.energy` and
+`potts.energy` count them: on a side of 2 a pair coupled twice gets two independent bonds, as its
+coupling 2J requires.
+
+Random numbers: for sweep t, stream j (one per coupling offset, then one for the clusters' new states)
+is `metropolis._words` under the sub-key threefry(key, (j, SALT)): a word per chain and site from the
+seed, the global chain id and t alone, so files are reproducible on any device count. A bond is
+occupied when its 32-bit word is below round(2^32 p) (`bond_thresholds`); a cluster's new state comes
+from the word of its root site (the label every one of its sites carries).
+
+Connected components (`components`): labels start as the site index; each iteration takes the minimum
+over occupied bonds in both directions (in place, offset after offset) and then jumps twice through
+the labels (label <- label[label], pointer jumping: a label is always a site of the same cluster with a
+smaller or equal index, so a jump stays in the cluster and never increases it); the loop ends when no
+label changes, i.e. every occupied bond joins equal labels. All chains iterate together (a
+`lax.while_loop` until the slowest chain has converged). Measured costs and the choice of Swendsen-Wang
+over single-cluster Wolff: benchmarks/README.md.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+import jax
+import jax.numpy as jnp
+
+from metropolis import _words, threefry2x32
+
+SALT = 0xC1057E5     # the sub-keys' second counter word: the cluster streams differ from the local kernels'
+
+
+def bond_thresholds(betas, deltas):
+    """uint32 (n, k): round(2^32 p) for p = 1 - exp(-beta Delta) (float64), per beta and per coupling
+    offset of energy gap Delta (k,), clipped to 2^32 - 1; a 32-bit word below it occupies a bond."""
+    b = np.asarray(betas, np.float64).reshape(-1, 1)
+    p = -np.expm1(-b * np.asarray(deltas, np.float64).reshape(1, -1))
+    return np.minimum(np.round(p * 2.0 ** 32), 2.0 ** 32 - 1).astype(np.uint32)
+
+
+def site_words(lat, key, cid, t, j):
+    """Stream j's random word of every site for sweep t: uint32 (B, n_x, n_y)."""
+    k0, k1 = threefry2x32(key[0], key[1], jnp.uint32(j), jnp.uint32(SALT))
+    return _words(lat, jnp.stack([k0, k1]), cid, t)[:, :lat.S].reshape(-1, lat.n_x, lat.n_y)
+
+
+def grid_of(lat, blocks):
+    """The blocks in colour order -> grids float32 (B, n_x, n_y)."""
+    flat = jnp.take(jnp.concatenate(blocks, axis=1), lat.inverse, axis=1)
+    return flat.reshape(-1, lat.n_x, lat.n_y)
+
+
+def blocks_of(lat, grids):
+    """grids (B, n_x, n_y) -> the blocks in colour order."""
+    return lat.split(jnp.take(grids.reshape(grids.shape[0], -1), lat.order, axis=1))
+
+
+def _shift(x, dx, dy):
+    """x[:, i + dx, j + dy] at (i, j), periodic."""
+    return jnp.roll(x, (-dx, -dy), axis=(1, 2))
+
+
+def components(bonds, shape):
+    """Cluster labels int32 (B, n_x, n_y) of occupied bonds: bonds a list of (dx, dy, occupied bool
+    (B, n_x, n_y)), occupied[:, i, j] the bond from (i, j) to (i + dx, j + dy) (periodic). Two sites carry
+    the same label iff they are connected; a label is the flat index of one site of its cluster."""
+    B, n_x, n_y = shape
+    big = jnp.int32(n_x * n_y)
+
+    def sweep(label):
+        for dx, dy, occ in bonds:                                   # in place: offset after offset
+            label = jnp.minimum(label, jnp.where(occ, _shift(label, dx, dy), big))
+            label = jnp.minimum(label, _shift(jnp.where(occ, label, big), -dx, -dy))
+        flat = label.reshape(B, -1)
+        flat = jnp.take_along_axis(flat, flat, axis=1)
+        return jnp.take_along_axis(flat, flat, axis=1).reshape(shape)
+
+    def body(state):
+        label, _ = state
+        new = sweep(label)
+        return new, jnp.any(new != label)
+
+    start = jnp.broadcast_to(jnp.arange(n_x * n_y, dtype=jnp.int32).reshape(1, n_x, n_y), shape)
+    return jax.lax.while_loop(lambda s: s[1], body, (sweep(start), jnp.bool_(True)))[0]
+
+
+def occupied_bonds(lat, s, t, ch):
+    """The bonds of step 1: [(dx, dy, occupied bool (B, n_x, n_y))] for each of lat.cluster_offsets
+    (dx, dy), occupied where the pair is equal and its word is below ch.thr[:, k] (`bond_thresholds`)."""
+    out = []
+    for k, (dx, dy) in enumerate(lat.cluster_offsets):
+        u = site_words(lat, ch.key, ch.cid, t, k)
+        out.append((dx, dy, (s == _shift(s, dx, dy)) & (u < ch.thr[:, k, None, None])))
+    return out
+
+
+def recolour(lat, s, labels, t, ch):
+    """Step 2: every cluster's new state from the word of its root site (stream len(cluster_offsets)):
+    Ising spins flipped where its top bit is 1, Potts states drawn as word mod q. float32 like s."""
+    flat = site_words(lat, ch.key, ch.cid, t, len(lat.cluster_offsets)).reshape(s.shape[0], -1)
+    root = jnp.take_along_axis(flat, labels.reshape(s.shape[0], -1), axis=1).reshape(s.shape)
+    if not hasattr(lat, "q"):                                     # spins ±1 (a Potts lattice has q)
+        return jnp.where(root >> jnp.uint32(31) == 1, -s, s)
+    return (root % jnp.uint32(lat.q)).astype(jnp.float32)
+
+
+def swendsen_wang(lat, t, blocks, e, ch):
+    """Sweep t: one Swendsen-Wang update of every chain (the module's docstring). ch.thr uint32
+    (B or 1, len(lat.cluster_offsets)): `bond_thresholds` per chain. Returns (blocks, energies (B,) of
+    the new state, sites whose state changed (B,))."""
+    s = grid_of(lat, blocks)
+    new = recolour(lat, s, components(occupied_bonds(lat, s, t, ch), s.shape), t, ch)
+    blocks = blocks_of(lat, new)
+    return blocks, lat.energies(blocks), jnp.sum(new != s, axis=(1, 2), dtype=jnp.int32)
