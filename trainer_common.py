@@ -74,14 +74,17 @@ def run(family: str, parser: argparse.ArgumentParser, argv=None) -> dict | None:
     data = prepare_data(parser, args, family)
     model = build_model(parser, args, arch, family, data)
     training = build_trainer(parser, args, arch, run_directory(args, family, data.target, data.q))
-    open_run_directory(parser, args, training)
-    fit_record = fit(parser, args, training, model, data)
-    test(parser, training, model, data)
-    if not training.trainer.is_global_zero:
-        return None
-    metrics = run_metrics(args, family, arch, data, model, training, fit_record, argv)
-    print(f"run directory: {training.folder}\nmetrics: {write_metrics(training.folder, metrics)}")
-    return metrics
+    try:
+        open_run_directory(parser, args, training, model)
+        fit_record = fit(parser, args, training, model, data)
+        test(parser, training, model, data)
+        if not training.trainer.is_global_zero:
+            return None
+        metrics = run_metrics(args, family, arch, data, model, training, fit_record, argv)
+        print(f"run directory: {training.folder}\nmetrics: {write_metrics(training.folder, metrics)}")
+        return metrics
+    finally:
+        _unlock(training)
 
 
 # ----------------------------------------------------------------------------- data
@@ -136,12 +139,38 @@ def build_model(parser: argparse.ArgumentParser, args: argparse.Namespace, arch:
     if args.threads:
         torch.set_num_threads(args.threads)
     pl.seed_everything(args.seed, workers=True, verbose=False)  # a flag error after this stays one line
+    cls = model_class(class_name(family, arch.name))
     try:
-        model = model_class(class_name(family, arch.name))(**hparams)
+        check_model_size(parser, args, cls, hparams)
+        model = cls(**hparams)
     except ValueError as err:
         parser.error(str(err))
     model.val_names = list(data.module.val_names)
     return model
+
+
+TRAINING_BYTES_PER_PARAMETER = 16  # float32 weight, gradient and Adam's two moments
+
+
+def check_model_size(parser: argparse.ArgumentParser, args: argparse.Namespace, cls, hparams: dict) -> None:
+    """Refuse, in one line, a model whose training state alone exceeds the memory this machine has
+    left (e.g. --hidden_size 100000000): built first on torch's meta device, which counts the
+    parameters without allocating them, so the refusal costs milliseconds instead of an OOM kill."""
+    import torch
+
+    from runs import available_memory
+
+    try:
+        with torch.device("meta"):
+            n_params = sum(p.numel() for p in cls(**hparams).parameters())
+    except (RuntimeError, NotImplementedError, TypeError):  # a model that cannot be built there is not measured
+        return
+    need, free = n_params * TRAINING_BYTES_PER_PARAMETER, available_memory()
+    if free is not None and need > free:
+        fail(parser, f"--hidden_size {args.hidden_size} --num_layers {args.num_layers}: the model would have "
+                     f"{n_params:.3g} parameters, {need / 1e9:.3g} GB to train (weights, gradients and Adam's two "
+                     f"moments, 4 bytes each) but {free / 1e9:.3g} GB of memory is available; choose a smaller "
+                     "--hidden_size or --num_layers")
 
 
 # ----------------------------------------------------------------------------- trainer and run directory
@@ -155,6 +184,7 @@ class Training:
     precision: str
     resume_from: str | None = None  # last.ckpt when the run continues
     new_root: Path | None = None  # the outermost folder this run creates, removed if a user error stops it
+    lock: int | None = None  # the open, flock-ed <folder>/.lock, held while this process trains there
 
 
 def build_trainer(parser: argparse.ArgumentParser, args: argparse.Namespace, arch: Architecture,
@@ -194,18 +224,116 @@ def build_trainer(parser: argparse.ArgumentParser, args: argparse.Namespace, arc
     return Training(trainer, folder, best, stopping, timer, precision)
 
 
-def open_run_directory(parser: argparse.ArgumentParser, args: argparse.Namespace, training: Training) -> None:
-    """Create the run directory; note what it continues from (its last.ckpt, unless --no-resume
-    removes it) and the folders this call creates."""
+def open_run_directory(parser: argparse.ArgumentParser, args: argparse.Namespace, training: Training,
+                       model=None) -> None:
+    """Create the run directory and take its lock (one trainer per folder); refuse a finished run
+    unless --overwrite (which clears it); note what the run continues from (its last.ckpt, unless
+    --no-resume removes it), checked against `model` before any training, and the folders this
+    call creates. Only the main process (global rank 0) locks and clears: the other DDP ranks run
+    this same command inside the main one's run."""
     folder, last = training.folder, training.folder / "last.ckpt"
     training.new_root = _first_missing(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         fail(parser, f"--output_dir {args.output_dir}: cannot create {folder} ({err.strerror or err})")
-    if args.resume is False:
-        last.unlink(missing_ok=True)
+    if training.trainer.global_rank == 0:
+        training.lock = lock_run_directory(parser, folder)
+        if (folder / "metrics.json").exists():
+            if not args.overwrite:
+                fail(parser, f"{folder} is a finished run (it has metrics.json); pass --overwrite to train it "
+                             "again from scratch (its folder is cleared), or choose another --run_name or --output_dir")
+            clear_run_directory(folder)
+        if args.resume is False:
+            last.unlink(missing_ok=True)
+    if last.is_file() and model is not None:
+        check_resumable(parser, last, model)
     training.resume_from = str(last) if last.is_file() else None
+
+
+LOCK_NAME = ".lock"
+KEEP_WHEN_CLEARING = (LOCK_NAME, "train.log")  # our own lock; train_all.py's log, open while this run writes it
+
+
+def lock_run_directory(parser: argparse.ArgumentParser, folder: Path) -> int | None:
+    """flock <folder>/.lock for this process's life: a second trainer on the same folder is refused
+    in one line. The OS drops the lock when the process ends, however it ends, so a killed run
+    leaves no stale lock (the empty file stays, and is reused). A file system without flock
+    (some network ones) runs unlocked."""
+    import fcntl
+    import os
+
+    path = folder / LOCK_NAME
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as err:
+        fail(parser, f"cannot create the lock file {path} ({err.strerror or err}); choose another --output_dir")
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        fail(parser, f"{folder} is in use by another trainer (process {holder}); wait for it to end, or choose another "
+                     "--run_name or --output_dir")
+    except OSError:                                   # no flock here (ENOLCK, EOPNOTSUPP): run without it
+        os.close(fd)
+        return None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
+def _unlock(training: Training) -> None:
+    """Release the run directory's lock (a process that ends releases it anyway; tests run several
+    trainers in one process). The file stays: removing it could let two processes lock two files."""
+    import os
+
+    if training.lock is not None:
+        os.close(training.lock)
+        training.lock = None
+
+
+def clear_run_directory(folder: Path) -> None:
+    """Empty a finished run's folder for --overwrite: metrics.json first, so a kill midway leaves an
+    unfinished run (trained afresh by the next command), never an old metrics.json beside new
+    checkpoints; the lock and train_all.py's open log stay."""
+    import shutil
+
+    (folder / "metrics.json").unlink(missing_ok=True)
+    for p in folder.iterdir():
+        if p.name in KEEP_WHEN_CLEARING:
+            continue
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        else:
+            p.unlink()
+    print(f"--overwrite: cleared the finished run in {folder}")
+
+
+def check_resumable(parser: argparse.ArgumentParser, last: Path, model) -> None:
+    """The run continues from `last` only if it is a plain checkpoint of this very model (its
+    hyper-parameters and its weights' names and shapes): checked before any training, so a
+    rerun with other flags (e.g. another --hidden_size and the same --run_name) stops in one line
+    and last.ckpt, the run's saved progress, is left as it was."""
+    from runs import load_checkpoint
+
+    keep = f"{last} is kept as it is: rerun with the flags it was saved with, or pass --no-resume to discard it"
+    try:
+        ckpt = load_checkpoint(last)
+    except UserError as err:
+        fail(parser, f"{err}; {keep}")
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
+        fail(parser, f"{last} is not a trainer's checkpoint (no state_dict); {keep}")
+    saved = ckpt.get("hyper_parameters") or {}
+    changed = [f"{k} {saved[k]!r} there, {v!r} now" for k, v in model.hparams.items()
+               if k in saved and saved[k] != v]
+    if changed:
+        fail(parser, f"{last} was saved by a run with other hyper-parameters ({'; '.join(changed)}); {keep}")
+    try:
+        model.load_state_dict(ckpt["state_dict"])   # the fit loads it again: this only proves that it fits
+    except RuntimeError as err:
+        reason = " ".join(str(err).split())[:300]
+        fail(parser, f"{last} does not fit this model ({reason}); {keep}")
 
 
 # ----------------------------------------------------------------------------- fit and test
@@ -303,7 +431,9 @@ def _remove(folder) -> None:
 def write_metrics(folder: Path, metrics: dict) -> Path:
     """folder/metrics.json, atomically (train_all reads it as "finished"); then the run's
     last.ckpt goes, since a finished run has nothing to resume."""
-    path = write_json(folder / "metrics.json", metrics)
+    from runs import json_safe
+
+    path = write_json(folder / "metrics.json", json_safe(metrics))  # a diverged run's NaN loss: null, valid JSON
     (folder / "last.ckpt").unlink(missing_ok=True)
     return path
 
@@ -316,8 +446,15 @@ def _callback_classes():
         """Lightning's OnExceptionCheckpoint, during fit only, and kept on disk: Lightning's
         removes its file at every teardown, which would delete last.ckpt at the end of each fit."""
 
+        started = False
+
+        def on_train_start(self, trainer, pl_module):
+            self.started = True
+
         def on_exception(self, trainer, *args, **kwargs):
-            if trainer.state.fn == "fit":
+            # only once training has started: an exception while the fit restores last.ckpt (or
+            # before) would otherwise replace the run's saved progress with a fresh model
+            if trainer.state.fn == "fit" and self.started:
                 super().on_exception(trainer, *args, **kwargs)
 
         def teardown(self, *args, **kwargs):

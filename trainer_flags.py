@@ -20,6 +20,7 @@ lstm`), `--input_size 1` and `--output_size 1` (the only values).
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 import data_files
@@ -89,6 +90,9 @@ def build_parser(family: str, description: str) -> argparse.ArgumentParser:
                    "whenever an unfinished run left one; --no-resume starts afresh)%(default).0s", **bool_flag)
     g.add_argument("--checkpoint_minutes", type=positive_float, default=10.0,
                    help="also save last.ckpt every this many minutes of training (besides every epoch end)")
+    g.add_argument("--overwrite", action="store_true", help="train a finished run (one with metrics.json) again "
+                   "from scratch, clearing its folder first (without it, a finished run is refused, never retrained "
+                   "in place)")
 
     g = p.add_argument_group("lightning")
     g.add_argument("--accelerator", default="auto", help="cpu, gpu, auto, ...")
@@ -265,10 +269,20 @@ def settle(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argpars
                          f"got {getattr(args, flag)}")
     if args.max_epochs < 1 and args.max_epochs != -1:
         parser.error("--max_epochs must be >= 1 (or -1 for no limit)")
+    if args.run_name is not None:
+        check_run_name(parser, args.run_name)
     refusal = architecture(args).refusal(args)
     if refusal:
         parser.error(refusal)
     return args
+
+
+def check_run_name(parser: argparse.ArgumentParser, name: str) -> None:
+    """--run_name is one folder name: a path (`../../x`, `/tmp/x`, `a/b`) would put the run, and the
+    files a rerun clears, outside <output_dir>/<family>/."""
+    if name in ("", ".", "..") or "/" in name or os.sep in name or "\0" in name or len(name.encode()) > 255:
+        fail(parser, f"--run_name {name!r}: give one folder name (no '/', '.' or '..', at most 255 bytes); the run "
+                     "goes to <output_dir>/<family>/<run_name>, never outside --output_dir")
 
 
 def validation_files(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list:
