@@ -183,7 +183,7 @@ def fit_bonds(counts: np.ndarray, n_x: int, n_y: int, beta: float, steps: int = 
     Concave; Newton's method from a = 0: gradient sum counts (1 - sigmoid(z)) F[p, c] into bond
     bonds[i, c], Hessian -sum counts sigmoid(z) (1 - sigmoid(z)) F[p, c] F[p, d] into (bonds[i, c],
     bonds[i, d]), a step halved while it would lower PL. Returns (theta, converged): not converged
-    (the steps did not fall below tol) where PL has no finite maximum (e.g. a bond whose two spins agree
+    (the Newton steps did not fall below tol in units of 2 beta J) where PL has no finite maximum (e.g. a bond whose two spins agree
     in every lattice) or the Hessian is singular."""
     counts = np.asarray(counts, np.float64)
     k = int(np.log2(counts.shape[1]))
@@ -210,8 +210,9 @@ def fit_bonds(counts: np.ndarray, n_x: int, n_y: int, beta: float, steps: int = 
         t = 1.0
         while t > 1e-6 and pl(a + t * step) < value:
             t /= 2
-        a, value = a + t * step, pl(a + t * step)
-        if np.max(np.abs(t * step)) < tol:
+        a = a + t * step
+        value = pl(a)
+        if np.max(np.abs(step)) < tol:                   # the full Newton step: no line search hides a divergence
             return a / (2.0 * beta), True
     return a / (2.0 * beta), False
 
