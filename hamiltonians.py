@@ -90,7 +90,8 @@ def resolve(source, as_table: bool = False, learned=None, instance=None) -> Hami
     """What a command line's `--hamiltonian` names: ISING1, ISING2, POTTS<q> (as_table: through its
     table, the sampler's path for a learned one), EA (a spin-glass instance, `instance` the keywords
     of `spin_glass_instance`), a coupling fit's JSON (inverse_ising.py) or a run directory of the
-    extensive model, tabulated by `learned(path)` (the scripts pass `runs.learned_hamiltonian`).
+    extensive model, tabulated by `learned(path)`, or a spin glass's couplings (.npz, arrays J_h and J_v:
+    `inverse_ising.py`'s per-bond fit) (the scripts pass `runs.learned_hamiltonian`).
     A Hamiltonian object passes through. ValueError that says what to give."""
     if not isinstance(source, str):
         return source.table() if as_table else source
@@ -104,31 +105,34 @@ def resolve(source, as_table: bool = False, learned=None, instance=None) -> Hami
     path = Path(source)
     if path.suffix == ".json":
         return fitted_table(path)
+    if path.suffix == ".npz":                     # a spin-glass instance's couplings, its size theirs
+        return spin_glass_instance(None, None, couplings=path, flag="--hamiltonian")
     if path.is_dir() and learned is not None:
         return learned(source)
     raise ValueError(f"--hamiltonian {source}: not one of {', '.join(BUILT_IN)}, a run directory or a "
-                     "fit's JSON; give e.g. ISING1, POTTS3, weights/energy/EDNN_F1_C1_hid16x2 or "
+                     "fit's JSON or couplings (.npz); give e.g. ISING1, POTTS3, weights/energy/EDNN_F1_C1_hid16x2 or "
                      "results/inverse_ising/pseudo_likelihood_ISING1.json")
 
 
-def spin_glass_instance(n_x: int = 8, n_y: int = 8, disorder_seed: int = 0, couplings=None):
+def spin_glass_instance(n_x: int = 8, n_y: int = 8, disorder_seed: int = 0, couplings=None, flag="--couplings"):
     """The instance `--hamiltonian EA` names: the couplings of a .npz file (arrays J_h, J_v: its size
-    is theirs), else the standard ±J instance of n_x x n_y from disorder_seed; ValueError naming the file."""
+    is theirs; n_x, n_y None: any size), else the standard ±J instance of n_x x n_y from disorder_seed;
+    ValueError naming the file."""
     if couplings is None:
         return spin_glass.EdwardsAnderson.standard(int(n_x), int(n_y), int(disorder_seed))
     try:
         with np.load(couplings) as f:
             J_h, J_v = f["J_h"], f["J_v"]
     except FileNotFoundError:
-        raise ValueError(f"--couplings {couplings}: no such file") from None
+        raise ValueError(f"{flag} {couplings}: no such file") from None
     except (OSError, ValueError, KeyError) as err:
-        raise ValueError(f"--couplings {couplings}: not an .npz file with arrays J_h and J_v ({err})") from None
+        raise ValueError(f"{flag} {couplings}: not an .npz file with arrays J_h and J_v ({err})") from None
     try:
         h = spin_glass.EdwardsAnderson.of(J_h, J_v)
     except ValueError as err:
-        raise ValueError(f"--couplings {couplings}: {err}") from None
-    if (h.n_x, h.n_y) != (int(n_x), int(n_y)):
-        raise ValueError(f"--couplings {couplings} holds a {h.n_x} x {h.n_y} instance: give --n_x {h.n_x} --n_y {h.n_y}")
+        raise ValueError(f"{flag} {couplings}: {err}") from None
+    if n_x is not None and (h.n_x, h.n_y) != (int(n_x), int(n_y)):
+        raise ValueError(f"{flag} {couplings} holds a {h.n_x} x {h.n_y} instance: give --n_x {h.n_x} --n_y {h.n_y}")
     return h
 
 

@@ -89,3 +89,17 @@ def test_the_resolver_names_what_it_takes(tmp_path):
     called = []
     assert hamiltonians.resolve(str(tmp_path), learned=lambda p: called.append(p) or "run") == "run"
     assert called == [str(tmp_path)]
+
+
+def test_a_couplings_file_is_a_spin_glass_source(tmp_path):
+    """--hamiltonian F.npz (arrays J_h, J_v, e.g. inverse_ising.py's per-bond fit) is that instance at its size."""
+    rng = np.random.default_rng(3)
+    J_h, J_v = rng.normal(size=(3, 5)).astype(np.float32), rng.normal(size=(3, 5)).astype(np.float32)
+    np.savez(tmp_path / "fit.npz", J_h=J_h, J_v=J_v)
+    h = hamiltonians.resolve(str(tmp_path / "fit.npz"))
+    assert (h.n_x, h.n_y) == (3, 5)
+    g = rng.choice(np.array([-1, 1], np.int8), (4, 3, 5))
+    bonds = (J_h * g * np.roll(g, -1, axis=2) + J_v * g * np.roll(g, -1, axis=1)).sum(axis=(1, 2))
+    np.testing.assert_allclose(h.energy(g), -bonds, rtol=1e-5)
+    with pytest.raises(ValueError, match="--hamiltonian .*missing.npz: no such file"):
+        hamiltonians.resolve(str(tmp_path / "missing.npz"))
