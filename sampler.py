@@ -16,7 +16,9 @@ HDF5 layout: ising_grids int8 (N, n_x, n_y) (spins ±1, or Potts states 0..q-1);
 (N,); beta float32 (N,); avg_E float32 (n_betas,) mean stored energy per beta; attributes: the
 Hamiltonian's own (`attrs()`: hamiltonian, q, and a table's energy_function, trained_on, table_focus,
 table_context), n_x, n_y, betas, n_chains, burn_in_sweeps, thin_sweeps, algorithm, random_seed,
-acceptance_rate and tau_int_sweeps (per beta, measured), n_samples_per_beta, versions (JSON), command.
+acceptance_rate and tau_int_sweeps (per beta, measured), lowest_energy (per beta: the lowest energy after
+any sweep from the measured burn-in sweeps on, `Sampler.lowest_energies`), n_samples_per_beta, versions
+(JSON), command.
 Sample order: index i = (t * n_chains + c) * n_betas + b (beta b fastest, then chain c, then stored
 time t), so any prefix [:n] has every beta equally often (+-1) and draws its lattices from as many
 different chains as possible.
@@ -30,6 +32,7 @@ import shlex
 import shutil
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -88,18 +91,21 @@ def _trace(lat, algorithm, t0, n, blocks, ch):
 @functools.partial(jax.jit, static_argnames=("lat", "algorithm", "n"), donate_argnames=("blocks",))
 def _produce(lat, algorithm, t0, n, thin, blocks, ch):
     """n stored samples `thin` sweeps apart: (blocks, (spins int8 (n, B, S) in flat site order,
-    energies float32 (n, B))); int8 moves 4x less, and undoing the colour order here beats numpy."""
+    energies float32 (n, B)), lowest energy after any of the sweeps float32 (B,)); int8 moves 4x less,
+    and undoing the colour order here beats numpy."""
     kernel = lat.sweep(algorithm)
 
     def sweep(k, state):
-        return kernel(lat, k, state[0], state[1], ch)[:2]
+        b, e = kernel(lat, k, state[0], state[1], ch)[:2]
+        return b, e, jnp.minimum(state[2], lat.stored_energy(b, e))
 
     def body(state, i):
-        b, e = jax.lax.fori_loop(t0 + i * thin, t0 + (i + 1) * thin, sweep, state)
+        b, e, low = jax.lax.fori_loop(t0 + i * thin, t0 + (i + 1) * thin, sweep, state)
         e = lat.stored_energy(b, e)
-        return (b, e), (jnp.take(jnp.concatenate(b, axis=1).astype(jnp.int8), lat.inverse, axis=1), e)
-    (blocks, _), out = jax.lax.scan(body, (blocks, lat.energies(blocks)), jnp.arange(n, dtype=jnp.uint32))
-    return blocks, out
+        return (b, e, low), (jnp.take(jnp.concatenate(b, axis=1).astype(jnp.int8), lat.inverse, axis=1), e)
+    e = lat.energies(blocks)
+    (blocks, _, low), out = jax.lax.scan(body, (blocks, e, e), jnp.arange(n, dtype=jnp.uint32))
+    return blocks, out, low
 
 
 def _swap_log_accept(d_beta, d_energy):
@@ -109,23 +115,87 @@ def _swap_log_accept(d_beta, d_energy):
     return d_beta * d_energy
 
 
-@functools.partial(jax.jit, static_argnames=("lat", "n_betas", "parity"), donate_argnames=("blocks",))
-def _exchange(lat, n_betas, parity, key, r, betas, blocks, cid):
-    """Replica exchange, round r: chain g (beta index b = g mod n_betas, b = parity mod 2) and chain g + 1
-    (beta index b + 1, the same chain number) swap configurations with probability
-    min(1, exp((beta_b - beta_(b+1)) (E_g - E_(g+1)))), from 24 bits of the stream `key` at counter
-    (chain id, round); even and odd pairs alternate, so the pairs of a round are disjoint.
-    betas float32 (B,). Returns (blocks, accepted bool (B,) at the lower chain of each pair)."""
-    e = lat.energies(blocks)
+def _swap_round(n_betas, r, key, betas, blocks, e, cid):
+    """Replica exchange, round r (uint32 scalar, may be traced): chain g (beta index b = g mod n_betas,
+    b = r mod 2) and chain g + 1 (beta index b + 1, the same chain number) swap configurations with
+    probability min(1, exp((beta_b - beta_(b+1)) (E_g - E_(g+1)))), from 24 bits of the stream `key` at
+    counter (chain id, round); even and odd pairs alternate, so the pairs of a round are disjoint.
+    betas float32 (B,), e float32 (B,) the energies of the blocks.  Returns (blocks, e, accepted bool
+    (B,) at the lower chain of each pair); each block is gathered once by the pairs' permutation."""
     B = e.shape[0]
     g = jnp.arange(B)
-    lower = ((g % n_betas) % 2 == parity) & (g % n_betas + 1 < n_betas) & (g + 1 < B)
+    b = g % n_betas
+    lower = (b % 2 == (r % 2).astype(b.dtype)) & (b + 1 < n_betas) & (g + 1 < B)
     up = jnp.minimum(g + 1, B - 1)
     log_a = _swap_log_accept(betas - betas[up], e - e[up])
     u = (threefry2x32(key[0], key[1], cid, jnp.broadcast_to(r, cid.shape))[0] >> jnp.uint32(8)).astype(jnp.float32)
     ok = lower & (u * jnp.float32(2.0 ** -24) < jnp.exp(jnp.minimum(log_a, 0.0)))
     partner = jnp.where(ok, g + 1, jnp.where(jnp.roll(ok, 1) & (g > 0), g - 1, g))
-    return tuple(jnp.take(b, partner, axis=0) for b in blocks), ok
+    return tuple(jnp.take(x, partner, axis=0) for x in blocks), jnp.take(e, partner), ok
+
+
+@functools.partial(jax.jit, static_argnames=("lat", "n_betas", "parity"), donate_argnames=("blocks",))
+def _exchange(lat, n_betas, parity, key, r, betas, blocks, cid):
+    """One replica-exchange round r (parity = r mod 2) on blocks alone, their energies computed here
+    (`_swap_round`).  Returns (blocks, accepted bool (B,) at the lower chain of each pair)."""
+    assert parity in (0, 1)
+    blocks, _, ok = _swap_round(n_betas, r, key, betas, blocks, lat.energies(blocks), cid)
+    return blocks, ok
+
+
+class Swaps(NamedTuple):
+    """Replica exchange's inputs to the compiled programs: the swaps' random key uint32 (2,), the beta of
+    each chain float32 (B,)."""
+    key: jax.Array
+    betas: jax.Array
+
+
+@functools.partial(jax.jit, static_argnames=("lat", "algorithm", "n_betas", "every", "n", "record"),
+                   donate_argnames=("blocks",))
+def _exchange_run(lat, algorithm, n_betas, every, record, t0, n, thin, blocks, ch, sw):
+    """Sweeps with replica exchange in one compiled program: n stored steps of `thin` sweeps from sweep t0,
+    a swap round after every sweep t + 1 that is a multiple of `every` (round (t + 1) / every - 1), from
+    the energies the kernel tracks (no recomputation).  record: "none" (burn-in), "energy" (the energy
+    after each step, and the accepted flips) or "sample" (spins and energy after each step's last sweep,
+    taken before that sweep's swap).  Returns (blocks, out, accepted swaps int32 (B,) per lower chain,
+    lowest energy seen float32 (B,) per chain slot, accepted flips int32 (B,)); out: None, energies
+    (n, B) or (spins int8 (n, B, S) in flat site order, energies (n, B))."""
+    kernel = lat.sweep(algorithm)
+    every = jnp.uint32(every)
+
+    def sweep(t, state):
+        blocks, e, low, flips, swaps = state
+        blocks, e, a = kernel(lat, t, blocks, e, ch)
+        e = lat.stored_energy(blocks, e)
+        return blocks, e, jnp.minimum(low, e), flips + a, swaps
+
+    def swap(t, state):
+        blocks, e, low, flips, swaps = state
+        due = (t + 1) % every == 0
+
+        def exchange(x):
+            b, en, s = x
+            b, en, ok = _swap_round(n_betas, (t + 1) // every - 1, sw.key, sw.betas, b, en, ch.cid)
+            return b, en, s + ok.astype(jnp.int32)
+        blocks, e, swaps = jax.lax.cond(due, exchange, lambda x: x, (blocks, e, swaps))
+        return blocks, e, low, flips, swaps
+
+    def body(state, i):
+        first = t0 + i * thin
+        state = jax.lax.fori_loop(first, first + thin - 1, lambda t, st: swap(t, sweep(t, st)), state)
+        last = first + thin - 1
+        state = sweep(last, state)
+        if record == "sample":
+            out = (jnp.take(jnp.concatenate(state[0], axis=1).astype(jnp.int8), lat.inverse, axis=1), state[1])
+        else:
+            out = state[1] if record == "energy" else None
+        return swap(last, state), out
+
+    zeros = jnp.zeros(ch.cid.shape, jnp.int32)
+    e = lat.energies(blocks)
+    (blocks, _, low, flips, swaps), out = jax.lax.scan(body, (blocks, e, e, zeros, zeros),
+                                                       jnp.arange(n, dtype=jnp.uint32))
+    return blocks, out, swaps, low, flips
 
 
 def _padded_batch(n, n_devices):
@@ -148,8 +218,8 @@ class Sampler:
 
     hamiltonian: a `hamiltonians.Hamiltonian` or a built-in name (ISING1, ISING2, POTTS<q>).
     swap_every: K > 0 adds replica exchange: every K sweeps, chains of one chain number at neighbouring
-    betas (in the order given) swap configurations by the exact rule (`_exchange`); swap_rates() gives
-    each neighbour pair's acceptance.  0 (default): no swaps, the chains are independent.
+    betas (in the order given) swap configurations by the exact rule (`_swap_round`), inside the sweeps'
+    compiled program (`_exchange_run`); swap_rates() gives each neighbour pair's acceptance.  0 (default): no swaps, the chains are independent.
     State: self.blocks, float32 spins (B, m_c) per colour (see `lattices.py`).  Batch index g has
     beta betas[g % n_betas]; indices >= n_real are padding, discarded.  self.t counts sweeps.
     dense: local fields by dense products (default: up to DENSE_MAX_SITES sites) or gathers.
@@ -180,14 +250,21 @@ class Sampler:
         self.swap_every = int(swap_every)
         if self.swap_every < 0 or (self.swap_every and len(self.betas) < 2):
             raise ValueError(f"--swap_every {swap_every}: replica exchange needs K > 0 and at least 2 betas")
-        self._swap_key, self._rounds = _stream_key(seed, 3), 0
-        self._swap_row = jnp.asarray(self.betas[np.arange(B) % len(self.betas)], jnp.float32)
-        self._swaps = np.zeros((2, max(len(self.betas) - 1, 0)))          # accepted, tried per neighbour pair
+        self._swap = Swaps(_stream_key(seed, 3), jnp.asarray(self.betas[np.arange(B) % len(self.betas)], jnp.float32))
+        self._accepted = jnp.zeros(B, jnp.int32)                          # accepted swaps per lower chain
+        self._tried = np.zeros(max(len(self.betas) - 1, 0))                # swap tries per neighbour pair
+        self._low = jnp.full(B, jnp.inf, jnp.float32)                      # lowest energy seen per chain slot
 
     def _advance(self, n):
-        """Sweep counter t0 (uint32) for n more sweeps; the random stream's counters are 32 bits."""
+        """Sweep counter t0 (uint32) for n more sweeps; the random stream's counters are 32 bits.
+        With replica exchange, counts the swap rounds they contain (after every multiple of swap_every)."""
         if (self.t + n) * (self.S if self.algorithm == "single" else 1) >= 2 ** 32:
             raise ValueError("run too long for the 32-bit sweep counter")
+        if self.swap_every:
+            nb, K = len(self.betas), self.swap_every
+            rounds = np.arange(self.t // K + 1, (self.t + n) // K + 1) - 1          # round r after sweep (r + 1) K
+            pairs = np.arange(nb - 1)
+            self._tried += (self.n_real // nb) * (rounds[:, None] % 2 == pairs % 2).sum(axis=0)
         self.t += int(n)
         return jnp.uint32(self.t - n)
 
@@ -195,69 +272,58 @@ class Sampler:
         """Start from a ground state of the lattice instead (all +1; Potts: all 0)."""
         self.blocks = self.lat.ordered(self.blocks)
 
-    def _segments(self, n):
-        """n sweeps from self.t, cut where a swap is due (after every multiple of swap_every)."""
-        if not self.swap_every:
-            return [n]
-        out, t = [], self.t
-        while n > 0:
-            k = min(n, self.swap_every - t % self.swap_every)
-            out.append(k)
-            n, t = n - k, t + k
-        return out
-
-    def _swap_if_due(self):
-        if self.swap_every and self.t % self.swap_every == 0 and self.t > 0:
-            parity = self._rounds % 2
-            self.blocks, ok = _exchange(self.lat, len(self.betas), parity, self._swap_key, jnp.uint32(self._rounds),
-                                        self._swap_row, self.blocks, self.chains.cid)
-            b = np.arange(self.n_real) % len(self.betas)
-            tried = (b % 2 == parity) & (b + 1 < len(self.betas))
-            np.add.at(self._swaps[0], b[tried], np.asarray(ok)[:self.n_real][tried])
-            np.add.at(self._swaps[1], b[tried], 1)
-            self._rounds += 1
+    def _run(self, record, n, thin):
+        """Replica exchange: `_exchange_run` for n steps of thin sweeps; its bookkeeping; returns out."""
+        self.blocks, out, acc, low, flips = _exchange_run(
+            self.lat, self.algorithm, len(self.betas), self.swap_every, record, self._advance(n * thin), int(n),
+            jnp.uint32(thin), self.blocks, self.chains, self._swap)
+        self._accepted = self._accepted + acc
+        self._low = jnp.minimum(self._low, low)
+        return out, flips
 
     def swap_rates(self):
         """Replica exchange: the acceptance of each neighbour pair of betas, float64 (n_betas - 1,)
         (NaN where none was tried)."""
+        nb = len(self.betas)
+        ok = np.bincount(np.arange(self.n_real) % nb, weights=np.asarray(self._accepted)[:self.n_real],
+                         minlength=nb)[:nb - 1]
         with np.errstate(invalid="ignore", divide="ignore"):
-            return self._swaps[0] / self._swaps[1]
+            return ok / self._tried
+
+    def lowest_energies(self):
+        """The lowest energy seen at each beta, float64 (n_betas,): over the energies the programs track,
+        after every sweep of `trace` and `produce` (and of `burn` with replica exchange), each chain's
+        start included there; inf where none was tracked."""
+        low = np.asarray(self._low, np.float64)[:self.n_real]
+        return low.reshape(-1, len(self.betas)).min(axis=0)
 
     def burn(self, n):
         """n sweeps, nothing recorded."""
-        for k in self._segments(n):
-            if k > 0:
-                self.blocks = _burn(self.lat, self.algorithm, self._advance(k), jnp.uint32(k), self.blocks,
-                                    self.chains)
-                self._swap_if_due()
+        if n <= 0:
+            return
+        if self.swap_every:
+            self._run("none", 1, n)
+        else:
+            self.blocks = _burn(self.lat, self.algorithm, self._advance(n), jnp.uint32(n), self.blocks, self.chains)
 
     def trace(self, n):
         """n sweeps; returns (energy after each sweep (n, B), accepted flips per chain (B,))."""
-        es, acc = [], 0
-        for k in self._segments(n):
-            self.blocks, e, a = _trace(self.lat, self.algorithm, self._advance(k), int(k), self.blocks, self.chains)
-            es.append(e)
-            acc = acc + a
-            self._swap_if_due()
-        return (es[0] if len(es) == 1 else jnp.concatenate(es)), acc
+        if self.swap_every:
+            return self._run("energy", n, 1)
+        self.blocks, e, a = _trace(self.lat, self.algorithm, self._advance(n), int(n), self.blocks, self.chains)
+        self._low = jnp.minimum(self._low, e.min(axis=0))
+        return e, a
 
     def produce(self, n, thin):
         """n stored samples `thin` sweeps apart: (spins int8 (n, B, S) in flat site order,
-        energies float32 (n, B)) as (asynchronous) device arrays.  With replica exchange, one sample
-        at a time with the swaps between them (a sample is the state after its last sweep)."""
-        if not self.swap_every:
-            self.blocks, out = _produce(self.lat, self.algorithm, self._advance(n * thin), int(n), jnp.uint32(thin),
-                                        self.blocks, self.chains)
-            return out
-        spins, energies = [], []
-        for _ in range(n):
-            self.burn(thin - 1)
-            self.blocks, (s, e) = _produce(self.lat, self.algorithm, self._advance(1), 1, jnp.uint32(1),
-                                           self.blocks, self.chains)
-            spins.append(s)
-            energies.append(e)
-            self._swap_if_due()
-        return jnp.concatenate(spins), jnp.concatenate(energies)
+        energies float32 (n, B)) as (asynchronous) device arrays.  With replica exchange, the swaps
+        run inside the same program (a sample is the state after its last sweep, before that sweep's swap)."""
+        if self.swap_every:
+            return self._run("sample", n, thin)[0]
+        self.blocks, out, low = _produce(self.lat, self.algorithm, self._advance(n * thin), int(n), jnp.uint32(thin),
+                                         self.blocks, self.chains)
+        self._low = jnp.minimum(self._low, low)
+        return out
 
     def stream(self, n, thin, call_bytes=1 << 24):
         """n samples `thin` sweeps apart, in calls of about call_bytes of int8 spins (a power of two of
@@ -382,6 +448,8 @@ def generate(filename, *, hamiltonian="ISING1", n_x=8, n_y=8, betas=(0.25,), n_s
     command: the attribute `command` (default: this process's command line).
     swap_every: K > 0 adds replica exchange between neighbouring betas every K sweeps (`Sampler`); the
     file then records swap_every and swap_acceptance (per neighbour pair, measured over the whole run).
+    lowest_energy (per beta): the lowest energy after any sweep of the last TRACE_SWEEPS burn-in sweeps and
+    of production (with replica exchange, of the whole run).
     Raises ValueError for impossible settings (see `validate`); writes nothing then, and on any
     failure or interruption removes its temporary file.  Returns the Path written.
     """
@@ -409,6 +477,7 @@ def generate(filename, *, hamiltonian="ISING1", n_x=8, n_y=8, betas=(0.25,), n_s
                             "burn_in_sweeps": burn_in, "thin_sweeps": int(thin),
                             "algorithm": sampler.lat.algorithm_name(algorithm),
                             "random_seed": int(random_seed), "acceptance_rate": acc, "tau_int_sweeps": tau,
+                            "lowest_energy": sampler.lowest_energies(),
                             "n_samples_per_beta": n_samples,
                             "versions": json.dumps({"python": sys.version.split()[0], "jax": jax.__version__,
                                                     "jaxlib": jaxlib.__version__, "numpy": np.__version__,

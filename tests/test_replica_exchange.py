@@ -37,6 +37,23 @@ def test_every_beta_of_a_ladder_has_the_exact_law_with_swaps():
     # the law of a 10% wrong beta is rejected
     mid = int(np.argmin(np.abs(1.0 / LADDER - 1.0)))
     assert _p_value(energies[:, mid::nb].reshape(-1), h, LADDER[mid] * 1.1) < ALPHA
+    # the lowest energy seen: the exact ground state at T = 0.2 (every chain of the run, its start
+    # included), and never below it at any beta
+    e0 = h.ground_state()[0]
+    low = s.lowest_energies()
+    assert low.shape == (nb,) and low[-1] == e0 and np.all(low >= e0)
+    assert np.all(low <= energies.reshape(-1, nb).min(axis=0))
+
+
+def test_the_lowest_energy_without_swaps_is_the_ground_state_at_low_temperature():
+    h = spin_glass.EdwardsAnderson.standard(4, 4, 5)
+    s = sampler.Sampler(4, 4, h, [0.4, 5.0], 256, 3)
+    s.burn(200)
+    s.trace(20)
+    _, energies = (np.asarray(a)[:, :s.n_real] for a in s.produce(4, 3))
+    e0 = h.ground_state()[0]
+    low = s.lowest_energies()
+    assert low[1] == e0 and low[0] >= e0 and low[0] <= energies[:, 0::2].min()
 
 
 def _exact_draws(h, beta, n, rng):
@@ -58,7 +75,7 @@ def _swaps_only(h, betas, rounds, seed=0):
     flat[:len(draws)] = draws
     s.blocks = s.lat.split(jnp.asarray(flat[:, s.lat.order]))
     for r in range(rounds):
-        s.blocks, _ = sampler._exchange(s.lat, nb, r % 2, s._swap_key, jnp.uint32(r), s._swap_row, s.blocks,
+        s.blocks, _ = sampler._exchange(s.lat, nb, r % 2, s._swap.key, jnp.uint32(r), s._swap.betas, s.blocks,
                                         s.chains.cid)
     return np.asarray(s.lat.energies(s.blocks))[:s.n_real].reshape(n_chains, nb)
 

@@ -70,3 +70,7 @@ def test_consistency_reads_an_instance_down_to_its_ground_state(tmp_path):
     checks = consistency.energy_histogram_check(out)
     assert checks[-1]["sem"] == 0 and consistency.mean_energy_table(checks)[-1]["z"] == 0.0
     assert all(c["stray_samples"] == 0 for c in checks)
+    with h5py.File(out) as f:
+        low = f.attrs["lowest_energy"]
+    e0 = spin_glass.EdwardsAnderson.standard(4, 5, 1).ground_state()[0]
+    assert low.shape == (3,) and low[-1] == e0 and np.all(low >= e0)
