@@ -20,12 +20,20 @@ command and names the configuration.
 recurrent steps are too small to use two cores well, and two one-thread processes beat one
 two-thread process on a 2-core CPU (and do not thrash when the machine is busy). Their
 output then goes to `<run>/train.log` instead of the terminal, where it would interleave.
+
+Paths (--runs, --data_dir, --eval_path, --out, --images) are the user's, relative to the working
+folder; the trainers get them absolute and run in that same folder. Ctrl-C or SIGTERM stops the
+running trainers too (each saves its last.ckpt and ends: the same command resumes them), starts
+no queued one, and ends in one line, exit status 130 or 143.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
@@ -115,12 +123,60 @@ def run_dir(family: str, args: list[str]) -> Path:
     return run_directory(apply_defaults(parser.parse_args(args)), family)
 
 
+class Children:
+    """The trainers running now. Each runs in its own session, so a Ctrl-C at the terminal reaches
+    this process alone, which passes it on once, as SIGTERM (a second signal inside a trainer's
+    checkpoint save could cut it short); once `stop` is called no new trainer starts."""
+
+    def __init__(self):
+        self.lock, self.running, self.stopped = threading.Lock(), set(), False
+
+    def run(self, cmd: list[str], **kw) -> int:
+        with self.lock:
+            if self.stopped:
+                return STOPPED
+            proc = subprocess.Popen(cmd, start_new_session=True, **kw)
+            self.running.add(proc)
+        try:
+            return proc.wait()
+        finally:
+            with self.lock:
+                self.running.discard(proc)
+
+    def stop(self, signum: int, grace_s: float = 120.0) -> None:
+        """Send `signum` to every running trainer (each saves last.ckpt and ends), wait for them,
+        and kill those still running after grace_s."""
+        with self.lock:
+            self.stopped = True
+            running = list(self.running)
+        for proc in running:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signum)
+        deadline = time.monotonic() + grace_s
+        for proc in running:
+            try:
+                proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+STOPPED = -signal.SIGTERM  # the exit status of a trainer that was never started because the run stopped
+CHILDREN = Children()
+
+
+def trainer_command(family: str, args: list[str]) -> list[str]:
+    return [sys.executable, str(ROOT / f"{family}_trainer.py"), *args]
+
+
 def run_trainer(cmd: list[str], log_path: Path | None) -> int:
-    """Run one trainer to the end; its output to log_path, or to the terminal when None. Exit status."""
+    """Run one trainer to the end; its output to log_path, or to the terminal when None. Exit status.
+    It runs in this process's working folder: every path train_all passes is absolute, and a
+    relative path among the extra flags means what it means to the user."""
     if log_path is None:
-        return subprocess.run(cmd, cwd=ROOT).returncode
+        return CHILDREN.run(cmd)
     with open(log_path, "a") as log:  # a resumed run adds to the log of its first part
-        return subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT).returncode
+        return CHILDREN.run(cmd, stdout=log, stderr=subprocess.STDOUT)
 
 
 def training_files(data_dir) -> list[str]:
@@ -146,6 +202,8 @@ def train_all(profile_name: str, extra=(), overrides: dict | None = None, jobs: 
 
     Returns the run folders of the whole profile. Raises FileNotFoundError before training if
     a data file is missing, and UserError naming the runs that failed after the others ended."""
+    global CHILDREN
+    CHILDREN = Children()  # this call's trainers (an earlier call may have been stopped)
     profile = {**PROFILES[profile_name], **(overrides or {})}
     for path in training_files(profile["data_dir"]):
         data_files.require_file(path)
@@ -159,7 +217,7 @@ def train_all(profile_name: str, extra=(), overrides: dict | None = None, jobs: 
         if (dirs[-1] / "metrics.json").exists():
             print(f"[{i}/{len(specs)}] {dirs[-1]} finished already, skipping", flush=True)
         else:
-            cmd = [sys.executable, str(ROOT / f"{spec['family']}_trainer.py"), *args]
+            cmd = trainer_command(spec["family"], args)
             todo.append((f"[{i}/{len(specs)}]", dirs[-1], cmd))
 
     def train(tag: str, folder: Path, cmd: list[str]) -> bool:
@@ -169,6 +227,8 @@ def train_all(profile_name: str, extra=(), overrides: dict | None = None, jobs: 
         log = folder / "train.log" if jobs > 1 else None
         t0 = time.perf_counter()
         rc = run_trainer(cmd, log)
+        if CHILDREN.stopped:  # stopped by a signal: the one line of main_guard says so
+            return True
         status = "done" if rc == 0 else f"FAILED (exit {rc}{f', log: {log}' if log else ''})"
         print(f"{tag} {folder.name} {status} in {time.perf_counter() - t0:.0f} s", flush=True)
         return rc == 0
@@ -177,7 +237,11 @@ def train_all(profile_name: str, extra=(), overrides: dict | None = None, jobs: 
     try:
         futures = {pool.submit(train, *job): job[1] for job in todo}
         failed = [futures[f] for f in as_completed(futures) if not f.result()]
-    finally:  # on Ctrl-C the running trainers get the signal too; queued ones must not start
+    except KeyboardInterrupt:  # SIGINT or SIGTERM (main_guard): the running trainers save and end first
+        pool.shutdown(wait=False, cancel_futures=True)
+        CHILDREN.stop(signal.SIGTERM)  # a trainer's documented stop either way: last.ckpt saved, one line
+        raise
+    finally:  # queued runs never start
         pool.shutdown(wait=True, cancel_futures=True)
     if failed:
         where = "see their train.log" if jobs > 1 else "their output is above"
@@ -205,14 +269,20 @@ def main(argv=None) -> int:
     overrides = {k: getattr(args, k) for k in ("runs", "data_dir", "hidden_size", "max_epochs")
                  if getattr(args, k) is not None}
     profile = {**PROFILES[args.profile], **overrides}
-    eval_path = args.eval_path or data_files.path("eval", profile["data_dir"])
-    out = args.out or str(Path("results") / args.profile)
+    # every folder as the user means it (relative to their working folder), whichever folder a
+    # trainer or a later step runs in
+    for key in ("runs", "data_dir"):
+        overrides[key] = profile[key] = str(Path(profile[key]).absolute())
+    eval_path = str(Path(args.eval_path or data_files.path("eval", profile["data_dir"])).absolute())
+    out = str(Path(args.out or Path("results") / args.profile).absolute())
+    images = str(Path(args.images).absolute())
     # before hours of training, not after
-    for flag, folder in (("--runs", profile["runs"]), ("--out", out), ("--images", args.images)):
+    for flag, folder in (("--runs", profile["runs"]), ("--out", out), ("--images", images)):
         check_output_dir(flag, folder)
     check_files(profile["data_dir"], eval_path)
+    ev.check_draw_size(args.n, eval_path)
     train_all(args.profile, extra, overrides, jobs=args.jobs)
-    return ev.run_report(profile["runs"], eval_path, out, args.images, args.n, args.seed)
+    return ev.run_report(profile["runs"], eval_path, out, images, args.n, args.seed)
 
 
 if __name__ == "__main__":

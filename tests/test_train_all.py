@@ -1,7 +1,11 @@
 """train_all.py: which runs a profile holds, the trainer commands and folders, and the scheduler
 (finished runs skipped, at most --jobs trainers at once, failures reported) with a stand-in
 trainer, so nothing is trained here (tests/test_end_to_end.py trains for real)."""
+import os
+import signal
+import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -128,3 +132,55 @@ def test_an_unfinished_run_is_run_again_to_resume(standard_files, monkeypatch, c
     assert len(calls) == 1 and calls[0][2:] == expected
     out = capsys.readouterr().out
     assert "resuming from last.ckpt" in out and "finished already, skipping" in out
+
+
+def test_every_path_is_the_users_whatever_folder_the_trainers_run_in(standard_files, monkeypatch, tmp_path):
+    """Relative --runs, --data_dir, --out and --images mean folders of the user's working folder: the
+    trainers get them absolute (they run in the user's folder, so extra relative flags work too)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(ta, "check_files", lambda data_dir, eval_path: calls.append(("check", data_dir, eval_path)))
+    monkeypatch.setattr(ev, "check_draw_size", lambda n, path: None)
+    monkeypatch.setattr(ev, "run_report", lambda *a: calls.append(("report", *a)) or 0)
+    monkeypatch.setattr(ta, "run_trainer", lambda cmd, log: calls.append(("train", cmd)) or 0)
+    calls = []
+    assert main_guard(ta.main, ["--profile", "demo", "--data_dir", "data", "--runs", "myruns", "--out", "res",
+                                "--images", "img"]) == 0
+    _, data_dir, eval_path = calls[0]
+    assert data_dir == str(tmp_path / "data") and eval_path == data_files.path("eval", tmp_path / "data")
+    for _, cmd in (c for c in calls if c[0] == "train"):
+        for flag in ("--train_path", "--test_path", "--output_dir"):
+            assert Path(cmd[cmd.index(flag) + 1]).is_absolute(), (flag, cmd)
+        assert cmd[cmd.index("--output_dir") + 1] == str(tmp_path / "myruns")
+    assert calls[-1][1:4] == (str(tmp_path / "myruns"), eval_path, str(tmp_path / "res"))
+    assert calls[-1][4] == str(tmp_path / "img")
+
+
+@pytest.mark.parametrize("signum, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_ends_the_running_trainer_and_starts_no_other(standard_files, monkeypatch, tmp_path, capsys,
+                                                               signum, status):
+    """SIGTERM / SIGINT to train_all reach the running trainer (which saves last.ckpt and ends),
+    wait for it, start no queued run, and end in one line with exit status 143 / 130."""
+    started = tmp_path / "started"
+    stand_in = "import os, sys, time; open(sys.argv[1], 'a').write(f'{os.getpid()}\\n'); time.sleep(120)"
+    monkeypatch.setattr(ta, "trainer_command", lambda family, args: [sys.executable, "-c", stand_in, str(started)])
+    monkeypatch.setattr(ta, "check_files", lambda *a: None)
+    monkeypatch.setattr(ev, "check_draw_size", lambda n, path: None)
+    monkeypatch.setattr(ev, "run_report", lambda *a: pytest.fail("evaluated after a signal"))
+
+    def send():
+        deadline = time.monotonic() + 60
+        while not started.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        os.kill(os.getpid(), signum)
+
+    threading.Thread(target=send, daemon=True).start()
+    t0 = time.monotonic()
+    code = main_guard(ta.main, ["--profile", "demo", "--data_dir", standard_files["data_dir"], "--runs",
+                                standard_files["runs"], "--jobs", "1"])
+    err = capsys.readouterr().err
+    assert code == status and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    pids = [int(p) for p in started.read_text().split()]
+    assert len(pids) == 1 and time.monotonic() - t0 < 60  # the second run never started
+    with pytest.raises(ProcessLookupError):
+        os.kill(pids[0], 0)                             # ended and reaped
