@@ -47,7 +47,7 @@ from checks import UserError, check_output_dir, main_guard, positive_int, seed_i
 from ising import centred_rmse, rmse, site_to_snake, snake_to_site
 from plotting import hide_unused, markdown_table, plt, save_figure
 from potts import Potts
-from runs import Run, export_weights, find_runs, load_model, predict, read_run
+from runs import Run, export_weights, find_runs, json_safe, load_model, predict, read_run
 
 N_EVAL = 32_000
 EVAL_SEED = 0
@@ -66,9 +66,32 @@ def eval_indices(n_total: int, n: int = N_EVAL, seed: int = EVAL_SEED) -> np.nda
 EVAL_KEYS = ("ising_grids", "true_energies", "beta")
 
 
+BYTES_PER_DRAW = 64  # besides its lattice: an index, its inverse, energy, beta, prediction (8 bytes each), spare
+
+
+def check_draw_size(n: int, path) -> None:
+    """--n lattices of the file's size must fit in the memory this machine has left (the draw is
+    held whole, with replacement: a file's size does not bound it); a one-line UserError otherwise."""
+    from runs import available_memory
+
+    with data_files.open_h5(path) as f:
+        grids = data_files.dataset(f, "ising_grids")
+        row = grids.dtype.itemsize * int(np.prod(grids.shape[1:]))
+    need, free = n * (row + BYTES_PER_DRAW), available_memory()
+    if free is not None and need > free:
+        raise UserError(f"--n {n}: {n} lattices of {path} take {need / 1e9:.3g} GB but {free / 1e9:.3g} GB of memory "
+                        f"is available; choose a smaller --n (the reference protocol draws {N_EVAL})")
+
+
 def load_eval_set(path, n: int = N_EVAL, seed: int = EVAL_SEED):
     """grids int8 (n, n_x, n_y) ±1 (a Potts file: states 0..q-1), energies float64 (n,), betas
-    float64 (n,) of the protocol's draw."""
+    float64 (n,) of the protocol's draw. A file whose `betas` attribute contradicts its beta
+    dataset, or whose drawn rows hold a NaN or infinite energy or beta, is a one-line UserError:
+    one such row would make every score NaN."""
+    from pytorch_datasets import check_betas
+
+    check_draw_size(n, path)
+    check_betas(path)
     with data_files.open_h5(path) as f:
         grids_d, energies_d, betas_d = (data_files.dataset(f, k) for k in EVAL_KEYS)
         idx = eval_indices(grids_d.shape[0], n, seed)
@@ -76,6 +99,11 @@ def load_eval_set(path, n: int = N_EVAL, seed: int = EVAL_SEED):
         grids = grids_d[uniq][inv]
         energies = energies_d[uniq][inv].astype(np.float64)
         betas = betas_d[uniq][inv].astype(np.float64)
+    for what, values in (("true_energies", energies), ("beta", betas)):
+        bad = ~np.isfinite(values)
+        if bad.any():
+            raise UserError(f"{path}:{what} holds {values[bad][0]} in row {idx[np.argmax(bad)]} (and {bad.sum() - 1} "
+                            "more drawn); a score needs finite values: regenerate the file")
     return grids, energies, betas
 
 
@@ -168,8 +196,16 @@ def evaluate_runs(runs_root, eval_path, n: int = N_EVAL, seed: int = EVAL_SEED, 
         from tqdm import tqdm
 
         runs = tqdm(runs, desc="evaluating runs", unit="run", disable=None)  # on a terminal only
-    rows = sorted((score_run(run, grids, energies, betas) for run in runs), key=lambda r: r["rmse_centred"])
-    return rows, (grids, energies, betas)
+    rows = [score_run(run, grids, energies, betas) for run in runs]
+    scored = sorted((r for r in rows if np.isfinite(r["rmse_centred"])), key=lambda r: r["rmse_centred"])
+    if not scored:  # the error alone says why
+        raise UserError(f"every run under {runs_root} predicts NaN or infinite energies on {eval_path} (they "
+                        "diverged: train them again); nothing to score")
+    for r in rows:  # a diverged model: its row would be NaN, and sort anywhere
+        if not np.isfinite(r["rmse_centred"]):
+            print(f"skipping {r['run']}: {int(np.sum(~np.isfinite(r['_pred'])))} of its {len(r['_pred'])} predicted "
+                  "energies are NaN or infinite (the run diverged: train it again)", file=sys.stderr)
+    return scored, (grids, energies, betas)
 
 
 def describe(row: dict) -> str:
@@ -231,13 +267,13 @@ CSV_COLUMNS = ("run", "family", "config", "rmse_centred", "rmse_raw", "n_params"
 def write_leaderboard(rows: list[dict], out_dir) -> dict:
     """leaderboard.md (the table), .json (every field of every row), .csv (the main columns)."""
     out = Path(out_dir)
-    clean = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
+    clean = json_safe([{k: v for k, v in r.items() if not k.startswith("_")} for r in rows])  # no bare NaN
     paths = {"md": out / "leaderboard.md", "csv": out / "leaderboard.csv", "json": out / "leaderboard.json"}
     spread = seed_spread(rows)
     with atomic_path(paths["md"]) as tmp:
         tmp.write_text(leaderboard_markdown(rows) + (f"\nOver seeds:\n\n{seed_spread_markdown(spread)}" if spread else ""))
     with atomic_path(paths["json"]) as tmp:
-        tmp.write_text(json.dumps(clean, indent=2))
+        tmp.write_text(json.dumps(clean, indent=2, allow_nan=False))
     with atomic_path(paths["csv"]) as tmp, open(tmp, "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
         w.writeheader()

@@ -203,3 +203,86 @@ def test_the_interrupt_checkpoint_is_written_only_once_training_started():
         assert saved == ["saved"]
     finally:
         cb.OnExceptionCheckpoint.on_exception = original
+
+
+# ------------------------------------------------------------------ 6, 7. the evaluation
+EDNN = ROOT / "weights" / "energy" / "EDNN_F1_C1_hid16x2"  # 8 x 8 ISING1
+
+
+@pytest.fixture
+def eval_file(ising_file, tmp_path):
+    import shutil
+
+    path = tmp_path / "eval.hdf5"
+    shutil.copy(ising_file("eval8.hdf5", betas=(0.2, 0.4), n_samples=16, n_x=8, n_y=8, burn_in=4), path)
+    return path
+
+
+def _evaluate(argv, capsys):
+    import evaluate
+
+    from checks import main_guard
+    capsys.readouterr()
+    try:
+        code = main_guard(evaluate.main, [str(a) for a in argv])
+    except SystemExit as exc:
+        code = exc.code
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("column, row", [("true_energies", 7), ("beta", 3)])
+def test_an_eval_file_with_a_nan_energy_or_beta_is_refused(eval_file, tmp_path, capsys, column, row):
+    import shutil
+
+    shutil.copytree(EDNN, tmp_path / "runs" / "energy" / EDNN.name)
+    with h5py.File(eval_file, "r+") as f:
+        values = f[column][()]
+        values[row] = np.nan
+        f[column][...] = values
+    code, err = _evaluate(["--runs", tmp_path / "runs", "--eval_path", eval_file, "--out", tmp_path / "res",
+                           "--images", tmp_path / "res", "--n", "200"], capsys)
+    user_error(code, err, eval_file)
+    assert not (tmp_path / "res").exists()
+
+
+def test_an_eval_file_whose_betas_attribute_disagrees_is_refused(eval_file, tmp_path, capsys):
+    import shutil
+
+    shutil.copytree(EDNN, tmp_path / "runs" / "energy" / EDNN.name)
+    with h5py.File(eval_file, "r+") as f:
+        f.attrs["betas"] = [0.2, 0.3]
+    code, err = _evaluate(["--runs", tmp_path / "runs", "--eval_path", eval_file, "--out", tmp_path / "res",
+                           "--images", tmp_path / "res", "--n", "20"], capsys)
+    user_error(code, err, eval_file, "betas")
+
+
+def test_an_evaluation_draw_larger_than_the_memory_is_refused(eval_file, tmp_path, capsys):
+    import shutil
+
+    shutil.copytree(EDNN, tmp_path / "runs" / "energy" / EDNN.name)
+    code, err = _evaluate(["--runs", tmp_path / "runs", "--eval_path", eval_file, "--out", tmp_path / "res",
+                           "--images", tmp_path / "res", "--n", str(10**14)], capsys)
+    user_error(code, err, "--n", "GB")
+    user_error(*_evaluate(["--eval_path", eval_file, "--n", "1e11"], capsys), "--n", usage=True)
+
+
+def test_a_diverged_run_is_reported_and_never_a_nan_row(eval_file, tmp_path, capsys):
+    import shutil
+
+    good, bad = (tmp_path / "runs" / "energy" / name for name in ("EDNN_F1_C1_hid16x2", "EDNN_diverged"))
+    shutil.copytree(EDNN, good)
+    shutil.copytree(EDNN, bad)
+    ckpt = torch.load(bad / "best.ckpt", weights_only=True)
+    first = next(k for k, v in ckpt["state_dict"].items() if v.is_floating_point())
+    ckpt["state_dict"][first] = torch.full_like(ckpt["state_dict"][first], float("nan"))
+    torch.save(ckpt, bad / "best.ckpt")
+    code, err = _evaluate(["--runs", tmp_path / "runs", "--eval_path", eval_file, "--out", tmp_path / "res",
+                           "--images", tmp_path / "res", "--n", "64"], capsys)
+    assert code == 0 and "Traceback" not in err and "skipping energy/EDNN_diverged" in err, err
+    text = (tmp_path / "res" / "leaderboard.json").read_text()
+    rows = json.loads(text, parse_constant=lambda c: pytest.fail(f"bare {c} in leaderboard.json"))
+    assert [r["config"] for r in rows] == ["EDNN_F1_C1_hid16x2"]
+    assert "nan" not in (tmp_path / "res" / "leaderboard.md").read_text().lower()
+    shutil.rmtree(good)
+    user_error(*_evaluate(["--runs", tmp_path / "runs", "--eval_path", eval_file, "--out", tmp_path / "res2",
+                           "--images", tmp_path / "res2", "--n", "64"], capsys), "NaN")
