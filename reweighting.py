@@ -55,7 +55,11 @@ def overlaps(energies) -> np.ndarray:
     """Histogram overlap of neighbouring betas, float64 (B-1,), from energies (B, K, n) (see the module doc)."""
     e = [np.ravel(x) for x in energies]
     med = [np.median(x) for x in e]
-    return np.array([min(np.mean(e[j] <= med[j + 1]), np.mean(e[j + 1] >= med[j])) for j in range(len(e) - 1)])
+    out = []
+    for j in range(len(e) - 1):
+        hot, cold = (j, j + 1) if med[j] >= med[j + 1] else (j + 1, j)      # the hotter run has more energy
+        out.append(min(np.mean(e[hot] <= med[cold]), np.mean(e[cold] >= med[hot])))
+    return np.array(out)
 
 
 def overlapping_range(betas, energies, inside, min_overlap=MIN_OVERLAP) -> slice:
