@@ -1,0 +1,99 @@
+"""DisorderEDNN: exact extensivity and spin-flip symmetry, an exact hand-set network checked against the
+true EA energy, the shipped weights on a fresh unseen instance, and the refusal of mismatched sizes."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import spin_glass
+from disorder_ednn import DisorderEDNN, SizeError, load, load_model, per_site_rmse
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED = ROOT / "results" / "disorder_ednn"
+torch.set_num_threads(1)
+
+
+def random_case(n_x, n_y, batch=16, seed=0, gaussian=False):
+    rng = np.random.default_rng(seed)
+    grids = rng.choice(np.array([-1, 1], np.int8), size=(batch, n_x, n_y))
+    J_h, J_v = (rng.normal(size=(n_x, n_y)) for _ in range(2)) if gaussian else spin_glass.standard_instance(n_x, n_y, seed)
+    return grids, np.asarray(J_h, np.float32), np.asarray(J_v, np.float32)
+
+
+def hand_set() -> DisorderEDNN:
+    """Six ReLU units: for each bond of the centre site (J_h to the right, J_v down), a = J + s_i + s_j in
+    {-3, -1, 1, 3} and J s_i s_j = -1 + (a + 3) - 2 relu(a + 1) + 2 relu(a - 1) exactly; eps_i = -sum of both."""
+    model = DisorderEDNN(hidden_size=6, num_layers=1, context=1, activation="relu")
+    first, last = model.net[0], model.net[2]
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+        for bond, (channel, neighbour) in enumerate(((1, (1, 2)), (2, (2, 1)))):   # channels: s, J_h, J_v
+            for k, shift in enumerate((3.0, 1.0, -1.0)):
+                unit = 3 * bond + k
+                first.weight[unit, channel, 1, 1] = 1.0          # J of the bond, read at the centre
+                first.weight[unit, 0, 1, 1] = 1.0                # s_i
+                first.weight[unit, 0, neighbour[0], neighbour[1]] = 1.0   # s_j
+                first.bias[unit] = shift
+                last.weight[0, unit, 0, 0] = (-1.0, 2.0, -2.0)[k]
+        last.bias.fill_(2.0)
+    return model
+
+
+@pytest.mark.parametrize("size", [(2, 2), (2, 5), (3, 4), (8, 8), (16, 6)])
+def test_hand_set_network_is_the_true_energy(size):
+    grids, J_h, J_v = random_case(*size, seed=sum(size))
+    truth = spin_glass.EdwardsAnderson.of(J_h, J_v).energy(grids)
+    np.testing.assert_allclose(hand_set()(grids, J_h, J_v).detach().double().numpy(), truth, atol=1e-5)
+
+
+def test_extensive_under_periodic_tiling():
+    torch.manual_seed(0)
+    model = DisorderEDNN(hidden_size=8)
+    grids, J_h, J_v = random_case(5, 3, gaussian=True)
+    tiled = model(np.tile(grids, (1, 2, 2)), np.tile(J_h, (2, 2)), np.tile(J_v, (2, 2)))
+    torch.testing.assert_close(tiled, 4 * model(grids, J_h, J_v), rtol=1e-5, atol=1e-4)
+
+
+def test_spin_flip_symmetry_is_exact():
+    torch.manual_seed(1)
+    model = DisorderEDNN(hidden_size=8)
+    grids, J_h, J_v = random_case(6, 4)
+    assert torch.equal(model(grids, J_h, J_v), model(-grids, J_h, J_v))
+    unsymmetrised = DisorderEDNN(hidden_size=8, spin_flip=False)
+    assert not torch.equal(unsymmetrised(grids, J_h, J_v), unsymmetrised(-grids, J_h, J_v))
+
+
+def test_couplings_per_lattice_or_shared():
+    torch.manual_seed(2)
+    model = DisorderEDNN(hidden_size=4)
+    grids, J_h, J_v = random_case(4, 4, batch=3)
+    per_lattice = model(grids, np.tile(J_h, (3, 1, 1)), np.tile(J_v, (3, 1, 1)))
+    torch.testing.assert_close(per_lattice, model(grids, J_h, J_v))
+
+
+def test_size_mismatch_is_refused_in_one_line():
+    grids, J_h, J_v = random_case(8, 8)
+    with pytest.raises(SizeError, match="same n_x x n_y") as err:
+        DisorderEDNN(hidden_size=4)(grids[:, :6], J_h, J_v)
+    assert "\n" not in str(err.value)
+
+
+def test_cli_user_mistake_is_one_line(tmp_path):
+    run = subprocess.run([sys.executable, str(ROOT / "disorder_ednn.py"), "evaluate", "--weights", str(tmp_path)],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode == 2 and run.stderr.count("\n") == 1 and run.stderr.startswith("error:")
+
+
+def test_shipped_weights_on_a_fresh_unseen_instance(tmp_path):
+    """A +-J instance no set uses (seed 777777), sampled at the training beta; within the README's target."""
+    import sampler
+    hp = json.loads((SHIPPED / "hparams.json").read_text())
+    path = tmp_path / "fresh.hdf5"
+    sampler.generate(path, hamiltonian=spin_glass.EdwardsAnderson.standard(8, 8, 777777), n_x=8, n_y=8,
+                     betas=(hp["training"].get("beta", 0.5),), n_samples=50, burn_in=200, random_seed=5, progress=False)
+    assert per_site_rmse(load_model(SHIPPED), *load([path])) <= 1e-3
