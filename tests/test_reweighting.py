@@ -134,7 +134,7 @@ def test_disjoint_histograms_are_refused_and_the_overlapping_range_is_found():
 GRID = np.arange(0.30, 0.61, 0.05)     # coarse on purpose: the chord across 0.45..0.50 is visibly biased
 
 
-def _iid(L, rng, chains=8, n=1000):
+def _iid(L, rng, chains=16, n=500):
     """Independent samples of the exact law of L x L at every GRID beta: Histograms with g = 1."""
     e, m = _enumerated(L)
     i = np.array([np.searchsorted(_cdf(L, b), rng.random((chains, n))) for b in GRID])
@@ -154,7 +154,7 @@ def test_reweighted_crossing_is_unbiased_where_the_chord_is_not():
     for r in range(40):
         h2, h4 = _iid(2, rng), _iid(4, rng)
         f2, f4 = h2.fit(), h4.fit()
-        if r < 8:              # the jackknife of the whole procedure on some replicas
+        if r < 12:             # the jackknife of the whole procedure on some replicas
             c = rw.crossing(h2, h4)
             roots.append(c["beta"])
             errs.append(c["beta_err"])
@@ -167,8 +167,9 @@ def test_reweighted_crossing_is_unbiased_where_the_chord_is_not():
     assert abs(roots.mean() - planted) < Z * se, (roots.mean(), planted, se)
     # the chord on the same data: biased by ~+0.0066 (curvature), far beyond its own replica error
     assert (chords.mean() - planted) / (chords.std(ddof=1) / math.sqrt(len(chords))) > 3 * Z
-    # the jackknife error bar describes the spread between replicas (within a factor 1.5)
-    assert 1 / 1.5 < np.mean(errs) / roots.std(ddof=1) < 1.5, (np.mean(errs), roots.std(ddof=1))
+    # the jackknife error bar describes the spread between replicas (within a factor 1.5: with 12 and 40
+    # replicas each is known to ~10 %)
+    assert 1 / 1.5 < math.sqrt(np.mean(np.square(errs))) / roots.std(ddof=1) < 1.5, (errs, roots.std(ddof=1))
 
 
 def test_single_histogram_reweighting_is_the_one_beta_case():
