@@ -54,12 +54,36 @@ def test_impossible_energies_are_counted_as_stray(tmp_path):
 
 
 def test_tables_by_hand():
-    checks = [{"file": "/x/eval.hdf5", "beta": 0.3, "n": 10, "chi2": 2.0, "dof": 3, "p_value": 0.5,
-               "stray_samples": 0, "mean": -20.0, "sem": 0.5, "exact_mean": -21.0}]
+    checks = [{"file": "/x/eval.hdf5", "beta": 0.3, "n": 10, "chi2": 2.0, "dof": 3, "p_value": 0.5, "p_mc": 0.4,
+               "bins": 4, "stray_samples": 0, "mean": -20.0, "sem": 0.5, "exact_mean": -21.0, "exact_sd": 3.0}]
     assert cc.histogram_table(checks) == [{"file": "eval.hdf5", "beta": 0.3, "n": 10, "chi2": 2.0, "dof": 3,
-                                           "p_value": 0.5, "stray_samples": 0}]
+                                           "p_value": 0.5, "p_mc": 0.4, "bins": 4, "stray_samples": 0}]
     assert cc.mean_energy_table(checks) == [{"file": "eval.hdf5", "beta": 0.3, "mean": -20.0, "sem": 0.5,
-                                             "exact": -21.0, "z": 2.0, "chi2 p": 0.5}]
+                                             "exact": -21.0, "z": 2.0, "chi2 p": 0.5, "p (MC)": 0.4}]
+    # every sample in one state: z in the exact law's standard error
+    checks[0].update(sem=0.0, mean=-21.3)
+    assert cc.mean_energy_table(checks)[0]["z"] == pytest.approx(-0.3 / (3.0 / np.sqrt(10)))
+
+
+SPARSE = np.array([0.835, 0.153, 0.0115, 0.0005])      # a ±J glass's levels at low T (8 x 8, beta 1.56)
+
+
+def test_the_monte_carlo_p_value_is_calibrated_where_the_chi_square_law_is_not():
+    """Draws of the exact law with a pooled bin expecting ~6 counts: p_mc is uniform (5 % below 0.05),
+    the chi-square law's p is too small in the tail; a law with 3x the upper levels' weight fails."""
+    from estimators import chi_square_test
+
+    rng = np.random.default_rng(0)
+    draws = rng.multinomial(500, SPARSE, size=300)
+    p_mc = np.array([cc.monte_carlo_p_value(d, SPARSE, n_draws=2000, seed=k) for k, d in enumerate(draws)])
+    assert 0.02 <= np.mean(p_mc < 0.05) <= 0.09
+    # the 8 x 8 file of generate_ising.py's README example, seed 11, 500 samples at beta 1.56
+    seen = np.array([406, 77, 16, 1])
+    asymptotic = chi_square_test(seen, SPARSE)[2]
+    assert asymptotic < 1e-4 and cc.monte_carlo_p_value(seen, SPARSE) > 3 * asymptotic
+    heavy = SPARSE * [1, 3, 3, 3]
+    assert cc.monte_carlo_p_value(rng.multinomial(500, heavy / heavy.sum()), SPARSE) < 1e-3
+    assert cc.monte_carlo_p_value([500, 0, 0, 0], [1.0, 0, 0, 0]) == 1.0       # one bin: no test
 
 
 def test_generated_file_summaries_and_plots(ising_file, tmp_path):

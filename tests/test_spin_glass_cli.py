@@ -68,7 +68,7 @@ def test_consistency_reads_an_instance_down_to_its_ground_state(tmp_path):
                     "--beta_max", "8", "--swap_every", "1", "--filename", str(out)]) == 0
     assert consistency.main([str(out), "--out", str(tmp_path / "report.md")]) == 0
     checks = consistency.energy_histogram_check(out)
-    assert checks[-1]["sem"] == 0 and consistency.mean_energy_table(checks)[-1]["z"] == 0.0
+    assert checks[-1]["sem"] == 0 and abs(consistency.mean_energy_table(checks)[-1]["z"]) < 1
     assert all(c["stray_samples"] == 0 for c in checks)
     with h5py.File(out) as f:
         low = f.attrs["lowest_energy"]
