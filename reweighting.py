@@ -124,10 +124,14 @@ class Fit:
         """At betas (T,) (or a number): U (= <E>/N), C (= beta^2 Var E / N), abs_m, chi (= beta N (<m^2> -
         <|m|>^2)), binder (1 - <m^4>/(3 <m^2>^2)), float64 (T,) each (numbers for a number)."""
         b = np.asarray(beta, np.float64)
-        p = self._p(b)
-        u = p @ self.levels
-        var = (p * (self.levels[None] - u[:, None]) ** 2).sum(1)         # centred: no cancellation
-        am, m2, m4 = self.obs_mean @ p.T
+        u, var, mom = [], [], []
+        step = max(1, (1 << 22) // len(self.levels))                     # (T, M) in pieces of ~32 MB
+        for part in np.array_split(b.reshape(-1), -(-b.size // step)):
+            p = self._p(part)
+            u.append(p @ self.levels)
+            var.append((p * (self.levels[None] - u[-1][:, None]) ** 2).sum(1))   # centred: no cancellation
+            mom.append(self.obs_mean @ p.T)
+        u, var, (am, m2, m4) = np.concatenate(u), np.concatenate(var), np.concatenate(mom, axis=1)
         out = {"U": u / self.n_sites, "C": b.reshape(-1) ** 2 * var / self.n_sites, "abs_m": am,
                "chi": b.reshape(-1) * self.n_sites * (m2 - am ** 2), "binder": estimators.binder_cumulant(m2, m4)}
         return {k: (v if b.ndim else float(v[0])) for k, v in out.items()}

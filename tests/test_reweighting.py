@@ -104,6 +104,13 @@ def test_two_level_system_is_reweighted_exactly():
         th = fit.thermodynamics(beta)
         assert th["U"] == pytest.approx(eps * p, abs=1e-12)
         assert th["C"] == pytest.approx(beta ** 2 * eps ** 2 * p * (1 - p), abs=1e-12)
+    # float energies (every value distinct: 600 levels) give the same law, and rounded back, the same numbers
+    noisy = np.array([e1 * 2, e2 * 2]).reshape(2, 2, 150) + np.random.default_rng(0).normal(0, 1e-9, (2, 2, 150))
+    exact = fit.thermodynamics(np.array([0.3, 1.5]))["U"]
+    assert rw.Histograms([1.0, 2.0], noisy, g=1.0).fit().thermodynamics(np.array([0.3, 1.5]))["U"] == \
+        pytest.approx(exact, abs=1e-8)
+    rounded = rw.Histograms([1.0, 2.0], noisy, g=1.0, resolution=1e-6).fit()
+    assert len(rounded.levels) == 2 and rounded.thermodynamics(np.array([0.3, 1.5]))["U"] == pytest.approx(exact, abs=1e-6)
 
 
 def test_2x2_lattice_from_exact_histograms_equals_the_enumerated_law():
