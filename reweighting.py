@@ -174,6 +174,14 @@ class Histograms:
         m = np.full(e.shape, np.nan) if m is None else np.asarray(m, np.float64)
         self._obs = np.stack([np.abs(m), m * m, m ** 4])                    # (3, B, K, n)
 
+    @classmethod
+    def around(cls, betas, energies, m, n_sites, inside, **kw) -> "Histograms":
+        """Histograms of the overlapping run of betas containing `inside` (lo, hi) (`overlapping_range`),
+        e.g. the chord crossing's grid interval: a whole grid (0.1 ... 0.7) never overlaps at 64 x 64."""
+        keep = overlapping_range(betas, energies, inside, kw.get("min_overlap", MIN_OVERLAP))
+        return cls(np.asarray(betas)[keep], np.asarray(energies)[keep], None if m is None else np.asarray(m)[keep],
+                   n_sites, **kw)
+
     def fit(self, leave_out=None) -> Fit:
         """The reweighted curves from every chain, or without chain `leave_out` (at every beta)."""
         B, K, n = self.shape

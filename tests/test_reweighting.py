@@ -135,6 +135,8 @@ def test_disjoint_histograms_are_refused_and_the_overlapping_range_is_found():
     assert rw.overlapping_range([1, 2, 3, 4, 5], e, (1.5, 2.5)) == slice(0, 3)
     with pytest.raises(ValueError, match="do not overlap"):
         rw.overlapping_range([1, 2, 3, 4, 5], e, (2.5, 4.5))
+    h = rw.Histograms.around([1, 2, 3, 4, 5], e, None, 1, (4.2, 4.8), g=1.0)
+    assert list(h.betas) == [4.0, 5.0] and np.isnan(h.fit().binder(4.5))
 
 
 # ----------------------------------------------------------------------------- (b) a planted crossing
