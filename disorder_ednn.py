@@ -46,6 +46,7 @@ from checks import MissingFileError, UserError, main_guard, positive_float, posi
 from ednn import periodic_pad
 
 ACTIVATIONS = {"silu": nn.SiLU, "relu": nn.ReLU}
+INPUTS = ("spins", "bonds")  # the window's spins and couplings, or its bond variables J_ij s_i s_j
 # name -> (side, disorder seeds, couplings "pm" (+-J) or "gauss"): the sets `data` writes, a file per instance
 DATA_SETS = {"test8": (8, range(10001, 10021), "pm"), "test32": (32, range(20001, 20005), "pm"),
              "gauss8": (8, range(30001, 30011), "gauss"), "gauss32": (32, range(40001, 40003), "gauss"),
@@ -63,12 +64,14 @@ class DisorderEDNN(nn.Module):
     activation: silu | relu."""
 
     def __init__(self, hidden_size: int = 32, num_layers: int = 2, context: int = 1, spin_flip: bool = True,
-                 activation: str = "silu"):
+                 activation: str = "silu", inputs: str = "spins"):
         super().__init__()
+        if inputs not in INPUTS or activation not in ACTIVATIONS:
+            raise ValueError(f"inputs must be one of {INPUTS} and activation one of {tuple(ACTIVATIONS)}")
         self.hparams = dict(hidden_size=hidden_size, num_layers=num_layers, context=context, spin_flip=spin_flip,
-                            activation=activation)
+                            activation=activation, inputs=inputs)
         act = ACTIVATIONS[activation]
-        layers = [nn.Conv2d(3, hidden_size, 2 * context + 1), act()]
+        layers = [nn.Conv2d(3 if inputs == "spins" else 2, hidden_size, 2 * context + 1), act()]
         for _ in range(num_layers - 1):
             layers += [nn.Conv2d(hidden_size, hidden_size, 1), act()]
         self.net = nn.Sequential(*layers, nn.Conv2d(hidden_size, 1, 1))
@@ -82,6 +85,9 @@ class DisorderEDNN(nn.Module):
                             f"{tuple(J_v.shape)}: give lattices (B, n_x, n_y) and couplings of the same n_x x n_y")
         J = torch.stack(torch.broadcast_tensors(J_h, J_v), dim=-3).expand(s.shape[0], 2, *s.shape[-2:])
         c = self.hparams["context"]
+        if self.hparams["inputs"] == "bonds":   # u = J_ij s_i s_j: invariant under the gauge and the flip
+            u = J * s.unsqueeze(1) * torch.stack([s.roll(-1, dims=-1), s.roll(-1, dims=-2)], dim=1)
+            return self.net(periodic_pad(u, c)).squeeze(1)
         pad = lambda spins: periodic_pad(torch.cat([spins.unsqueeze(1), J], dim=1), c)  # (B, 3, n_x+2c, n_y+2c)
         e = self.net(pad(s))
         if self.hparams["spin_flip"]:
@@ -101,6 +107,14 @@ def instance(n: int, seed: int, kind: str = "pm"):
         return spin_glass.EdwardsAnderson.standard(n, n, seed)
     rng = np.random.default_rng(seed)
     return spin_glass.EdwardsAnderson.of(rng.normal(size=(n, n)), rng.normal(size=(n, n)), seed=seed)
+
+
+def gauge_transform(grids, couplings, g):
+    """The gauge symmetry of the EA energy: s_i -> g_i s_i, J_ij -> g_i g_j J_ij. grids (B, n_x, n_y),
+    couplings (B, 2, n_x, n_y) (J_h, J_v), g (B, n_x, n_y) +-1 -> (grids, couplings), the same energies."""
+    g = g.to(couplings.dtype)
+    right, down = torch.roll(g, -1, dims=-1), torch.roll(g, -1, dims=-2)
+    return (grids * g).to(grids.dtype), couplings * torch.stack([g * right, g * down], dim=1)
 
 
 def make_data(out, beta: float = 0.5, n_samples: int = 100, sets=None, n_train: int = 200) -> None:
@@ -179,7 +193,8 @@ def train(args) -> dict:
         raise UserError(f"{args.data}/train holds {len(files)} instances: need more than {N_VAL}")
     grids, couplings, energies = load(files[:-N_VAL])
     val = load(files[-N_VAL:])
-    model = DisorderEDNN(args.hidden_size, args.num_layers, args.context, not args.no_spin_flip, args.activation)
+    model = DisorderEDNN(args.hidden_size, args.num_layers, args.context, not args.no_spin_flip, args.activation,
+                         args.inputs)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     steps = args.epochs * -(-len(grids) // args.batch_size)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, args.lr, total_steps=steps, pct_start=0.02)
@@ -187,8 +202,10 @@ def train(args) -> dict:
     for epoch in range(args.epochs):
         model.train()
         for idx in torch.randperm(len(grids)).split(args.batch_size):
-            j = couplings[idx]
-            loss = F.mse_loss(model(grids[idx], j[:, 0], j[:, 1]) / sites, (energies[idx] / sites).float())
+            g, j = grids[idx], couplings[idx]
+            if args.gauge_augment:  # a random gauge per lattice: a fresh +-J instance with its equilibrium lattice
+                g, j = gauge_transform(g, j, torch.randint(0, 2, g.shape) * 2 - 1)
+            loss = F.mse_loss(model(g, j[:, 0], j[:, 1]) / sites, (energies[idx] / sites).float())
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -224,6 +241,10 @@ def main(argv=None) -> int:
                                 ("batch_size", positive_int, 64), ("lr", positive_float, 3e-3), ("seed", int, 0)):
         t.add_argument(f"--{flag}", type=kind, default=default, help=f"default {default}")
     t.add_argument("--activation", choices=ACTIVATIONS, default="silu")
+    t.add_argument("--inputs", choices=INPUTS, default="spins",
+                   help="spins: spins and couplings (default); bonds: the bond variables J_ij s_i s_j (gauge invariant)")
+    t.add_argument("--gauge_augment", action="store_true",
+                   help="train on a random gauge transform of every lattice (gauge_transform), new at every step")
     t.add_argument("--no_spin_flip", action="store_true", help="do not average the tile energy over s and -s")
     e = sub.add_parser("evaluate", help="per-site RMSE of saved weights on every set of DATA")
     e.add_argument("--weights", default="results/disorder_ednn")

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import spin_glass
-from disorder_ednn import DisorderEDNN, SizeError, load, load_model, per_site_rmse
+from disorder_ednn import DisorderEDNN, SizeError, gauge_transform, load, load_model, per_site_rmse
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "results" / "disorder_ednn"
@@ -51,9 +51,42 @@ def test_hand_set_network_is_the_true_energy(size):
     np.testing.assert_allclose(hand_set()(grids, J_h, J_v).detach().double().numpy(), truth, atol=1e-5)
 
 
-def test_extensive_under_periodic_tiling():
+def hand_set_bonds() -> DisorderEDNN:
+    """Bond inputs u = J s_i s_j: eps_i = -(u_h + u_v) at the centre, as relu(u) - relu(-u) = u: exact for any J."""
+    model = DisorderEDNN(hidden_size=4, num_layers=1, activation="relu", inputs="bonds")
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+        for unit, (channel, sign) in enumerate(((0, 1.0), (0, -1.0), (1, 1.0), (1, -1.0))):
+            model.net[0].weight[unit, channel, 1, 1] = sign
+            model.net[2].weight[0, unit, 0, 0] = -sign
+    return model
+
+
+@pytest.mark.parametrize("size", [(2, 2), (3, 4), (8, 8), (7, 12)])
+def test_hand_set_bond_network_is_the_true_energy_for_gaussian_couplings(size):
+    grids, J_h, J_v = random_case(*size, seed=sum(size), gaussian=True)
+    truth = spin_glass.EdwardsAnderson.of(J_h, J_v).energy(grids)
+    np.testing.assert_allclose(hand_set_bonds()(grids, J_h, J_v).detach().double().numpy(), truth, atol=1e-5)
+
+
+def test_gauge_transform_keeps_the_true_energy_and_the_bond_model():
+    grids, J_h, J_v = random_case(5, 6, batch=8, seed=3, gaussian=True)
+    couplings = torch.from_numpy(np.stack([J_h, J_v])).expand(8, 2, 5, 6)
+    g = torch.from_numpy(np.random.default_rng(4).choice([-1, 1], size=(8, 5, 6)))
+    grids2, couplings2 = gauge_transform(torch.from_numpy(grids), couplings, g)
+    assert not torch.equal(couplings2, couplings)
+    truth2 = [spin_glass.energy(s.numpy(), *c.numpy()) for s, c in zip(grids2, couplings2)]
+    np.testing.assert_allclose(truth2, spin_glass.energy(grids, J_h, J_v), atol=1e-5)
+    torch.manual_seed(3)
+    model = DisorderEDNN(hidden_size=8, inputs="bonds")
+    assert torch.equal(model(grids2, couplings2[:, 0], couplings2[:, 1]), model(grids, J_h, J_v))
+
+
+@pytest.mark.parametrize("inputs", ["spins", "bonds"])
+def test_extensive_under_periodic_tiling(inputs):
     torch.manual_seed(0)
-    model = DisorderEDNN(hidden_size=8)
+    model = DisorderEDNN(hidden_size=8, inputs=inputs)
     grids, J_h, J_v = random_case(5, 3, gaussian=True)
     tiled = model(np.tile(grids, (1, 2, 2)), np.tile(J_h, (2, 2)), np.tile(J_v, (2, 2)))
     torch.testing.assert_close(tiled, 4 * model(grids, J_h, J_v), rtol=1e-5, atol=1e-4)
