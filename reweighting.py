@@ -105,7 +105,8 @@ def solve_free_energies(betas, levels, counts, n_eff, mean_e=None, tol=1e-10, ma
 
 
 class Fit:
-    """Reweighted curves of one size: Omega(E) on the levels, the per-level means of |m|, m^2, m^4."""
+    """Reweighted curves of one size (made by `Histograms.fit`): levels float64 (M,), log Omega(E) (M,)
+    (-inf where no sample), the per-level means of |m|, m^2, m^4 (3, M), the free energies f (B,)."""
 
     def __init__(self, betas, levels, counts, obs, n_eff, n_sites, mean_e=None):
         self.f = solve_free_energies(betas, levels, counts, n_eff, mean_e)
