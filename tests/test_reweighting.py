@@ -110,7 +110,8 @@ def test_two_level_system_is_reweighted_exactly():
     assert rw.Histograms([1.0, 2.0], noisy, g=1.0).fit().thermodynamics(np.array([0.3, 1.5]))["U"] == \
         pytest.approx(exact, abs=1e-8)
     rounded = rw.Histograms([1.0, 2.0], noisy, g=1.0, resolution=1e-6).fit()
-    assert len(rounded.levels) == 2 and rounded.thermodynamics(np.array([0.3, 1.5]))["U"] == pytest.approx(exact, abs=1e-6)
+    assert len(rounded.levels) == 2
+    assert rounded.thermodynamics(np.array([0.3, 1.5]))["U"] == pytest.approx(exact, abs=1e-6)
 
 
 def test_2x2_lattice_from_exact_histograms_equals_the_enumerated_law():
