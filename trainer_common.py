@@ -39,6 +39,7 @@ model always in float32. Energies, log-probabilities and losses are summed in fl
 from __future__ import annotations
 
 import argparse
+import os
 import pickle
 import sys
 import warnings
@@ -221,6 +222,11 @@ def build_trainer(parser: argparse.ArgumentParser, args: argparse.Namespace, arc
         )
     except (ValueError, MisconfigurationException) as err:  # --accelerator, --strategy, --precision, --devices
         parser.error(f"Lightning refuses these flags: {err}")
+    cores = os.cpu_count() or 1
+    if trainer.accelerator.__class__.__name__ == "CPUAccelerator" and trainer.num_devices > cores:
+        # on the CPU a device is a process: Lightning would start 99 of them for --devices 99
+        fail(parser, f"--devices {args.devices}: {trainer.num_devices} processes on the CPU but this machine has "
+                     f"{cores} cores; choose --devices {cores} or fewer (or a GPU accelerator)")
     return Training(trainer, folder, best, stopping, timer, precision)
 
 
@@ -261,7 +267,6 @@ def lock_run_directory(parser: argparse.ArgumentParser, folder: Path) -> int | N
     leaves no stale lock (the empty file stays, and is reused). A file system without flock
     (some network ones) runs unlocked."""
     import fcntl
-    import os
 
     path = folder / LOCK_NAME
     try:
@@ -286,8 +291,6 @@ def lock_run_directory(parser: argparse.ArgumentParser, folder: Path) -> int | N
 def _unlock(training: Training) -> None:
     """Release the run directory's lock (a process that ends releases it anyway; tests run several
     trainers in one process). The file stays: removing it could let two processes lock two files."""
-    import os
-
     if training.lock is not None:
         os.close(training.lock)
         training.lock = None

@@ -271,6 +271,10 @@ def settle(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argpars
         parser.error("--max_epochs must be >= 1 (or -1 for no limit)")
     if args.run_name is not None:
         check_run_name(parser, args.run_name)
+    cores = os.cpu_count() or 1
+    if args.num_workers > 4 * cores:  # each worker is a process: 100000 of them would fork-bomb the machine
+        fail(parser, f"--num_workers {args.num_workers}: at most {4 * cores} (4 per CPU core, {cores} cores here); each "
+                     "worker is a process reading the files, and 0 reads in the trainer itself")
     refusal = architecture(args).refusal(args)
     if refusal:
         parser.error(refusal)

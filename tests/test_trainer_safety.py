@@ -286,3 +286,15 @@ def test_a_diverged_run_is_reported_and_never_a_nan_row(eval_file, tmp_path, cap
     shutil.rmtree(good)
     user_error(*_evaluate(["--runs", tmp_path / "runs", "--eval_path", eval_file, "--out", tmp_path / "res2",
                            "--images", tmp_path / "res2", "--n", "64"], capsys), "NaN")
+
+
+@pytest.mark.parametrize("flag, value", [("--num_workers", "100000"), ("--devices", "99")])
+def test_process_counts_beyond_the_machine_are_refused(data, tmp_path, capsys, flag, value):
+    """Each DataLoader worker, and each CPU "device", is a process: 100000 would fork-bomb the machine."""
+    argv = [*data, *FAST, "--output_dir", tmp_path]
+    if flag in argv:
+        argv[argv.index(flag) + 1] = value
+    else:
+        argv += [flag, value]
+    user_error(*_cli(energy_trainer.main, argv, capsys), flag, "cores")
+    assert list(tmp_path.iterdir()) == []
