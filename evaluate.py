@@ -403,10 +403,11 @@ def report(runs_root, eval_path, out_dir, images_dir="images", n: int = N_EVAL, 
     if curves:
         paths["predictions_plot"] = Path(images_dir) / "predictions_plot.png"
         plot_predictions(curves, energies, paths["predictions_plot"])
-    maps = attention_maps(rows, grids)
+    query = (min(3, grids.shape[1] - 1), min(4, grids.shape[2] - 1))  # the reference's site, inside a smaller lattice
+    maps = attention_maps(rows, grids, query=query)
     if maps:
         paths["attention_plot"] = Path(images_dir) / "attention_plot.png"
-        plot_attention(maps, paths["attention_plot"])
+        plot_attention(maps, paths["attention_plot"], query=query)
     return {"rows": rows, "paths": paths}
 
 

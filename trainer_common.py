@@ -27,7 +27,14 @@ ModelCheckpoint(save_last=True) writes last.ckpt after every validation, a secon
 `--checkpoint_minutes` of training, OnExceptionCheckpoint on Ctrl-C / SIGTERM (Lightning writes
 checkpoints atomically), and `Trainer.fit(ckpt_path=last.ckpt)` continues to the same epochs.
 Rerunning the same command resumes (or `--resume`; `--no-resume` starts afresh). A finished run
-has no last.ckpt. Two small pieces are our own: the interruption checkpoint stays on disk
+has no last.ckpt.
+
+Nothing saved is lost by a rerun: a last.ckpt that cannot be resumed (saved with other
+hyper-parameters, e.g. another --hidden_size under the same --run_name, or unreadable) stops the
+run in one line before any training and stays byte for byte; a finished run (metrics.json) is
+refused unless `--overwrite`, which clears its folder first (metrics.json first of all); one
+trainer at a time per run directory (an flock on `<run>/.lock`, which the OS releases when the
+process ends, however it ends); `--run_name` is one folder name inside `--output_dir`. Two small pieces are our own: the interruption checkpoint stays on disk
 (Lightning's removes its file at the end of every fit and test), and without a progress bar each
 epoch prints one line. Checkpoints are read with weights_only=True: one holding anything but
 tensors and plain values is refused unread.
@@ -74,9 +81,16 @@ def run(family: str, parser: argparse.ArgumentParser, argv=None) -> dict | None:
     arch = architecture(args)
     data = prepare_data(parser, args, family)
     model = build_model(parser, args, arch, family, data)
-    training = build_trainer(parser, args, arch, run_directory(args, family, data.target, data.q))
+    # the run directory before the Trainer: its refusals (locked, finished, a last.ckpt that does not
+    # fit) come before Lightning's lines about the hardware, so they are the only line
+    opened = open_run_directory(parser, args, run_directory(args, family, data.target, data.q), model)
     try:
-        open_run_directory(parser, args, training, model)
+        try:
+            training = build_trainer(parser, args, arch, opened.folder)
+        except SystemExit:  # Lightning refused a flag: nothing left where nothing was
+            _remove(opened.new_root)
+            raise
+        training.resume_from, training.new_root = opened.resume_from, opened.new_root
         fit_record = fit(parser, args, training, model, data)
         test(parser, training, model, data)
         if not training.trainer.is_global_zero:
@@ -85,7 +99,7 @@ def run(family: str, parser: argparse.ArgumentParser, argv=None) -> dict | None:
         print(f"run directory: {training.folder}\nmetrics: {write_metrics(training.folder, metrics)}")
         return metrics
     finally:
-        _unlock(training)
+        _unlock(opened)
 
 
 # ----------------------------------------------------------------------------- data
@@ -185,7 +199,14 @@ class Training:
     precision: str
     resume_from: str | None = None  # last.ckpt when the run continues
     new_root: Path | None = None  # the outermost folder this run creates, removed if a user error stops it
-    lock: int | None = None  # the open, flock-ed <folder>/.lock, held while this process trains there
+
+
+@dataclass
+class RunDirectory:
+    folder: Path  # the run directory
+    new_root: Path | None  # the outermost folder this run created, or None
+    resume_from: str | None  # last.ckpt when the run continues
+    lock: int | None  # the open, flock-ed <folder>/.lock, held while this process trains there
 
 
 def build_trainer(parser: argparse.ArgumentParser, args: argparse.Namespace, arch: Architecture,
@@ -198,9 +219,6 @@ def build_trainer(parser: argparse.ArgumentParser, args: argparse.Namespace, arc
     from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
     KeepOnInterrupt, EpochLine = _callback_classes()
-    if args.resume and not (folder / "last.ckpt").is_file():
-        parser.error(f"--resume: {folder / 'last.ckpt'} does not exist (the run finished or never started); "
-                     "drop --resume")
     precision = arch.precision(args)
     best = ModelCheckpoint(dirpath=folder, filename="best", monitor=MAIN_MONITOR, mode="min", save_top_k=1,
                            save_last=True, enable_version_counter=False, auto_insert_metric_name=False)
@@ -222,39 +240,65 @@ def build_trainer(parser: argparse.ArgumentParser, args: argparse.Namespace, arc
         )
     except (ValueError, MisconfigurationException) as err:  # --accelerator, --strategy, --precision, --devices
         parser.error(f"Lightning refuses these flags: {err}")
-    cores = os.cpu_count() or 1
-    if trainer.accelerator.__class__.__name__ == "CPUAccelerator" and trainer.num_devices > cores:
-        # on the CPU a device is a process: Lightning would start 99 of them for --devices 99
-        fail(parser, f"--devices {args.devices}: {trainer.num_devices} processes on the CPU but this machine has "
-                     f"{cores} cores; choose --devices {cores} or fewer (or a GPU accelerator)")
     return Training(trainer, folder, best, stopping, timer, precision)
 
 
-def open_run_directory(parser: argparse.ArgumentParser, args: argparse.Namespace, training: Training,
-                       model=None) -> None:
+def check_cpu_devices(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """On the CPU a device is a process: Lightning would start 99 DDP processes for --devices 99
+    (and wait for them); more than the machine's cores is refused in one line."""
+    import torch
+
+    count = len(args.devices) if isinstance(args.devices, list) else args.devices
+    on_cpu = args.accelerator == "cpu" or (args.accelerator == "auto" and not torch.cuda.is_available())
+    cores = os.cpu_count() or 1
+    if on_cpu and isinstance(count, int) and count > cores:
+        fail(parser, f"--devices {args.devices}: {count} processes on the CPU but this machine has {cores} cores; "
+                     f"choose --devices {cores} or fewer (or a GPU accelerator)")
+
+
+def open_run_directory(parser: argparse.ArgumentParser, args: argparse.Namespace, folder: Path,
+                       model) -> RunDirectory:
     """Create the run directory and take its lock (one trainer per folder); refuse a finished run
     unless --overwrite (which clears it); note what the run continues from (its last.ckpt, unless
     --no-resume removes it), checked against `model` before any training, and the folders this
-    call creates. Only the main process (global rank 0) locks and clears: the other DDP ranks run
-    this same command inside the main one's run."""
-    folder, last = training.folder, training.folder / "last.ckpt"
-    training.new_root = _first_missing(folder)
+    call creates. Only the main process locks and clears: the other DDP ranks (`_launched_rank`)
+    run this same command inside the main one's run. A refusal leaves nothing where nothing was."""
+    last, new_root, lock = folder / "last.ckpt", _first_missing(folder), None
+    check_cpu_devices(parser, args)
+    if args.resume and not last.is_file():
+        parser.error(f"--resume: {last} does not exist (the run finished or never started); drop --resume")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         fail(parser, f"--output_dir {args.output_dir}: cannot create {folder} ({err.strerror or err})")
-    if training.trainer.global_rank == 0:
-        training.lock = lock_run_directory(parser, folder)
-        if (folder / "metrics.json").exists():
-            if not args.overwrite:
-                fail(parser, f"{folder} is a finished run (it has metrics.json); pass --overwrite to train it "
-                             "again from scratch (its folder is cleared), or choose another --run_name or --output_dir")
-            clear_run_directory(folder)
-        if args.resume is False:
-            last.unlink(missing_ok=True)
-    if last.is_file() and model is not None:
-        check_resumable(parser, last, model)
-    training.resume_from = str(last) if last.is_file() else None
+    try:
+        if _launched_rank() == 0:
+            lock = lock_run_directory(parser, folder)
+            if (folder / "metrics.json").exists():
+                if not args.overwrite:
+                    fail(parser, f"{folder} is a finished run (it has metrics.json); pass --overwrite to train it "
+                                 "again from scratch (its folder is cleared), or choose another --run_name or "
+                                 "--output_dir")
+                clear_run_directory(folder)
+            if args.resume is False:
+                last.unlink(missing_ok=True)
+        if last.is_file():
+            check_resumable(parser, last, model)
+    except SystemExit:
+        _remove(new_root)
+        _unlock(RunDirectory(folder, new_root, None, lock))
+        raise
+    return RunDirectory(folder, new_root, str(last) if last.is_file() else None, lock)
+
+
+def _launched_rank() -> int:
+    """This process's rank among the copies of the command a launcher started (Lightning's DDP
+    launcher: LOCAL_RANK and NODE_RANK; torchrun: RANK; SLURM: SLURM_PROCID); 0 for the main one."""
+    for var in ("RANK", "SLURM_PROCID", "NODE_RANK", "LOCAL_RANK"):
+        value = os.environ.get(var, "0")
+        if value.isdigit() and int(value) != 0:
+            return int(value)
+    return 0
 
 
 LOCK_NAME = ".lock"
@@ -288,12 +332,12 @@ def lock_run_directory(parser: argparse.ArgumentParser, folder: Path) -> int | N
     return fd
 
 
-def _unlock(training: Training) -> None:
+def _unlock(opened: RunDirectory) -> None:
     """Release the run directory's lock (a process that ends releases it anyway; tests run several
     trainers in one process). The file stays: removing it could let two processes lock two files."""
-    if training.lock is not None:
-        os.close(training.lock)
-        training.lock = None
+    if opened.lock is not None:
+        os.close(opened.lock)
+        opened.lock = None
 
 
 def clear_run_directory(folder: Path) -> None:
