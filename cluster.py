@@ -30,16 +30,14 @@ seed, the global chain id and t alone, so files are reproducible on any device c
 occupied when its 32-bit word is below round(2^32 p) (`bond_thresholds`); a cluster's new state comes
 from the word of its root site (the label every one of its sites carries).
 
-Connected components (`components`): labels start as the site index; each iteration takes the minimum
-over occupied bonds in both directions (in place, offset after offset) and then jumps twice through
-the labels (label <- label[label], pointer jumping: a label is always a site of the same cluster with a
-smaller or equal index, so a jump stays in the cluster and never increases it); the loop ends when no
-label changes, i.e. every occupied bond joins equal labels. All chains iterate together (a
-`lax.while_loop` until the slowest chain has converged). Measured costs and the choice of Swendsen-Wang
-over single-cluster Wolff: benchmarks/README.md.
+Connected components (`components`): union-find in numba on the host, called from the compiled
+programs through `jax.pure_callback` (a deterministic function of the bonds, which JAX draws); the
+sampler is unchanged. Measured costs, the alternatives (label propagation in JAX, scipy's csgraph)
+and the choice of Swendsen-Wang over single-cluster Wolff: benchmarks/README.md.
 """
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 import jax
@@ -80,28 +78,50 @@ def _shift(x, dx, dy):
     return jnp.roll(x, (-dx, -dy), axis=(1, 2))
 
 
+@numba.njit(cache=True)
+def _root(parent, i):
+    """The root of i's tree, halving the path on the way (every node visited points to its grandparent)."""
+    while parent[i] != i:
+        parent[i] = parent[parent[i]]
+        i = parent[i]
+    return i
+
+
+@numba.njit(cache=True)
+def _union_find(occupied, offsets):
+    """Labels int32 (B, n_x, n_y) of occupied bool (B, k, n_x, n_y), offsets int64 (k, 2): per chain,
+    union-find over the occupied bonds, the larger root joined under the smaller, so every label is
+    the smallest flat index of its cluster."""
+    B, k, n_x, n_y = occupied.shape
+    out = np.empty((B, n_x, n_y), np.int32)
+    parent = np.empty(n_x * n_y, np.int32)
+    for b in range(B):
+        for i in range(n_x * n_y):
+            parent[i] = i
+        for d in range(k):
+            dx, dy = offsets[d, 0], offsets[d, 1]
+            for x in range(n_x):
+                for y in range(n_y):
+                    if occupied[b, d, x, y]:
+                        ri = _root(parent, x * n_y + y)
+                        rj = _root(parent, ((x + dx) % n_x) * n_y + (y + dy) % n_y)
+                        parent[max(ri, rj)] = min(ri, rj)
+        for x in range(n_x):
+            for y in range(n_y):
+                out[b, x, y] = _root(parent, x * n_y + y)
+    return out
+
+
 def components(bonds, shape):
     """Cluster labels int32 (B, n_x, n_y) of occupied bonds: bonds a list of (dx, dy, occupied bool
     (B, n_x, n_y)), occupied[:, i, j] the bond from (i, j) to (i + dx, j + dy) (periodic). Two sites carry
-    the same label iff they are connected; a label is the flat index of one site of its cluster."""
-    B, n_x, n_y = shape
-    big = jnp.int32(n_x * n_y)
-
-    def sweep(label):
-        for dx, dy, occ in bonds:                                   # in place: offset after offset
-            label = jnp.minimum(label, jnp.where(occ, _shift(label, dx, dy), big))
-            label = jnp.minimum(label, _shift(jnp.where(occ, label, big), -dx, -dy))
-        flat = label.reshape(B, -1)
-        flat = jnp.take_along_axis(flat, flat, axis=1)
-        return jnp.take_along_axis(flat, flat, axis=1).reshape(shape)
-
-    def body(state):
-        label, _ = state
-        new = sweep(label)
-        return new, jnp.any(new != label)
-
-    start = jnp.broadcast_to(jnp.arange(n_x * n_y, dtype=jnp.int32).reshape(1, n_x, n_y), shape)
-    return jax.lax.while_loop(lambda s: s[1], body, (sweep(start), jnp.bool_(True)))[0]
+    the same label iff they are connected; a label is the smallest flat index of its cluster. Computed on
+    the host by `_union_find` (numba) through `jax.pure_callback`: deterministic, so the compiled
+    programs stay pure functions of the seed."""
+    occupied = jnp.stack([occ for _, _, occ in bonds], axis=1)
+    offsets = np.array([(dx, dy) for dx, dy, _ in bonds], np.int64)
+    return jax.pure_callback(lambda occ: _union_find(np.asarray(occ), offsets),
+                             jax.ShapeDtypeStruct(shape, jnp.int32), occupied, vmap_method="sequential")
 
 
 def occupied_bonds(lat, s, t, ch):
@@ -132,3 +152,25 @@ def swendsen_wang(lat, t, blocks, e, ch):
     new = recolour(lat, s, components(occupied_bonds(lat, s, t, ch), s.shape), t, ch)
     blocks = blocks_of(lat, new)
     return blocks, lat.energies(blocks), jnp.sum(new != s, axis=(1, 2), dtype=jnp.int32)
+
+
+def seed_cluster(lat, s, t, ch):
+    """The single cluster of Wolff's algorithm (Wolff, PRL 62, 361 (1989)): bool (B, n_x, n_y), the
+    sites connected to a random seed site (stream len(cluster_offsets) + 1) by the occupied bonds of
+    step 1. Wolff grows it bond by bond, testing each satisfied bond once; drawing every bond first
+    and keeping the seed's component gives the same law, and here costs a whole labelling."""
+    labels = components(occupied_bonds(lat, s, t, ch), s.shape).reshape(s.shape[0], -1)
+    word = site_words(lat, ch.key, ch.cid, t, len(lat.cluster_offsets) + 1)[:, 0, 0]
+    seed = (word % jnp.uint32(lat.S)).astype(jnp.int32)
+    mine = jnp.take_along_axis(labels, seed[:, None], axis=1)
+    return (labels == mine).reshape(s.shape)
+
+
+def wolff(lat, t, blocks, e, ch):
+    """One single-cluster update of every chain (Ising spins): the seed's cluster flipped. A kernel
+    like `swendsen_wang`, for the measurements behind choosing Swendsen-Wang (benchmarks/README.md)."""
+    s = grid_of(lat, blocks)
+    flip = seed_cluster(lat, s, t, ch)
+    new = jnp.where(flip, -s, s)
+    blocks = blocks_of(lat, new)
+    return blocks, lat.energies(blocks), jnp.sum(flip, axis=(1, 2), dtype=jnp.int32)
