@@ -4,6 +4,7 @@
     python benchmarks/bench_sampler.py --tau      # tau_int / burn-in measurements behind the defaults
     python benchmarks/bench_sampler.py --tables   # table Hamiltonians only
     python benchmarks/bench_sampler.py --potts    # the Potts heat-bath kernel only
+    python benchmarks/bench_sampler.py --cluster  # Swendsen-Wang against checkerboard at beta_c
 
 Measures, for 8 x 8 ISING1 at beta = 0.25, in one process:
   * the published algorithm: one chain, a Python loop, a random site per step, the whole
@@ -27,6 +28,7 @@ Measures, for 8 x 8 ISING1 at beta = 0.25, in one process:
 Prints ratios and the machine load (other processes share the cores).
 """
 import argparse
+import functools
 import os
 import subprocess
 import sys
@@ -35,6 +37,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import estimators  # noqa: E402
 import generate_ising as gi  # noqa: E402
 import lattices  # noqa: E402
 import metropolis  # noqa: E402
@@ -257,9 +260,32 @@ def spin_glass_paths(repeats):
     built = sampler_updates_per_s(8, repeats, **kw)
     rate = sampler_updates_per_s(8, repeats, hamiltonian=ea, **kw)
     print(f"  8 betas x 8 chains, sweeps only: ISING1 {built:10.3e}   EA {rate:10.3e} ({rate / built:4.2f}x, target >= 0.8)")
-    for k in (1, 10):
-        swapped = sampler_updates_per_s(8, repeats, hamiltonian=ea, swap_every=k, **kw)
-        print(f"  EA with replica exchange every {k:2d} sweeps: {swapped:10.3e} ({swapped / rate:4.2f}x of no swaps)")
+    ratios = swap_cost(ea, ladder, 64, rounds=max(5, 2 * repeats))
+    for k, r in ratios.items():
+        print(f"  EA with replica exchange every {k:2d} sweeps: {np.median(r):4.2f}x of no swaps (median of {len(r)} "
+              f"interleaved rounds, quartiles {np.quantile(r, 0.25):4.2f} ... {np.quantile(r, 0.75):4.2f})")
+
+
+def swap_cost(hamiltonian, betas, size, rounds, n_chains=8, target_updates=4e7, every=(1, 10)):
+    """{K: the throughput with replica exchange every K sweeps over the one without, float (rounds,)}: the
+    samplers are built and compiled once and timed in turn in each round, so that the load of a shared
+    machine drifts alike for all of them."""
+    n = 2 * max(2, int(target_updates // (2 * n_chains * len(betas) * size * size)))
+    samplers = {k: sampler.Sampler(size, size, hamiltonian, betas, n_chains, 0, swap_every=k) for k in (0, *every)}
+
+    def timed(sm):
+        t0 = time.perf_counter()
+        sm.burn(n)
+        jax.block_until_ready(sm.blocks)
+        return time.perf_counter() - t0
+    for sm in samplers.values():
+        timed(sm)                                    # compile + warm up
+    ratios = {k: [] for k in every}
+    for _ in range(rounds):
+        t = {k: timed(sm) for k, sm in samplers.items()}
+        for k in every:
+            ratios[k].append(t[0] / t[k])
+    return {k: np.array(r) for k, r in ratios.items()}
 
 
 def main(argv=None):
@@ -270,6 +296,8 @@ def main(argv=None):
     p.add_argument("--tables", action="store_true", help="only the table-Hamiltonian figures (a minute)")
     p.add_argument("--potts", action="store_true", help="only the Potts heat-bath figures (a minute)")
     p.add_argument("--spin_glass", action="store_true", help="only the spin glass's and replica exchange's figures")
+    p.add_argument("--cluster", action="store_true", help="only the cluster update's figures (Swendsen-Wang against "
+                   "checkerboard at beta_c, 64 x 64 and 128 x 128: about 15 minutes)")
     p.add_argument("--rate_of", type=int, default=None, metavar="N_CHAINS",
                    help="print the device count and the checkerboard rate at N_CHAINS only (used for the child process)")
     args = p.parse_args(argv)
@@ -288,6 +316,9 @@ def main(argv=None):
         return
     if args.spin_glass:
         spin_glass_paths(args.repeats)
+        return
+    if args.cluster:
+        cluster_paths()
         return
 
     energy_jit = jax.jit(lambda s: ising.energy(s, "ISING1"))
