@@ -167,7 +167,7 @@ def _exchange_run(lat, algorithm, n_betas, every, record, t0, n, thin, blocks, c
         blocks, e, low, flips, swaps = state
         blocks, e, a = kernel(lat, t, blocks, e, ch)
         e = lat.stored_energy(blocks, e)
-        return blocks, e, jnp.minimum(low, e), flips + a, swaps
+        return blocks, e, jnp.minimum(low, e), (flips + a) if record == "energy" else flips, swaps
 
     def swap(t, state):
         blocks, e, low, flips, swaps = state
