@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: install test test-fast data data-demo data-ising2 data-potts bench demo reproduce reproduce-reference headline weights thermo transfer phase inverse-ising phase-learned potts clean
+.PHONY: install test test-fast data data-demo data-ising2 data-potts data-ea bench demo reproduce reproduce-reference headline weights thermo transfer phase inverse-ising phase-learned potts clean
 
 install: $(VENV)/.installed
 
@@ -45,6 +45,11 @@ data-potts: install
 
 data-ising2: install
 	$(PY) data_files.py --data_dir data/ising2 --hamiltonian ISING2
+
+# the spin-glass set: one ±J instance (disorder seed 0), train/val/test 8 x 8 at T = 2, eval 8 x 8 and
+# 12 x 12 from T = 3 to 0.2 with replica exchange (data_files.py)
+data-ea: install
+	$(PY) data_files.py --data_dir data/ea --hamiltonian EA
 
 # Speed figures: each script prints its figures and ratios against a baseline run in the same process.
 bench: install

@@ -20,6 +20,13 @@ sizes at betas in the same relation to the transition: train, the main validatio
 beta 0.8 (disordered, 0.8 beta_c for q = 3), validation also at 0.4 and 1.6 (ordered), eval 20
 betas linspace(0.4, 1.0) up to beta_c; file names say the beta (`POTTS_NAMES`).
 
+The spin-glass set (`--hamiltonian EA`, `make data-ea`, data/ea/): one fixed ±J instance per lattice,
+disorder seed 0 (`spin_glass.standard_instance`, recorded in every file), the same roles and sizes.
+Train, validation and test on 8 x 8 at beta 0.5 (T = 2, above the specific heat's maximum C/N = 0.41
+at T = 1.4 of this instance, exact by the transfer matrix); eval on 8 x 8 and 12 x 12 at 16 betas
+geometric from T = 3 to T = 0.2 with replica exchange every sweep (`EA`), checked against the exact
+P(E) (8 x 8, density of states) and U, C and the ground state (12 x 12, transfer matrix).
+
 Also here, for every module that reads or writes files: `read_metadata` (a file's attributes,
 lattice size, betas, Hamiltonian, q), `file_q` (states per site: 2 for an Ising file, spins ±1
 in `ising_grids`, also a file without the attribute `q`; q > 2 for a Potts file, states 0..q-1,
@@ -54,6 +61,16 @@ POTTS_FLAGS = {"train": "--beta 0.8 --random_seed 21", "val": "--beta 0.8 --rand
                "eval": "--n_beta_samples 20 --beta_min 0.4 --beta_max 1.0 --random_seed 26"}
 POTTS_NAMES = {"val": "val_data_beta_dot8.hdf5", "val_125": "val_data_beta_dot4.hdf5",
                "val_5": "val_data_beta_1dot6.hdf5"}
+EA_LADDER = "--n_beta_samples 16 --beta_min 0.3333333333333333 --beta_max 5 --swap_every 1"   # T = 3 ... 0.2
+EA = {  # role -> (file name, generate_ising.py flags other than size and file name, size flag)
+    "train": ("train_data.hdf5", "--n_x 8 --n_y 8 --beta 0.5 --random_seed 31", "n_train"),
+    "val": ("val_data_beta_dot5.hdf5", "--n_x 8 --n_y 8 --beta 0.5 --random_seed 32", "n_val"),
+    "test": ("test_data.hdf5", "--n_x 8 --n_y 8 --beta 0.5 --random_seed 33", "n_test"),
+    "eval": ("eval_data.hdf5", f"--n_x 8 --n_y 8 {EA_LADDER} --random_seed 34", "n_eval"),
+    # 12 x 12 at T = 0.2: 4000 burn-in sweeps with swaps reach the ground state (results/spin_glass/README.md)
+    "eval_12": ("eval_data_12x12.hdf5", f"--n_x 12 --n_y 12 {EA_LADDER} --burn_in 4000 --random_seed 35", "n_eval"),
+}
+EA_DISORDER_SEED = 0
 SIZES = {"n_train": 200_000, "n_val": 20_000, "n_test": 20_000, "n_eval": 5_000}
 LATTICE = "--n_x 8 --n_y 8"
 
@@ -75,6 +92,19 @@ def command(role: str, data_dir=DATA_DIR, hamiltonian: str = "ISING1", q: int = 
     n = sizes.get(size) or SIZES[size]
     model = ["--q", str(q), *POTTS_FLAGS[role].split()] if q > 2 else ["--hamiltonian", hamiltonian, *flags.split()]
     return [*LATTICE.split(), *model, "--n_samples", str(n), "--filename", path(role, data_dir, q)]
+
+
+def ea_path(role: str, data_dir="data/ea") -> str:
+    """The spin-glass set's file of a role ("train", "val", "test", "eval", "eval_12")."""
+    return str(Path(data_dir) / EA[role][0])
+
+
+def ea_command(role: str, data_dir="data/ea", **sizes) -> list[str]:
+    """generate_ising.py arguments that write the spin-glass set's file of `role`."""
+    name, flags, size = EA[role]
+    n = sizes.get(size) or SIZES[size]
+    return ["--hamiltonian", "EA", "--disorder_seed", str(EA_DISORDER_SEED), *flags.split(), "--n_samples", str(n),
+            "--filename", ea_path(role, data_dir)]
 
 
 def missing_file_message(file) -> str:
@@ -225,7 +255,8 @@ def main(argv=None) -> int:
                                 "(existing files are kept; delete one to remake it).",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--data_dir", default=DATA_DIR, help="folder for the files")
-    p.add_argument("--hamiltonian", "--model", default="ISING1", choices=("ISING1", "ISING2"), help="Hamiltonian")
+    p.add_argument("--hamiltonian", "--model", default="ISING1", choices=("ISING1", "ISING2", "EA"),
+                   help="Hamiltonian (EA: the spin-glass set, above; use --data_dir data/ea)")
     p.add_argument("--q", type=int, default=2, help="the q-state Potts set for q > 2 (betas in the docstring); 2: Ising")
     for size, n in SIZES.items():
         p.add_argument(f"--{size}", type=positive_int, default=n, help="lattices per beta")
@@ -238,21 +269,28 @@ def main(argv=None) -> int:
             potts.check_q(args.q)
         except ValueError as err:
             raise UserError(f"--q: {err}") from None
+    if args.hamiltonian == "EA" and args.q != 2:
+        raise UserError("--q: the spin-glass set (--hamiltonian EA) has Ising spins; drop --q")
     check_output_dir("--data_dir", args.data_dir)
-    for role in STANDARD:  # a kept file must be readable: a truncated one would fail the trainers later
-        if Path(path(role, args.data_dir, args.q)).exists():
+    ea = args.hamiltonian == "EA"
+    roles = EA if ea else STANDARD
+    where = (lambda role: ea_path(role, args.data_dir)) if ea else (lambda role: path(role, args.data_dir, args.q))
+    for role in roles:  # a kept file must be readable: a truncated one would fail the trainers later
+        if Path(where(role)).exists():
             try:
-                check_data_file(path(role, args.data_dir, args.q), ("ising_grids", "true_energies", "beta"))
+                check_data_file(where(role), ("ising_grids", "true_energies", "beta"))
             except UserError as err:
                 raise UserError(f"{err}; delete it and run again to remake it") from err
     import generate_ising  # JAX: only when something is written
 
     Path(args.data_dir).mkdir(parents=True, exist_ok=True)
-    for role in STANDARD:
-        if Path(path(role, args.data_dir, args.q)).is_file():
-            print(f"kept {path(role, args.data_dir, args.q)}")
+    for role in roles:
+        if Path(where(role)).is_file():
+            print(f"kept {where(role)}")
             continue
-        if generate_ising.main(command(role, args.data_dir, args.hamiltonian, args.q, **sizes)):
+        argv = ea_command(role, args.data_dir, **sizes) if ea else command(role, args.data_dir, args.hamiltonian,
+                                                                             args.q, **sizes)
+        if generate_ising.main(argv):
             return 1
     return 0
 

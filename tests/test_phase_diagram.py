@@ -271,3 +271,43 @@ def test_potts_observables_match_enumeration(tiny_potts):
             u, c = mean / L ** 2, b ** 2 * var / L ** 2
         assert abs(r["U_per_site"] - u) < Z * r["U_err"], (L, b, r["U_per_site"], u)
         assert abs(r["C_per_site"] - c) < Z * r["C_err"], (L, b, r["C_per_site"], c)
+
+
+# ----------------------------------------------------------------------------- the spin glass's report
+def test_spin_glass_report_matches_the_exact_instance_and_a_wrong_beta_does_not(tmp_path, capsys):
+    """4 x 4 ±J instance, T = 3 ... 0.4 with replica exchange: U/N and C/N within their jackknife errors of
+    the transfer matrix (rms z), the ground state seen at the coldest beta; the exact values of a 10%
+    wrong beta are many errors away (power), and the overlap's Binder ratio grows on cooling."""
+    import spin_glass
+
+    betas = list(np.geomspace(1 / 3, 2.5, 6))
+    code = pd.main(["--hamiltonian", "EA", "--disorder_seed", "2", "--sizes", "4", "--betas", *map(str, betas),
+                    "--chains", "32", "--sweeps", "2000", "--burn_in", "300", "--thin", "4", "--out", str(tmp_path)])
+    assert code == 0
+    report = json.loads((tmp_path / "EA_seed2.json").read_text())
+    assert (tmp_path / "EA_seed2.md").read_text().startswith("# The ±J spin glass")
+    (summary,) = report["sizes_summary"]
+    h = spin_glass.EdwardsAnderson.standard(4, 4, 2)
+    assert summary["ground_state_energy"] == h.ground_state()[0] and summary["ground_state_reached"]
+    assert summary["n_z_U"] >= 4 and summary["rms_z_U"] < 2.0 and summary["rms_z_C"] < 2.0
+    rows = report["rows"]
+    assert rows[-1]["lowest_energy"] == h.ground_state()[0]
+    wrong = []
+    for r in rows:
+        mean, var = h.exact_moments(4, 4, 1.1 * r["beta"])
+        if r["U_err"] > 0:
+            wrong.append((r["U_per_site"] - mean / 16) / r["U_err"])
+    assert np.sqrt(np.mean(np.square(wrong))) > 4
+    assert rows[-1]["binder_q"] > rows[0]["binder_q"] + 0.3
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--exact_max", "20"], "--exact_max 20"),
+    (["--betas", "0.4"], "--betas"),
+    (["--chains", "1"], "--chains 1"),
+])
+def test_spin_glass_bad_input_is_one_line(tmp_path, capsys, flags, message):
+    code, err = _cli(["--hamiltonian", "EA", "--sizes", "4", "--out", tmp_path / "out", *flags], capsys)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and message in lines[0], err
+    assert not (tmp_path / "out").exists()

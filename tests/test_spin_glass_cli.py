@@ -74,3 +74,30 @@ def test_consistency_reads_an_instance_down_to_its_ground_state(tmp_path):
         low = f.attrs["lowest_energy"]
     e0 = spin_glass.EdwardsAnderson.standard(4, 5, 1).ground_state()[0]
     assert low.shape == (3,) and low[-1] == e0 and np.all(low >= e0)
+
+
+def test_the_standard_spin_glass_set(tmp_path, capsys):
+    """data_files.py --hamiltonian EA (make data-ea): one instance, disorder seed 0, train/val/test at T = 2
+    above the instance's specific-heat maximum (exact), eval T = 3 ... 0.2 with swaps; --q is refused."""
+    import data_files
+
+    assert data_files.ea_path("eval_12", tmp_path).endswith("eval_data_12x12.hdf5")
+    argv = data_files.ea_command("train", tmp_path, n_train=32)
+    assert argv[:4] == ["--hamiltonian", "EA", "--disorder_seed", "0"] and "0.5" in argv
+    ev = data_files.ea_command("eval", tmp_path)
+    assert "--swap_every" in ev and float(ev[ev.index("--beta_min") + 1]) == pytest.approx(1 / 3)
+    assert float(ev[ev.index("--beta_max") + 1]) == 5.0
+    h = spin_glass.EdwardsAnderson.standard(8, 8, 0)
+    T = np.linspace(0.5, 3, 26)
+    c = [h.exact_moments(8, 8, 1 / t)[1] / t ** 2 for t in T]
+    assert T[int(np.argmax(c))] < 1 / 0.5                     # the training temperature is above the maximum
+    assert gi.main([*argv, "--burn_in", "20", "--no_progress"]) == 0
+    with h5py.File(data_files.ea_path("train", tmp_path)) as f:
+        assert hamiltonians.from_attrs(dict(f.attrs)) == h and f.attrs["disorder_seed"] == 0
+        assert np.all(f["beta"][:] == np.float32(0.5))
+    from checks import main_guard
+
+    capsys.readouterr()
+    assert main_guard(data_files.main, ["--data_dir", str(tmp_path / "x"), "--hamiltonian", "EA", "--q", "3"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--q" in err[0] and not (tmp_path / "x").exists()
