@@ -18,6 +18,11 @@ probability model) the uncentred RMSE.
 A run is a folder `<runs>/<family>/<config>/` with metrics.json and best.ckpt, as the trainers
 write it (`runs.py`). `train_all.py` trains every combination and then calls `report`.
 
+An evaluation file with a NaN or infinite energy or beta among the drawn rows, or whose `betas`
+attribute contradicts its beta dataset, is refused in one line; a run whose predictions are not
+finite (it diverged) is named on stderr and left out of the leaderboard, which never holds NaN
+(leaderboard.json is strict JSON). `--n` is bounded by the memory available for the draw.
+
 Only runs trained on the evaluation file's Hamiltonian and lattice size are scored (the others are
 skipped with a line on stderr; none left is a one-line error). The q-state Potts model: a Potts
 file (attribute q, Hamiltonian "POTTS<q>", states 0..q-1) scores the runs trained on POTTS<q>,

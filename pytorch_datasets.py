@@ -37,7 +37,10 @@ Two ways to feed them, giving the same items (benchmarks/bench_datasets.py measu
   through, while default_collate splits it into samples and stacks them again (~9 us a
   sample, measured): that bounds the plain route.
 - Lazy and worker-safe: construction reads shapes, attributes, a sample of the spins and
-  the energies and betas (to check them; 4 bytes a sample, not kept). Each process opens its
+  the energies and betas (to check them; 4 bytes a sample, in blocks of at most 16 MiB, not
+  kept). An uncompressed dataset that stores fewer bytes than its rows declare (a tiny file
+  declaring 10^9 lattices, a file cut short) is refused at once; a file whose ``betas``
+  attribute contradicts its ``beta`` dataset too (``check_betas``). Each process opens its
   own h5py handle on its first read (handles are never pickled; a forked process opens a new
   one), so DataLoader workers work with fork and spawn.
 - Bounded memory: a slice read holds one span. Only scattered reads of files up to
