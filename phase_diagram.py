@@ -283,6 +283,25 @@ def _pair_averages(s, n: int, thin: int) -> np.ndarray:
     return acc / n
 
 
+def _burn_to_ground_state(s, burn_in: int, e0, piece: int = 512):
+    """s.burn(burn_in); with the exact ground-state energy e0, in traced pieces instead, recording for each
+    set of exchanging chains (chain number) the first sweep after which its coldest beta (the last) holds a
+    ground state: float (chains,), inf where none did during burn-in.  None without e0."""
+    if e0 is None:
+        s.burn(burn_in)
+        return None
+    nb = len(s.betas)
+    first, done = np.full(s.n_real // nb, np.inf), 0
+    while done < burn_in:
+        k = min(piece, burn_in - done)
+        es = np.asarray(s.trace(k)[0])[:, :s.n_real].reshape(k, -1, nb)[:, :, -1]      # (k, chains)
+        hit = es <= e0 + 1e-6
+        at = np.where(hit.any(axis=0), done + 1 + hit.argmax(axis=0), np.inf)
+        first = np.minimum(first, at)
+        done += k
+    return first
+
+
 def spin_glass_rows(L: int, disorder_seed: int, betas, chains: int, sweeps: int, burn_in: int, thin: int, seed: int,
                     swap_every: int = 1, exact: bool = True) -> tuple[list[dict], dict]:
     """One size of `spin_glass_report`: (one row per beta, a summary of the size: swap rates, exact ground
@@ -292,11 +311,11 @@ def spin_glass_rows(L: int, disorder_seed: int, betas, chains: int, sweeps: int,
 
     h = spin_glass.EdwardsAnderson.standard(L, L, disorder_seed)
     s = Sampler(L, L, h, betas, 2 * chains, _seed(seed, L, 0), swap_every=swap_every)
-    s.burn(burn_in)
+    e0 = h.ground_state()[0] if exact else None
+    first = _burn_to_ground_state(s, burn_in, e0)
     avg = _pair_averages(s, max(2, sweeps // thin), thin)
     low = s.lowest_energies()
     N = L * L
-    e0 = h.ground_state()[0] if exact else None
     rows = []
     for b, beta in enumerate(betas):
         v = avg[:, b]
@@ -316,6 +335,11 @@ def spin_glass_rows(L: int, disorder_seed: int, betas, chains: int, sweeps: int,
         rows.append(r)
     summary = {"L": L, "instance": h.label, "swap_acceptance": [float(a) for a in s.swap_rates()],
                "lowest_energy": float(low.min())}
+    if first is not None:
+        reached = np.isfinite(first)
+        summary.update(ground_state_first_sweep={"sets": int(len(first)), "reached_in_burn_in": int(reached.sum()),
+                                                 "median": float(np.median(first)), "max": float(first.max()),
+                                                 "min": float(first.min())})
     if exact:
         zu, zc = ([r[k] for r in rows if r[k] is not None] for k in ("z_U", "z_C"))
         summary.update(ground_state_energy=e0, ground_state_reached=bool(low.min() <= e0 + 1e-6),
@@ -331,6 +355,7 @@ def spin_glass_report(disorder_seed=0, sizes=(8, 12), betas=EA_BETAS, chains=EA_
     import time
 
     rows, summaries = [], []
+    betas = sorted(float(b) for b in betas)              # the coldest last
     for L in sizes:
         t0 = time.time()
         r, summary = spin_glass_rows(L, disorder_seed, betas, chains, sweeps, burn_in, thin, seed, swap_every,
@@ -364,6 +389,11 @@ def spin_glass_markdown(report: dict) -> str:
             line += (f", exact ground state {sm['ground_state_energy']:g} ({'reached' if sm['ground_state_reached'] else 'NOT reached'}); "
                      f"rms z of U/N {sm['rms_z_U']:.2f} over {sm['n_z_U']} betas, of C/N {sm['rms_z_C']:.2f} over "
                      f"{sm['n_z_C']} (betas with error 0, every sample a ground state, left out)")
+        g = sm.get("ground_state_first_sweep")
+        if g:
+            line += (f"; at T = {1 / report['betas'][-1]:.3g} the ground state was first held after {g['min']:g} / "
+                     f"{g['median']:g} / {g['max']:g} sweeps (fastest / median / slowest of {g['sets']} sets of "
+                     f"exchanging chains; {g['reached_in_burn_in']} within the burn-in)")
         lines.append(line + f"; swap acceptance {min(sm['swap_acceptance']):.2f} ... {max(sm['swap_acceptance']):.2f}")
     ex = any("U_exact_per_site" in r for r in report["rows"])
     lines += ["", "| L | T | U/N | " + ("U/N exact | z | " if ex else "") + "C/N | " + ("C/N exact | z | " if ex else "")
