@@ -156,7 +156,7 @@ def build_model(parser: argparse.ArgumentParser, args: argparse.Namespace, arch:
     pl.seed_everything(args.seed, workers=True, verbose=False)  # a flag error after this stays one line
     cls = model_class(class_name(family, arch.name))
     try:
-        check_model_size(parser, args, cls, hparams)
+        check_model_size(parser, args, cls, hparams, data.meta.get("n_lattices"))
         model = cls(**hparams)
     except ValueError as err:
         parser.error(str(err))
@@ -167,10 +167,14 @@ def build_model(parser: argparse.ArgumentParser, args: argparse.Namespace, arch:
 TRAINING_BYTES_PER_PARAMETER = 16  # float32 weight, gradient and Adam's two moments
 
 
-def check_model_size(parser: argparse.ArgumentParser, args: argparse.Namespace, cls, hparams: dict) -> None:
+def check_model_size(parser: argparse.ArgumentParser, args: argparse.Namespace, cls, hparams: dict,
+                     n_lattices: int | None = None) -> None:
     """Refuse, in one line, a model whose training state alone exceeds the memory this machine has
     left (e.g. --hidden_size 100000000): built first on torch's meta device, which counts the
-    parameters without allocating them, so the refusal costs milliseconds instead of an OOM kill."""
+    parameters without allocating them, so the refusal costs milliseconds instead of an OOM kill.
+    Then a batch's activations, from below (one 2-byte value per lattice site, hidden unit, layer,
+    direction and snake is kept for the backward pass, whatever the model): e.g. 512 lattices of
+    1000 x 1000 sites at hidden size 512 need over 500 GB."""
     import torch
 
     from runs import available_memory
@@ -186,6 +190,14 @@ def check_model_size(parser: argparse.ArgumentParser, args: argparse.Namespace, 
                      f"{n_params:.3g} parameters, {need / 1e9:.3g} GB to train (weights, gradients and Adam's two "
                      f"moments, 4 bytes each) but {free / 1e9:.3g} GB of memory is available; choose a smaller "
                      "--hidden_size or --num_layers")
+    batch = min(args.batch_size, n_lattices or args.batch_size)  # a file smaller than a batch is one batch
+    copies = (hparams.get("num_layers") or 1) * (2 if hparams.get("bidirectional") else 1) * (2 if hparams.get("two_d") else 1)
+    activations = batch * hparams["n_x"] * hparams["n_y"] * hparams["hidden_size"] * copies * 2
+    if free is not None and activations > free:
+        fail(parser, f"--batch_size {args.batch_size} --hidden_size {args.hidden_size} on {hparams['n_x']} x "
+                     f"{hparams['n_y']} lattices: a batch keeps at least {activations / 1e9:.3g} GB of activations for "
+                     f"the backward pass but {free / 1e9:.3g} GB of memory is available; choose a smaller --batch_size "
+                     "or --hidden_size")
 
 
 # ----------------------------------------------------------------------------- trainer and run directory

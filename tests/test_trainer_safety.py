@@ -298,3 +298,22 @@ def test_process_counts_beyond_the_machine_are_refused(data, tmp_path, capsys, f
         argv += [flag, value]
     user_error(*_cli(energy_trainer.main, argv, capsys), flag, "cores")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_batch_whose_activations_exceed_the_memory_is_refused(monkeypatch, capsys):
+    """512 lattices of 1000 x 1000 sites at hidden size 512 keep over 500 GB for the backward pass."""
+    import argparse
+
+    import runs
+    import trainer_common
+
+    monkeypatch.setattr(runs, "available_memory", lambda: 64 * 10**9)
+    parser = argparse.ArgumentParser(prog="energy_trainer.py")
+    args = argparse.Namespace(hidden_size=512, num_layers=1, batch_size=512)
+    hparams = dict(hidden_size=512, beta=0.25, n_x=1000, n_y=1000, hamiltonian="ISING1", q=2)
+    with pytest.raises(SystemExit) as exc:
+        trainer_common.check_model_size(parser, args, EnergyModel, hparams, n_lattices=20000)
+    line = user_error(exc.value.code, capsys.readouterr().err, "--batch_size", "activations")
+    assert "1000 x 1000" in line
+    trainer_common.check_model_size(parser, args, EnergyModel, hparams, n_lattices=2)  # 2 lattices: 2 GB, fits
+    trainer_common.check_model_size(parser, args, EnergyModel, {**hparams, "n_x": 8, "n_y": 8}, n_lattices=20000)
