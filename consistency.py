@@ -195,9 +195,85 @@ def magnetisation_by_beta(path, max_samples: int = 200_000) -> dict:
     return {float(b): m[betas == b] for b in np.unique(betas)}
 
 
+def _chain_jackknife(per: np.ndarray, statistic) -> tuple[float, float]:
+    """Leave-one-chain-out jackknife of statistic((<e>, <e^2>)) from per-chain sums per (K, 3) = (count,
+    sum e, sum e^2): replicate k pools every chain but k (chains of unequal length weigh by their counts)."""
+    total = per.sum(axis=0)
+    full = float(statistic(total[1:] / total[0]))
+    rest = total - per
+    reps = np.array([statistic(r[1:] / r[0]) for r in rest])
+    k = len(per)
+    return full, float(np.sqrt((k - 1) / k * ((reps - reps.mean()) ** 2).sum()))
+
+
+def moments_check(path, max_samples: int = 200_000) -> list[dict]:
+    """U/N and C/N = beta^2 Var(E) / N per beta of a file against the exact ones of its Hamiltonian
+    (`exact_moments`: a spin glass's transfer matrix, also where P(E) is out of reach, 12 x 12).
+    Errors: jackknife over the file's chains (sample order: chain = (index // n_betas) mod n_chains), so
+    they hold whatever the correlation along a chain.  One dict per beta: beta, n, U, U_err, U_exact, z_U,
+    C, C_err, C_exact, z_C (z None where the error is 0: every sample in one state)."""
+    info = read_metadata(path)
+    h = hamiltonians.from_attrs(info)
+    if h is None:
+        raise ValueError(f"{info['hamiltonian']}: a learned Hamiltonian's file has no exact moments")
+    nb, N = len(info["betas"]), info["n_x"] * info["n_y"]
+    with open_h5(path) as f:
+        n = min(f["true_energies"].shape[0], max_samples)
+        e = f["true_energies"][:n].astype(np.float64) / N
+        chains = int(f.attrs.get("n_chains", 1))
+    idx = np.arange(n)
+    out = []
+    for b, beta in enumerate(info["betas"]):
+        sel = idx % nb == b
+        # a file without chains (or of one): its samples taken as independent
+        chain = (idx[sel] // nb) % chains if chains > 1 else np.arange(sel.sum())
+        chains_b = chains if chains > 1 else int(sel.sum())
+        per = np.stack([np.bincount(chain, weights=w, minlength=chains_b) for w in (np.ones(sel.sum()), e[sel], e[sel] ** 2)],
+                       axis=1)
+        per = per[per[:, 0] > 0]                                          # per chain: count, sum e, sum e^2
+        u, u_err = _chain_jackknife(per, lambda m: m[0])
+        c, c_err = _chain_jackknife(per, lambda m: beta ** 2 * N * (m[1] - m[0] ** 2))
+        mean, var = h.exact_moments(info["n_x"], info["n_y"], beta)
+        row = {"file": str(path), "beta": beta, "n": int(sel.sum()), "U": float(u), "U_err": float(u_err),
+               "U_exact": mean / N, "C": float(c), "C_err": float(c_err), "C_exact": beta ** 2 * var / N}
+        row["z_U"] = (row["U"] - row["U_exact"]) / u_err if u_err > 0 else None
+        row["z_C"] = (row["C"] - row["C_exact"]) / c_err if c_err > 0 else None
+        out.append(row)
+    return out
+
+
+def moments_table(checks: list[dict]) -> list[dict]:
+    """Rows for `plotting.markdown_table`: U/N and C/N against the exact ones, z in errors."""
+    z = lambda v: "—" if v is None else v        # noqa: E731
+    return [{"file": Path(c["file"]).name, "T": 1 / c["beta"], "U/N": c["U"], "±": c["U_err"], "exact U/N": c["U_exact"],
+             "z U": z(c["z_U"]), "C/N": c["C"], "± ": c["C_err"], "exact C/N": c["C_exact"], "z C": z(c["z_C"])}
+            for c in checks]
+
+
 # ----------------------------------------------------------------------------------------
 # Plots
 # ----------------------------------------------------------------------------------------
+def plot_moments(checks: list[dict], path) -> None:
+    """U/N and C/N ± 2 errors against T with the exact values (line), and their deviations in errors."""
+    T = np.array([1 / c["beta"] for c in checks])
+    fig, axes = plt.subplots(2, 2, figsize=(10, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1.3]})
+    for col, (key, label) in enumerate((("U", "U/N"), ("C", "C/N"))):
+        ax, ax2 = axes[0, col], axes[1, col]
+        order = np.argsort(T)
+        ax.plot(T[order], np.array([c[f"{key}_exact"] for c in checks])[order], "k-", lw=1, label="exact (transfer matrix)")
+        ax.errorbar(T, [c[key] for c in checks], yerr=[2 * c[f"{key}_err"] for c in checks], fmt="o", ms=3,
+                    label="sampled ± 2 errors")
+        ax.set_ylabel(label)
+        ax.legend(fontsize=8)
+        z = [c[f"z_{key}"] for c in checks]
+        ax2.axhline(0, color="k", lw=0.8)
+        ax2.axhspan(-2, 2, color="0.85")
+        ax2.plot([t for t, v in zip(T, z) if v is not None], [v for v in z if v is not None], "o", ms=3)
+        ax2.set_ylabel("(sampled − exact) / error")
+        ax2.set_xlabel("T")
+    fig.suptitle(Path(checks[0]["file"]).name, fontsize=10)
+    fig.tight_layout()
+    save_figure(fig, path)
 def plot_energy_histograms(checks: list[dict], path, ncols: int = 3) -> None:
     """One panel per check: sampled frequencies (bars) against the exact P(E) (line)."""
     nrows = math.ceil(len(checks) / ncols)

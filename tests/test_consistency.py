@@ -65,6 +65,17 @@ def test_tables_by_hand():
     assert cc.mean_energy_table(checks)[0]["z"] == pytest.approx(-0.3 / (3.0 / np.sqrt(10)))
 
 
+def test_moments_against_exact_and_a_wrong_beta(tmp_path):
+    """U/N and C/N with jackknife errors: exact-law samples within them, a 10 % wrong beta's far outside."""
+    ok = cc.moments_check(_synthetic_file(tmp_path / "ok.hdf5", 0.3, _exact_sample(0.3, 20_000, seed=3)))[0]
+    assert abs(ok["z_U"]) < 3 and abs(ok["z_C"]) < 3 and ok["n"] == 20_000
+    e, p = exact_energy_distribution(N_X, N_Y, 0.3)
+    assert ok["U_exact"] == pytest.approx((e * p).sum() / 16)
+    bad = cc.moments_check(_synthetic_file(tmp_path / "bad.hdf5", 0.3, _exact_sample(0.33, 20_000, seed=4)))[0]
+    assert abs(bad["z_U"]) > 5
+    assert cc.moments_table([ok])[0]["exact U/N"] == ok["U_exact"]
+
+
 SPARSE = np.array([0.835, 0.153, 0.0115, 0.0005])      # a ±J glass's levels at low T (8 x 8, beta 1.56)
 
 
