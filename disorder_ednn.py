@@ -17,12 +17,17 @@ hidden units in all (tests/test_disorder_ednn.py sets them by hand and checks th
 network fitted on 8 x 8 instances therefore holds for unseen instances and for 32 x 32, up to the
 fit's error per window: per site, that is the figure that transfers (an error per tile adds up N times).
 What does not transfer: couplings outside the training distribution. Trained on J = +-1, the network
-has only seen two values of each coupling input; eps_i is bilinear in J, but nothing makes the fitted
-e linear between -1 and 1, so Gaussian couplings (measured in results/disorder_ednn/README.md) are
-an extrapolation. Training on such couplings (or reading bond variables J_ij s_i s_j) would fix that.
+has seen two values of each coupling input; eps_i is linear in J, but nothing makes the fitted e
+linear in between, so Gaussian couplings are an extrapolation (measured: results/disorder_ednn/README.md).
 
 Symmetries. Global spin flip (no field: E(s) = E(-s)) is exact: the tile energy is the average of the
-network on (s, J) and (-s, J). The gauge symmetry (s_i -> g_i s_i, J_ij -> g_i g_j J_ij) is not imposed.
+network on (s, J) and (-s, J). The gauge symmetry (s_i -> g_i s_i, J_ij -> g_i g_j J_ij, E unchanged) enters
+two ways: `gauge_transform` as data augmentation (for +-J a random gauge is a fresh instance with its
+equilibrium lattice, so 190 training instances become a new one per step), or exactly, with
+inputs="bonds": the network reads the bond variables u_ij = J_ij s_i s_j of the window (two channels,
+u_h and u_v per site). Every gauge-invariant function of (s, J) is a function of u (take g = s), so
+this loses nothing for the EA family, and the flip is exact too; eps_i = -(u_h[i] + u_v[i]) is then
+linear, exact for any real couplings with 4 ReLU units (tested), and its fit extrapolates better.
 
 Command line (argparse `--help`): `data` writes the instances' files with the repo's sampler, `train`
 fits and saves weights.pt (a weights_only state dict), hparams.json and metrics.json, `evaluate`

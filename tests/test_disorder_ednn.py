@@ -1,8 +1,6 @@
 """DisorderEDNN: exact extensivity and spin-flip symmetry, an exact hand-set network checked against the
 true EA energy, the shipped weights on a fresh unseen instance, and the refusal of mismatched sizes."""
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +8,8 @@ import pytest
 import torch
 
 import spin_glass
-from disorder_ednn import DisorderEDNN, SizeError, gauge_transform, load, load_model, per_site_rmse
+from checks import main_guard
+from disorder_ednn import DisorderEDNN, SizeError, gauge_transform, load, load_model, main, per_site_rmse
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "results" / "disorder_ednn"
@@ -116,10 +115,10 @@ def test_size_mismatch_is_refused_in_one_line():
     assert "\n" not in str(err.value)
 
 
-def test_cli_user_mistake_is_one_line(tmp_path):
-    run = subprocess.run([sys.executable, str(ROOT / "disorder_ednn.py"), "evaluate", "--weights", str(tmp_path)],
-                         capture_output=True, text=True, cwd=ROOT)
-    assert run.returncode == 2 and run.stderr.count("\n") == 1 and run.stderr.startswith("error:")
+def test_cli_user_mistake_is_one_line(tmp_path, capsys):
+    assert main_guard(main, ["evaluate", "--weights", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and err.count("\n") == 1 and "hparams.json" in err
 
 
 @pytest.fixture(scope="module")
