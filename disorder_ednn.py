@@ -240,7 +240,7 @@ def main(argv=None) -> int:
     d.add_argument("--n_train", type=positive_int, default=200, help="training instances (8 x 8, seeds 1..)")
     t = sub.add_parser("train", help="fit on DATA/train, save to OUT, score on every set")
     t.add_argument("--data", default="data/disorder_ednn")
-    t.add_argument("--out", default="results/disorder_ednn")
+    t.add_argument("--out", default="runs/disorder_ednn", help="folder for weights.pt, hparams.json, metrics.json")
     for flag, kind, default in (("hidden_size", positive_int, 32), ("num_layers", positive_int, 2),
                                 ("context", positive_int, 1), ("epochs", positive_int, 30),
                                 ("batch_size", positive_int, 64), ("lr", positive_float, 3e-3), ("seed", int, 0)):
@@ -252,7 +252,7 @@ def main(argv=None) -> int:
                    help="train on a random gauge transform of every lattice (gauge_transform), new at every step")
     t.add_argument("--no_spin_flip", action="store_true", help="do not average the tile energy over s and -s")
     e = sub.add_parser("evaluate", help="per-site RMSE of saved weights on every set of DATA")
-    e.add_argument("--weights", default="results/disorder_ednn")
+    e.add_argument("--weights", default="results/disorder_ednn/spins", help="a folder written by train")
     e.add_argument("--data", default="data/disorder_ednn")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
