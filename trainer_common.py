@@ -34,7 +34,9 @@ hyper-parameters, e.g. another --hidden_size under the same --run_name, or unrea
 run in one line before any training and stays byte for byte; a finished run (metrics.json) is
 refused unless `--overwrite`, which clears its folder first (metrics.json first of all); one
 trainer at a time per run directory (an flock on `<run>/.lock`, which the OS releases when the
-process ends, however it ends); `--run_name` is one folder name inside `--output_dir`. Two small pieces are our own: the interruption checkpoint stays on disk
+process ends, however it ends); `--run_name` is one folder name inside `--output_dir`.
+
+Two small pieces are our own: the interruption checkpoint stays on disk
 (Lightning's removes its file at the end of every fit and test), and without a progress bar each
 epoch prints one line. Checkpoints are read with weights_only=True: one holding anything but
 tensors and plain values is refused unread.
@@ -275,7 +277,7 @@ def open_run_directory(parser: argparse.ArgumentParser, args: argparse.Namespace
     --no-resume removes it), checked against `model` before any training, and the folders this
     call creates. Only the main process locks and clears: the other DDP ranks (`_launched_rank`)
     run this same command inside the main one's run. A refusal leaves nothing where nothing was."""
-    last, new_root, lock = folder / "last.ckpt", _first_missing(folder), None
+    last, new_root, main = folder / "last.ckpt", _first_missing(folder), _launched_rank() == 0
     check_cpu_devices(parser, args)
     if args.resume and not last.is_file():
         parser.error(f"--resume: {last} does not exist (the run finished or never started); drop --resume")
@@ -283,9 +285,10 @@ def open_run_directory(parser: argparse.ArgumentParser, args: argparse.Namespace
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         fail(parser, f"--output_dir {args.output_dir}: cannot create {folder} ({err.strerror or err})")
+    # refused: the folder is another trainer's (it may have just made it), left alone
+    lock = lock_run_directory(parser, folder) if main else None
     try:
-        if _launched_rank() == 0:
-            lock = lock_run_directory(parser, folder)
+        if main:
             if (folder / "metrics.json").exists():
                 if not args.overwrite:
                     fail(parser, f"{folder} is a finished run (it has metrics.json); pass --overwrite to train it "
