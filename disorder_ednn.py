@@ -252,7 +252,7 @@ def main(argv=None) -> int:
                    help="train on a random gauge transform of every lattice (gauge_transform), new at every step")
     t.add_argument("--no_spin_flip", action="store_true", help="do not average the tile energy over s and -s")
     e = sub.add_parser("evaluate", help="per-site RMSE of saved weights on every set of DATA")
-    e.add_argument("--weights", default="results/disorder_ednn/spins", help="a folder written by train")
+    e.add_argument("--weights", default="weights/disorder_ednn/spins", help="a folder written by train")
     e.add_argument("--data", default="data/disorder_ednn")
     args = p.parse_args(argv)
     torch.set_num_threads(1)

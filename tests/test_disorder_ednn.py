@@ -12,7 +12,7 @@ from checks import main_guard
 from disorder_ednn import DisorderEDNN, SizeError, gauge_transform, load, load_model, main, per_site_rmse
 
 ROOT = Path(__file__).resolve().parent.parent
-SHIPPED = ROOT / "results" / "disorder_ednn"
+SHIPPED = ROOT / "weights" / "disorder_ednn"
 torch.set_num_threads(1)
 
 
