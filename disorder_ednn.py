@@ -30,7 +30,7 @@ this loses nothing for the EA family, and the flip is exact too; eps_i = -(u_h[i
 linear, exact for any real couplings with 4 ReLU units (tested), and its fit extrapolates better.
 
 Command line (argparse `--help`): `data` writes the instances' files with the repo's sampler, `train`
-fits and saves weights.pt (a weights_only state dict), hparams.json and metrics.json, `evaluate`
+fits and saves weights.pt (a weights_only state dict), hparams.json and scores.json, `evaluate`
 scores saved weights on every data set. Shapes: grids int8/float (B, n_x, n_y) +-1, couplings float
 (n_x, n_y) shared by the batch or (B, n_x, n_y) per lattice, energies float32 (B,).
 """
@@ -226,7 +226,7 @@ def train(args) -> dict:
     write_json(out / "hparams.json", {"model": model.hparams, "training": training,
                                       "n_train_lattices": len(grids), "train_seconds": round(seconds, 1)})
     scores = evaluate(model, args.data)
-    write_json(out / "metrics.json", {"per_site_rmse": scores, "train_seconds": round(seconds, 1)})
+    write_json(out / "scores.json", {"per_site_rmse": scores, "train_seconds": round(seconds, 1)})
     return scores
 
 
@@ -240,7 +240,7 @@ def main(argv=None) -> int:
     d.add_argument("--n_train", type=positive_int, default=200, help="training instances (8 x 8, seeds 1..)")
     t = sub.add_parser("train", help="fit on DATA/train, save to OUT, score on every set")
     t.add_argument("--data", default="data/disorder_ednn")
-    t.add_argument("--out", default="runs/disorder_ednn", help="folder for weights.pt, hparams.json, metrics.json")
+    t.add_argument("--out", default="runs/disorder_ednn", help="folder for weights.pt, hparams.json, scores.json")
     for flag, kind, default in (("hidden_size", positive_int, 32), ("num_layers", positive_int, 2),
                                 ("context", positive_int, 1), ("epochs", positive_int, 30),
                                 ("batch_size", positive_int, 64), ("lr", positive_float, 3e-3), ("seed", int, 0)):
