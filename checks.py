@@ -35,6 +35,8 @@ import stat
 import sys
 from pathlib import Path
 
+import numpy as np
+
 
 class UserError(Exception):
     """A mistake in what the user gave, with a message that says how to fix it."""
@@ -279,8 +281,20 @@ def atomic_path(path):
         tmp.unlink(missing_ok=True)
 
 
+def json_safe(value):
+    """`value` with every NaN or infinite float replaced by None (JSON has no NaN: a strict reader
+    refuses the bare `NaN` Python writes), through dicts, lists and tuples."""
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def write_json(path, data) -> Path:
-    """`data` as indented JSON at `path`, atomically."""
+    """`data` as indented, strict JSON at `path` (NaN and infinities as null), atomically."""
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+        tmp.write_text(json.dumps(json_safe(data), indent=2, default=str, allow_nan=False) + "\n")
     return Path(path)

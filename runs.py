@@ -27,7 +27,7 @@ import numpy as np
 import ising
 from potts import PottsTable
 from checks import UserError
-from checks import atomic_path, write_json
+from checks import atomic_path, json_safe, write_json  # noqa: F401 (json_safe re-exported)
 from model_registry import MODEL_CLASSES, model_class  # noqa: F401 (runs.model_class: the API)
 
 FAMILIES = ("energy", "probability")
@@ -229,18 +229,6 @@ def export_weights(run_dir, dest_root="weights") -> Path:
         torch.save(keep, tmp)
     write_json(dest / "metrics.json", {**run.metrics, "best_checkpoint": "best.ckpt"})  # relative: it can move
     return dest
-
-
-def json_safe(value):
-    """`value` with every NaN or infinite float replaced by None (JSON has no NaN: a strict reader
-    refuses the bare `NaN` Python writes), through dicts, lists and tuples."""
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, (float, np.floating)):
-        return float(value) if np.isfinite(value) else None
-    return value.item() if isinstance(value, np.generic) else value
 
 
 def available_memory() -> int | None:

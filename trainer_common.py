@@ -493,9 +493,7 @@ def _remove(folder) -> None:
 def write_metrics(folder: Path, metrics: dict) -> Path:
     """folder/metrics.json, atomically (train_all reads it as "finished"); then the run's
     last.ckpt goes, since a finished run has nothing to resume."""
-    from runs import json_safe
-
-    path = write_json(folder / "metrics.json", json_safe(metrics))  # a diverged run's NaN loss: null, valid JSON
+    path = write_json(folder / "metrics.json", metrics)  # a diverged run's NaN loss: null, valid JSON
     (folder / "last.ckpt").unlink(missing_ok=True)
     return path
 
