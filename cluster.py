@@ -124,14 +124,21 @@ def components(bonds, shape):
                              jax.ShapeDtypeStruct(shape, jnp.int32), occupied, vmap_method="sequential")
 
 
-def occupied_bonds(lat, s, t, ch):
+def occupied_bonds(lat, s, t, ch, thr):
     """The bonds of step 1: [(dx, dy, occupied bool (B, n_x, n_y))] for each of lat.cluster_offsets
-    (dx, dy), occupied where the pair is equal and its word is below ch.thr[:, k] (`bond_thresholds`)."""
+    (dx, dy), occupied where the pair is equal and its word is below thr[:, k] (uint32 (B or 1, k),
+    `bond_thresholds`)."""
     out = []
     for k, (dx, dy) in enumerate(lat.cluster_offsets):
         u = site_words(lat, ch.key, ch.cid, t, k)
-        out.append((dx, dy, (s == _shift(s, dx, dy)) & (u < ch.thr[:, k, None, None])))
+        out.append((dx, dy, (s == _shift(s, dx, dy)) & (u < thr[:, k, None, None])))
     return out
+
+
+def chain_words(key, cid, t, j):
+    """Stream j's random word of every chain for sweep t: uint32 (B,)."""
+    k0, k1 = threefry2x32(key[0], key[1], jnp.uint32(j), jnp.uint32(SALT))
+    return threefry2x32(k0, k1, cid, jnp.broadcast_to(t, cid.shape))[0]
 
 
 def recolour(lat, s, labels, t, ch):
@@ -149,7 +156,7 @@ def swendsen_wang(lat, t, blocks, e, ch):
     (B or 1, len(lat.cluster_offsets)): `bond_thresholds` per chain. Returns (blocks, energies (B,) of
     the new state, sites whose state changed (B,))."""
     s = grid_of(lat, blocks)
-    new = recolour(lat, s, components(occupied_bonds(lat, s, t, ch), s.shape), t, ch)
+    new = recolour(lat, s, components(occupied_bonds(lat, s, t, ch, ch.thr), s.shape), t, ch)
     blocks = blocks_of(lat, new)
     return blocks, lat.energies(blocks), jnp.sum(new != s, axis=(1, 2), dtype=jnp.int32)
 
@@ -159,8 +166,8 @@ def seed_cluster(lat, s, t, ch):
     sites connected to a random seed site (stream len(cluster_offsets) + 1) by the occupied bonds of
     step 1. Wolff grows it bond by bond, testing each satisfied bond once; drawing every bond first
     and keeping the seed's component gives the same law, and here costs a whole labelling."""
-    labels = components(occupied_bonds(lat, s, t, ch), s.shape).reshape(s.shape[0], -1)
-    word = site_words(lat, ch.key, ch.cid, t, len(lat.cluster_offsets) + 1)[:, 0, 0]
+    labels = components(occupied_bonds(lat, s, t, ch, ch.thr), s.shape).reshape(s.shape[0], -1)
+    word = chain_words(ch.key, ch.cid, t, len(lat.cluster_offsets) + 1)
     seed = (word % jnp.uint32(lat.S)).astype(jnp.int32)
     mine = jnp.take_along_axis(labels, seed[:, None], axis=1)
     return (labels == mine).reshape(s.shape)
@@ -174,3 +181,76 @@ def wolff(lat, t, blocks, e, ch):
     new = jnp.where(flip, -s, s)
     blocks = blocks_of(lat, new)
     return blocks, lat.energies(blocks), jnp.sum(flip, axis=(1, 2), dtype=jnp.int32)
+
+
+# ------------------------------------------------------------------- self-learning Monte Carlo
+def pair_thresholds(beta, couplings):
+    """uint32 (B or 1, k) in the kernel, from beta float32 (B or 1,): round-down of 2^24 p, p = 1 -
+    exp(-2 beta J) per proposal coupling J (k,), shifted to 32 bits (24-bit resolution, as the table
+    kernels' acceptance)."""
+    p = -jnp.expm1(-2.0 * beta[:, None] * jnp.asarray(couplings, jnp.float32)[None, :])
+    return jnp.minimum(p * 2.0 ** 24, 2.0 ** 24 - 1).astype(jnp.uint32) << jnp.uint32(8)
+
+
+def pair_energy_change(lat, s, new):
+    """E_pairs(new) - E_pairs(s), float32 (B,), of the proposal's pair model E_pairs = -sum over
+    lat.cluster_offsets o of J_o sum_i s_i s_(i + o) (periodic rolls, as its bonds are drawn): per
+    offset an integer sum, exact in float32, times J_o."""
+    d = 0.0
+    for (dx, dy), J in zip(lat.cluster_offsets, lat.cluster_couplings):
+        d = d - J * jnp.sum(new * _shift(new, dx, dy) - s * _shift(s, dx, dy), axis=(1, 2))
+    return d
+
+
+def table_terms(lat, blocks):
+    """The table's energy window by window, float32 (B, n_windows): `lattices.TableLattice` by its tiles'
+    patterns, `lattices.WindowLattice` by the pattern of the window centred on each site."""
+    from metropolis import _patterns
+    table = jnp.asarray(lat.table.values, jnp.float32)
+    if hasattr(lat, "tile_pos"):
+        return table[_patterns(lat, jnp.concatenate(blocks, axis=1))]
+    terms = []
+    for c in range(lat.n_colours):
+        p = sum(lat.digit(lat.grid(blocks, c, wx, wy), (wx + 1) * 3 + wy + 1) for wx in (-1, 0, 1) for wy in (-1, 0, 1))
+        terms.append(table[p].reshape(p.shape[0], -1))
+    return jnp.concatenate(terms, axis=1)
+
+
+def slmc(lat, t, blocks, e, ch):
+    """Sweep t of self-learning Monte Carlo (Liu, Qi, Meng & Fu, PRB 95, 041101 (2017)) on a table
+    Hamiltonian E (a learned energy function: pair, many-spin and odd terms): one local Metropolis sweep
+    of E (the lattice's own kernel), then one Swendsen-Wang update of the proposal's pair model E_pairs
+    (the table's own ferromagnetic pair couplings J_o > 0, `lattices.slmc_pairs`) proposed as a whole
+    and accepted with min(1, exp(-beta [(E(s') - E(s)) - (E_pairs(s') - E_pairs(s))])).
+
+    Why it samples exp(-beta E) exactly: SW on E_pairs is reversible with respect to pi_pairs ∝
+    exp(-beta E_pairs) (the module's docstring): pi_pairs(s) T(s -> s') = pi_pairs(s') T(s' -> s), so
+    T(s' -> s) / T(s -> s') = exp(-beta [E_pairs(s) - E_pairs(s')]). Metropolis-Hastings with proposal T
+    and target pi ∝ exp(-beta E) accepts with min(1, pi(s') T(s' -> s) / (pi(s) T(s -> s'))), which is
+    the rule above: detailed balance for pi whatever E_pairs is, so E_pairs only sets the acceptance.
+    The table's antiferromagnetic pair couplings (J_o < 0) and every other term stay out of E_pairs
+    and are accounted for by the acceptance alone. Ergodic: the local sweep alone is
+    (`metropolis.acceptance_scale`), and an exact move composed with it keeps pi stationary.
+    Energy differences are summed window by window (`table_terms`) and bond by bond, never as the
+    difference of two extensive float32 totals. ch.thr float32 (B or 1, 2): beta, c(beta) of the local
+    sweep. Returns (blocks, energies (B,), local flips plus the spins of accepted proposals (B,))."""
+    blocks, _, acc = lat.sweep("checkerboard")(lat, t, blocks, e, ch)
+    proposed, new_terms, old_terms, changed, a = slmc_proposal(lat, blocks, t, ch)
+    u = (chain_words(ch.key, ch.cid, t, len(lat.cluster_offsets) + 2) >> jnp.uint32(8)).astype(jnp.float32)
+    ok = u * jnp.float32(2.0 ** -24) < a
+    blocks = tuple(jnp.where(ok[:, None], b_new, b) for b_new, b in zip(proposed, blocks))
+    energy = jnp.sum(jnp.where(ok[:, None], new_terms, old_terms), axis=1)
+    return blocks, energy, acc + jnp.where(ok, changed, 0)
+
+
+def slmc_proposal(lat, blocks, t, ch):
+    """`slmc`'s proposal from the blocks: (proposed blocks, its window energies and the current ones
+    float32 (B, n_windows) (`table_terms`), changed sites int32 (B,), acceptance probability float32 (B,))."""
+    s, beta = grid_of(lat, blocks), ch.thr[:, 0]
+    bonds = occupied_bonds(lat, s, t, ch, pair_thresholds(beta, lat.cluster_couplings))
+    new = recolour(lat, s, components(bonds, s.shape), t, ch)
+    proposed = blocks_of(lat, new)
+    old_terms, new_terms = table_terms(lat, blocks), table_terms(lat, proposed)
+    d_rest = jnp.sum(new_terms - old_terms, axis=1) - pair_energy_change(lat, s, new)
+    changed = jnp.sum(new != s, axis=(1, 2), dtype=jnp.int32)
+    return proposed, new_terms, old_terms, changed, jnp.exp(jnp.minimum(-beta * d_rest, 0.0))

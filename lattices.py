@@ -185,6 +185,8 @@ class TableLattice(Blocks):
     Per colour c: site_tiles / site_masks int32 (m_c, K), the tiles holding each site and the bits it
     sets in their patterns (padding: mask 0); tile_site / tile_mask int32 (n_tiles,), the one site of
     colour c in each tile (m_c where there is none) and its bits.
+    --algorithm cluster: self-learning Monte Carlo (`cluster.slmc`, file attribute algorithm: slmc), its
+    proposal the table's ferromagnetic pair couplings (`slmc_pairs`).
     """
 
     def __init__(self, n_x, n_y, table, dense=None):
@@ -226,13 +228,35 @@ class TableLattice(Blocks):
                     where[t], mask[t] = b, m
             self.tile_site.append(where)
             self.tile_mask.append(mask)
+        slmc_pairs(self, table)
 
     def sweep(self, algorithm):
-        return _sweep_table
+        return cluster.slmc if algorithm == "cluster" else _sweep_table
+
+    def algorithm_name(self, algorithm) -> str:
+        return "slmc" if algorithm == "cluster" else algorithm
 
     def energies(self, blocks):
         table = jnp.asarray(self.table.values, jnp.float32)
         return jnp.sum(table[_patterns(self, jnp.concatenate(blocks, axis=1))], axis=1)
+
+
+def slmc_pairs(lat, table):
+    """Set lat's self-learning Monte Carlo proposal (`cluster.slmc`, --algorithm cluster) from the table's
+    closed form (`ising.coupling_classes`, as hamiltonian.py expands it): cluster_offsets (dx, dy) and
+    cluster_couplings J > 0 (Ising sign, per site) of its ferromagnetic pair classes, the largest first.
+    Antiferromagnetic pairs and every other term are left to the acceptance. A table without a
+    ferromagnetic pair has no clusters to propose: its lattice refuses --algorithm cluster."""
+    classes = ising.coupling_classes(table.array, table.focus, table.context)
+    pairs = sorted(((-c, shape[1]) for shape, c in classes.items() if len(shape) == 2 and -c > ZERO_COUPLING),
+                   reverse=True)
+    lat.cluster_couplings = [J for J, _ in pairs]
+    lat.cluster_offsets = [tuple(o) for _, o in pairs]
+    lat.algorithms = ("checkerboard", "cluster") if pairs else ("checkerboard",)
+    lat.cluster_refusal = "its table has no ferromagnetic pair coupling to build self-learning cluster proposals from"
+
+
+ZERO_COUPLING = 1e-6     # a pair class weaker than this (per site) proposes no bonds
 
 
 def _smallest_divisor(n, least=3):
@@ -292,6 +316,7 @@ class WindowLattice(Strided):
     u-1 ... u+1 and columns -2 ... 2 of i's neighbourhood: 14 spins besides s_i, so G = sum_u
     bands[u][14-bit code of the band]: three lookups in float32 tables of 2^14 entries (192 kB),
     computed once from the table.
+    --algorithm cluster: self-learning Monte Carlo, as `TableLattice`.
     """
 
     def __init__(self, n_x, n_y, table, dense=None):
@@ -299,9 +324,13 @@ class WindowLattice(Strided):
         self._stride(n_x, n_y, (_smallest_divisor(n_x), _smallest_divisor(n_y)))
         self.rows = [[(dx, dy) for dy in range(-2, 3) if (dx, dy) != (0, 0)] for dx in range(-2, 3)]
         self.bands = self._bands(table.array)
+        slmc_pairs(self, table)
 
     def sweep(self, algorithm):
-        return _sweep_window
+        return cluster.slmc if algorithm == "cluster" else _sweep_window
+
+    def algorithm_name(self, algorithm) -> str:
+        return "slmc" if algorithm == "cluster" else algorithm
 
     def energies(self, blocks):
         return _window_energy(self, blocks)
@@ -357,6 +386,9 @@ class PottsWindowLattice(States, WindowLattice):
     """A Potts table Hamiltonian (`potts.PottsTable`: q^9 energies of 3 x 3 windows) on sides >= 3:
     `WindowLattice`'s strided colours (no two sites of a colour share a window), heat bath on the q
     candidate energies of a site, looked up in the 9 windows that hold it (`metropolis._sweep_potts_window`)."""
+    algorithms = ("checkerboard",)
+    cluster_refusal = ("self-learning cluster proposals are built for Ising tables only: a Potts table's pair "
+                       "part needs its expansion in q-state characters")
 
     def __init__(self, n_x, n_y, table, dense=None):
         if min(n_x, n_y) < 3:

@@ -1,0 +1,105 @@
+"""Self-learning Monte Carlo (`--algorithm cluster` on a table Hamiltonian, `cluster.slmc`) against the
+Boltzmann law of every state.
+
+Random tables (ISING1's pairs plus Gaussian noise on every one of the 512 window energies: many-spin
+and odd terms, further and antiferromagnetic pairs) on the fast 3 x 3-window path (3 x 3, 4 x 4) and
+on the any-window path (a 2 x 4 lattice, too narrow for the fast one). Each sample is the last state
+of its own chain, so the samples are independent; chi-square with the threshold ALPHA fixed here in
+advance, on the histogram of states (3 x 3: 512; 2 x 4: 256) or of energy levels (4 x 4), against the
+law enumerated over all states. Power check: the same samples fail at 1.15 beta.
+"""
+import h5py
+import numpy as np
+import pytest
+
+import generate_ising as gi
+import ising
+import lattices
+import sampler
+from estimators import chi_square_test
+
+ALPHA = 1e-4          # chi-square p-value threshold, fixed before looking at any result
+MIN_EXPECTED = 5.0
+N = 20000             # independent samples (chains)
+WRONG = 1.15          # the power check's beta factor
+BETA = 0.4
+
+
+def random_table(seed, noise=0.3):
+    return ising.Table.of(ising.builtin_table("ISING1") + np.random.default_rng(seed).normal(0.0, noise, 512),
+                          1, 1, f"random{seed}")
+
+
+def sample(tmp_path, table, n_x, n_y, seed=5):
+    path = gi.generate(tmp_path / "s.hdf5", hamiltonian=table, n_x=n_x, n_y=n_y, betas=(BETA,), n_samples=N,
+                       n_chains=N, burn_in=100, thin=1, random_seed=seed, algorithm="cluster", progress=False)
+    with h5py.File(path, "r") as f:
+        return f["ising_grids"][()], f["true_energies"][()].astype(np.float64), dict(f.attrs)
+
+
+def state_codes(grids):
+    g = np.asarray(grids).reshape(len(grids), -1)
+    return ((g > 0) * (1 << np.arange(g.shape[1]))).sum(axis=1)
+
+
+def state_p(grids, table, beta):
+    """p-value of the sampled states against the Boltzmann law of every state of the lattice."""
+    n_x, n_y = grids.shape[1:]
+    states = ising.all_states(n_x, n_y)
+    e = table.energy(states)
+    probs = np.exp(-beta * (e - e.min()))
+    probs = (probs / probs.sum())[np.argsort(state_codes(states))]
+    return chi_square_test(np.bincount(state_codes(grids), minlength=len(states)), probs, MIN_EXPECTED)[2]
+
+
+def energy_p(energies, exact, beta):
+    """p-value of sampled energies against the law of all states' energies `exact` (float64 (M,)), on its
+    levels (equal energies, to 1e-6, are one level: translates and reflections of a state)."""
+    e = np.sort(exact)
+    first = np.flatnonzero(np.concatenate([[True], np.diff(e) > 1e-6]))
+    levels, degeneracy = e[first], np.diff(np.append(first, len(e)))
+    w = np.log(degeneracy) - beta * (levels - levels[0])
+    probs = np.exp(w - w.max())
+    idx = np.clip(np.searchsorted(levels, energies - 1e-4), 0, len(levels) - 1)
+    assert np.all(np.abs(levels[idx] - energies) < 1e-3), "a sampled energy is no level"
+    return chi_square_test(np.bincount(idx, minlength=len(levels)), probs / probs.sum(), MIN_EXPECTED)[2]
+
+
+@pytest.mark.parametrize("n_x,n_y,kind", [(3, 3, lattices.WindowLattice), (2, 4, lattices.TableLattice)])
+def test_states(tmp_path, n_x, n_y, kind):
+    table = random_table(1)
+    assert isinstance(lattices.lattice(table, n_x, n_y, True), kind)
+    grids, e, attrs = sample(tmp_path, table, n_x, n_y)
+    np.testing.assert_allclose(e, table.energy(grids), atol=1e-4)
+    assert attrs["algorithm"] == "slmc"
+    assert state_p(grids, table, BETA) > ALPHA
+    assert state_p(grids, table, WRONG * BETA) < ALPHA
+
+
+def test_energies_4x4(tmp_path):
+    table = random_table(2)
+    grids, e, _ = sample(tmp_path, table, 4, 4)
+    exact = table.energy(ising.all_states(4, 4))
+    assert energy_p(e, exact, BETA) > ALPHA
+    assert energy_p(e, exact, WRONG * BETA) < ALPHA
+
+
+def test_proposal_is_the_tables_ferromagnetic_pairs():
+    """ISING2 through its table: the proposal couplings are its own (1 on the axes, 1/2 on the diagonals),
+    so the pair model is the whole energy and every proposal is accepted; a random table's proposal keeps
+    only its positive pair classes."""
+    lat = lattices.lattice(ising.Ising("ISING2").table(), 8, 8, True)
+    got = dict(zip(lat.cluster_offsets, lat.cluster_couplings))
+    assert got.keys() == {(0, 1), (1, 0), (1, 1), (1, -1)}
+    np.testing.assert_allclose([got[0, 1], got[1, 0], got[1, 1], got[1, -1]], [1.0, 1.0, 0.5, 0.5], atol=1e-9)
+    s = sampler.Sampler(8, 8, ising.Ising("ISING2").table(), [0.26], 64, 0, "cluster")
+    s.burn(20)
+    import cluster
+    import jax.numpy as jnp
+    a = np.asarray(cluster.slmc_proposal(s.lat, s.blocks, jnp.uint32(99), s.chains)[4])
+    np.testing.assert_allclose(a, 1.0, atol=1e-4)
+    classes = ising.coupling_classes(random_table(1).array)
+    pairs = lattices.lattice(random_table(1), 4, 4, True)
+    positive = {s[1] for s, c in classes.items() if len(s) == 2 and -c > lattices.ZERO_COUPLING}
+    assert set(pairs.cluster_offsets) == positive and min(pairs.cluster_couplings) > 0
+    assert any(len(s) == 2 and c > 0 for s, c in classes.items())          # it has antiferromagnetic pairs too
