@@ -5,6 +5,7 @@
     python benchmarks/bench_sampler.py --tables   # table Hamiltonians only
     python benchmarks/bench_sampler.py --potts    # the Potts heat-bath kernel only
     python benchmarks/bench_sampler.py --cluster  # Swendsen-Wang against checkerboard at beta_c
+    python benchmarks/bench_sampler.py --slmc     # SLMC's acceptance on the learned Hamiltonians
 
 Measures, for 8 x 8 ISING1 at beta = 0.25, in one process:
   * the published algorithm: one chain, a Python loop, a random site per step, the whole
@@ -288,6 +289,96 @@ def swap_cost(hamiltonian, betas, size, rounds, n_chains=8, target_updates=4e7, 
     return {k: np.array(r) for k, r in ratios.items()}
 
 
+@functools.partial(jax.jit, static_argnames=("lat", "kernel", "n"), donate_argnames=("blocks",))
+def _abs_m_trace(lat, kernel, t0, n, blocks, ch):
+    """n updates of `kernel` from update t0: (blocks, |m| after each update float32 (n, B))."""
+    def body(b, i):
+        b = kernel(lat, t0 + i, b, 0.0, ch)[0]
+        return b, jnp.abs(sum(jnp.sum(x, axis=1) for x in b)) / lat.S
+    return jax.lax.scan(body, blocks, jnp.arange(n, dtype=jnp.uint32))
+
+
+def _cluster_run(size, kernel, n_chains, n, equilibrated=None, algorithm="cluster"):
+    """ISING1 at beta_c on size x size: tau_int(|m|) in updates over n updates of n_chains chains (from
+    `equilibrated` blocks, else 200 Swendsen-Wang sweeps from a random start), and seconds per update of
+    the whole batch (the trace's own time). Returns (tau, s_per_update, final blocks)."""
+    sm = sampler.Sampler(size, size, "ISING1", [ising.BETA_C_ISING1], n_chains, 1, algorithm)
+    if equilibrated is None:
+        sw = sampler.Sampler(size, size, "ISING1", [ising.BETA_C_ISING1], n_chains, 2, "cluster")
+        sw.burn(200)
+        equilibrated = sw.blocks
+    blocks = tuple(jnp.array(b) for b in equilibrated)
+    blocks, _ = _abs_m_trace(sm.lat, kernel, jnp.uint32(10 ** 6), 8, blocks, sm.chains)   # compile
+    jax.block_until_ready(blocks)
+    t0, series, done = time.perf_counter(), [], 0
+    while done < n:                                   # chunks: the series stays small on the device
+        k = min(n - done, 2000)
+        blocks, m = _abs_m_trace(sm.lat, kernel, jnp.uint32(done), k, blocks, sm.chains)
+        series.append(np.asarray(m)[:, :sm.n_real])
+        done += k
+    dt = (time.perf_counter() - t0) / n
+    return estimators.integrated_autocorr_time(np.concatenate(series).T), dt, blocks
+
+
+def cluster_paths(n_sw=2000, n_local=(30000, 30000)):
+    """Swendsen-Wang (--algorithm cluster) against the checkerboard kernel, ISING1 at beta_c:
+    tau_int(|m|) and the cost of an update on 64 x 64 (and single-cluster Wolff through the same bonds
+    and labelling), then tau-corrected independent samples per second on 128 x 128 in the same run."""
+    import cluster
+
+    print(f"\nCluster updates, ISING1 at beta_c = {ising.BETA_C_ISING1:.4f}; {load()}")
+    rows = {}
+    for size, chains, n_loc in ((64, 64, n_local[0]), (128, 64, n_local[1])):
+        tau_sw, dt_sw, eq = _cluster_run(size, cluster.swendsen_wang, chains, n_sw)
+        rows[size, "swendsen-wang"] = (tau_sw, dt_sw)
+        if size == 64:
+            rows[size, "wolff (1 cluster)"] = _cluster_run(size, cluster.wolff, chains, n_sw, eq)[:2]
+        rows[size, "checkerboard"] = _cluster_run(size, metropolis._sweep_checkerboard, chains, n_loc, eq,
+                                                  "checkerboard")[:2]
+        for name in ("swendsen-wang", "wolff (1 cluster)", "checkerboard"):
+            if (size, name) in rows:
+                tau, dt = rows[size, name]
+                print(f"  {size:3d}x{size:<3d} {chains:3d} chains {name:18s}: tau_int(|m|) {tau:8.2f} updates, "
+                      f"{dt / chains * 1e3:7.3f} ms per update and chain, "
+                      f"{chains / (dt * tau):9.2f} independent samples/s")
+        (t_c, d_c), (t_l, d_l) = rows[size, "swendsen-wang"], rows[size, "checkerboard"]
+        print(f"  {size:3d}x{size:<3d} swendsen-wang / checkerboard: independent samples/s "
+              f"{(d_l * t_l) / (d_c * t_c):.1f}x (tau {t_l / t_c:.0f}x shorter, an update {d_c / d_l:.1f}x dearer)")
+    print(f"  {load()}")
+
+
+# T_c of each shipped learned Hamiltonian (results/phase/README.md, its own 32/64 crossing; ISING1: Onsager)
+LEARNED_T_C = {"EDNN_F1_C1_hid16x2": 2.2648, "EDNN_F1_C1_hid16x2_Centred_from_GRU_1L_1H_hid128_Cosine": 2.2906,
+               "EDNN_F1_C1_hid16x2_Flip_ISING2_from_2D_GRU_1L_1H_Bi_Joint_hid64_Cosine_ISING2": 3.8194,
+               "EDNN_F1_C1_hid16x2_Flip_from_2D_GRU_1L_1H_Bi_Joint_hid64_Cosine": 2.2762,
+               "EDNN_F1_C1_hid16x2_ISING2": 3.7931, "EDNN_F1_C1_hid16x2_from_2D_GRU_1L_1H_Bi_Joint_hid64_Cosine": 2.740}
+
+
+def slmc_paths(size=64, n_chains=64, burn=200, proposals=10):
+    """Self-learning Monte Carlo on the shipped learned energy functions (weights/energy, as tables) at
+    each one's own T_c: the mean acceptance probability of the Swendsen-Wang proposal on the table's
+    ferromagnetic pairs, over `proposals` sweeps after `burn` SLMC sweeps."""
+    from runs import learned_hamiltonian
+
+    print(f"\nSLMC acceptance, {size} x {size}, {n_chains} chains at each model's T_c; {load()}")
+    for name, t_c in LEARNED_T_C.items():
+        sm = sampler.Sampler(size, size, learned_hamiltonian(f"weights/energy/{name}"), [1.0 / t_c], n_chains, 0,
+                             "cluster")
+        sm.burn(burn)
+        a = []
+        for k in range(proposals):
+            a.append(np.asarray(_slmc_acceptance(sm.lat, sm.blocks, jnp.uint32(10 ** 6 + k), sm.chains))[:sm.n_real])
+            sm.burn(1)
+        J = ", ".join(f"{o}: {j:.3f}" for o, j in zip(sm.lat.cluster_offsets[:4], sm.lat.cluster_couplings[:4]))
+        print(f"  {name:80s} beta {1 / t_c:.4f}: acceptance {np.mean(a):.3f}   (proposal J {J}, ...)")
+
+
+@functools.partial(jax.jit, static_argnames=("lat",))
+def _slmc_acceptance(lat, blocks, t, ch):
+    import cluster
+    return cluster.slmc_proposal(lat, blocks, t, ch)[4]
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--chains", type=int, nargs="+", default=[256, 1024, 4096, 8192, 16384])
@@ -298,6 +389,8 @@ def main(argv=None):
     p.add_argument("--spin_glass", action="store_true", help="only the spin glass's and replica exchange's figures")
     p.add_argument("--cluster", action="store_true", help="only the cluster update's figures (Swendsen-Wang against "
                    "checkerboard at beta_c, 64 x 64 and 128 x 128: about 15 minutes)")
+    p.add_argument("--slmc", action="store_true", help="only self-learning Monte Carlo's acceptance on the shipped "
+                   "learned Hamiltonians (weights/energy) at their T_c")
     p.add_argument("--rate_of", type=int, default=None, metavar="N_CHAINS",
                    help="print the device count and the checkerboard rate at N_CHAINS only (used for the child process)")
     args = p.parse_args(argv)
@@ -319,6 +412,9 @@ def main(argv=None):
         return
     if args.cluster:
         cluster_paths()
+        return
+    if args.slmc:
+        slmc_paths()
         return
 
     energy_jit = jax.jit(lambda s: ising.energy(s, "ISING1"))
