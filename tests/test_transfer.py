@@ -50,6 +50,7 @@ def test_transfer_of_a_trained_ednn(ising_file, tmp_path, capsys):
     assert rows[3]["rmse_per_site"] < 0.5                       # it learned something that carries over
     for name in ("transfer.md", "transfer.csv", "transfer_plot.png"):
         assert (tmp_path / "out" / name).stat().st_size > 0
+    capsys.readouterr()                                          # the training's log lines are not this command's
     code = main_guard(transfer.main, ["--runs", str(tmp_path / "none"), "--sizes", "4"])
     user_error(code, capsys.readouterr().err, tmp_path / "none")                # no runs there
     # exported as weights only: smaller, loads alone from its new folder, predicts the same
