@@ -68,6 +68,7 @@ def test_ising_3x3_states(tmp_path, hamiltonian):
     assert state_p(grids, WRONG * beta, hamiltonian) < ALPHA
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("hamiltonian,beta", [("ISING1", 0.44), ("ISING2", 0.3)])
 def test_ising_4x4_energies(tmp_path, hamiltonian, beta):
     """The energy law of all 2^16 states of 4 x 4 near each model's transition; power at 1.15 beta."""
@@ -77,7 +78,7 @@ def test_ising_4x4_energies(tmp_path, hamiltonian, beta):
     assert law_p(e, exact, WRONG * beta) < ALPHA
 
 
-@pytest.mark.parametrize("n_x,n_y", [(3, 3), (4, 4)])
+@pytest.mark.parametrize("n_x,n_y", [(3, 3), pytest.param(4, 4, marks=pytest.mark.slow)])
 def test_potts3_energies(tmp_path, n_x, n_y):
     """POTTS3 near beta_c: the energy law of all 3^9 states (3 x 3; 4 x 4: the exact density of states
     of potts.py, itself tested against enumeration); power at 1.15 beta."""

@@ -76,6 +76,7 @@ def test_states(tmp_path, n_x, n_y, kind):
     assert state_p(grids, table, WRONG * BETA) < ALPHA
 
 
+@pytest.mark.slow
 def test_energies_4x4(tmp_path):
     table = random_table(2)
     grids, e, _ = sample(tmp_path, table, 4, 4)
