@@ -1,4 +1,5 @@
-"""Cluster updates of the sampler, in JAX: Swendsen-Wang for ferromagnetic pair Hamiltonians.
+"""Cluster updates of the sampler: Swendsen-Wang for ferromagnetic pair Hamiltonians, and self-learning
+Monte Carlo (`slmc`) for table Hamiltonians, its proposals Swendsen-Wang updates of the table's pairs.
 
 `swendsen_wang` is a kernel like those of `metropolis.py`, (lat, t, blocks, e, ch) -> (blocks, energies
 (B,), changed sites (B,)), run by the unchanged `sampler.py` programs for `--algorithm cluster` on the
@@ -18,8 +19,9 @@ Why it is exact: the Fortuin-Kasteleyn joint law of spins and bonds, P(s, b) ∝
 (summing b_ij out gives (1 - p) + p delta(s_i, s_j) ∝ exp(beta Delta_ij delta(s_i, s_j))). Step 1 draws b
 from P(b | s), step 2 draws s from P(s | b) (uniform per cluster, the clusters independent), so the
 update T(s -> s') = sum_b P(b | s) P(s' | b) satisfies detailed balance: pi(s) T(s -> s') = sum_b
-P(s, b) P(s', b) / P(b) is symmetric in s and s' (the property `slmc` builds on). Ergodic at every finite beta: with probability prod (1 - p_ij) > 0 no bond is
-occupied and every site is redrawn independently, so any state follows any other in one sweep.
+P(s, b) P(s', b) / P(b) is symmetric in s and s' (the property `slmc` builds on). Ergodic at every
+finite beta: with probability prod (1 - p_ij) > 0 no bond is occupied and every site is redrawn
+independently, so any state follows any other in one sweep.
 Bonds are built by periodic rolls, one per coupling offset, exactly as `ising.energy` and
 `potts.energy` count them: on a side of 2 a pair coupled twice gets two independent bonds, as its
 coupling 2J requires.
