@@ -647,7 +647,8 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=seed_int, default=0, help="random seed")
     p.add_argument("--as_table", action="store_true", help="sample a built-in Hamiltonian through its table, as a "
                    "learned one is (same seed: the same random numbers, so the two runs' difference is precise)")
-    p.add_argument("--out", default="results/phase", help="folder for <name>.json and <name>.md (<name>: the "
+    p.add_argument("--out", default=None, help="folder for <name>.json and <name>.md (default results/phase; EA: "
+                   "results/spin_glass, <name> EA_seed<S>) (<name>: the "
                    "built-in Hamiltonian, a run directory's last folder, a fit's file stem; a rerun of the same "
                    "--hamiltonian replaces its report, a report there of another Hamiltonian with the same name is "
                    "refused)")
@@ -657,6 +658,8 @@ def main(argv=None) -> int:
     p.add_argument("--overview", action="store_true", help="run nothing: write <out>/overview.md, a table of the "
                    "reports in --out beside their true Hamiltonians' (T_c, U/N, the peak of C/N)")
     args = p.parse_args(argv)
+    if args.out is None:
+        args.out = "results/spin_glass" if args.hamiltonian == "EA" else "results/phase"
     if args.overview:
         if not Path(args.out).is_dir():
             raise UserError(f"--out {args.out}: no such folder of phase reports; give the --out of earlier runs")
