@@ -372,6 +372,31 @@ def spin_glass_report(disorder_seed=0, sizes=(8, 12), betas=EA_BETAS, chains=EA_
             "errors": f"jackknife over {chains} independent replica pairs"}
 
 
+def spin_glass_plot(report: dict, path) -> None:
+    """U/N and C/N (± 2 errors) against T per size with the exact curves where known, and the overlap's
+    Binder ratio g against T."""
+    from plotting import plt, save_figure
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), constrained_layout=True)
+    for L in report["sizes"]:
+        rows = [r for r in report["rows"] if r["L"] == L]
+        T = [r["T"] for r in rows]
+        for ax, key, err in ((axes[0], "U_per_site", "U_err"), (axes[1], "C_per_site", "C_err"),
+                             (axes[2], "binder_q", "binder_q_err")):
+            line = ax.errorbar(T, [r[key] for r in rows], yerr=[2 * r[err] for r in rows], fmt="o", ms=3,
+                               label=f"L = {L}")
+            exact = key.replace("_per_site", "_exact_per_site")
+            if exact != key and exact in rows[0]:
+                ax.plot(T, [r[exact] for r in rows], "-", lw=1, color=line[0].get_color(), label=f"L = {L} exact")
+    for ax, label in zip(axes, ("U/N", "C/N", "g = 1 − ⟨q⁴⟩ / (3 ⟨q²⟩²)")):
+        ax.set_xlabel("T")
+        ax.set_ylabel(label)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"±J spin glass, disorder seed {report['disorder_seed']}: sampled ± 2 errors, exact lines "
+                 "(transfer matrix)", fontsize=10)
+    save_figure(fig, path)
+
+
 def _z_cell(z) -> str:
     return "—" if z is None else f"{z:+.2f}"
 
@@ -584,7 +609,7 @@ def overview(folder) -> str:
 
 
 def spin_glass_main(args, argv) -> int:
-    """`main` for --hamiltonian EA: checks, `spin_glass_report`, <out>/EA_seed<S>.json and .md."""
+    """`main` for --hamiltonian EA: checks, `spin_glass_report`, <out>/EA_seed<S>.json, .md and .png."""
     from sampler import MAX_BETA
     import spin_glass
 
@@ -605,17 +630,18 @@ def spin_glass_main(args, argv) -> int:
         raise UserError(f"--exact_max {args.exact_max}: the transfer matrix stops at rows of {spin_glass.MAX_ROW} sites")
     check_output_dir("--out", args.out)
     name = f"EA_seed{args.disorder_seed}"
-    json_path, md_path = Path(args.out) / f"{name}.json", Path(args.out) / f"{name}.md"
-    for path in (json_path, md_path):
+    json_path, md_path, png_path = (Path(args.out) / f"{name}.{ext}" for ext in ("json", "md", "png"))
+    for path in (json_path, md_path, png_path):
         check_output_file("--out", path)
     report = spin_glass_report(args.disorder_seed, sizes, betas, chains, sweeps, burn_in, thin, args.seed,
                                args.swap_every, args.exact_max, shlex.join([Path(__file__).name, *argv]))
     write_json(json_path, report)
+    spin_glass_plot(report, png_path)
     text = spin_glass_markdown(report)
     with atomic_path(md_path) as tmp:
         tmp.write_text(text)
     print(text, end="")
-    print(f"wrote {json_path}, {md_path}")
+    print(f"wrote {json_path}, {md_path}, {png_path}")
     return 0
 
 

@@ -275,17 +275,19 @@ def test_potts_observables_match_enumeration(tiny_potts):
 
 # ----------------------------------------------------------------------------- the spin glass's report
 def test_spin_glass_report_matches_the_exact_instance_and_a_wrong_beta_does_not(tmp_path, capsys):
-    """4 x 4 ±J instance, T = 3 ... 0.4 with replica exchange: U/N and C/N within their jackknife errors of
+    """4 x 4 ±J instance, T = 3 ... 0.2 with replica exchange: U/N and C/N within their jackknife errors of
     the transfer matrix (rms z), the ground state seen at the coldest beta; the exact values of a 10%
-    wrong beta are many errors away (power), and the overlap's Binder ratio grows on cooling."""
+    wrong beta are many errors away (power); at T = 0.2 the overlap's Binder ratio is that of two
+    ground states drawn uniformly (enumeration), which that of T = 0.78 is not (power)."""
     import spin_glass
 
-    betas = list(np.geomspace(1 / 3, 2.5, 6))
+    betas = list(np.geomspace(1 / 3, 5, 7))
     code = pd.main(["--hamiltonian", "EA", "--disorder_seed", "2", "--sizes", "4", "--betas", *map(str, betas),
                     "--chains", "32", "--sweeps", "2000", "--burn_in", "300", "--thin", "4", "--out", str(tmp_path)])
     assert code == 0
     report = json.loads((tmp_path / "EA_seed2.json").read_text())
     assert (tmp_path / "EA_seed2.md").read_text().startswith("# The ±J spin glass")
+    assert (tmp_path / "EA_seed2.png").stat().st_size > 5000
     (summary,) = report["sizes_summary"]
     h = spin_glass.EdwardsAnderson.standard(4, 4, 2)
     assert summary["ground_state_energy"] == h.ground_state()[0] and summary["ground_state_reached"]
@@ -298,7 +300,13 @@ def test_spin_glass_report_matches_the_exact_instance_and_a_wrong_beta_does_not(
         if r["U_err"] > 0:
             wrong.append((r["U_per_site"] - mean / 16) / r["U_err"])
     assert np.sqrt(np.mean(np.square(wrong))) > 4
-    assert rows[-1]["binder_q"] > rows[0]["binder_q"] + 0.3
+    states = spin_glass.all_states(4, 4)
+    ground = states[h.energy(states) == h.ground_state()[0]].reshape(-1, 16).astype(float)
+    q = ground @ ground.T / 16
+    g0 = 1 - (q ** 4).mean() / (3 * (q ** 2).mean() ** 2)
+    cold = rows[-1]
+    assert abs(cold["binder_q"] - g0) < 3 * cold["binder_q_err"]
+    assert abs(rows[-4]["binder_q"] - g0) > 5 * rows[-4]["binder_q_err"]       # T = 0.78: the excited states count
 
 
 @pytest.mark.parametrize("flags, message", [
