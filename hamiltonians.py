@@ -61,7 +61,10 @@ class Hamiltonian(Protocol):
         """What a data file records so that everything downstream can rebuild it (`from_attrs`)."""
 
     def order_parameter(self, grids) -> np.ndarray:
-        """m per lattice, float64 (...) of grids (..., n_x, n_y)."""
+        """m per lattice, float64 (...) of grids (..., n_x, n_y): the magnetisation (Ising), |m| of the Z_q
+        order parameter (Potts)."""
+
+    order_components: int   # real components of the order parameter (Binder cumulant): 1, Potts 2
 
     def table(self):
         """The energy as window energies (`ising.Table`, `potts.PottsTable`), itself for a table."""

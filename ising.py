@@ -65,6 +65,8 @@ class Ising:
     def attrs(self) -> dict:
         return {"hamiltonian": self.name, "q": 2}
 
+    order_components = 1
+
     def order_parameter(self, grids):
         """m = (1/N) sum_i s_i per lattice, float64 (...) of grids (..., n_x, n_y)."""
         return spin_mean(grids)
@@ -273,6 +275,8 @@ class Table(LearnedTable):
 
     def energy(self, grids):
         return table_energy(grids, self.array, self.focus, self.context)
+
+    order_components = 1
 
     def order_parameter(self, grids):
         return spin_mean(grids)

@@ -2,7 +2,7 @@
 
     python phase_diagram.py --hamiltonian ISING1 --sizes 16 32 64 --out results/phase --images images
     python phase_diagram.py --hamiltonian weights/energy/EDNN_F1_C1_hid16x2 --sizes 8 16 --sweeps 4000
-    python phase_diagram.py --hamiltonian POTTS3          # the 3-state Potts model (heat bath)
+    python phase_diagram.py --hamiltonian POTTS3          # the 3-state Potts model
 
 For each square lattice L x L (N = L^2 sites, periodic) and each beta, `sampler.Sampler` runs K
 independent chains (--chains), all started ordered (every spin +1: a random start quenched below
@@ -24,14 +24,25 @@ At T_c the U4 curves of all sizes cross (U4 is scale invariant there, 0.6107 for
 larger lattices order more (U4 -> 2/3), above they order less (U4 -> 0). The crossing of each pair
 of consecutive sizes is where the difference d(beta) = U4_L2 - U4_L1 changes sign between two grid
 points, the zero of its linear interpolation (`estimators.crossing`: of the sign changes from - to +,
-the most significant; noise makes others where the curves run together). Its error is a jackknife over chains: chain k
-left out of both sizes at once (the sizes' chains are independent, so the pairs are i.i.d.), the
-zero recomputed in the same grid interval. The combined estimate T_c is the crossing of the two
+the most significant; noise makes others where the curves run together). That chord is biased where
+d is curved (concave near T_c: the chord's zero lies at too large a beta), so the crossing reported
+is found on reweighted curves instead (`reweighting.py`: the samples of the betas around the chord's
+interval whose energy histograms overlap, pooled by multi-histogram reweighting into U4(beta) of each
+size, the root by brentq); the chord stays beside it, and is the estimate only where no neighbouring
+runs overlap. Its error is a jackknife over chains: chain k left out of both sizes at once (the sizes'
+chains are independent, so the pairs are i.i.d.), the whole procedure redone. With three or more
+sizes the crossings are extrapolated, T(L1, L2) = T_inf + a L1^-(1/nu + omega) (`finite_size`), and
+|T_c - T_inf| is the finite-size systematic still in T_c. The combined estimate T_c is the crossing of the two
 largest sizes, not a mean over pairs: crossings drift with L (corrections to scaling, ~L^-(1/nu +
 omega)), and the smaller pairs, with smaller error bars, would pull a weighted mean towards their
 bias. T = 1/beta, T_err = beta_err / beta^2 (from the jackknife of T itself).
 
-Critical slowing down: the integrated autocorrelation time of |m| (tau_int, `estimators.integrated_autocorr_time`,
+Updates (--algorithm): Swendsen-Wang cluster updates by default where the Hamiltonian allows them
+(ISING1, ISING2, POTTS<q>: every coupling ferromagnetic; `cluster.py`), else the local kernel. A run
+keeps every finished (size, beta block) in <out>/<name>.partial/ until its report is written: rerun a
+killed run with the same command and it samples only what is missing.
+
+Critical slowing down of local updates: the integrated autocorrelation time of |m| (tau_int, `estimators.integrated_autocorr_time`,
 in sweeps, reported per row) grows ~L^2 at T_c: in the default ISING1 run at beta = 0.44,
 tau_int(|m|) = 26 (16x16), 100 (32x32), 422 (64x64) sweeps. Defaults: 20,000 sweeps (47 tau at 64x64)
 after 4,000 burn-in sweeps (9.5 tau); --thin measured per beta block, a third
@@ -55,10 +66,11 @@ C/N (`spin_glass.moments`) and the ground-state energy (`spin_glass.ground_state
 matrix reaches (L <= --exact_max, 12 by default: 14 x 14 takes minutes per beta); z = (sampled -
 exact) / error and its rms over the betas per size.
 
-The q-state Potts model (POTTS<q>, `potts.py`): the order parameter is m = (q max_k rho_k - 1)/(q - 1)
-(`potts.magnetisation`, >= 0, so <|m|> = <m>), chains start in the ground state (all sites 0), and
-the exact reference is the infinite lattice's beta_c = ln(1 + sqrt q) (Baxter); U4 at the crossing is
-that of the q-state universality class, not 0.61.
+The q-state Potts model (POTTS<q>, `potts.py`): the order parameter is |m| of the Z_q magnetisation
+m = (1/N) sum_i exp(2 pi i s_i / q) (`potts.zq_magnetisation`), two real components, so U4 = 1 - <|m|^4> /
+(2 <|m|^2>^2) (`estimators.binder_cumulant`: 0 disordered, 1/2 ordered); chains start in the ground
+state (all sites 0), and the exact reference is the infinite lattice's beta_c = ln(1 + sqrt q)
+(Baxter); U4 at the crossing is that of the q-state universality class.
 """
 from __future__ import annotations
 
@@ -66,6 +78,7 @@ import argparse
 import json
 import math
 import shlex
+import shutil
 import sys
 from pathlib import Path
 
@@ -74,6 +87,7 @@ import numpy as np
 import estimators
 import hamiltonians
 import ising
+import reweighting
 from checks import (UserError, atomic_path, check_output_dir, check_output_file, main_guard, non_negative_int,
                     positive_float, positive_int, seed_int, write_json)
 
@@ -147,12 +161,13 @@ def _series(sampler, n: int, thin: int, bar):
     return np.concatenate(out_m), np.concatenate(out_e)
 
 
-def sample_block(size, hamiltonian, betas, chains, sweeps, burn_in, thin, seed, bar):
-    """One Sampler: `chains` chains at each of `betas` (nb,). Returns (per-chain time averages float64
-    (K, nb, 5) of e, e^2, |m|, m^2, m^4; tau_int of |m| and of E in sweeps (nb,) each; thin used)."""
+def sample_block(size, hamiltonian, betas, chains, sweeps, burn_in, thin, seed, bar, algorithm="checkerboard"):
+    """One Sampler: `chains` chains at each of `betas` (nb,). Returns a dict: avg, the per-chain time
+    averages float64 (K, nb, 5) of e, e^2, |m|, m^2, m^4; tau_m, tau_e, tau_int of |m| and of E in sweeps
+    (nb,); thin, the thinning used; m, E, the series float32 (nb, K, n) kept for the reweighting."""
     from sampler import Sampler
 
-    s = Sampler(size, size, hamiltonian, betas, chains, seed)
+    s = Sampler(size, size, hamiltonian, betas, chains, seed, algorithm=algorithm)
     s.order()                                                  # ordered start, all +1 (Potts: all 0)
     R, S, nb = s.n_real, s.S, len(betas)
     pilot = min(PILOT_SWEEPS, burn_in) if thin is None else 0
@@ -171,15 +186,17 @@ def sample_block(size, hamiltonian, betas, chains, sweeps, burn_in, thin, seed, 
     avg = np.stack([e.mean(0), (e * e).mean(0), np.abs(m).mean(0), (m * m).mean(0), (m ** 4).mean(0)], axis=-1)
     tau_m = np.array([thin * estimators.integrated_autocorr_time(np.abs(m[:, :, b]).T) for b in range(nb)])
     tau_e = np.array([thin * estimators.integrated_autocorr_time(e[:, :, b].T) for b in range(nb)])
-    return avg, tau_m, tau_e, thin
+    return {"avg": avg, "tau_m": tau_m, "tau_e": tau_e, "thin": np.array(thin),
+            "m": np.ascontiguousarray(m.transpose(2, 1, 0), np.float32), "E": np.ascontiguousarray(E.transpose(2, 1, 0))}
 
 
-def row(avg, beta: float, size: int) -> tuple[dict, np.ndarray]:
-    """The row of one (L, beta) from the per-chain averages (K, 5); also U4's jackknife replicates (K,)."""
+def row(avg, beta: float, size: int, components: int = 1) -> tuple[dict, np.ndarray]:
+    """The row of one (L, beta) from the per-chain averages (K, 5); also U4's jackknife replicates (K,).
+    components: of the order parameter (`estimators.binder_cumulant`)."""
     S, K = size * size, len(avg)
     c, c_err, _ = estimators.jackknife(avg, lambda v: beta ** 2 * S * (v[1] - v[0] ** 2))
     chi, chi_err, _ = estimators.jackknife(avg, lambda v: beta * S * (v[3] - v[2] ** 2))
-    u4, u4_err, reps = estimators.jackknife(avg, lambda v: estimators.binder_cumulant(v[3], v[4]))
+    u4, u4_err, reps = estimators.jackknife(avg, lambda v: estimators.binder_cumulant(v[3], v[4], components))
     mean, se = avg.mean(0), avg.std(0, ddof=1) / math.sqrt(K)
     return {"L": size, "beta": beta, "T": 1.0 / beta, "U_per_site": mean[0], "U_err": se[0],
             "C_per_site": float(c), "C_err": float(c_err), "abs_m": mean[2], "abs_m_err": se[2],
@@ -213,48 +230,126 @@ def resolve(source, as_table=False):
         raise UserError(str(err)) from None
 
 
+def default_algorithm(hamiltonian, size: int) -> str:
+    """Cluster updates where the Hamiltonian's lattice serves them (far shorter autocorrelation near T_c),
+    else its own first update (checkerboard; heat bath for Potts)."""
+    from lattices import lattice
+    algorithms = lattice(hamiltonian, size, size, False).algorithms
+    return "cluster" if "cluster" in algorithms else algorithms[0]
+
+
+def _block_key(**settings) -> str:
+    """What a kept block was sampled with: a rerun reuses it only when every setting is the same."""
+    return json.dumps(settings, sort_keys=True, default=str)
+
+
+def _load_block(path: Path, key: str):
+    """A finished block a killed run left in its --resume folder, or None (missing, other settings, unreadable)."""
+    try:
+        with np.load(path) as f:
+            if str(f["key"]) != key:
+                return None
+            return {k: f[k] for k in ("avg", "tau_m", "tau_e", "thin", "m", "E")}
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def _save_block(path: Path, key: str, block: dict) -> None:
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, key=key, **block)
+
+
+ENERGY_RESOLUTION = 1e-3   # a table's float energies pooled to this: each sample's weight moves by < 1e-5 near T_c
+
+
+def reweighted_crossing(betas, blocks_a, blocks_b, chord, components: int = 1) -> dict | None:
+    """The U4 crossing of two sizes on their reweighted curves (`reweighting.crossing`), from the runs
+    of the betas around the chord's bracket whose energy histograms overlap; None where they do not
+    (the chord is then the estimate). blocks_x: (energies, m) float (nb, K, n) of one size."""
+    if chord["beta"] is None:
+        return None
+    try:
+        h = [reweighting.Histograms.around(betas, E, m, L * L, chord["bracket"], components=components,
+                                           resolution=None if np.all(E == np.round(E)) else ENERGY_RESOLUTION)
+             for (E, m), L in ((blocks_a, chord["sizes"][0]), (blocks_b, chord["sizes"][1]))]
+    except ValueError:
+        return None
+    return reweighting.crossing(h[0], h[1], near=chord["beta"])
+
+
 def phase_diagram(source="ISING1", sizes=DEFAULT_SIZES, betas=None, chains=DEFAULT_CHAINS, sweeps=DEFAULT_SWEEPS,
                   burn_in=DEFAULT_BURN_IN, thin=None, seed=0, progress=True, command=None, as_table=False,
-                  resolved=None) -> dict:
+                  resolved=None, algorithm=None, resume=None) -> dict:
     """Sample every (size, beta) and return the report (the JSON); UserError for bad settings.
-    resolved: `resolve(source, as_table)` where the caller has it already."""
+    resolved: `resolve(source, as_table)` where the caller has it already. algorithm: the sampler's
+    update (None: `default_algorithm`). resume: a folder where every finished (size, beta block) is kept
+    (L<L>_<j>.npz, with the settings it was sampled with), so that a killed run, rerun, samples only what
+    is missing; the caller removes it once the report is written."""
     from tqdm.auto import tqdm
 
     hamiltonian = resolve(source, as_table) if resolved is None else resolved
     trained_on, name = hamiltonian.trained_on, hamiltonian.label
     sizes, betas = check_settings(sizes, default_betas(trained_on) if betas is None else betas, chains, hamiltonian)
+    algorithm = algorithm or default_algorithm(hamiltonian, sizes[0])
+    components = hamiltonian.order_components
     nb, exact = len(betas), trained_on == "ISING1"
     plan = [(L, blk) for L in sizes for blk in beta_blocks(nb, chains, L * L)]
     total = sum((burn_in + sweeps) * chains * len(blk) * L * L for L, blk in plan)
-    rows, reps, warnings = [], {}, []
+    rows, reps, warnings, series = [], {}, [], {L: [None] * nb for L in sizes}
     with tqdm(total=total, unit="flip", unit_scale=True, disable=None if progress else True, desc=name) as bar:
         for j, (L, blk) in enumerate(plan):
             bar.set_description(f"{name} L={L} beta {betas[blk[0]]:g}-{betas[blk[-1]]:g}")
             done = bar.n
-            avg, tau_m, tau_e, th = sample_block(L, hamiltonian, [betas[i] for i in blk], chains, sweeps, burn_in,
-                                                 thin, _seed(seed, L, j), bar)
+            key = _block_key(hamiltonian=str(source), as_table=as_table, L=L, betas=[betas[i] for i in blk],
+                             chains=chains, sweeps=sweeps, burn_in=burn_in, thin=thin, seed=_seed(seed, L, j),
+                             algorithm=algorithm)
+            path = None if resume is None else Path(resume) / f"L{L}_{j}.npz"
+            b = None if path is None else _load_block(path, key)
+            if b is None:
+                b = sample_block(L, hamiltonian, [betas[i] for i in blk], chains, sweeps, burn_in, thin,
+                                 _seed(seed, L, j), bar, algorithm)
+                if path is not None:
+                    _save_block(path, key, b)
             bar.update(done + (burn_in + sweeps) * chains * len(blk) * L * L - bar.n)
+            th = int(b["thin"])
             for q, i in enumerate(blk):
-                r, reps[L, i] = row(avg[:, q], betas[i], L)
-                r.update(tau_int_abs_m=float(tau_m[q]), tau_int_E=float(tau_e[q]), thin=th)
+                r, reps[L, i] = row(b["avg"][:, q], betas[i], L, components)
+                tau_m = float(b["tau_m"][q])
+                r.update(tau_int_abs_m=tau_m, tau_int_E=float(b["tau_e"][q]), thin=th)
+                series[L][i] = (b["E"][q], b["m"][q])
                 if exact:
                     e_mean, e_var = ising.kaufman_moments(L, L, betas[i])
                     r.update(U_exact_per_site=e_mean / L ** 2, C_exact_per_site=betas[i] ** 2 * e_var / L ** 2)
-                if burn_in < 10 * tau_m[q] or sweeps < 50 * tau_m[q]:
-                    warnings.append(f"L={L} beta={betas[i]:g}: tau_int(|m|) = {tau_m[q]:.0f} sweeps against "
+                if burn_in < 10 * tau_m or sweeps < 50 * tau_m:
+                    warnings.append(f"L={L} beta={betas[i]:g}: tau_int(|m|) = {tau_m:.0f} sweeps against "
                                     f"{burn_in} burn-in and {sweeps} sweeps (want >= 10 and 50 tau)")
                 rows.append(r)
     rows.sort(key=lambda r: (r["L"], r["beta"]))
     u4 = {L: np.array([r["binder"] for r in rows if r["L"] == L]) for L in sizes}
     rp = {L: np.stack([reps[L, i] for i in range(nb)], axis=1) for L in sizes}
-    crossings = [crossing_of(betas, u4[a], u4[b], rp[a], rp[b], (a, b)) for a, b in zip(sizes, sizes[1:])]
+    stacked = {L: tuple(np.stack([series[L][i][k] for i in range(nb)]) for k in (0, 1)) for L in sizes}
+    crossings = []
+    for a, b in zip(sizes, sizes[1:]):
+        chord = crossing_of(betas, u4[a], u4[b], rp[a], rp[b], (a, b))
+        found = reweighted_crossing(betas, stacked[a], stacked[b], chord, components)
+        if found is not None and found["beta"] is not None:
+            crossings.append({**found, "chord": {k: chord[k] for k in ("beta", "beta_err", "T", "T_err")}})
+        else:
+            crossings.append({**chord, "method": "chord between grid points (the runs' energy histograms around "
+                                                 "it do not overlap: no reweighting)"})
     best = crossings[-1]
     report = {"hamiltonian": str(source), "name": name, "trained_on": trained_on, "sizes": sizes, "betas": betas,
               "chains": chains, "sweeps": sweeps, "burn_in": burn_in, "thin": "measured" if thin is None else thin,
-              "seed": seed, "command": command, "rows": rows, "crossings": crossings,
+              "algorithm": algorithm, "seed": seed, "command": command, "rows": rows, "crossings": crossings,
               "tc": best["T"], "tc_err": best["T_err"], "beta_c": best["beta"], "beta_c_err": best["beta_err"],
-              "tc_method": f"U4 crossing of the two largest sizes, {sizes[-2]} and {sizes[-1]}; errors: jackknife "
-                           "over chains", "warnings": warnings}
+              "tc_method": f"U4 crossing of the two largest sizes, {sizes[-2]} and {sizes[-1]} ({best['method']}); "
+                           "errors: jackknife over chains", "warnings": warnings}
+    found = [c for c in crossings if c["T"] is not None]
+    if len(found) >= 2:
+        fs = reweighting.extrapolate([c["sizes"][0] for c in found], [c["T"] for c in found],
+                                     [c["T_err"] for c in found])
+        report["finite_size"] = {**fs, "note": "T(L1, L2) = T_inf + a L1^-exponent fitted to the crossings of "
+                                 "consecutive sizes; systematic: |T_c - T_inf|, the finite-size correction left in T_c"}
     if exact:
         report.update(tc_exact=TC_EXACT, beta_c_exact=ising.BETA_C_ISING1,
                       exact_values_of="ISING1 (finite lattice, Kaufman 1949)")
@@ -489,14 +584,21 @@ def markdown(report: dict) -> str:
     ex_tc, ex = "tc_exact" in report, "U_exact_per_site" in report["rows"][0]
     lines = [f"# Phase diagram of {report['hamiltonian']}", "",
              f"sizes {report['sizes']}, {len(report['betas'])} betas, {report['chains']} chains each, "
-             f"{report['sweeps']} sweeps after {report['burn_in']} burn-in, thin {report['thin']}, seed {report['seed']}",
-             "", "| sizes | β crossing | T crossing |", "|---|---|---|"]
+             f"{report['sweeps']} sweeps after {report['burn_in']} burn-in, thin {report['thin']}, "
+             f"{report.get('algorithm', 'checkerboard')} updates, seed {report['seed']}",
+             "", "| sizes | T crossing (reweighted) | T chord |", "|---|---|---|"]
     for c in report["crossings"]:
+        chord = c.get("chord", c)
         lines.append(f"| {c['sizes'][0]}, {c['sizes'][1]} | " + ("no crossing | |" if c["beta"] is None else
-                     f"{c['beta']:.5f} ± {c['beta_err']:.5f} | {c['T']:.5f} ± {c['T_err']:.5f} |"))
+                     (f"{c['T']:.5f} ± {c['T_err']:.5f} | " if "chord" in c else "| ")
+                     + (f"{chord['T']:.5f} ± {chord['T_err']:.5f} |" if chord["T"] is not None else "|")))
     if report["tc"] is not None:
         lines += ["", f"T_c = {report['tc']:.5f} ± {report['tc_err']:.5f} ({report['tc_method']})"
-                  + (f"; exact {report['tc_exact']:.6f}, off by {report['tc'] / report['tc_exact'] - 1:+.2%}" if ex_tc else "")]
+                  + (f"; exact {report['tc_exact']:.6f}, off by {report['tc'] / report['tc_exact'] - 1:+.3%}" if ex_tc else "")]
+    if "finite_size" in report:
+        fs = report["finite_size"]
+        lines += ["", f"Extrapolated T_inf = {fs['T_inf']:.5f} ± {fs['T_inf_err']:.5f} (L^-{fs['exponent']:g}, chi2 "
+                  f"{fs['chi2']:.2f} for {fs['dof']} dof); finite-size systematic in T_c: {fs['systematic']:.5f}"]
     lines += ["", "| L | β | U/N | " + ("U/N exact | " if ex else "") + "C/N | " + ("C/N exact | " if ex else "")
               + "⟨\\|m\\|⟩ | χ/N | U4 | τ(\\|m\\|) |", "|---" * (8 + 2 * ex) + "|"]
     for r in report["rows"]:
@@ -670,6 +772,9 @@ def main(argv=None) -> int:
     p.add_argument("--swap_every", type=positive_int, default=1, help="EA: replica exchange every K sweeps")
     p.add_argument("--exact_max", type=positive_int, default=EA_EXACT_MAX,
                    help="EA: exact U/N, C/N and ground state for sizes up to this (the transfer matrix: at most 14)")
+    p.add_argument("--algorithm", default=None,
+                   help="the sampler's update: checkerboard, single or cluster (Swendsen-Wang) (default: cluster where "
+                        "the Hamiltonian allows it, else checkerboard; Potts: heat bath)")
     p.add_argument("--seed", type=seed_int, default=0, help="random seed")
     p.add_argument("--as_table", action="store_true", help="sample a built-in Hamiltonian through its table, as a "
                    "learned one is (same seed: the same random numbers, so the two runs' difference is precise)")
@@ -707,14 +812,22 @@ def main(argv=None) -> int:
     check_output_dir("--images", args.images)
     hamiltonian = resolve(args.hamiltonian, args.as_table)
     json_path, md_path, png_path = check_outputs(args.out, args.images, hamiltonian.label, args.hamiltonian)
+    if args.algorithm is not None:
+        from lattices import lattice
+        try:
+            lattice(hamiltonian, 4, 4, False).check_algorithm(args.algorithm)
+        except ValueError as err:
+            raise UserError(f"--algorithm {args.algorithm}: {err}") from None
+    resume = Path(args.out) / f"{hamiltonian.label}.partial"       # finished blocks of a killed run
     report = phase_diagram(args.hamiltonian, args.sizes, args.betas, args.chains, args.sweeps, args.burn_in, args.thin,
                            args.seed, args.progress_bar, shlex.join([Path(__file__).name, *argv]), args.as_table,
-                           resolved=hamiltonian)
+                           resolved=hamiltonian, algorithm=args.algorithm, resume=resume)
     name = report["name"]
     plot(report, png_path)
     write_json(json_path, report)
     with atomic_path(md_path) as tmp:
         tmp.write_text(markdown(report))
+    shutil.rmtree(resume, ignore_errors=True)
     for c in report["crossings"]:
         print(f"U4 crossing L = {c['sizes'][0]}, {c['sizes'][1]}: " + ("none" if c["beta"] is None else
               f"beta {c['beta']:.5f} ± {c['beta_err']:.5f}, T {c['T']:.5f} ± {c['T_err']:.5f}"))

@@ -140,8 +140,10 @@ class Potts:
     def attrs(self) -> dict:
         return {"hamiltonian": self.name, "q": self.q}
 
+    order_components = 2
+
     def order_parameter(self, grids):
-        return magnetisation(grids, self.q)
+        return zq_magnetisation(grids, self.q)
 
     def table(self):
         return PottsTable.of(builtin_table(self.q), self.q, f"{self.name}_table", trained_on=self.name)
@@ -200,8 +202,10 @@ class PottsTable(LearnedTable):
     def energy(self, grids):
         return table_energy(grids, self)
 
+    order_components = 2
+
     def order_parameter(self, grids):
-        return magnetisation(grids, self.q)
+        return zq_magnetisation(grids, self.q)
 
     def check_grids(self, grids) -> None:
         check_states(grids, self.q)

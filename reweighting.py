@@ -108,8 +108,9 @@ class Fit:
     """Reweighted curves of one size (made by `Histograms.fit`): levels float64 (M,), log Omega(E) (M,)
     (-inf where no sample), the per-level means of |m|, m^2, m^4 (3, M), the free energies f (B,)."""
 
-    def __init__(self, betas, levels, counts, obs, n_eff, n_sites, mean_e=None):
+    def __init__(self, betas, levels, counts, obs, n_eff, n_sites, mean_e=None, components=1):
         self.f = solve_free_energies(betas, levels, counts, n_eff, mean_e)
+        self.components = components
         a = np.log(n_eff)[:, None] + self.f[:, None] - betas[:, None] * levels[None]
         with np.errstate(divide="ignore", invalid="ignore"):
             self.log_omega = np.log(counts) - logsumexp(a, axis=0)         # -inf where no sample
@@ -123,7 +124,7 @@ class Fit:
 
     def thermodynamics(self, beta) -> dict:
         """At betas (T,) (or a number): U (= <E>/N), C (= beta^2 Var E / N), abs_m, chi (= beta N (<m^2> -
-        <|m|>^2)), binder (1 - <m^4>/(3 <m^2>^2)), float64 (T,) each (numbers for a number)."""
+        <|m|>^2)), binder (`estimators.binder_cumulant` of `components`), float64 (T,) each (numbers for a number)."""
         b = np.asarray(beta, np.float64)
         u, var, mom = [], [], []
         step = max(1, (1 << 22) // len(self.levels))                     # (T, M) in pieces of ~32 MB
@@ -134,7 +135,7 @@ class Fit:
             mom.append(self.obs_mean @ p.T)
         u, var, (am, m2, m4) = np.concatenate(u), np.concatenate(var), np.concatenate(mom, axis=1)
         out = {"U": u / self.n_sites, "C": b.reshape(-1) ** 2 * var / self.n_sites, "abs_m": am,
-               "chi": b.reshape(-1) * self.n_sites * (m2 - am ** 2), "binder": estimators.binder_cumulant(m2, m4)}
+               "chi": b.reshape(-1) * self.n_sites * (m2 - am ** 2), "binder": estimators.binder_cumulant(m2, m4, self.components)}
         return {k: (v if b.ndim else float(v[0])) for k, v in out.items()}
 
     def binder(self, beta):
@@ -148,10 +149,13 @@ class Histograms:
     per chain; the sampler's (n, K, B) arrays transposed); m: float (B, K, n) order parameter, or None
     (then |m|, chi and U4 are NaN); n_sites: N; g: (B,) statistical inefficiencies, default tau_int of
     E per beta over its chains; resolution: energies rounded to multiples of it before pooling (None:
-    exact values). ValueError when neighbouring histograms overlap less than min_overlap.
+    exact values); components: of the order parameter (`estimators.binder_cumulant`: 2 for Potts' Z_q |m|).
+    ValueError when neighbouring histograms overlap less than min_overlap.
     """
 
-    def __init__(self, betas, energies, m=None, n_sites=1, g=None, resolution=None, min_overlap=MIN_OVERLAP):
+    def __init__(self, betas, energies, m=None, n_sites=1, g=None, resolution=None, min_overlap=MIN_OVERLAP,
+                 components=1):
+        self.components = components
         self.betas = np.asarray(betas, np.float64).reshape(-1)
         e = np.asarray(energies, np.float64)
         if e.ndim != 3 or len(e) != len(self.betas) or np.any(np.diff(self.betas) <= 0):
@@ -191,7 +195,8 @@ class Histograms:
         idx, M = self._idx[:, keep].ravel(), len(self.levels)
         counts = np.bincount(idx, weights=w, minlength=M)
         obs = np.stack([np.bincount(idx, weights=w * o[:, keep].ravel(), minlength=M) for o in self._obs])
-        return Fit(self.betas, self.levels, counts, obs, keep.sum() * n / self.g, self.n_sites, self.mean_e)
+        return Fit(self.betas, self.levels, counts, obs, keep.sum() * n / self.g, self.n_sites, self.mean_e,
+                   self.components)
 
     def jackknife(self, beta) -> tuple[dict, dict]:
         """thermodynamics(beta) of all chains and its jackknife standard errors over chains."""

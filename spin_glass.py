@@ -394,6 +394,8 @@ class EdwardsAnderson:
         return {"hamiltonian": self.name, "q": 2, "J_h": np.asarray(self.J_h, np.float32),
                 "J_v": np.asarray(self.J_v, np.float32), "disorder_seed": -1 if self.seed is None else self.seed}
 
+    order_components = 1
+
     def order_parameter(self, grids):
         """The spin mean per lattice, float64 (...): the glass's order parameter is the overlap of two
         replicas (`overlap`), which one lattice cannot give."""

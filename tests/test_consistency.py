@@ -167,7 +167,7 @@ def test_generated_potts_file_summaries_and_plots(potts_file, tmp_path):
     mags = cc.magnetisation_by_beta(path)
     with h5py.File(path, "r") as f:
         (m,) = mags.values()
-        np.testing.assert_array_equal(m, potts.magnetisation(f["ising_grids"][:], 3))   # order parameter, 0 ... 1
+        np.testing.assert_array_equal(m, potts.zq_magnetisation(f["ising_grids"][:], 3))   # order parameter, 0 ... 1
     cc.plot_energy_histograms([c], tmp_path / "h.png")
     cc.plot_sampler_diagnostics(diag, tmp_path / "s.png")
     cc.plot_magnetisation(mags, tmp_path / "g.png", beta_c=diag["beta_c"])

@@ -248,11 +248,11 @@ def tiny_potts(tmp_path_factory):
 def _exact_potts_observables(L, q, beta):
     """(<e>, C/N = beta^2 N Var(e), <m>, U4) of the L x L Potts model by Boltzmann-weighting every state (e = E/N)."""
     states = potts.all_states(L, L, q)
-    e, m = potts.energy(states) / L ** 2, potts.magnetisation(states, q)
+    e, m = potts.energy(states) / L ** 2, potts.zq_magnetisation(states, q)
     w = np.exp(-beta * L ** 2 * (e - e.min()))
     w /= w.sum()
     return (float(w @ e), beta ** 2 * L ** 2 * float(w @ (e - w @ e) ** 2), float(w @ m),
-            float(ising.binder_cumulant(w @ m ** 2, w @ m ** 4)))
+            float(ising.binder_cumulant(w @ m ** 2, w @ m ** 4, components=2)))
 
 
 def test_potts_observables_match_enumeration(tiny_potts):
@@ -319,3 +319,28 @@ def test_spin_glass_bad_input_is_one_line(tmp_path, capsys, flags, message):
     lines = [line for line in err.splitlines() if line.strip()]
     assert code == 2 and len(lines) == 1 and message in lines[0], err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_killed_run_resumes_and_gives_the_uninterrupted_result(tmp_path, monkeypatch):
+    """Every finished (size, beta block) is kept in the resume folder; a run killed in its second block and
+    run again samples only what is missing, and its report equals the uninterrupted run's; a kept block of
+    other settings is not reused."""
+    kw = dict(sizes=(4, 6), betas=(0.3, 0.44, 0.6), chains=4, sweeps=200, burn_in=50, seed=3, progress=False)
+    whole = pd.phase_diagram("ISING1", **kw)
+    calls, real = [], pd.sample_block
+
+    def dies_second(*a, **k):
+        calls.append(a[0])
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+    monkeypatch.setattr(pd, "sample_block", dies_second)
+    with pytest.raises(KeyboardInterrupt):
+        pd.phase_diagram("ISING1", resume=tmp_path / "kept", **kw)
+    assert [p.name for p in (tmp_path / "kept").iterdir()] == ["L4_0.npz"]
+    monkeypatch.setattr(pd, "sample_block", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+    resumed = pd.phase_diagram("ISING1", resume=tmp_path / "kept", **kw)
+    assert calls == [4, 6, 6]                                  # L = 4 not sampled again
+    assert json.dumps(resumed, sort_keys=True) == json.dumps(whole, sort_keys=True)
+    other = pd.phase_diagram("ISING1", resume=tmp_path / "kept", **{**kw, "seed": 4})
+    assert calls[3:] == [4, 6] and other["rows"] != whole["rows"]
