@@ -101,12 +101,14 @@ def _union_find(occupied, offsets):
         for i in range(n_x * n_y):
             parent[i] = i
         for d in range(k):
-            dx, dy = offsets[d, 0], offsets[d, 1]
+            dx, dy = offsets[d, 0] % n_x, offsets[d, 1] % n_y          # in [0, n): no modulo in the loop
             for x in range(n_x):
+                xx = x + dx - n_x if x + dx >= n_x else x + dx
                 for y in range(n_y):
                     if occupied[b, d, x, y]:
+                        yy = y + dy - n_y if y + dy >= n_y else y + dy
                         ri = _root(parent, x * n_y + y)
-                        rj = _root(parent, ((x + dx) % n_x) * n_y + (y + dy) % n_y)
+                        rj = _root(parent, xx * n_y + yy)
                         parent[max(ri, rj)] = min(ri, rj)
         for x in range(n_x):
             for y in range(n_y):
