@@ -777,7 +777,8 @@ def main(argv=None) -> int:
                         "the Hamiltonian allows it, else checkerboard; Potts: heat bath)")
     p.add_argument("--seed", type=seed_int, default=0, help="random seed")
     p.add_argument("--as_table", action="store_true", help="sample a built-in Hamiltonian through its table, as a "
-                   "learned one is (same seed: the same random numbers, so the two runs' difference is precise)")
+                   "learned one is (same seed and --algorithm checkerboard: the same random numbers, so the two runs' "
+                   "difference is precise)")
     p.add_argument("--out", default=None, help="folder for <name>.json and <name>.md (default results/phase; EA: "
                    "results/spin_glass, <name> EA_seed<S>) (<name>: the "
                    "built-in Hamiltonian, a run directory's last folder, a fit's file stem; a rerun of the same "
