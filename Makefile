@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: install test test-fast data data-demo data-ising2 data-potts data-ea bench demo reproduce reproduce-reference headline weights thermo transfer phase inverse-ising phase-learned potts clean
+.PHONY: install test test-fast data data-demo data-ising2 data-potts data-ea bench demo reproduce reproduce-reference headline weights thermo transfer phase phase-critical inverse-ising phase-learned potts clean
 
 install: $(VENV)/.installed
 
@@ -133,6 +133,12 @@ transfer: install
 # from the U4 crossings, beside Kaufman and Onsager (results/phase/, images/phase_ISING1.png; ~12 min on one core).
 phase: install
 	$(PY) phase_diagram.py --hamiltonian ISING1 --out results/phase --images images
+
+# T_c of ISING1 to ~0.02%: cluster updates at 5 betas around beta_c on 32, 64 and 128, crossings on the
+# reweighted Binder cumulants (results/phase/critical/; resumable: a killed run continues).
+phase-critical: install
+	$(PY) phase_diagram.py --hamiltonian ISING1 --sizes 32 64 128 --betas 0.4390 0.43975 0.4405 0.44125 0.4420 \
+	    --chains 32 --sweeps 6000 --burn_in 500 --out results/phase/critical --images results/phase/critical
 
 # The physicist's baseline: pair couplings fitted to the training lattices by pseudo-likelihood
 # (results/inverse_ising/; seconds).
