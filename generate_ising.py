@@ -82,7 +82,10 @@ def build_parser():
     p.add_argument("--n_chains", type=int, default=None,
                    help=f"independent chains per beta (default: about {DEFAULT_TOTAL_CHAINS} in total, at most n_samples)")
     p.add_argument("--algorithm", choices=ALGORITHMS, default="checkerboard",
-                   help="checkerboard (sublattice) updates, or 'single': the reference's random-site single-spin flips")
+                   help="checkerboard (sublattice) updates; 'single': the reference's random-site single-spin flips; "
+                        "'cluster': Swendsen-Wang (ISING1, ISING2, POTTS<q>) or, on a learned Ising table, "
+                        "self-learning Monte Carlo (cluster.py); a file's acceptance_rate is then the fraction of "
+                        "spins changed per sweep")
     p.add_argument("--filename", default="training_data.hdf5", help="output HDF5 file, replaced atomically if it exists (default training_data.hdf5); "
                    "refused before any work: a folder, device, pipe, read-only file, the --hamiltonian it samples, "
                    "or more lattices than the free disk space holds")

@@ -37,8 +37,9 @@ largest sizes, not a mean over pairs: crossings drift with L (corrections to sca
 omega)), and the smaller pairs, with smaller error bars, would pull a weighted mean towards their
 bias. T = 1/beta, T_err = beta_err / beta^2 (from the jackknife of T itself).
 
-Updates (--algorithm): Swendsen-Wang cluster updates by default where the Hamiltonian allows them
-(ISING1, ISING2, POTTS<q>: every coupling ferromagnetic; `cluster.py`), else the local kernel. A run
+Updates (--algorithm): cluster updates by default where the Hamiltonian allows them (`cluster.py`):
+Swendsen-Wang for ISING1, ISING2 and POTTS<q>, self-learning Monte Carlo for a learned Ising table
+(Swendsen-Wang proposals from its pair couplings, accepted by its full energy), else the local kernel. A run
 keeps every finished (size, beta block) in <out>/<name>.partial/ until its report is written: rerun a
 killed run with the same command and it samples only what is missing.
 
