@@ -141,7 +141,9 @@ def _pair_tables(lat, n_x, n_y, col, nb, dense):
         c = col[i]
         for j, w in nb[i].items():
             a, q = col[j], lat.inverse[j]
-            rows = tables.setdefault((a, c), [[] for _ in range(lat.offsets[c + 1] - lat.offsets[c])])
+            if (a, c) not in tables:                 # (setdefault would build the empty rows every time: O(S^2))
+                tables[a, c] = [[] for _ in range(lat.offsets[c + 1] - lat.offsets[c])]
+            rows = tables[a, c]
             rows[p - lat.offsets[c]].append((q - lat.offsets[a], w))
     lat.couplings = {pair: _padded(rows) for pair, rows in tables.items()}
     if dense:
