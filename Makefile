@@ -132,13 +132,13 @@ transfer: install
 # The phase transition of ISING1 from exact sampling: U, C, |m|, chi, Binder U4 on 16, 32, 64 and T_c
 # from the U4 crossings, beside Kaufman and Onsager (results/phase/, images/phase_ISING1.png; ~12 min on one core).
 phase: install
-	$(PY) phase_diagram.py --hamiltonian ISING1 --out results/phase --images images
+	$(PY) phase_diagram.py --hamiltonian ISING1 --algorithm checkerboard --out results/phase --images images
 
 # T_c of ISING1 to ~0.02%: cluster updates at 5 betas around beta_c on 32, 64 and 128, crossings on the
 # reweighted Binder cumulants (results/phase/critical/; resumable: a killed run continues).
 phase-critical: install
 	$(PY) phase_diagram.py --hamiltonian ISING1 --sizes 32 64 128 --betas 0.4390 0.43975 0.4405 0.44125 0.4420 \
-	    --chains 32 --sweeps 6000 --burn_in 500 --out results/phase/critical --images results/phase/critical
+	    --chains 32 --sweeps 2000 --burn_in 300 --out results/phase/critical --images results/phase/critical
 
 # The physicist's baseline: pair couplings fitted to the training lattices by pseudo-likelihood
 # (results/inverse_ising/; seconds).
@@ -156,8 +156,8 @@ LEARNED = weights/energy/EDNN_F1_C1_hid16x2 weights/energy/EDNN_F1_C1_hid16x2_Ce
     weights/energy/EDNN_F1_C1_hid16x2_Flip_ISING2_from_2D_GRU_1L_1H_Bi_Joint_hid64_Cosine_ISING2 \
     results/inverse_ising/pseudo_likelihood_ISING2.json
 phase-learned: install inverse-ising
-	for h in $(LEARNED); do $(PY) phase_diagram.py --hamiltonian $$h --out results/phase --images images || exit 1; done
-	for h in ISING1 ISING2; do $(PY) phase_diagram.py --hamiltonian $$h --as_table --out results/phase --images images || exit 1; done
+	for h in $(LEARNED); do $(PY) phase_diagram.py --hamiltonian $$h --algorithm checkerboard --out results/phase --images images || exit 1; done
+	for h in ISING1 ISING2; do $(PY) phase_diagram.py --hamiltonian $$h --as_table --algorithm checkerboard --out results/phase --images images || exit 1; done
 	$(PY) phase_diagram.py --overview --out results/phase
 
 # The 3-state Potts model through the pipeline: the supervised EDNN and the causal model trained on
@@ -188,11 +188,11 @@ potts: install data-potts
 	$(PY) transfer.py --runs runs/potts/energy/EDNN_F1_C1_hid16x2_Q3 --sizes 16 32 64 --out results/potts/transfer --images results/potts
 	$(PY) thermodynamics.py --run runs/potts/probability/GRU_1L_1H_hid64_Cosine_Q3 --n_samples 1000000 --seed 1 \
 	    --betas 0.4 0.6 0.8 0.9 1.0 --out results/potts/thermo --images results/potts
-	$(PY) phase_diagram.py --hamiltonian POTTS3 --out results/phase --images images
-	$(PY) phase_diagram.py --hamiltonian POTTS3 --as_table --sizes 16 32 --out $(PP) --images $(PP)
+	$(PY) phase_diagram.py --hamiltonian POTTS3 --algorithm checkerboard --out results/phase --images images
+	$(PY) phase_diagram.py --hamiltonian POTTS3 --as_table --algorithm checkerboard --sizes 16 32 --out $(PP) --images $(PP)
 	for h in EDNN_F1_C1_hid16x2_Q3 EDNN_F1_C1_hid16x2_Centred_Q3_from_GRU_1L_1H_hid64_Cosine_Q3 \
 	    EDNN_F1_C1_hid16x2_Centred_Flip_Q3_from_$(POTTS_JOINT); do \
-	    $(PY) phase_diagram.py --hamiltonian runs/potts/energy/$$h --sizes 16 32 --out $(PP) --images $(PP) || exit 1; done
+	    $(PY) phase_diagram.py --hamiltonian runs/potts/energy/$$h --algorithm checkerboard --sizes 16 32 --out $(PP) --images $(PP) || exit 1; done
 
 clean:
 	rm -rf runs results/demo data/demo
