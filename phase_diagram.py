@@ -816,6 +816,9 @@ def main(argv=None) -> int:
     json_path, md_path, png_path = check_outputs(args.out, args.images, hamiltonian.label, args.hamiltonian)
     if args.algorithm is not None:
         from lattices import lattice
+        from metropolis import ALGORITHMS
+        if args.algorithm not in ALGORITHMS:
+            raise UserError(f"--algorithm {args.algorithm}: unknown; use one of {', '.join(ALGORITHMS)}")
         try:
             lattice(hamiltonian, 4, 4, False).check_algorithm(args.algorithm)
         except ValueError as err:
