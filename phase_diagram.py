@@ -328,7 +328,11 @@ def phase_diagram(source="ISING1", sizes=DEFAULT_SIZES, betas=None, chains=DEFAU
     rows.sort(key=lambda r: (r["L"], r["beta"]))
     u4 = {L: np.array([r["binder"] for r in rows if r["L"] == L]) for L in sizes}
     rp = {L: np.stack([reps[L, i] for i in range(nb)], axis=1) for L in sizes}
-    stacked = {L: tuple(np.stack([series[L][i][k] for i in range(nb)]) for k in (0, 1)) for L in sizes}
+    # blocks of one size may thin differently (thin is measured per block): the reweighting takes the first
+    # n samples of every beta, n the fewest any beta of the size has (each still an equilibrium sample)
+    n_min = {L: min(series[L][i][0].shape[-1] for i in range(nb)) for L in sizes}
+    stacked = {L: tuple(np.stack([series[L][i][k][..., :n_min[L]] for i in range(nb)]) for k in (0, 1))
+               for L in sizes}
     crossings = []
     for a, b in zip(sizes, sizes[1:]):
         chord = crossing_of(betas, u4[a], u4[b], rp[a], rp[b], (a, b))

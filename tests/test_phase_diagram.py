@@ -346,3 +346,20 @@ def test_a_killed_run_resumes_and_gives_the_uninterrupted_result(tmp_path, monke
     assert json.dumps(resumed, sort_keys=True) == json.dumps(whole, sort_keys=True)
     other = pd.phase_diagram("ISING1", resume=tmp_path / "kept", **{**kw, "seed": 4})
     assert calls[3:] == [4, 6] and other["rows"] != whole["rows"]
+
+
+def test_blocks_of_one_size_with_different_thinning_reweight_together(monkeypatch):
+    """Thin is measured per beta block, so the betas of one size can hold different numbers of samples;
+    the reweighted crossing uses the first n of each (n the fewest), and the run completes."""
+    monkeypatch.setattr(pd, "beta_blocks", lambda nb, chains, sites: [np.array([i]) for i in range(nb)])
+    real = pd.sample_block
+
+    def uneven(*a, **k):
+        b = real(*a, **k)
+        if a[2][0] == 0.42:                                    # one beta keeps half its samples
+            b["m"], b["E"] = b["m"][..., ::2], b["E"][..., ::2]
+        return b
+    monkeypatch.setattr(pd, "sample_block", uneven)
+    r = pd.phase_diagram("ISING1", sizes=(4, 6), betas=(0.42, 0.44, 0.46), chains=4, sweeps=400, burn_in=50,
+                         seed=2, progress=False)
+    assert len(r["crossings"]) == 1 and "method" in r["crossings"][0]
