@@ -82,6 +82,21 @@ def potts_file(ising_file):
     return make
 
 
+def run_cli(main, argv, capsys):
+    """(exit status, stderr) of `checks.main_guard(main, argv)` (argv items made str), argparse's exits
+    included; what earlier steps of the test wrote to stderr is dropped first.
+
+    Test modules import it: `from conftest import run_cli`."""
+    from checks import main_guard
+
+    capsys.readouterr()
+    try:
+        code = main_guard(main, [str(a) for a in argv])
+    except SystemExit as exc:
+        code = exc.code
+    return code, capsys.readouterr().err
+
+
 def user_error(code, err, *names, usage=False) -> str:
     """The error line of a user's mistake, after checking what matters and not the wording: exit
     status 2, no traceback, exactly one line on stderr (besides argparse's usage text when `usage`),

@@ -25,22 +25,15 @@ import hamiltonians
 import inverse_ising
 import ising
 import phase_diagram as pd
-from checks import UserError, check_output_file, main_guard
-from conftest import user_error
+from checks import UserError, check_output_file
+from conftest import run_cli, user_error
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = ROOT / "weights" / "energy" / "EDNN_F1_C1_hid16x2"
 TINY = ["--n_x", "4", "--n_y", "4", "--n_samples", "8", "--burn_in", "4", "--no_progress"]
 
 
-def _cli(main, argv, capsys):
-    """(exit status, stderr) of main_guard(main, argv), argparse's exits included."""
-    capsys.readouterr()
-    try:
-        code = main_guard(main, [str(a) for a in argv])
-    except SystemExit as exc:
-        code = exc.code
-    return code, capsys.readouterr().err
+_cli = run_cli
 
 
 def _digest(path) -> str:

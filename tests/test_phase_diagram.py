@@ -18,7 +18,8 @@ import ising
 import potts
 import runs
 import phase_diagram as pd
-from checks import UserError, main_guard
+from checks import UserError
+from conftest import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 Z = 4.0
@@ -137,12 +138,7 @@ def test_jackknife_and_binder_cumulant():
 
 
 def _cli(argv, capsys):
-    capsys.readouterr()
-    try:
-        code = main_guard(pd.main, [str(a) for a in argv])
-    except SystemExit as exc:
-        code = exc.code
-    return code, capsys.readouterr().err
+    return run_cli(pd.main, argv, capsys)
 
 
 @pytest.mark.parametrize("flags, message, usage", [

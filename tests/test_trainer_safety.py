@@ -17,7 +17,7 @@ import torch
 
 import energy_trainer
 import probability_trainer
-from conftest import user_error
+from conftest import run_cli, user_error
 from energy_models import EnergyModel
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -221,13 +221,7 @@ def eval_file(ising_file, tmp_path):
 def _evaluate(argv, capsys):
     import evaluate
 
-    from checks import main_guard
-    capsys.readouterr()
-    try:
-        code = main_guard(evaluate.main, [str(a) for a in argv])
-    except SystemExit as exc:
-        code = exc.code
-    return code, capsys.readouterr().err
+    return run_cli(evaluate.main, argv, capsys)
 
 
 @pytest.mark.parametrize("column, row", [("true_energies", 7), ("beta", 3)])
