@@ -10,14 +10,17 @@ interact, so a kernel updates a whole block at once. Each lattice carries what t
   refuses the others, `cluster_refusal` saying why a lattice has no cluster update;
 - `energies(blocks)`: E of a state; `stored_energy(blocks, e)`: the energy after a sweep;
 - `start(bits)`: the random (infinite-temperature) start; `ordered(blocks)`: a ground state;
-- `thresholds(betas, algorithm)`: the kernel's per-beta acceptance operand; `algorithm_name`.
+- `thresholds(betas, algorithm)`: the kernel's per-beta acceptance operand; `algorithm_name`;
+- `n_instances`, `laid_out(chains_per_instance)`: how many Hamiltonians one program samples (1 but
+  for `BondLattice`'s disorder averages) and the lattice for the sampler's chains per instance.
 Classes: `PairLattice` (ISING1/ISING2, any size), `BondLattice` (a coupling per bond: the spin
-glass), `TableLattice` / `WindowLattice` (a table
+glass, one instance or many), `TableLattice` / `WindowLattice` (a table
 Hamiltonian: any window by gathers / 3 x 3 windows on strided sub-lattices), `PottsLattice` (Potts),
 `PottsWindowLattice` (a Potts table).
 """
 from __future__ import annotations
 
+import copy
 import functools
 
 import numpy as np
@@ -27,6 +30,7 @@ import jax.numpy as jnp
 import cluster
 import ising
 import potts
+import spin_glass
 from ising import colouring, neighbours, window_offsets
 from metropolis import (ZERO_ACCEPT, _SWEEPS, _accept, _patterns, _sweep_heatbath, _sweep_potts_window, _sweep_table,
                         _sweep_window, _table_accept, _window_energy, acceptance_scale, acceptance_table)
@@ -49,6 +53,12 @@ class Blocks:
     def block(self, x, c):
         """Colour c's columns of x (B, >= S) in colour order."""
         return x[:, self.offsets[c]:self.offsets[c + 1]]
+
+    n_instances = 1          # Hamiltonians of one program (`BondLattice`: a disorder average)
+
+    def laid_out(self, chains_per_instance):
+        """The lattice for a sampler of chains_per_instance chains per instance: one instance, itself."""
+        return self
 
     def split(self, x):
         """(B, S) in colour order -> tuple of blocks (B, m_c)."""
@@ -157,23 +167,89 @@ class BondLattice(Blocks):
     """A coupling per bond (the spin glass, `spin_glass.EdwardsAnderson`): the nearest-neighbour colours
     and coupling tables of `PairLattice`, each bond its own J, and the same checkerboard kernel. Any real
     J, so the Metropolis test takes dE = 2 s_i h_i itself (`metropolis._table_accept`: probability
-    c(beta) min(1, exp(-beta dE)), x 0.9 at dE = 0), not a table of levels."""
+    c(beta) min(1, exp(-beta dE)), x 0.9 at dE = 0), not a table of levels.
+
+    K instances of one size (`spin_glass.Disorder`; one instance is K = 1) run in one program: the
+    tables' indices are the same for every instance (one geometry), their couplings stacked (K, m_c,
+    k_ac), and each chain reads its own instance's. Which chain is which instance is the sampler's
+    layout (instances x chains x betas), fixed by `laid_out(chains_per_instance)`: chain g is instance
+    min(g // chains_per_instance, K - 1) (padding chains: the last). K > 1 takes gathers, never dense
+    products: a dense (m_a, m_c) matrix per chain would be B x S^2 / 4 floats.
+    J_h, J_v float32 (K, n_x, n_y): the couplings, for the energies of whole states.
+    """
     cluster_refusal = ("a spin glass's couplings of both signs are frustrated: its Swendsen-Wang clusters "
                        "percolate at every low temperature and decorrelate nothing")
+    per_instance = None
 
     def __init__(self, n_x, n_y, hamiltonian, dense):
-        self.hamiltonian, self.dense = hamiltonian, dense
-        _pair_tables(self, n_x, n_y, colouring(n_x, n_y, "ISING1"), hamiltonian.neighbours(n_x, n_y), dense)
+        instances = hamiltonian.instances
+        self.hamiltonian, self.n_instances = hamiltonian, len(instances)
+        self.dense = dense = bool(dense) and self.n_instances == 1
+        col = colouring(n_x, n_y, "ISING1")
+        _pair_tables(self, n_x, n_y, col, instances[0].neighbours(n_x, n_y), dense)
+        if self.n_instances > 1:
+            each = [_Tables() for _ in instances]
+            for t, h in zip(each, instances):
+                _pair_tables(t, n_x, n_y, col, h.neighbours(n_x, n_y), False)
+            for pair, (idx, _) in self.couplings.items():
+                if any(not np.array_equal(t.couplings[pair][0], idx) for t in each):
+                    raise AssertionError("bond lattice: instances of one size with different neighbour tables")
+            self.couplings = {pair: (idx, np.stack([t.couplings[pair][1] for t in each]))
+                              for pair, (idx, _) in self.couplings.items()}
+        self.J_h = np.stack([h.J_h_array for h in instances]).astype(np.float32)
+        self.J_v = np.stack([h.J_v_array for h in instances]).astype(np.float32)
+        self._layouts = {}
+
+    def laid_out(self, chains_per_instance):
+        """This lattice for a sampler of chains_per_instance chains per instance (one object per layout,
+        so each compiles once); K = 1: itself."""
+        if self.n_instances == 1:
+            return self
+        per = int(chains_per_instance)
+        if per not in self._layouts:
+            lat = copy.copy(self)
+            lat.per_instance = per
+            self._layouts[per] = lat
+        return self._layouts[per]
+
+    def chain_instances(self, B):
+        """The instance of each of B chains, int32 (B,) (numpy: B is static in a compiled program)."""
+        if self.n_instances > 1 and self.per_instance is None:
+            raise AssertionError("a bond lattice of several instances needs laid_out(chains_per_instance) first")
+        per = self.per_instance or B
+        return np.minimum(np.arange(B) // per, self.n_instances - 1).astype(np.int32)
 
     def sweep(self, algorithm):
-        return _SWEEPS[algorithm]
+        kernel = _SWEEPS[algorithm]
+        return kernel if self.n_instances == 1 else functools.partial(_instance_sweep, kernel)
+
+    def per_chain(self, B):
+        """A view of this lattice whose couplings are per chain, (idx (m_c, k_ac), J float32 (B, m_c, k_ac)):
+        `metropolis._couple`'s gathers multiply them elementwise, so the kernel itself is unchanged."""
+        inst = self.chain_instances(B)
+        view = copy.copy(self)
+        view.couplings = {pair: (idx, jnp.take(jnp.asarray(w), inst, axis=0)) for pair, (idx, w) in self.couplings.items()}
+        return view
 
     def accept(self, sh, bits, ch):
         return _table_accept(2.0 * sh, bits, ch)
 
     def energies(self, blocks):
         grids = jnp.take(jnp.concatenate(blocks, axis=1), self.inverse, axis=1).reshape(-1, self.n_x, self.n_y)
-        return self.hamiltonian.energy(grids)
+        if self.n_instances == 1:
+            return spin_glass.energy(grids, self.J_h[0], self.J_v[0])
+        inst = self.chain_instances(grids.shape[0])
+        return spin_glass.energy(grids, jnp.take(jnp.asarray(self.J_h), inst, axis=0),
+                                 jnp.take(jnp.asarray(self.J_v), inst, axis=0))
+
+
+class _Tables:
+    """What `_pair_tables` fills in for one more instance of a `BondLattice`."""
+
+
+def _instance_sweep(kernel, lat, t, blocks, e, ch):
+    """`kernel` with each chain's own couplings (`BondLattice.per_chain`)."""
+    return kernel(lat.per_chain(blocks[0].shape[0]), t, blocks, e, ch)
 
 
 class TableLattice(Blocks):

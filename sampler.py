@@ -8,7 +8,10 @@
 The Hamiltonian (`hamiltonians.py`) gives the lattice (`lattices.py`), which names its kernel
 (`metropolis.py`), its energy, start state and acceptance operand: nothing here asks what either is.
 Chain g of the batch has beta betas[g % n_betas]; the batch is padded (`_padded_batch`) and sharded
-over the devices JAX sees. `generate` is the data file: burn-in, the integrated autocorrelation time
+over the devices JAX sees. A disorder average (`spin_glass.Disorder`, K instances of one size) is one
+batch too, laid out as instances x chains x betas: chain g = (k n_chains + c) n_betas + b is chain c
+of instance k at beta b, so the chains of every instance are sharded, padded and exchanged like any
+others, and replica exchange (neighbouring betas of one chain number) never leaves an instance. `generate` is the data file: burn-in, the integrated autocorrelation time
 of the energy, thinning, and the samples streamed into chunked HDF5 datasets while the next block is
 computed, written under a temporary name and renamed when complete.
 
@@ -216,7 +219,9 @@ def _powers_of_two(n, per):
 class Sampler:
     """A batch of chains at given betas, sharded over all JAX devices.
 
-    hamiltonian: a `hamiltonians.Hamiltonian` or a built-in name (ISING1, ISING2, POTTS<q>).
+    hamiltonian: a `hamiltonians.Hamiltonian` or a built-in name (ISING1, ISING2, POTTS<q>), or a
+    disorder average (`spin_glass.Disorder`): n_chains chains per beta of each of its n_instances
+    instances, batch index g = (k * n_chains + c) * n_betas + b for instance k, chain c, beta b.
     swap_every: K > 0 adds replica exchange: every K sweeps, chains of one chain number at neighbouring
     betas (in the order given) swap configurations by the exact rule (`_swap_round`), inside the sweeps'
     compiled program (`_exchange_run`); swap_rates() gives each neighbour pair's acceptance.  0 (default): no swaps, the chains are independent.
@@ -229,10 +234,12 @@ class Sampler:
                  swap_every=0):
         self.hamiltonian = hamiltonians.resolve(hamiltonian)
         self.n_x, self.n_y, self.S, self.algorithm = n_x, n_y, n_x * n_y, algorithm
-        self.lat = lattice(self.hamiltonian, n_x, n_y, self.S <= DENSE_MAX_SITES if dense is None else bool(dense))
-        self.lat.check_algorithm(algorithm)
+        lat = lattice(self.hamiltonian, n_x, n_y, self.S <= DENSE_MAX_SITES if dense is None else bool(dense))
+        lat.check_algorithm(algorithm)
         self.betas = np.asarray(betas, np.float64).reshape(-1)
-        self.n_real = len(self.betas) * int(n_chains)
+        self.n_instances, self.n_chains = lat.n_instances, int(n_chains)
+        self.lat = lat.laid_out(len(self.betas) * self.n_chains)
+        self.n_real = self.n_instances * len(self.betas) * self.n_chains
         mesh = Mesh(np.array(jax.devices()), ("chains",))
         self.B = B = _padded_batch(self.n_real, mesh.size)
         if B * ((self.S + 1) // 2) >= 2 ** 32:
@@ -281,21 +288,25 @@ class Sampler:
         self._low = jnp.minimum(self._low, low)
         return out, flips
 
-    def swap_rates(self):
-        """Replica exchange: the acceptance of each neighbour pair of betas, float64 (n_betas - 1,)
-        (NaN where none was tried)."""
-        nb = len(self.betas)
-        ok = np.bincount(np.arange(self.n_real) % nb, weights=np.asarray(self._accepted)[:self.n_real],
-                         minlength=nb)[:nb - 1]
+    def swap_rates(self, by_instance=False):
+        """Replica exchange: the acceptance of each neighbour pair of betas, float64 (n_betas - 1,), over
+        all instances; by_instance: per instance, (n_instances, n_betas - 1) (NaN where none was tried)."""
+        nb, K = len(self.betas), self.n_instances
+        ok = np.asarray(self._accepted, np.float64)[:self.n_real].reshape(K, -1, nb).sum(axis=1)[:, :nb - 1]
         with np.errstate(invalid="ignore", divide="ignore"):
-            return ok / self._tried
+            return ok / (self._tried / K) if by_instance else ok.sum(axis=0) / self._tried
 
-    def lowest_energies(self):
-        """The lowest energy seen at each beta, float64 (n_betas,): over the energies the programs track,
-        after every sweep of `trace` and `produce` (and of `burn` with replica exchange), each chain's
-        start included there; inf where none was tracked."""
-        low = np.asarray(self._low, np.float64)[:self.n_real]
-        return low.reshape(-1, len(self.betas)).min(axis=0)
+    def lowest_energies(self, by_instance=False):
+        """The lowest energy seen at each beta, float64 (n_betas,) (over all instances), by_instance:
+        (n_instances, n_betas): over the energies the programs track, after every sweep of `trace` and
+        `produce` (and of `burn` with replica exchange), each chain's start included there; inf where
+        none was tracked."""
+        low = np.asarray(self._low, np.float64)[:self.n_real].reshape(self.n_instances, -1, len(self.betas)).min(axis=1)
+        return low if by_instance else low.min(axis=0)
+
+    def chain_lowest_energies(self):
+        """The lowest energy each real chain has seen, float64 (n_instances, n_chains, n_betas)."""
+        return np.asarray(self._low, np.float64)[:self.n_real].reshape(self.n_instances, self.n_chains, -1)
 
     def burn(self, n):
         """n sweeps, nothing recorded."""
@@ -381,7 +392,11 @@ def validate(hamiltonian, n_x, n_y, betas, n_samples, n_chains=None, burn_in=Non
             raise ValueError(f"--filename {filename}: {betas.size * int(n_samples)} lattices of {n_x}x{n_y} need about "
                              f"{need / 1e9:.3g} GB, and {parent} has {free / 1e9:.3g} GB free; use fewer --n_samples "
                              "or another folder")
-    lattice(h, int(n_x), int(n_y), S <= DENSE_MAX_SITES).check_algorithm(algorithm)   # the lattice refuses sizes it cannot tile
+    lat = lattice(h, int(n_x), int(n_y), S <= DENSE_MAX_SITES)
+    lat.check_algorithm(algorithm)                     # the lattice refuses sizes it cannot tile
+    if lat.n_instances > 1:
+        raise ValueError(f"a data file holds one instance; {h.label} has {lat.n_instances}: write one file per "
+                         "--disorder_seed")
     return betas
 
 

@@ -1,4 +1,5 @@
-"""The 2D Edwards-Anderson spin glass, once: energy, instances, overlap and exact results of one instance.
+"""The 2D Edwards-Anderson spin glass, once: energy, instances, overlap and exact results of one instance;
+`Disorder`, K instances of one size as one Hamiltonian (a disorder average in one sampler program).
 
 Pure numpy (no JAX, no torch), the disordered counterpart of `ising.py`; `energy` also accepts JAX
 arrays (`__array_namespace__`), so a compiled sampler can use this very definition.
@@ -52,13 +53,14 @@ def _namespace(grids):
 
 
 def energy(grids, J_h, J_v):
-    """grids (..., n_x, n_y) ±1, couplings J_h, J_v (n_x, n_y) -> total energies (...),
-    float64 for numpy input, float32 for JAX input."""
+    """grids (..., n_x, n_y) ±1, couplings J_h, J_v (n_x, n_y), or one instance per lattice (..., n_x, n_y)
+    broadcasting against the grids' leading axes -> total energies (...), float64 for numpy input,
+    float32 for JAX input (then the couplings may be JAX arrays too: the sampler's per-chain couplings)."""
     xp, s, dtype = _namespace(grids)
-    if tuple(s.shape[-2:]) != tuple(np.shape(J_h)) or np.shape(J_h) != np.shape(J_v):
+    if tuple(s.shape[-2:]) != tuple(np.shape(J_h)[-2:]) or np.shape(J_h) != np.shape(J_v):
         raise ValueError(f"lattices of shape {tuple(s.shape[-2:])} but couplings J_h {np.shape(J_h)}, "
                          f"J_v {np.shape(J_v)}")
-    jh, jv = xp.asarray(np.asarray(J_h), dtype=dtype), xp.asarray(np.asarray(J_v), dtype=dtype)
+    jh, jv = (xp.asarray(J if hasattr(J, "shape") else np.asarray(J), dtype=dtype) for J in (J_h, J_v))
     right, down = xp.roll(s, -1, axis=-1), xp.roll(s, -1, axis=-2)
     return 0.0 - xp.sum(jh * s * right + jv * s * down, axis=(-2, -1))
 
@@ -373,6 +375,7 @@ class EdwardsAnderson:
 
     J_h_array = property(lambda self: np.array(self.J_h, np.float64))
     J_v_array = property(lambda self: np.array(self.J_v, np.float64))
+    instances = property(lambda self: (self,))     # what `Disorder` batches: the lattice reads both alike
     n_x = property(lambda self: len(self.J_h))
     n_y = property(lambda self: len(self.J_h[0]))
 
@@ -435,6 +438,76 @@ class EdwardsAnderson:
 
     def density_of_states(self):
         return density_of_states(self.J_h_array, self.J_v_array)
+
+    def check_grids(self, grids) -> None:
+        ising.check_spins(grids)
+
+
+@dataclass(frozen=True)
+class Disorder:
+    """K instances of one lattice size as one Hamiltonian for the sampler: a disorder average in one
+    compiled program instead of K. `sampler.Sampler` lays the chains out as instances x chains x betas
+    (chain g of a sampler of n_chains per instance and n_betas belongs to instance g // (n_chains
+    n_betas)), so replica exchange, which pairs neighbouring betas of one chain number, never mixes
+    instances; `lattices.BondLattice` stacks the couplings J_h, J_v float32 (K, n_x, n_y) and gives each
+    chain its own instance's. Hashable like an instance (the sampler compiles once per ensemble).
+    Build it with `standard` (disorder seeds) or `of` (instances)."""
+    instances: tuple
+    name = "EA"
+    trained_on = "EA"
+    q = 2
+    beta_c = None
+    lattice_kind = "bonds"
+    order_components = 1
+
+    def __post_init__(self):
+        if not self.instances:
+            raise ValueError("a disorder average needs at least one instance")
+        shapes = {(h.n_x, h.n_y) for h in self.instances}
+        if len(shapes) > 1:
+            raise ValueError(f"the instances of one program share a lattice size, got {sorted(shapes)}")
+
+    @classmethod
+    def of(cls, instances) -> "Disorder":
+        return cls(tuple(instances))
+
+    @classmethod
+    def standard(cls, n_x: int, n_y: int, seeds) -> "Disorder":
+        """The ±J instances (`EdwardsAnderson.standard`) of the disorder seeds, in their order."""
+        return cls(tuple(EdwardsAnderson.standard(n_x, n_y, int(s)) for s in seeds))
+
+    n_instances = property(lambda self: len(self.instances))
+    n_x = property(lambda self: self.instances[0].n_x)
+    n_y = property(lambda self: self.instances[0].n_y)
+    seeds = property(lambda self: [h.seed for h in self.instances])
+    J_h_array = property(lambda self: np.stack([h.J_h_array for h in self.instances]))   # float64 (K, n_x, n_y)
+    J_v_array = property(lambda self: np.stack([h.J_v_array for h in self.instances]))
+
+    @property
+    def label(self) -> str:
+        seeds = self.seeds
+        if None not in seeds and seeds == list(range(seeds[0], seeds[0] + len(seeds))):
+            return f"EA_{self.n_x}x{self.n_y}_seeds{seeds[0]}-{seeds[-1]}"
+        return f"EA_{self.n_x}x{self.n_y}_{len(seeds)}_instances"
+
+    def energy(self, grids):
+        """grids (..., K, n_x, n_y), lattice k of instance k -> energies (..., K)."""
+        self.instances[0]._check_size(*np.shape(grids)[-2:])
+        if np.ndim(grids) < 3 or np.shape(grids)[-3] != self.n_instances:
+            raise ValueError(f"lattices of shape {np.shape(grids)}: a disorder average of {self.n_instances} "
+                             f"instances takes (..., {self.n_instances}, n_x, n_y), one lattice per instance")
+        return energy(grids, self.J_h_array, self.J_v_array)
+
+    def attrs(self) -> dict:
+        return {"hamiltonian": self.name, "q": 2, "J_h": self.J_h_array.astype(np.float32),
+                "J_v": self.J_v_array.astype(np.float32),
+                "disorder_seeds": np.array([-1 if s is None else s for s in self.seeds], np.int64)}
+
+    def order_parameter(self, grids):
+        return ising.spin_mean(grids)
+
+    def table(self):
+        return None
 
     def check_grids(self, grids) -> None:
         ising.check_spins(grids)
