@@ -5,6 +5,7 @@
     python phase_diagram.py --hamiltonian results/inverse_ising/pseudo_likelihood_ISING1.json   # simulate the fit
     python inverse_ising.py --train_path /tmp/ea.hdf5 --out /tmp/ea_fit.json   # a spin glass: one coupling per bond
     python generate_ising.py --hamiltonian EA --couplings /tmp/ea_fit.npz ...  # sample that fit
+    python inverse_ising.py --train_path data/ea/train_data.hdf5 --teacher RUN  # label-free: a teacher's energies
 
 No neural network and no energy label: it assumes the form a physicist would write down, pairs to
 the eight neighbours and a field,
@@ -36,6 +37,8 @@ its law is symmetric under the global flip s -> -s and every field's truth is 0;
 site anyway (N more parameters, a fifth feature s_i, 32 patterns), which only adds variance, and
 generate_ising.py --couplings does not read it. Sides of 2 are refused: there the two bonds of a pair
 have the same product in every lattice, and only their sum is identifiable.
+With --teacher RUN the same per-bond form is fitted to the energies a trained probability model gives
+the lattices, by least squares (the label-free student: no energy label, no pseudo-likelihood; `per_bond`).
 Output: the couplings as an .npz (arrays J_h, J_v (n_x, n_y) float32: a Hamiltonian source,
 `generate_ising.py --hamiltonian EA --couplings FIT.npz`) beside a JSON of the summary (rms error
 against the couplings the file records, the fraction of signs right, the block error bars).
@@ -55,6 +58,7 @@ import spin_glass
 from checks import UserError, atomic_path, check_output_file, main_guard, positive_float, positive_int, write_json
 
 KIND = "pseudo_likelihood"
+TEACHER_KIND = "teacher_per_bond"     # the label-free student: a teacher's energies, least squares
 NAMES = (*ising.PAIR_NAMES, "field")
 
 
@@ -217,6 +221,53 @@ def fit_bonds(counts: np.ndarray, n_x: int, n_y: int, beta: float, steps: int = 
     return a / (2.0 * beta), False
 
 
+def bond_products(grids, field: bool = False) -> np.ndarray:
+    """float64 (M, 2 N [+ N]): per lattice of grids (M, n_x, n_y) ±1, the product s_i s_j of every bond in
+    theta's order, J_h's bonds (x, y)-(x, y+1) then J_v's (x, y)-(x+1, y) (and s_i with a field)."""
+    s = np.asarray(grids, np.float64)
+    m = len(s)
+    cols = [(s * np.roll(s, -1, axis=2)).reshape(m, -1), (s * np.roll(s, -1, axis=1)).reshape(m, -1)]
+    return np.concatenate(cols + [s.reshape(m, -1)] * field, axis=1)
+
+
+def normal_equations(grids, energies, field: bool = False, chunk: int = 8192):
+    """(A, b) of the least squares E(s) ~ c - sum_b theta_b s_i s_j [- sum_i h_i s_i] over the lattices:
+    A = X^T X, b = X^T E with X = [1, -bond_products] (M, 1 + 2 N [+ N]), accumulated in chunks so
+    that 200,000 lattices of 8 x 8 never hold X at once. Sums over blocks of lattices add."""
+    a = b = 0.0
+    for i in range(0, len(grids), chunk):
+        x = -bond_products(grids[i:i + chunk], field)
+        x = np.concatenate([np.ones((len(x), 1)), x], axis=1)
+        e = np.asarray(energies[i:i + chunk], np.float64)
+        a, b = a + x.T @ x, b + x.T @ e
+    return a, b
+
+
+def fit_energies(equations) -> np.ndarray | None:
+    """theta (2 N [+ N],) of `normal_equations` (the constant c dropped: a label-free energy is known only
+    up to one), or None where they are singular (a bond whose product is the same in every lattice)."""
+    a, b = equations
+    try:
+        solution = np.linalg.solve(a, b)
+    except np.linalg.LinAlgError:
+        return None
+    return solution[1:] if np.all(np.isfinite(solution)) else None
+
+
+def teacher_energies(teacher, grids) -> np.ndarray:
+    """float64 (M,): the energies a trained probability model (run directory) gives the lattices:
+    -(1/beta) log q(s) + const for the causal model, its absolute energy for a conditional one (`teacher.py`).
+    Checked like a student's teacher: of the lattices' size and Hamiltonian (runs.check_grids)."""
+    from runs import load_probability_model, predict     # torch only where a teacher is asked for
+
+    model, _ = load_probability_model(teacher, "--teacher")
+    hp = model.hparams
+    if (int(hp.n_x), int(hp.n_y)) != grids.shape[1:]:
+        raise UserError(f"--teacher {teacher}: trained on {hp.n_x} x {hp.n_y} lattices, these are "
+                        f"{grids.shape[1]} x {grids.shape[2]}; it labels lattices of its own size only")
+    return np.asarray(predict(model, grids, batch_size=4096), np.float64)
+
+
 def planted_couplings(meta: dict, n_x: int, n_y: int):
     """(J_h, J_v) float64 (n_x, n_y) a file records (an EA file's instance; ISING1: every bond 1), else None;
     UserError where the recorded instance does not fit the lattices or holds no finite couplings."""
@@ -237,6 +288,17 @@ def planted_couplings(meta: dict, n_x: int, n_y: int):
 
 EXACT_T = (0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 2.5, 3.0)
 EXACT_MAX_SIDE = 10          # the shorter side up to which the exact comparison runs (rows of 2^10 states: seconds)
+
+
+def heat_capacity_peak(J_h, J_v, t_min: float = 0.3, t_max: float = 3.0, step: float = 0.05) -> float:
+    """The temperature of the exact C/N maximum of an instance on [t_min, t_max]: the grid's largest
+    C = beta^2 Var E, refined by the parabola through it and its two neighbours (spin_glass.moments)."""
+    ts = np.arange(t_min, t_max + step / 2, step)
+    c = np.array([spin_glass.moments(J_h, J_v, 1.0 / t)[1] / t ** 2 for t in ts])
+    k = int(np.clip(np.argmax(c), 1, len(ts) - 2))
+    a, b, d = c[k - 1:k + 2]
+    curvature = a - 2 * b + d
+    return float(ts[k] + (0.5 * step * (a - d) / curvature if curvature < 0 else 0.0))
 
 
 def exact_comparison(fit, truth, temperatures=EXACT_T) -> dict:
@@ -263,21 +325,31 @@ def exact_comparison(fit, truth, temperatures=EXACT_T) -> dict:
         cross = -(-f(2 * h) + 8 * f(h) - 8 * f(-h) + f(-2 * h)) / (12 * h)
         rows.append({"T": T, "u_exact": spin_glass.moments(*truth, beta)[0] / n,
                      "u_fit": spin_glass.moments(*fit, beta)[0] / n, "u_cross": cross / n})
+    t_fit, t_exact = heat_capacity_peak(*fit), heat_capacity_peak(*truth)
     eps = 1e-7
     e0_fit = spin_glass.ground_state(*fit)[0]
     e0_cross = (spin_glass.ground_state(*(a + eps * b for a, b in zip(fit, truth)))[0] - e0_fit) / eps
     e0 = spin_glass.ground_state(*truth)[0]
     return {"rows": rows, "max_abs_du_fit": max(abs(r["u_fit"] - r["u_exact"]) for r in rows),
             "max_abs_du_cross": max(abs(r["u_cross"] - r["u_exact"]) for r in rows),
+            "c_peak_T_exact": t_exact, "c_peak_T_fit": t_fit, "c_peak_rel_error": abs(t_fit / t_exact - 1),
             "e0_exact": e0 / n, "e0_fit_own": e0_fit / n, "e0_fit_true": e0_cross / n,
             "e0_rel_error": abs(e0_cross - e0) / abs(e0), "e0_own_rel_error": abs(e0_fit - e0) / abs(e0)}
 
 
-def per_bond(train_path, blocks: int = 10, max_lattices: int | None = None, field: bool = False, exact_T=EXACT_T):
+def per_bond(train_path, blocks: int = 10, max_lattices: int | None = None, field: bool = False, exact_T=EXACT_T,
+             teacher=None):
     """The per-bond fit on every lattice of train_path, with its block error bars: (report dict,
     arrays {J_h, J_v[, field]} float32 (n_x, n_y) of the fit). Where the file records its couplings and
     the shorter side is at most EXACT_MAX_SIDE, the report's "exact" compares the fit's couplings (as
-    written, float32, no field) with them at the temperatures exact_T (`exact_comparison`; none: skipped)."""
+    written, float32, no field) with them at the temperatures exact_T (`exact_comparison`; none: skipped).
+
+    teacher (a run directory of a probability model trained on these lattices): the label-free student.
+    Instead of the pseudo-likelihood, the couplings are the least-squares fit of the teacher's energies
+    of the lattices (`normal_equations`): the teacher knows the energy up to a constant, the form (one
+    coupling per bond) is the EA Hamiltonian's own, and the fit averages the teacher's error per lattice
+    over 2 N parameters only. The Hamiltonian it gives is the planted one's kind, so the sampler runs it
+    exactly (`generate_ising.py --hamiltonian EA --couplings FIT.npz`)."""
     meta, grids = read_lattices(train_path, blocks, max_lattices)
     meta["path"] = str(train_path)
     m, n_x, n_y = grids.shape
@@ -288,20 +360,27 @@ def per_bond(train_path, blocks: int = 10, max_lattices: int | None = None, fiel
     if not (np.isfinite(beta) and beta > 0):
         raise UserError(f"{train_path}: beta = {beta}; the fit needs a finite beta > 0")
     truth = planted_couplings(meta, n_x, n_y)
-    parts = [site_counts(g, field) for g in np.array_split(grids, blocks)]
-    fits = [fit_bonds(np.sum(parts, axis=0), n_x, n_y, beta)] + [fit_bonds(c, n_x, n_y, beta) for c in parts]
-    theta, per_block = fits[0][0], np.array([t for t, _ in fits[1:]])
-    if not all(ok for _, ok in fits) or np.abs(per_block).max() > hamiltonians.MAX_COUPLING:
-        raise UserError(f"{train_path}: the pseudo-likelihood has no finite maximum on these lattices (a bond whose "
-                        "spins agree, or disagree, in every lattice of a block); give more lattices, a lower beta "
-                        "or fewer --blocks")
+    if teacher is None:
+        parts = [site_counts(g, field) for g in np.array_split(grids, blocks)]
+        fits = [fit_bonds(np.sum(parts, axis=0), n_x, n_y, beta)] + [fit_bonds(c, n_x, n_y, beta) for c in parts]
+        thetas = [t if ok else None for t, ok in fits]
+    else:
+        energies = teacher_energies(teacher, grids)
+        parts = [normal_equations(g, e, field) for g, e in zip(np.array_split(grids, blocks),
+                                                                np.array_split(energies, blocks))]
+        thetas = [fit_energies((sum(a for a, _ in parts), sum(b for _, b in parts)))] + [fit_energies(p) for p in parts]
+    if any(t is None for t in thetas) or np.abs(thetas[1:]).max() > hamiltonians.MAX_COUPLING:
+        raise UserError(f"{train_path}: the fit has no finite solution on these lattices (a bond whose spins agree, "
+                        "or disagree, in every lattice of a block); give more lattices, a lower beta or fewer --blocks")
+    theta, per_block = thetas[0], np.array(thetas[1:])
     err = per_block.std(axis=0, ddof=1) / np.sqrt(blocks)
     n = n_x * n_y
     arrays = {"J_h": theta[:n].reshape(n_x, n_y), "J_v": theta[n:2 * n].reshape(n_x, n_y)}
     if field:
         arrays["field"] = theta[2 * n:].reshape(n_x, n_y)
     fitted = theta[:2 * n]
-    report = {"kind": f"{KIND}_per_bond", "train_path": str(train_path), "trained_on": meta["hamiltonian"],
+    report = {"kind": f"{KIND}_per_bond" if teacher is None else TEACHER_KIND, "teacher": teacher and str(teacher),
+              "train_path": str(train_path), "trained_on": meta["hamiltonian"],
               "disorder_seed": meta.get("disorder_seed"), "beta": beta, "n_lattices": int(m), "n_x": n_x,
               "n_y": n_y, "blocks": blocks, "field": field,
               "error_bar_rms": float(np.sqrt(np.mean(err[:2 * n] ** 2))),
@@ -325,7 +404,9 @@ def per_bond(train_path, blocks: int = 10, max_lattices: int | None = None, fiel
 
 
 def markdown_per_bond(report: dict) -> str:
-    lines = [f"Per-bond pseudo-likelihood fit to {report['n_lattices']} lattices {report['n_x']} x {report['n_y']} "
+    how = ("pseudo-likelihood fit" if report.get("teacher") is None else
+           f"least-squares fit of the energies the teacher {report['teacher']} gives")
+    lines = [f"Per-bond {how} to {report['n_lattices']} lattices {report['n_x']} x {report['n_y']} "
              f"of {report['train_path']} (beta = {report['beta']:g}, {report['trained_on']}); error bars from "
              f"{report['blocks']} blocks", "", "| quantity | value |", "|---|---|"]
     for key in ("mean_abs_coupling", "error_bar_rms", "error_bar_max", "rms_error", "max_abs_error", "mean_error",
@@ -340,6 +421,8 @@ def markdown_per_bond(report: dict) -> str:
         for r in ex["rows"]:
             lines.append(f"| {r['T']:g} | {r['u_exact']:.5f} | {r['u_fit']:.5f} | {r['u_fit'] - r['u_exact']:+.5f} | "
                          f"{r['u_cross']:.5f} | {r['u_cross'] - r['u_exact']:+.5f} |")
+        lines += ["", f"C/N maximum: exact at T = {ex['c_peak_T_exact']:.4f}, the fit's own at "
+                  f"{ex['c_peak_T_fit']:.4f} ({ex['c_peak_rel_error']:.2%} off)"]
         lines += ["", f"ground state E_0/N: exact {ex['e0_exact']:.5f}; the fit's own {ex['e0_fit_own']:.5f} "
                   f"({ex['e0_own_rel_error']:.2%} off); the planted energy of the fit's ground state "
                   f"{ex['e0_fit_true']:.5f} ({ex['e0_rel_error']:.2%} off)"]
@@ -358,6 +441,9 @@ def main(argv=None) -> int:
                    ".npz): the default for a spin-glass file (hamiltonian EA)")
     p.add_argument("--field", action="store_true", help="per bond: fit a field per site too (off by default: the EA "
                    "model has none, and generate_ising.py --couplings does not read it)")
+    p.add_argument("--teacher", default=None, metavar="RUN", help="label-free, per bond: fit the couplings to the "
+                   "energies a trained probability model (a run directory of probability_trainer.py, trained on these "
+                   "lattices) gives them, by least squares, instead of the pseudo-likelihood")
     p.add_argument("--exact_T", type=positive_float, nargs="*", default=list(EXACT_T), metavar="T",
                    help="per bond, where the file records its couplings and the shorter side is <= "
                    f"{EXACT_MAX_SIDE}: exact U/N of the fit and of the planted instance at these temperatures, and "
@@ -366,7 +452,7 @@ def main(argv=None) -> int:
     if args.blocks < 2:
         raise UserError("--blocks: the error bars need at least 2 blocks")
     meta = data_files.check_data_file(args.train_path)
-    bonds = args.per_bond or args.field or meta.get("hamiltonian") == "EA"
+    bonds = args.per_bond or args.field or args.teacher is not None or meta.get("hamiltonian") == "EA"
     suffixes = (".json", ".md", ".npz") if bonds else (".json", ".md")
 
     def check_out(out):
@@ -381,10 +467,12 @@ def main(argv=None) -> int:
     if args.out is not None:
         check_out(args.out)
     if bonds:
-        report, arrays = per_bond(args.train_path, args.blocks, args.max_lattices, args.field, args.exact_T)
+        report, arrays = per_bond(args.train_path, args.blocks, args.max_lattices, args.field, args.exact_T, args.teacher)
         seed = report["disorder_seed"]
         label = f"{report['trained_on']}_{report['n_x']}x{report['n_y']}" + ("" if seed in (None, -1) else f"_seed{seed}")
-        out = check_out(args.out or f"results/inverse_ising/{KIND}_per_bond_{label}.json")
+        if args.teacher is not None:
+            label += f"_from_{Path(args.teacher).resolve().name}"
+        out = check_out(args.out or f"results/inverse_ising/{report['kind']}_{label}.json")
         with atomic_path(out.with_suffix(".npz")) as tmp:
             with open(tmp, "wb") as f:
                 np.savez(f, **arrays)

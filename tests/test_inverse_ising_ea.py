@@ -124,7 +124,7 @@ def test_bad_inputs_get_one_line_and_no_file(tmp_path, capsys):
         (_write(tmp_path / "nan_s.hdf5", nan_grids, hamiltonian="EA", J_h=J_h, J_v=J_v), [], "±1"),
         (_write(tmp_path / "two.hdf5", grids[:, :2, :], hamiltonian="ISING1"), ["--per_bond"], ">= 3"),
         (_write(tmp_path / "frozen.hdf5", np.ones((40, 4, 4), np.int8), hamiltonian="EA", J_h=J_h, J_v=J_v), [],
-         "no finite maximum"),
+         "no finite solution"),
         (_write(tmp_path / "beta.hdf5", grids, beta=-0.5, hamiltonian="EA", J_h=J_h, J_v=J_v), [], "beta"),
     ]
     for path, extra, said in cases:
@@ -165,3 +165,47 @@ def test_the_exact_comparison_agrees_with_enumeration():
     assert ex["e0_fit_true"] == pytest.approx(e_true[e_fit <= e_fit.min() + 1e-9].min() / 12, abs=1e-6)
     same = inverse_ising.exact_comparison(truth, truth, (0.5,))
     assert same["max_abs_du_fit"] < 1e-7 and same["max_abs_du_cross"] < 1e-7 and same["e0_rel_error"] < 1e-6
+
+
+# ----------------------------------------------------------------------------- the label-free student
+def test_least_squares_recovers_every_bond_from_energies_known_up_to_a_constant():
+    """Energies of any lattices, shifted by a constant (all a label-free teacher knows), give the planted
+    real-valued couplings bond by bond (J_h and J_v not mixed up on 3 x 5) and zero fields; power: another
+    instance's energies, or energies scaled by 1.01 (a teacher at a slightly wrong beta), give other couplings."""
+    J_h, J_v = _instance("real", 3, 5, seed=4)
+    grids = np.random.default_rng(0).choice(np.array([-1, 1], np.int8), size=(400, 3, 5))
+    energies = spin_glass.energy(grids, J_h, J_v) + 17.25
+    planted = np.concatenate([J_h.ravel(), J_v.ravel()])
+    theta = inverse_ising.fit_energies(inverse_ising.normal_equations(grids, energies, field=True, chunk=64))
+    np.testing.assert_allclose(theta[:30], planted, atol=1e-9)
+    np.testing.assert_allclose(theta[30:], 0.0, atol=1e-9)
+    scaled = inverse_ising.fit_energies(inverse_ising.normal_equations(grids, 1.01 * energies))
+    assert np.abs(scaled - planted).max() > 5e-3
+    other = inverse_ising.fit_energies(inverse_ising.normal_equations(grids, spin_glass.energy(grids, J_v[::-1], J_h[::-1])))
+    assert np.abs(other - planted).max() > 0.5
+    same = np.ones((10, 3, 5), np.int8)                  # every bond's product +1 in every lattice: no solution
+    assert inverse_ising.fit_energies(inverse_ising.normal_equations(same, np.zeros(10))) is None
+
+
+def test_the_teacher_fit_runs_the_per_bond_pipeline(sampled, tmp_path, monkeypatch, capsys):
+    """`inverse_ising.py --teacher RUN` through the same pipeline as the pseudo-likelihood: a teacher whose
+    energies are the planted ones plus a constant and noise of 0.3 per lattice (a stand-in for a trained
+    model; the trained one is tested with the models) gives every sign, an rms error the size of its block
+    error bars, the exact comparison with the C/N maximum, and an .npz Hamiltonian source."""
+    h, rep_pl, _ = sampled
+    rng = np.random.default_rng(1)
+    monkeypatch.setattr(inverse_ising, "teacher_energies",
+                        lambda teacher, grids: h.energy(grids) - 40.0 + rng.normal(0, 0.3, len(grids)))
+    out = tmp_path / "student.json"
+    assert main_guard(inverse_ising.main, ["--train_path", rep_pl["train_path"], "--teacher", "RUN", "--out", str(out),
+                                           "--exact_T", "0.5", "2"]) == 0
+    rep = json.loads(out.read_text())
+    assert rep["kind"] == inverse_ising.TEACHER_KIND and rep["teacher"] == "RUN"
+    assert rep["signs_right"] == 1.0
+    assert rep["error_bar_rms"] / 1.5 < rep["rms_error"] < 1.5 * rep["error_bar_rms"], rep
+    assert rep["rms_error"] < 0.01
+    ex = rep["exact"]
+    assert ex["c_peak_rel_error"] < 0.02 and abs(ex["c_peak_T_exact"] - 1.4) < 0.3
+    assert "teacher RUN" in out.with_suffix(".md").read_text()
+    fitted = hamiltonians.spin_glass_instance(6, 6, couplings=str(out.with_suffix(".npz")))
+    assert fitted.J_h_array.shape == (6, 6)
