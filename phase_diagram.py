@@ -54,18 +54,11 @@ Sampler (64 chains of 64x64, one block of 640 chains at 16x16): larger batches f
 (measured 4e7 against 1.5e8 spin updates/s at 64x64). Exact finite-lattice U/N, C/N of the
 Hamiltonian a run was trained on (ISING1; Kaufman's log Z, `ising.kaufman_moments`) are in its rows.
 
-The spin glass (--hamiltonian EA, `spin_glass_report`, its own report: 2D has no transition to cross):
+The spin glass (--hamiltonian EA) has its own report, `spin_glass_report.py` (2D has no transition to
+cross): one ±J instance per size (--disorder_seed), or a disorder average over --instances K of them
+(seeds S ... S + K - 1, all in one compiled program), against each instance's exact transfer matrix:
     python phase_diagram.py --hamiltonian EA --disorder_seed 0 --sizes 8 12 --out results/spin_glass
-on each L x L the standard ±J instance of --disorder_seed, 2 K chains per beta (K = --chains) with
-replica exchange every --swap_every sweeps (a geometric ladder, default T = 3 ... 0.2), all started at
-random. Chains k and K + k are two independent replicas of the instance at each beta (each belongs to
-its own set of exchanging chains); a pair gives the time averages of e, e^2 (both replicas), q^2, q^4
-(q their overlap, `spin_glass.overlap`), one independent sample per pair. U/N, C/N (as above) and the
-overlap's Binder ratio g = 1 - <q^4> / (3 <q^2>^2) (`spin_glass.binder_ratio`) with jackknife errors
-over the pairs; the lowest energy the run has seen per beta (`Sampler.lowest_energies`). Exact U/N and
-C/N (`spin_glass.moments`) and the ground-state energy (`spin_glass.ground_state`) where the transfer
-matrix reaches (L <= --exact_max, 12 by default: 14 x 14 takes minutes per beta); z = (sampled -
-exact) / error and its rms over the betas per size.
+    python phase_diagram.py --hamiltonian EA --disorder_seed 0 --instances 16 --sizes 8 12
 
 The q-state Potts model (POTTS<q>, `potts.py`): the order parameter is |m| of the Z_q magnetisation
 m = (1/N) sum_i exp(2 pi i s_i / q) (`potts.zq_magnetisation`), two real components, so U4 = 1 - <|m|^4> /
@@ -89,6 +82,8 @@ import estimators
 import hamiltonians
 import ising
 import reweighting
+import spin_glass_report
+from spin_glass_report import EA_BURN_IN, EA_CHAINS, EA_EXACT_MAX, EA_SWEEPS, EA_THIN
 from checks import (UserError, atomic_path, check_output_dir, check_output_file, main_guard, non_negative_int,
                     positive_float, positive_int, seed_int, write_json)
 
@@ -365,179 +360,6 @@ def phase_diagram(source="ISING1", sizes=DEFAULT_SIZES, betas=None, chains=DEFAU
     return report
 
 
-EA_BETAS = tuple(float(b) for b in np.geomspace(1 / 3, 5.0, 16))      # T = 3 ... 0.2
-EA_CHAINS, EA_SWEEPS, EA_BURN_IN, EA_THIN, EA_EXACT_MAX = 64, 10_000, 4_000, 10, 12
-
-
-def _pair_averages(s, n: int, thin: int) -> np.ndarray:
-    """n samples `thin` sweeps apart of a Sampler with 2 K chains per beta: per pair (chain k, chain K + k)
-    the time averages of e, e^2 (over both replicas), q^2, q^4, float64 (K, nb, 4); e = E/N."""
-    nb, S = len(s.betas), s.S
-    K = s.n_real // nb // 2
-    acc = np.zeros((K, nb, 4))
-    for spins, energies in s.stream(n, thin):
-        x = spins.reshape(len(spins), 2 * K, nb, S).astype(np.float32)
-        q = np.einsum("tkbs,tkbs->tkb", x[:, :K], x[:, K:]) / S                        # (t, K, nb)
-        e = energies.reshape(len(spins), 2, K, nb).astype(np.float64) / S                  # replica, pair
-        acc += np.stack([e.mean(1).sum(0), (e * e).mean(1).sum(0), (q * q).sum(0), (q ** 4).sum(0)], axis=-1)
-    return acc / n
-
-
-def _burn_to_ground_state(s, burn_in: int, e0, piece: int = 512):
-    """s.burn(burn_in); with the exact ground-state energy e0, in traced pieces instead, recording for each
-    set of exchanging chains (chain number) the first sweep after which its coldest beta (the last) holds a
-    ground state: float (chains,), inf where none did during burn-in.  None without e0."""
-    if e0 is None:
-        s.burn(burn_in)
-        return None
-    nb = len(s.betas)
-    first, done = np.full(s.n_real // nb, np.inf), 0
-    while done < burn_in:
-        k = min(piece, burn_in - done)
-        es = np.asarray(s.trace(k)[0])[:, :s.n_real].reshape(k, -1, nb)[:, :, -1]      # (k, chains)
-        hit = es <= e0 + 1e-6
-        at = np.where(hit.any(axis=0), done + 1 + hit.argmax(axis=0), np.inf)
-        first = np.minimum(first, at)
-        done += k
-    return first
-
-
-def spin_glass_rows(L: int, disorder_seed: int, betas, chains: int, sweeps: int, burn_in: int, thin: int, seed: int,
-                    swap_every: int = 1, exact: bool = True) -> tuple[list[dict], dict]:
-    """One size of `spin_glass_report`: (one row per beta, a summary of the size: swap rates, exact ground
-    state, the rms of z over the betas)."""
-    import spin_glass
-    from sampler import Sampler
-
-    h = spin_glass.EdwardsAnderson.standard(L, L, disorder_seed)
-    s = Sampler(L, L, h, betas, 2 * chains, _seed(seed, L, 0), swap_every=swap_every)
-    e0 = h.ground_state()[0] if exact else None
-    first = _burn_to_ground_state(s, burn_in, e0)
-    avg = _pair_averages(s, max(2, sweeps // thin), thin)
-    low = s.lowest_energies()
-    N = L * L
-    rows = []
-    for b, beta in enumerate(betas):
-        v = avg[:, b]
-        c, c_err, _ = estimators.jackknife(v, lambda m: beta ** 2 * N * (m[1] - m[0] ** 2))
-        # spin_glass.binder_ratio's form, of the means <q^2>, <q^4>
-        g, g_err, _ = estimators.jackknife(v, lambda m: estimators.binder_cumulant(m[2], m[3]))
-        r = {"L": L, "beta": float(beta), "T": 1.0 / beta, "U_per_site": float(v[:, 0].mean()),
-             "U_err": float(v[:, 0].std(ddof=1) / math.sqrt(len(v))), "C_per_site": float(c), "C_err": float(c_err),
-             "q2": float(v[:, 2].mean()), "binder_q": float(g), "binder_q_err": float(g_err),
-             "lowest_energy": float(low[b])}
-        if exact:
-            mean, var = h.exact_moments(L, L, beta)
-            r.update(U_exact_per_site=mean / N, C_exact_per_site=beta ** 2 * var / N, ground_state_energy=e0)
-            # None where the error is 0 (every sample a ground state: no spread to measure by)
-            r.update(z_U=(r["U_per_site"] - r["U_exact_per_site"]) / r["U_err"] if r["U_err"] > 0 else None,
-                     z_C=(r["C_per_site"] - r["C_exact_per_site"]) / r["C_err"] if r["C_err"] > 0 else None)
-        rows.append(r)
-    summary = {"L": L, "instance": h.label, "swap_acceptance": [float(a) for a in s.swap_rates()],
-               "lowest_energy": float(low.min())}
-    if first is not None:
-        reached = np.isfinite(first)
-        summary.update(ground_state_first_sweep={"sets": int(len(first)), "reached_in_burn_in": int(reached.sum()),
-                                                 "median": float(np.median(first)), "max": float(first.max()),
-                                                 "min": float(first.min())})
-    if exact:
-        zu, zc = ([r[k] for r in rows if r[k] is not None] for k in ("z_U", "z_C"))
-        summary.update(ground_state_energy=e0, ground_state_reached=bool(low.min() <= e0 + 1e-6),
-                       rms_z_U=float(np.sqrt(np.mean(np.square(zu)))) if zu else None, n_z_U=len(zu),
-                       rms_z_C=float(np.sqrt(np.mean(np.square(zc)))) if zc else None, n_z_C=len(zc))
-    return rows, summary
-
-
-def spin_glass_report(disorder_seed=0, sizes=(8, 12), betas=EA_BETAS, chains=EA_CHAINS, sweeps=EA_SWEEPS,
-                      burn_in=EA_BURN_IN, thin=EA_THIN, seed=0, swap_every=1, exact_max=EA_EXACT_MAX,
-                      command=None) -> dict:
-    """The spin glass's report (module docstring): rows per (L, beta), a summary per size, as JSON."""
-    import time
-
-    rows, summaries = [], []
-    betas = sorted(float(b) for b in betas)              # the coldest last
-    for L in sizes:
-        t0 = time.time()
-        r, summary = spin_glass_rows(L, disorder_seed, betas, chains, sweeps, burn_in, thin, seed, swap_every,
-                                     exact=L <= exact_max)
-        summary["seconds"] = round(time.time() - t0, 1)
-        rows += r
-        summaries.append(summary)
-    return {"hamiltonian": "EA", "name": f"EA_seed{disorder_seed}", "trained_on": "EA", "disorder_seed": disorder_seed,
-            "sizes": list(sizes), "betas": [float(b) for b in betas], "chains": chains, "replicas": 2,
-            "sweeps": sweeps, "burn_in": burn_in, "thin": thin, "swap_every": swap_every, "seed": seed,
-            "exact_max": exact_max, "command": command, "rows": rows, "sizes_summary": summaries,
-            "tc": None, "tc_err": None,
-            "exact_values_of": "the instance itself: transfer matrix (spin_glass.moments, spin_glass.ground_state)",
-            "errors": f"jackknife over {chains} independent replica pairs"}
-
-
-def spin_glass_plot(report: dict, path) -> None:
-    """U/N and C/N (± 2 errors) against T per size with the exact curves where known, and the overlap's
-    Binder ratio g against T."""
-    from plotting import plt, save_figure
-
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), constrained_layout=True)
-    for L in report["sizes"]:
-        rows = [r for r in report["rows"] if r["L"] == L]
-        T = [r["T"] for r in rows]
-        for ax, key, err in ((axes[0], "U_per_site", "U_err"), (axes[1], "C_per_site", "C_err"),
-                             (axes[2], "binder_q", "binder_q_err")):
-            line = ax.errorbar(T, [r[key] for r in rows], yerr=[2 * r[err] for r in rows], fmt="o", ms=3,
-                               label=f"L = {L}")
-            exact = key.replace("_per_site", "_exact_per_site")
-            if exact != key and exact in rows[0]:
-                ax.plot(T, [r[exact] for r in rows], "-", lw=1, color=line[0].get_color(), label=f"L = {L} exact")
-    for ax, label in zip(axes, ("U/N", "C/N", "g = 1 − ⟨q⁴⟩ / (3 ⟨q²⟩²)")):
-        ax.set_xlabel("T")
-        ax.set_ylabel(label)
-        ax.legend(fontsize=8)
-    fig.suptitle(f"±J spin glass, disorder seed {report['disorder_seed']}: sampled ± 2 errors, exact lines "
-                 "(transfer matrix)", fontsize=10)
-    save_figure(fig, path)
-
-
-def _z_cell(z) -> str:
-    return "—" if z is None else f"{z:+.2f}"
-
-
-def spin_glass_markdown(report: dict) -> str:
-    """The spin-glass report as Markdown: one summary line per size, one table row per (L, beta)."""
-    lines = [f"# The ±J spin glass, disorder seed {report['disorder_seed']}", "",
-             f"sizes {report['sizes']}, {len(report['betas'])} betas (T = {1 / report['betas'][0]:.3g} ... "
-             f"{1 / report['betas'][-1]:.3g}), {report['chains']} replica pairs each, replica exchange every "
-             f"{report['swap_every']} sweep(s), {report['burn_in']} burn-in, {report['sweeps']} sweeps, thin "
-             f"{report['thin']}, seed {report['seed']}; errors: {report['errors']}", ""]
-    for sm in report["sizes_summary"]:
-        line = f"- L = {sm['L']} ({sm['instance']}, {sm['seconds']} s): lowest energy seen {sm['lowest_energy']:g}"
-        if "ground_state_energy" in sm:
-            line += (f", exact ground state {sm['ground_state_energy']:g} ({'reached' if sm['ground_state_reached'] else 'NOT reached'}); "
-                     f"rms z of U/N {sm['rms_z_U']:.2f} over {sm['n_z_U']} betas, of C/N {sm['rms_z_C']:.2f} over "
-                     f"{sm['n_z_C']} (betas with error 0, every sample a ground state, left out)")
-        g = sm.get("ground_state_first_sweep")
-        if g:
-            line += (f"; at T = {1 / report['betas'][-1]:.3g} the ground state was first held after {g['min']:g} / "
-                     f"{g['median']:g} / {g['max']:g} sweeps (fastest / median / slowest of {g['sets']} sets of "
-                     f"exchanging chains; {g['reached_in_burn_in']} within the burn-in)")
-        lines.append(line + f"; swap acceptance {min(sm['swap_acceptance']):.2f} ... {max(sm['swap_acceptance']):.2f}")
-    ex = any("U_exact_per_site" in r for r in report["rows"])
-    lines += ["", "| L | T | U/N | " + ("U/N exact | z | " if ex else "") + "C/N | " + ("C/N exact | z | " if ex else "")
-              + "g (overlap Binder) | lowest E |" + (" E_0 exact |" if ex else ""), "|---" * (6 + 5 * ex) + "|"]
-    for r in report["rows"]:
-        has = "U_exact_per_site" in r
-        cells = [str(r["L"]), f"{r['T']:.3f}", _pm(r["U_per_site"], r["U_err"])]
-        if ex:
-            cells += [f"{r['U_exact_per_site']:.5f}", _z_cell(r["z_U"])] if has else ["", ""]
-        cells.append(_pm(r["C_per_site"], r["C_err"]))
-        if ex:
-            cells += [f"{r['C_exact_per_site']:.4f}", _z_cell(r["z_C"])] if has else ["", ""]
-        cells += [_pm(r["binder_q"], r["binder_q_err"]), f"{r['lowest_energy']:g}"]
-        if ex:
-            cells.append(f"{r['ground_state_energy']:g}" if has else "")
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
 def plot(report: dict, path) -> None:
     """U4 against T per size (full range and around the crossing), <|m|>, U/N, C/N (exact lines where known), chi/N."""
     from plotting import plt, save_figure
@@ -715,43 +537,6 @@ def overview(folder) -> str:
     return "\n".join(lines) + "\n"
 
 
-def spin_glass_main(args, argv) -> int:
-    """`main` for --hamiltonian EA: checks, `spin_glass_report`, <out>/EA_seed<S>.json, .md and .png."""
-    from sampler import MAX_BETA
-    import spin_glass
-
-    sizes = sorted(set(args.sizes or (8, 12)))
-    betas = sorted(set(args.betas)) if args.betas else list(EA_BETAS)
-    chains, sweeps = args.chains or EA_CHAINS, args.sweeps or EA_SWEEPS
-    burn_in = EA_BURN_IN if args.burn_in is None else args.burn_in
-    thin = args.thin or EA_THIN
-    if sizes[0] < 2:
-        raise UserError("--sizes must be at least 2 (a 1-wide periodic lattice couples a spin to itself)")
-    if len(betas) < 2 or betas[-1] > MAX_BETA:
-        raise UserError(f"--betas: replica exchange needs at least 2 betas, each at most {MAX_BETA:g}")
-    if chains < 2:
-        raise UserError(f"--chains {chains}: the error bars come from the spread between replica pairs; use at least 2")
-    if sweeps < 2 * thin:
-        raise UserError(f"--sweeps {sweeps}: measure at least 2 samples per chain (>= 2 x --thin sweeps)")
-    if args.exact_max > spin_glass.MAX_ROW:
-        raise UserError(f"--exact_max {args.exact_max}: the transfer matrix stops at rows of {spin_glass.MAX_ROW} sites")
-    check_output_dir("--out", args.out)
-    name = f"EA_seed{args.disorder_seed}"
-    json_path, md_path, png_path = (Path(args.out) / f"{name}.{ext}" for ext in ("json", "md", "png"))
-    for path in (json_path, md_path, png_path):
-        check_output_file("--out", path)
-    report = spin_glass_report(args.disorder_seed, sizes, betas, chains, sweeps, burn_in, thin, args.seed,
-                               args.swap_every, args.exact_max, shlex.join([Path(__file__).name, *argv]))
-    write_json(json_path, report)
-    spin_glass_plot(report, png_path)
-    text = spin_glass_markdown(report)
-    with atomic_path(md_path) as tmp:
-        tmp.write_text(text)
-    print(text, end="")
-    print(f"wrote {json_path}, {md_path}, {png_path}")
-    return 0
-
-
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     p = argparse.ArgumentParser(description="T_c of a Hamiltonian (ISING1, ISING2 or an extensive model's run) from "
@@ -774,6 +559,9 @@ def main(argv=None) -> int:
                         f"EA {EA_THIN})")
     p.add_argument("--disorder_seed", type=non_negative_int, default=0,
                    help="EA: the seed of the standard ±J instance of every size (spin_glass.standard_instance)")
+    p.add_argument("--instances", type=positive_int, default=None,
+                   help="EA: a disorder average over this many ±J instances, disorder seeds S ... S + K - 1 "
+                        "(S = --disorder_seed), sampled in one program (default 1: one instance)")
     p.add_argument("--swap_every", type=positive_int, default=1, help="EA: replica exchange every K sweeps")
     p.add_argument("--exact_max", type=positive_int, default=EA_EXACT_MAX,
                    help="EA: exact U/N, C/N and ground state for sizes up to this (the transfer matrix: at most 14)")
@@ -785,7 +573,7 @@ def main(argv=None) -> int:
                    "learned one is (same seed and --algorithm checkerboard: the same random numbers, so the two runs' "
                    "difference is precise)")
     p.add_argument("--out", default=None, help="folder for <name>.json and <name>.md (default results/phase; EA: "
-                   "results/spin_glass, <name> EA_seed<S>) (<name>: the "
+                   "results/spin_glass, <name> EA_seed<S>, EA_seeds<S>-<S+K-1>) (<name>: the "
                    "built-in Hamiltonian, a run directory's last folder, a fit's file stem; a rerun of the same "
                    "--hamiltonian replaces its report, a report there of another Hamiltonian with the same name is "
                    "refused)")
@@ -795,6 +583,9 @@ def main(argv=None) -> int:
     p.add_argument("--overview", action="store_true", help="run nothing: write <out>/overview.md, a table of the "
                    "reports in --out beside their true Hamiltonians' (T_c, U/N, the peak of C/N)")
     args = p.parse_args(argv)
+    if args.instances is not None and args.hamiltonian != "EA":
+        raise UserError(f"--instances {args.instances}: a disorder average is over instances of the spin glass; "
+                        "use it with --hamiltonian EA")
     if args.out is None:
         args.out = "results/spin_glass" if args.hamiltonian == "EA" else "results/phase"
     if args.overview:
@@ -807,7 +598,7 @@ def main(argv=None) -> int:
         print(text, end="")
         return 0
     if args.hamiltonian == "EA":
-        return spin_glass_main(args, argv)
+        return spin_glass_report.spin_glass_main(args, argv, Path(__file__).name)
     for key, default in (("sizes", list(DEFAULT_SIZES)), ("chains", DEFAULT_CHAINS), ("sweeps", DEFAULT_SWEEPS),
                          ("burn_in", DEFAULT_BURN_IN)):
         if getattr(args, key) is None:
