@@ -55,8 +55,9 @@ INPUTS = ("spins", "bonds")  # the window's spins and couplings, or its bond var
 # name -> (side, disorder seeds, couplings "pm" (+-J) or "gauss"): the sets `data` writes, a file per instance
 DATA_SETS = {"test8": (8, range(10001, 10021), "pm"), "test32": (32, range(20001, 20005), "pm"),
              "gauss8": (8, range(30001, 30011), "gauss"), "gauss32": (32, range(40001, 40003), "gauss"),
-             "train": (8, range(1, 201), "pm")}
-N_VAL = 10  # the last N_VAL training instances are held out for validation
+             "train": (8, range(1, 201), "pm"), "train_gauss": (8, range(50001, 50201), "gauss")}
+TRAIN_SETS = ("train", "train_gauss")  # sets a model may be trained on (`train --train_sets`)
+N_VAL = 10  # the last N_VAL instances of a training set are held out for validation
 
 
 class SizeError(UserError, ValueError):
@@ -128,7 +129,7 @@ def make_data(out, beta: float = 0.5, n_samples: int = 100, sets=None, n_train: 
     for name in sets or DATA_SETS:
         n, seeds, kind = DATA_SETS[name]
         (Path(out) / name).mkdir(parents=True, exist_ok=True)
-        for seed in list(seeds)[:n_train] if name == "train" else seeds:
+        for seed in list(seeds)[:n_train] if name in TRAIN_SETS else seeds:
             path = Path(out) / name / f"seed{seed}.hdf5"
             if not path.exists():
                 sampler.generate(path, hamiltonian=instance(n, seed, kind), n_x=n, n_y=n, betas=(beta,),
@@ -183,9 +184,12 @@ def load_model(folder) -> DisorderEDNN:
 
 
 def evaluate(model, data) -> dict:
-    """Per-site RMSE on every test set present in `data` (the held-out training instances as `val`)."""
-    scores = {"val": per_site_rmse(model, *load(set_files(data, "train")[-N_VAL:]))}
-    for name in (n for n in DATA_SETS if n != "train" and Path(data, n).is_dir()):
+    """Per-site RMSE on every test set present in `data`, and on the held-out instances of each training
+    set present ("val" for "train", "val_gauss" for "train_gauss")."""
+    scores = {}
+    for name in (n for n in TRAIN_SETS if n == "train" or Path(data, n).is_dir()):
+        scores[name.replace("train", "val")] = per_site_rmse(model, *load(set_files(data, name)[-N_VAL:]))
+    for name in (n for n in DATA_SETS if n not in TRAIN_SETS and Path(data, n).is_dir()):
         scores[name] = per_site_rmse(model, *load(set_files(data, name)))
     return scores
 
@@ -193,11 +197,14 @@ def evaluate(model, data) -> dict:
 def train(args) -> dict:
     """Adam on the MSE of the energy per site, learning rate cosine-decayed to 0 over the epochs."""
     torch.manual_seed(args.seed)
-    files = set_files(args.data, "train")
-    if len(files) <= N_VAL:
-        raise UserError(f"{args.data}/train holds {len(files)} instances: need more than {N_VAL}")
-    grids, couplings, energies = load(files[:-N_VAL])
-    val = load(files[-N_VAL:])
+    train_files, val_files = [], []
+    for name in args.train_sets:
+        files = set_files(args.data, name)
+        if len(files) <= N_VAL:
+            raise UserError(f"{args.data}/{name} holds {len(files)} instances: need more than {N_VAL}")
+        train_files, val_files = train_files + files[:-N_VAL], val_files + files[-N_VAL:]
+    grids, couplings, energies = load(train_files)
+    val = load(val_files)
     model = DisorderEDNN(args.hidden_size, args.num_layers, args.context, not args.no_spin_flip, args.activation,
                          args.inputs)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
@@ -237,7 +244,8 @@ def main(argv=None) -> int:
     d.add_argument("--out", default="data/disorder_ednn")
     d.add_argument("--beta", type=positive_float, default=0.5)
     d.add_argument("--n_samples", type=positive_int, default=100, help="lattices per instance")
-    d.add_argument("--n_train", type=positive_int, default=200, help="training instances (8 x 8, seeds 1..)")
+    d.add_argument("--n_train", type=positive_int, default=200, help="instances of each training set")
+    d.add_argument("--sets", nargs="+", choices=DATA_SETS, default=None, help="the sets to write (default: all)")
     t = sub.add_parser("train", help="fit on DATA/train, save to OUT, score on every set")
     t.add_argument("--data", default="data/disorder_ednn")
     t.add_argument("--out", default="runs/disorder_ednn", help="folder for weights.pt, hparams.json, scores.json")
@@ -245,6 +253,9 @@ def main(argv=None) -> int:
                                 ("context", positive_int, 1), ("epochs", positive_int, 30),
                                 ("batch_size", positive_int, 64), ("lr", positive_float, 3e-3), ("seed", int, 0)):
         t.add_argument(f"--{flag}", type=kind, default=default, help=f"default {default}")
+    t.add_argument("--train_sets", nargs="+", choices=TRAIN_SETS, default=["train"],
+                   help="train on these sets (+-J instances; train_gauss: Gaussian couplings), the last "
+                   f"{N_VAL} instances of each held out")
     t.add_argument("--activation", choices=ACTIVATIONS, default="silu")
     t.add_argument("--inputs", choices=INPUTS, default="spins",
                    help="spins: spins and couplings (default); bonds: the bond variables J_ij s_i s_j (gauge invariant)")
@@ -257,7 +268,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     if args.command == "data":
-        make_data(args.out, args.beta, args.n_samples, n_train=args.n_train)
+        make_data(args.out, args.beta, args.n_samples, sets=args.sets, n_train=args.n_train)
         return 0
     scores = train(args) if args.command == "train" else evaluate(load_model(args.weights), args.data)
     print("per-site RMSE: " + ", ".join(f"{k} {v:.2e}" for k, v in scores.items()))

@@ -137,3 +137,26 @@ def test_shipped_weights_on_a_fresh_unseen_instance(inputs, fresh_instance):
     folder = SHIPPED / inputs
     assert json.loads((folder / "hparams.json").read_text())["model"]["inputs"] == inputs
     assert per_site_rmse(load_model(folder), *fresh_instance) <= 1e-3
+
+
+def test_training_on_several_coupling_distributions(tmp_path, monkeypatch, capsys):
+    """`train --train_sets train train_gauss` trains on both sets' instances (all but the last N_VAL of each)
+    and scores the held-out ones of each ("val", "val_gauss"); `data --sets` writes only the sets named."""
+    import disorder_ednn
+    sets = {"train": (4, range(1, 4), "pm"), "train_gauss": (4, range(50001, 50004), "gauss"),
+            "test8": (4, range(10001, 10003), "pm")}
+    monkeypatch.setattr(disorder_ednn, "DATA_SETS", sets)
+    monkeypatch.setattr(disorder_ednn, "N_VAL", 1)
+    data = tmp_path / "data"
+    assert main_guard(main, ["data", "--out", str(data), "--n_samples", "8", "--sets", "train", "train_gauss"]) == 0
+    assert sorted(p.name for p in data.iterdir()) == ["train", "train_gauss"]
+    assert len(list((data / "train_gauss").glob("seed*.hdf5"))) == 3
+    out = tmp_path / "run"
+    assert main_guard(main, ["train", "--data", str(data), "--out", str(out), "--epochs", "1", "--hidden_size", "4",
+                             "--inputs", "bonds", "--train_sets", "train", "train_gauss"]) == 0
+    hp = json.loads((out / "hparams.json").read_text())
+    assert hp["n_train_lattices"] == 2 * 2 * 8 and hp["training"]["train_sets"] == ["train", "train_gauss"]
+    scores = json.loads((out / "scores.json").read_text())["per_site_rmse"]
+    assert set(scores) == {"val", "val_gauss"} and all(np.isfinite(v) for v in scores.values())
+    couplings = load(sorted((data / "train_gauss").glob("*.hdf5"))[:1])[1]
+    assert not np.isin(couplings, (-1.0, 1.0)).all()              # Gaussian couplings, not +-J
