@@ -170,11 +170,13 @@ class BondLattice(Blocks):
     c(beta) min(1, exp(-beta dE)), x 0.9 at dE = 0), not a table of levels.
 
     K instances of one size (`spin_glass.Disorder`; one instance is K = 1) run in one program: the
-    tables' indices are the same for every instance (one geometry), their couplings stacked (K, m_c,
-    k_ac), and each chain reads its own instance's. Which chain is which instance is the sampler's
-    layout (instances x chains x betas), fixed by `laid_out(chains_per_instance)`: chain g is instance
-    min(g // chains_per_instance, K - 1) (padding chains: the last). K > 1 takes gathers, never dense
-    products: a dense (m_a, m_c) matrix per chain would be B x S^2 / 4 floats.
+    tables are those of one geometry, their couplings stacked, dense J (K, m_a, m_c) or gathers (idx
+    (m_c, k_ac), J (K, m_c, k_ac)), and each chain reads its own instance's. Which chain is which
+    instance is the sampler's layout (instances x chains x betas), fixed by `laid_out(chains_per_instance)`:
+    chain g is instance min(g // chains_per_instance, K - 1) (padding chains: the last). The kernel is
+    `metropolis._sweep_checkerboard` on a view whose couplings are per group of chains (`per_chain`): a
+    batched product per instance (dense), or the couplings broadcast over the instance's chains
+    (gathers); dense while the K matrices stay below GROUPED_DENSE_BYTES.
     J_h, J_v float32 (K, n_x, n_y): the couplings, for the energies of whole states.
     """
     cluster_refusal = ("a spin glass's couplings of both signs are frustrated: its Swendsen-Wang clusters "
@@ -183,19 +185,17 @@ class BondLattice(Blocks):
 
     def __init__(self, n_x, n_y, hamiltonian, dense):
         instances = hamiltonian.instances
-        self.hamiltonian, self.n_instances = hamiltonian, len(instances)
-        self.dense = dense = bool(dense) and self.n_instances == 1
-        col = colouring(n_x, n_y, "ISING1")
-        _pair_tables(self, n_x, n_y, col, instances[0].neighbours(n_x, n_y), dense)
-        if self.n_instances > 1:
-            each = [_Tables() for _ in instances]
-            for t, h in zip(each, instances):
-                _pair_tables(t, n_x, n_y, col, h.neighbours(n_x, n_y), False)
-            for pair, (idx, _) in self.couplings.items():
-                if any(not np.array_equal(t.couplings[pair][0], idx) for t in each):
-                    raise AssertionError("bond lattice: instances of one size with different neighbour tables")
-            self.couplings = {pair: (idx, np.stack([t.couplings[pair][1] for t in each]))
-                              for pair, (idx, _) in self.couplings.items()}
+        K = self.n_instances = len(instances)
+        self.hamiltonian = hamiltonian
+        # two colour pairs of (S/2)^2 float32 entries per instance
+        self.dense = dense = bool(dense) and (K == 1 or 2 * K * n_x * n_y * n_x * n_y <= GROUPED_DENSE_BYTES)
+        col, tables = colouring(n_x, n_y, "ISING1"), []
+        for h in instances:
+            t = self if not tables else _Tables()
+            _pair_tables(t, n_x, n_y, col, h.neighbours(n_x, n_y), dense)
+            tables.append(t.couplings)
+        if K > 1:
+            self.couplings = {pair: _stacked([c[pair] for c in tables], dense) for pair in self.couplings}
         self.J_h = np.stack([h.J_h_array for h in instances]).astype(np.float32)
         self.J_v = np.stack([h.J_v_array for h in instances]).astype(np.float32)
         self._layouts = {}
@@ -223,12 +223,26 @@ class BondLattice(Blocks):
         kernel = _SWEEPS[algorithm]
         return kernel if self.n_instances == 1 else functools.partial(_instance_sweep, kernel)
 
+    def _groups(self, x, B):
+        """x (K, ...) -> float32 (G, ...), the entry of each group of per_instance chains of B (G =
+        ceil(B / per_instance); padding groups: the last instance's)."""
+        G = -(-B // self.per_instance)
+        return jnp.asarray(np.asarray(x)[np.minimum(np.arange(G), self.n_instances - 1)])
+
+    def _by_chain(self, x, B):
+        """x (K, ...) -> float32 (B, ...), chain g's the entry of its instance: the groups broadcast and
+        reshaped, not gathered, so that XLA fuses it into its use instead of copying it B times."""
+        x, per = self._groups(x, B), self.per_instance
+        return jnp.broadcast_to(x[:, None], (x.shape[0], per, *x.shape[1:])).reshape(-1, *x.shape[1:])[:B]
+
     def per_chain(self, B):
-        """A view of this lattice whose couplings are per chain, (idx (m_c, k_ac), J float32 (B, m_c, k_ac)):
-        `metropolis._couple`'s gathers multiply them elementwise, so the kernel itself is unchanged."""
-        inst = self.chain_instances(B)
+        """A view of this lattice whose couplings are per chain for `metropolis._couple`: dense, a
+        `GroupMatrix` (s @ it: each group's spins times its instance's matrix); gathers, (idx (m_c,
+        k_ac), J float32 (B, m_c, k_ac)), multiplied elementwise. The kernel itself is unchanged."""
+        self.chain_instances(B)                                     # laid out
         view = copy.copy(self)
-        view.couplings = {pair: (idx, jnp.take(jnp.asarray(w), inst, axis=0)) for pair, (idx, w) in self.couplings.items()}
+        view.couplings = {pair: GroupMatrix(self._groups(J, B), self.per_instance) if self.dense
+                          else (J[0], self._by_chain(J[1], B)) for pair, J in self.couplings.items()}
         return view
 
     def accept(self, sh, bits, ch):
@@ -238,13 +252,40 @@ class BondLattice(Blocks):
         grids = jnp.take(jnp.concatenate(blocks, axis=1), self.inverse, axis=1).reshape(-1, self.n_x, self.n_y)
         if self.n_instances == 1:
             return spin_glass.energy(grids, self.J_h[0], self.J_v[0])
-        inst = self.chain_instances(grids.shape[0])
-        return spin_glass.energy(grids, jnp.take(jnp.asarray(self.J_h), inst, axis=0),
-                                 jnp.take(jnp.asarray(self.J_v), inst, axis=0))
+        self.chain_instances(grids.shape[0])                       # laid out
+        return spin_glass.energy(grids, self._by_chain(self.J_h, grids.shape[0]), self._by_chain(self.J_v, grids.shape[0]))
+
+
+GROUPED_DENSE_BYTES = 1 << 26   # a disorder average's dense couplings, all instances: 64 MiB (32 x 32: 32 instances)
+
+
+class GroupMatrix:
+    """Couplings J float32 (G, m_a, m_c) of G groups of `per` consecutive chains, as the right operand
+    of `@`: s (B, m_a) @ it = each chain's spins times its group's matrix (B <= G per), one batched
+    product, as fast as one instance's dense product on the same chains (no per-chain copy of J)."""
+
+    def __init__(self, J, per):
+        self.J, self.per = J, per
+
+    def __rmatmul__(self, s):
+        B, m = s.shape
+        rows = self.J.shape[0] * self.per
+        s = jnp.pad(s, ((0, rows - B), (0, 0))) if rows > B else s
+        return jnp.matmul(s.reshape(-1, self.per, m), self.J).reshape(rows, -1)[:B]
 
 
 class _Tables:
     """What `_pair_tables` fills in for one more instance of a `BondLattice`."""
+
+
+def _stacked(tables, dense):
+    """One colour pair's tables of K instances of one geometry: dense (K, m_a, m_c), or (idx, J (K, m_c, k))."""
+    if dense:
+        return np.stack(tables)
+    idx = tables[0][0]
+    if any(not np.array_equal(t[0], idx) for t in tables):
+        raise AssertionError("bond lattice: instances of one size with different neighbour tables")
+    return idx, np.stack([t[1] for t in tables])
 
 
 def _instance_sweep(kernel, lat, t, blocks, e, ch):

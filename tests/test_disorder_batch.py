@@ -83,16 +83,20 @@ def test_chains_of_different_instances_never_swap():
 
 def test_the_first_instance_of_a_batch_is_its_run_alone():
     """Chain streams are keyed by chain id, so instance 0's chains (ids 0 ...) in a batch of 3 are exactly
-    those of a Sampler of that instance alone (dense products there, gathers in the batch: both exact)."""
+    those of a Sampler of that instance alone, by the batch's grouped dense products and by its gathers
+    (local fields of ±1 terms: exact either way)."""
     h = spin_glass.EdwardsAnderson.standard(4, 4, 3)
+    batch = spin_glass.Disorder.of([h, *spin_glass.Disorder.standard(4, 4, (7, 8)).instances])
     runs = []
-    for ham in (h, spin_glass.Disorder.of([h, *spin_glass.Disorder.standard(4, 4, (7, 8)).instances])):
-        s = Sampler(4, 4, ham, [0.4, 1.0, 2.5], 8, seed=9, swap_every=2)
+    for ham, dense in ((h, None), (batch, True), (batch, False)):
+        s = Sampler(4, 4, ham, [0.4, 1.0, 2.5], 8, seed=9, swap_every=2, dense=dense)
+        assert s.lat.dense == (dense is not False)
         s.burn(50)
         spins, energies = (np.asarray(a)[:, :24] for a in s.produce(3, 4))
         runs.append((spins, energies, s.chain_lowest_energies()[0]))
-    for a, b in zip(*runs):
-        np.testing.assert_array_equal(a, b)
+    for run in runs[1:]:
+        for a, b in zip(runs[0], run):
+            np.testing.assert_array_equal(a, b)
 
 
 def test_a_disorder_average_is_one_size_and_no_data_file():
