@@ -28,7 +28,8 @@ geometric from T = 3 to T = 0.2 with replica exchange every sweep (`EA`), checke
 P(E) (8 x 8, density of states) and U, C and the ground state (12 x 12, transfer matrix).
 
 Also here, for every module that reads or writes files: `read_metadata` (a file's attributes,
-lattice size, betas, Hamiltonian, q), `file_q` (states per site: 2 for an Ising file, spins ±1
+lattice size, betas, Hamiltonian, q), `file_system` (the Hamiltonian object its attributes record,
+a spin-glass instance with its couplings), `file_q` (states per site: 2 for an Ising file, spins ±1
 in `ising_grids`, also a file without the attribute `q`; q > 2 for a Potts file, states 0..q-1,
 `potts.py`), `require_file` (a missing file is one line that says how to make it), `open_h5` / `dataset` / `check_data_file` (an unreadable or incomplete file is one
 line too). Files are written by `checks.atomic_path` / `checks.write_json` (a reader never sees a
@@ -191,6 +192,18 @@ def file_hamiltonian(meta: dict) -> str:
     import potts
 
     return potts.Potts(meta["q"]).name if meta["q"] > 2 else "ISING1"
+
+
+def file_system(path, meta: dict):
+    """The Hamiltonian object a file's metadata records (`hamiltonians.from_attrs`), None for a learned
+    table's file; a one-line IsingDataError for a spin-glass file whose couplings cannot be read."""
+    import hamiltonians
+
+    try:
+        return hamiltonians.from_attrs(meta)
+    except (KeyError, TypeError, ValueError) as err:
+        raise IsingDataError(f"{path}: its attributes do not record a Hamiltonian ({type(err).__name__}: {err}); "
+                             "expected a data file written by generate_ising.py") from None
 
 
 def _plain(value):

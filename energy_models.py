@@ -33,6 +33,11 @@ The q-state Potts model (`q` > 2; q = 2, the default, is the Ising model above):
 hold the states 0..q-1, read as a one-hot (q input channels); the logsigmoid head becomes its
 categorical form, E = (1/beta) sum_t log softmax(a_t)[s_t] with q outputs a site (still never
 positive); the site head is unchanged (one output a site).
+
+A spin-glass instance (hamiltonian "EA", hyper-parameter `instance`: its couplings J_h, J_v, as
+the data files record them): spins ±1 as for Ising, and each branch also reads a learned code of
+its snake position (`sequence_blocks.SitePositions`), since the couplings differ from bond to bond;
+such a model reads the lattices of its own instance only (`predict_energy` refuses other sizes).
 """
 from __future__ import annotations
 
@@ -44,9 +49,11 @@ from sequence_blocks import (
     RNNEncoder,
     SelfAttention,
     SequenceModule,
+    SitePositions,
     encode_states,
-    input_channels,
     log_prob_energy,
+    read_sites,
+    site_inputs,
     wide,
 )
 
@@ -55,17 +62,18 @@ class EnergyBranch(nn.Module):
     """One sequence direction: x (B, L, 1) -> per-site outputs a (B, L) (+ attention (B, L, L));
     Potts: x the states (read as one-hot), a (B, L, n_out), n_out = q for the logsigmoid head."""
 
-    def __init__(self, cell, hidden_size, num_layers, bidirectional, attention, n_heads, q=2, n_out=1):
+    def __init__(self, cell, hidden_size, num_layers, bidirectional, attention, n_heads, q=2, n_out=1, n_sites=None):
         super().__init__()
         self.q = q
+        self.positions = SitePositions(n_sites) if n_sites else None  # a model of an instance (sequence_blocks)
         self.encoder = RNNEncoder(cell, hidden_size, num_layers, mode="full", bidirectional=bidirectional,
-                                  input_size=input_channels(q))
+                                  input_size=site_inputs(q, n_sites))
         dim = self.encoder.out_dim
         self.attention = SelfAttention(dim, n_heads) if attention else None
         self.head = nn.Linear(dim, n_out)
 
     def forward(self, x, need_weights: bool = False):
-        feats = self.encoder(encode_states(x, self.q))
+        feats = self.encoder(read_sites(self.positions, encode_states(x, self.q)))
         weights = None
         if self.attention is not None:
             feats, weights = self.attention(feats, need_weights=need_weights)
@@ -80,7 +88,8 @@ class EnergyModel(SequenceModule):
     hidden_size, num_layers, bidirectional, attention, n_heads, two_d, energy_head
     (logsigmoid|site), loss (l1|mse), lr (Adam) and lr_schedule (constant|cosine), beta (of the
     training data, used by the logsigmoid head), n_x, n_y, hamiltonian (of the training data),
-    q (2: Ising, the default; > 2: the q-state Potts model, hamiltonian "POTTS<q>").
+    q (2: Ising, the default; > 2: the q-state Potts model, hamiltonian "POTTS<q>"), instance (a
+    spin-glass instance's couplings, hamiltonian "EA": `hamiltonians.instance_attrs`; None otherwise).
     """
 
     family = "energy"
@@ -105,6 +114,7 @@ class EnergyModel(SequenceModule):
         n_y: int = 8,
         hamiltonian: str = "ISING1",
         q: int = 2,
+        instance: dict | None = None,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -112,7 +122,8 @@ class EnergyModel(SequenceModule):
         n_out = self.q if (self.q > 2 and energy_head == "logsigmoid") else 1  # q logits of a categorical
         self.branches = nn.ModuleDict(
             {
-                order: EnergyBranch(cell, hidden_size, num_layers, bidirectional, attention, n_heads, self.q, n_out)
+                order: EnergyBranch(cell, hidden_size, num_layers, bidirectional, attention, n_heads, self.q, n_out,
+                                    self.n_sites)
                 for order in self.orders
             }
         )

@@ -47,10 +47,12 @@ from pathlib import Path
 import numpy as np
 
 import data_files
+from data_files import file_system
 from checks import atomic_path
 from checks import UserError, check_output_dir, main_guard, positive_int, seed_int
 from ising import centred_rmse, rmse, site_to_snake, snake_to_site
 from plotting import hide_unused, markdown_table, plt, save_figure
+from hamiltonians import same_system
 from potts import Potts
 from runs import Run, export_weights, find_runs, json_safe, load_model, predict, read_run
 
@@ -193,6 +195,14 @@ def evaluate_runs(runs_root, eval_path, n: int = N_EVAL, seed: int = EVAL_SEED, 
     if len(skipped) == len(runs):
         raise UserError(f"no run under {runs_root} was trained on {hamiltonian} lattices of {lattice[0]} x "
                         f"{lattice[1]}, those of {eval_path} (transfer.py scores runs on other sizes)")
+    # a spin-glass file holds one instance: a run of another instance (other couplings) learned another energy
+    system = file_system(eval_path, meta)
+    skipped.update({r.label: f"trained on the instance {r.system.label}, {eval_path} holds {system.label} (other "
+                    "couplings J_h, J_v)" for r in runs
+                    if r.label not in skipped and system is not None and not same_system(r.system, system)})
+    if len(skipped) == len(runs):
+        raise UserError(f"no run under {runs_root} was trained on the spin-glass instance of {eval_path} "
+                        f"({system.label}): its runs learned other couplings; score them on their own instance's file")
     for label, why in skipped.items():
         print(f"skipping {label}: {why}", file=sys.stderr)
     runs = [r for r in runs if r.label not in skipped]

@@ -154,6 +154,63 @@ def from_attrs(attrs) -> Hamiltonian | None:
     return builtin(str(name))
 
 
+# ----------------------------------------------------------------------------- a system as a model records it
+# A model trained on a system records it in its hyper-parameters as plain values: its name and q (as
+# every run did) and, for a system bound to one lattice (a spin-glass instance: a coupling per bond),
+# the rest of its attributes as `instance`. These helpers are the one place that knows how.
+def _plain(value):
+    """An attribute as a plain value a checkpoint and JSON hold (arrays -> nested lists)."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def instance_attrs(system) -> dict | None:
+    """What a model must record besides `hamiltonian` and `q` to rebuild `system` (plain values:
+    the couplings as nested lists, the disorder seed), or None for a system of any lattice size."""
+    if lattice_of(system) is None:
+        return None
+    return {k: _plain(v) for k, v in system.attrs().items() if k not in ("hamiltonian", "q")}
+
+
+def from_record(hamiltonian: str, q: int = 2, instance: dict | None = None):
+    """The system a model's hyper-parameters record (`instance_attrs`); ValueError that says what is wrong."""
+    try:
+        system = from_attrs({"hamiltonian": hamiltonian, "q": q, **(instance or {})})
+    except KeyError as err:                      # EA without its couplings
+        raise ValueError(f"{hamiltonian}: a spin-glass instance needs its couplings (instance {{J_h, J_v}}, "
+                         f"{err} missing)") from None
+    if system is None or system.name != hamiltonian or system.q != q:
+        raise ValueError(f"hamiltonian must be one of {', '.join(BUILT_IN)} (q its number of states); "
+                         f"got {hamiltonian!r} with q = {q}")
+    if (instance is None) != (lattice_of(system) is None):
+        raise ValueError(f"{hamiltonian}: " + ("a spin-glass instance needs its couplings (instance J_h, J_v)"
+                                                 if instance is None else "has no instance: drop instance"))
+    return system
+
+
+def lattice_of(system) -> tuple[int, int] | None:
+    """(n_x, n_y) of a system bound to one lattice (a spin-glass instance), None for one of any size."""
+    n_x, n_y = getattr(system, "n_x", None), getattr(system, "n_y", None)
+    return None if n_x is None else (int(n_x), int(n_y))
+
+
+def same_system(a, b) -> bool:
+    """The same physics: name, q and (for an instance) the same couplings; the disorder seed that drew
+    them does not count (an instance read from a .npz is the instance its seed draws)."""
+    ka, kb = a.attrs(), b.attrs()
+    ka.pop("disorder_seed", None), kb.pop("disorder_seed", None)
+    return ka.keys() == kb.keys() and all(np.array_equal(np.asarray(ka[k]), np.asarray(kb[k])) for k in ka)
+
+
+def caption(system) -> str | None:
+    """A caption naming the system for outputs that name none for the Ising model: a Potts model's
+    "q = 3 Potts model (POTTS3)", an instance's "spin-glass instance EA_8x8_seed0"."""
+    if lattice_of(system) is not None:
+        return f"spin-glass instance {system.label}"
+    return None if system.q == 2 else f"q = {system.q} Potts model ({system.name})"
+
+
 # The largest |coupling| a fit's JSON may hold. A pseudo-likelihood fit of sampled lattices gives
 # couplings of order 1 (beta J ~ 0.44 at the Ising transition); beyond 1e3 the Boltzmann factors of a
 # single bond, exp(-2 beta J), underflow float32 at every sampled beta >= 0.05 (the lattices freeze), and a

@@ -46,6 +46,13 @@ the cross-entropy of the observed state; the energies are `sequence_blocks`' (it
 derives them): the causal one up to (1/beta) log Z as for Ising, the conditional one up to 2N/q
 (logits carry a free constant per site), so a Potts conditional model is scored centred.
 
+A spin-glass instance (hamiltonian "EA", hyper-parameter `instance`: its couplings J_h, J_v as the
+data files record them): spins ±1, every formula above as for Ising (p(s_0 = ±1) = 1/2 still holds:
+E(-s) = E(s) without a field; the conditional logit is 2 beta h_i with h_i = sum_j J_ij s_j), and
+each branch reads a learned code of its snake position beside the spins (`sequence_blocks.SitePositions`),
+since the couplings, hence the conditionals, differ from site to site. A position says nothing about
+any spin, so the causal and conditional guarantees (no site reads itself or what follows) stand.
+
 A causal model is a normalised distribution q over lattices with an exact log-likelihood, so
 it is also a generator: `log_prob(grids)` gives log q, `sample(n, seed)` draws lattices spin by
 spin with their log q (the RNN state carried along the snake); `thermodynamics.py` turns the
@@ -84,16 +91,18 @@ from sequence_blocks import (
     RNNEncoder,
     SelfAttention,
     SequenceModule,
+    SitePositions,
     causal_energy,
     causal_mask,
     conditional_energy,
     diagonal_mask,
     encode_states,
-    exact_energy,
     grids_to_sequences,
     input_channels,
+    read_sites,
     sequences_to_grids,
     sinusoidal_encoding,
+    site_inputs,
     site_log_probs,
 )
 
@@ -114,11 +123,12 @@ class ProbabilityBranch(nn.Module):
     Also returns the attention weights (B, Lq, Lk) when asked, else None.
     """
 
-    def __init__(self, cell, hidden_size, num_layers, conditional, attention, n_heads, q=2):
+    def __init__(self, cell, hidden_size, num_layers, conditional, attention, n_heads, q=2, n_sites=None):
         super().__init__()
         self.conditional, self.q = conditional, q
+        self.positions = SitePositions(n_sites) if n_sites else None  # a model of an instance (sequence_blocks)
         self.encoder = RNNEncoder(cell, hidden_size, num_layers, mode="conditional" if conditional else "causal",
-                                  input_size=input_channels(q))
+                                  input_size=site_inputs(q, n_sites))
         dim = self.encoder.out_dim
         self.attention = SelfAttention(dim, n_heads) if attention else None
         self.spin_embed = nn.Linear(input_channels(q), dim) if (attention and conditional) else None
@@ -126,7 +136,7 @@ class ProbabilityBranch(nn.Module):
 
     def forward(self, x, need_weights: bool = False):
         x = encode_states(x, self.q)
-        feats = self.encoder(x)
+        feats = self.encoder(self.read(x))
         weights = None
         if self.attention is not None:
             length, dim = x.shape[1], feats.shape[-1]
@@ -138,6 +148,12 @@ class ProbabilityBranch(nn.Module):
         z = self.head(feats)
         return (z.squeeze(-1) if self.q == 2 else z), weights
 
+    def read(self, x: torch.Tensor, start: int = 0) -> torch.Tensor:
+        """The encoder's input for encoded sites x (B, T, c) at snake positions start..start+T-1: x, and
+        their position codes for a model of an instance. The conditional encoder flips the whole input,
+        so its backward stack reads each site with its own position too."""
+        return read_sites(self.positions, x, start)
+
 
 class ProbabilityModel(SequenceModule):
     """Configurable probability model; see the module docstring for the formulas.
@@ -146,7 +162,8 @@ class ProbabilityModel(SequenceModule):
     num_layers, bidirectional (False: causal; True: conditional p(s_i | rest)), attention,
     n_heads, two_d, joint (2D conditional: one logit per site, the sum of both snakes'), lr (Adam) and lr_schedule (constant|cosine), beta (of the training data:
     E = -(1/beta) log p), n_x, n_y, hamiltonian (used for the true energies in the test metrics),
-    q (2: Ising, the default; > 2: the q-state Potts model, hamiltonian "POTTS<q>").
+    q (2: Ising, the default; > 2: the q-state Potts model, hamiltonian "POTTS<q>"), instance (a
+    spin-glass instance's couplings, hamiltonian "EA": `hamiltonians.instance_attrs`; None otherwise).
     """
 
     family = "probability"
@@ -174,6 +191,7 @@ class ProbabilityModel(SequenceModule):
         n_y: int = 8,
         hamiltonian: str = "ISING1",
         q: int = 2,
+        instance: dict | None = None,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -183,7 +201,8 @@ class ProbabilityModel(SequenceModule):
                              "(two_d and bidirectional)")
         self.branches = nn.ModuleDict(
             {
-                order: ProbabilityBranch(cell, hidden_size, num_layers, bidirectional, attention, n_heads, self.q)
+                order: ProbabilityBranch(cell, hidden_size, num_layers, bidirectional, attention, n_heads, self.q,
+                                         self.n_sites)
                 for order in self.orders
             }
         )
@@ -306,8 +325,8 @@ class ProbabilityModel(SequenceModule):
             spin = torch.randint(q, (b,), generator=gen, device=self.device).float()
         seq, state, keys = [spin], None, []
         log_q = torch.full((b,), -math.log(float(q)), dtype=torch.float64, device=self.device)
-        for _ in range(length - 1):
-            feats, state = rnn(encode_states(spin.view(b, 1, 1), q), state)  # (b, 1, D): has read s_0..s_t
+        for t in range(length - 1):
+            feats, state = rnn(branch.read(encode_states(spin.view(b, 1, 1), q), t), state)  # (b, 1, D): read s_0..s_t
             if attention is not None:
                 keys.append(feats)
                 feats, _ = attention(feats, torch.cat(keys, dim=1))
@@ -380,7 +399,7 @@ class ProbabilityModel(SequenceModule):
                 "hyper-parameters; test on data of the training lattice size or use predict_energy"
             )
         grids = sequences_to_grids(rows_seq, n_x, n_y, "rows").detach().cpu().numpy()
-        return torch.as_tensor(exact_energy(grids, self.hparams.hamiltonian, self.q), dtype=torch.float64,
+        return torch.as_tensor(self.system.energy(grids), dtype=torch.float64,
                                device=rows_seq.device)
 
 

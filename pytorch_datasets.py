@@ -60,7 +60,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
 import data_files
-from data_files import IsingDataError, dataset, file_q, open_h5, read_metadata
+from data_files import IsingDataError, dataset, file_q, file_system, open_h5, read_metadata
 from ising import snake_permutation
 
 SPAN_PER_ROW = 16  # a batch spanning at most this many rows per row it asks for is read as one slice
@@ -438,6 +438,20 @@ def make_dataloader(dataset, batch_size=512, shuffle=False, num_workers=0, seed=
     )
 
 
+def check_same_instance(path, meta: dict, train_path, train: dict) -> None:
+    """A spin-glass file holds lattices of one instance (its couplings J_h, J_v): every file of a run must
+    hold the training file's, or the model would learn one instance and be validated on another; a
+    one-line IsingDataError naming both files. Files of any other system pass (their names were compared)."""
+    import hamiltonians
+
+    a, b = file_system(path, meta), file_system(train_path, train)
+    if a is None or b is None or (hamiltonians.lattice_of(a) is None and hamiltonians.lattice_of(b) is None):
+        return
+    if not hamiltonians.same_system(a, b):
+        raise IsingDataError(f"{path} holds lattices of the spin-glass instance {a.label} but the training file "
+                             f"{train_path} of {b.label} (their couplings J_h, J_v differ); use files of one instance")
+
+
 # -------------------------------------------------------- lightning data module
 class IsingDataModule(pl.LightningDataModule):
     """Train, validation (beta 0.25 main, 0.125, 0.5) and test loaders from file paths.
@@ -478,7 +492,8 @@ class IsingDataModule(pl.LightningDataModule):
     def check_files(self) -> dict:
         """Open every file as the loaders will (its datasets, shapes and values, a sample of the
         spins), and check that the validation and test files hold lattices of the training
-        file's size, kind (Ising, or Potts of the same q) and Hamiltonian: one-line
+        file's size, kind (Ising, or Potts of the same q), Hamiltonian and instance (a spin glass's
+        couplings, `check_same_instance`): one-line
         IsingDataErrors before any training. Returns the training file's metadata."""
         paths = (self.train_path, *self.val_paths, self.test_path)
         for path in paths:  # their datasets first: read_metadata reads a whole beta column at once
@@ -498,6 +513,7 @@ class IsingDataModule(pl.LightningDataModule):
             if None not in (meta["hamiltonian"], train["hamiltonian"]) and meta["hamiltonian"] != train["hamiltonian"]:
                 raise IsingDataError(f"{path} holds {meta['hamiltonian']} lattices but the training file "
                                      f"{self.train_path} {train['hamiltonian']}; use files of one Hamiltonian")
+            check_same_instance(path, meta, self.train_path, train)
         return train
 
     def _check_dataset(self, path) -> None:

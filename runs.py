@@ -13,6 +13,9 @@ and hyper-parameters only, a few hundred kB, the form `weights/` ships.
 size transfer, teacher labels): batches through `model.predict_energy`, no gradients. A Potts
 run (hyper-parameter q > 2, `Run.q`, hamiltonian "POTTS<q>") reads lattices of the states
 0..q-1 and an Ising run spins ±1; `predict` refuses the other kind in one line (`check_grids`).
+A run of a spin-glass instance (hamiltonian "EA") records its couplings (`config.instance`, also in
+the checkpoint's hyper-parameters): `Run.system` is the instance itself, and its model reads the
+lattices of that instance's size only.
 """
 from __future__ import annotations
 
@@ -89,6 +92,19 @@ class Run:
     def q(self) -> int:
         """The Potts q of the training data (2: an Ising run, also runs from before q existed)."""
         return int(self.metrics.get("config", {}).get("q", 2))
+
+    @property
+    def system(self):
+        """The Hamiltonian object the run was trained on (`hamiltonians.from_record` of its recorded
+        hamiltonian, q and, for a spin-glass instance, couplings); a one-line UserError for a record
+        that names none."""
+        import hamiltonians
+
+        config = self.metrics.get("config", {})
+        try:
+            return hamiltonians.from_record(self.hamiltonian, self.q, config.get("instance"))
+        except ValueError as err:
+            raise UserError(f"{self.dir / 'metrics.json'}: {err}") from None
 
     @property
     def lattice(self):
@@ -244,10 +260,13 @@ def available_memory() -> int | None:
 
 def check_grids(model, grids: np.ndarray) -> None:
     """ValueError unless grids hold what the model reads: spins ±1 (Ising, q = 2) or the states
-    0..q-1 of a q-state Potts model (`model.q`), e.g. Potts lattices given to an Ising run."""
+    0..q-1 of a q-state Potts model (`model.q`), e.g. Potts lattices given to an Ising run; lattices
+    of its own size for a model of a spin-glass instance (`check_lattice`)."""
     q, g = int(getattr(model, "q", 2)), np.asarray(grids)
     if not g.size:
         return
+    if hasattr(model, "check_lattice") and g.ndim == 3:
+        model.check_lattice(g.shape[1:])
     ok = ((g >= 0) & (g < q)).all() if q > 2 else (np.abs(g) == 1).all()
     if not ok:
         what = f"a q = {q} Potts model reads the states 0 ... {q - 1}" if q > 2 else "an Ising model reads spins ±1"

@@ -89,12 +89,16 @@ def sequences_to_grids(seq: torch.Tensor, n_x: int, n_y: int, order: str = "rows
 
 
 # ----------------------------------------------------------------------------- Ising or Potts
-def check_lattice_model(hamiltonian, q) -> int:
+def check_lattice_model(hamiltonian, q, instance=None) -> int:
     """q as an int (2: Ising, the default; > 2: Potts) after checking that the Hamiltonian is one of
     that model: ISING1 / ISING2 for q = 2, POTTS<q> (the generator's name, nearest neighbours)
-    for q > 2. ValueError otherwise."""
+    for q > 2, or a spin-glass instance (EA with `instance`, its couplings: `hamiltonians.instance_attrs`).
+    ValueError otherwise."""
     q = potts.check_q(q)
-    if q == 2:
+    if instance is not None or (q == 2 and hamiltonian in hamiltonians.BUILT_IN
+                                and hamiltonian not in ising.HAMILTONIANS):
+        hamiltonians.from_record(hamiltonian, q, instance)       # an instance, or EA without one: says so
+    elif q == 2:
         check_choice("hamiltonian", hamiltonian, ising.HAMILTONIANS)
     elif hamiltonian != potts.Potts(q).name:
         raise ValueError(f"q = {q} is the Potts model: hamiltonian must be {potts.Potts(q).name!r} (got "
@@ -102,14 +106,15 @@ def check_lattice_model(hamiltonian, q) -> int:
     return q
 
 
-def exact_energy(grids: np.ndarray, hamiltonian: str = "ISING1", q: int = 2) -> np.ndarray:
+def exact_energy(grids: np.ndarray, hamiltonian: str = "ISING1", q: int = 2, instance=None) -> np.ndarray:
     """True energies float64 (B,) of grids (B, n_x, n_y) under a built-in Hamiltonian (ISING1,
-    ISING2: spins ±1, q = 2; POTTS<q>: states 0..q-1), the Hamiltonian object's own energy;
-    ValueError for any other name."""
-    system = hamiltonians.from_attrs({"hamiltonian": hamiltonian, "q": q})
-    if system is None:
+    ISING2: spins ±1, q = 2; POTTS<q>: states 0..q-1; EA with its `instance`), the Hamiltonian
+    object's own energy; ValueError for any other name."""
+    try:
+        system = hamiltonians.from_record(hamiltonian, q, instance)
+    except ValueError:
         raise ValueError(f"no exact energy for the Hamiltonian {hamiltonian!r}: use one of "
-                         f"{', '.join(hamiltonians.BUILT_IN)}")
+                         f"{', '.join(hamiltonians.BUILT_IN)}") from None
     return np.asarray(system.energy(grids), dtype=np.float64)
 
 
@@ -124,6 +129,46 @@ def encode_states(x: torch.Tensor, q: int) -> torch.Tensor:
     if q == 2:
         return x
     return F.one_hot(x[..., 0].long(), q).to(x.dtype if x.is_floating_point() else torch.float32)
+
+
+# ----------------------------------------------------------------------------- positions
+POSITION_DIM = 16
+
+
+class SitePositions(nn.Module):
+    """A learned code (POSITION_DIM) per snake position, appended to what a network reads at each site.
+
+    Why: a model of a system bound to one lattice (a spin-glass instance: a coupling per bond) needs
+    p(s_t | ...) to depend on WHERE t is, not only on the spins read so far; an RNN reading spins only
+    would have to count its steps to know. A translation-invariant system (Ising, Potts) has no use for
+    it, and its models have none (their checkpoints and any-size predictions are unchanged).
+    A position is information about the lattice, never about a spin, so no model leaks through it.
+
+    forward(x (B, T, c), start=0) -> (B, T, c + POSITION_DIM), x's sites at positions start .. start+T-1.
+    """
+
+    def __init__(self, n_sites: int):
+        super().__init__()
+        self.n_sites = int(n_sites)
+        self.code = nn.Embedding(self.n_sites, POSITION_DIM)
+
+    def forward(self, x: torch.Tensor, start: int = 0) -> torch.Tensor:
+        b, t = x.shape[:2]
+        if start + t > self.n_sites:
+            raise ValueError(f"a sequence of {start + t} sites, but this model knows the positions of its "
+                             f"{self.n_sites} sites only (its instance's lattice)")
+        code = self.code(torch.arange(start, start + t, device=x.device)).to(x.dtype)
+        return torch.cat([x, code.expand(b, t, -1)], dim=-1)
+
+
+def read_sites(positions, x: torch.Tensor, start: int = 0) -> torch.Tensor:
+    """What a branch's network reads: x (B, T, c) itself, or with its positions appended (`SitePositions`)."""
+    return x if positions is None else positions(x, start)
+
+
+def site_inputs(q: int, n_sites) -> int:
+    """Input channels of a branch's network: the spin or one-hot state, and the position code if any."""
+    return input_channels(q) + (POSITION_DIM if n_sites else 0)
 
 
 # ----------------------------------------------------------------------------- encoders
@@ -289,10 +334,14 @@ class SequenceModule(LatticeModule):
         hyper-parameters: the trainers report its message as their flag error."""
         hp = self.hparams
         for name, options in self.choices.items():
-            if name == "hamiltonian":  # and q: a Potts model's Hamiltonian is POTTS<q>
-                check_lattice_model(hp[name], hp.get("q", 2))
+            if name == "hamiltonian":  # and q: a Potts model's Hamiltonian is POTTS<q>; an instance's couplings
+                check_lattice_model(hp[name], hp.get("q", 2), hp.get("instance"))
             else:
                 check_choice(name, hp[name], options)
+        bound = hamiltonians.lattice_of(self.system)
+        if bound is not None and bound != (hp.n_x, hp.n_y):
+            raise ValueError(f"the instance {self.system.label} is of the {bound[0]} x {bound[1]} lattice, but n_x, "
+                             f"n_y = {hp.n_x}, {hp.n_y}")
         for name in ("hidden_size", "num_layers", "n_heads"):
             check_positive_int(name, hp[name])
         for name in ("beta", "lr"):
@@ -310,6 +359,26 @@ class SequenceModule(LatticeModule):
     def orders(self):
         return ("rows", "cols") if self.hparams.two_d else ("rows",)
 
+    @property
+    def system(self):
+        """The Hamiltonian object the model was trained on (`hamiltonians.from_record` of its
+        hyper-parameters hamiltonian, q and instance): its energy, exact values and lattice."""
+        hp = self.hparams
+        return hamiltonians.from_record(hp.hamiltonian, int(hp.get("q", 2)), hp.get("instance"))
+
+    @property
+    def n_sites(self):
+        """Sites of the one lattice a model of an instance reads (its branches know their positions,
+        `SitePositions`), None for a model of any lattice size."""
+        return self.hparams.n_x * self.hparams.n_y if self.hparams.get("instance") else None
+
+    def check_lattice(self, shape) -> None:
+        """ValueError unless a model of an instance is given lattices of its own size (n_x, n_y)."""
+        bound = hamiltonians.lattice_of(self.system) if self.hparams.get("instance") else None
+        if bound is not None and tuple(int(n) for n in shape) != bound:
+            raise ValueError(f"this model learned the {bound[0]} x {bound[1]} spin-glass instance "
+                             f"{self.system.label}; it reads only its lattices, not {' x '.join(map(str, shape))}")
+
     # -- the prediction entry point ---------------------------------------------------------
     def predict_energy(self, grids: torch.Tensor, return_attention: bool = False):
         """grids (B, n_x, n_y) ±1 (Potts: states 0..q-1), any dtype, any lattice size -> energies float32 (B,).
@@ -320,6 +389,7 @@ class SequenceModule(LatticeModule):
         `torch.no_grad()` for inference.
         """
         grids = torch.as_tensor(grids).to(self.device)
+        self.check_lattice(tuple(grids.shape[1:]))
         seqs = {order: grids_to_sequences(grids, order) for order in self.orders}
         energy, attn = self.energy_from_sequences(seqs, return_attention=return_attention, shape=tuple(grids.shape[1:]))
         energy = energy.float()

@@ -15,6 +15,11 @@ an exact E, so every formula holds as it stands; the exact references are then `
 `exact_mean_energy` and `exact_heat_capacity` (a transfer matrix: 8 x 8 for q = 3 in seconds; on
 a lattice it refuses the exact values are None, not an error). Ising runs are untouched by this.
 
+A causal run of a spin-glass instance (hamiltonian "EA", its couplings recorded in the run): E(s)
+is the instance's own energy and the exact references are its row transfer matrix's
+(`spin_glass.EdwardsAnderson.exact_log_z`, `exact_moments`; rows of up to 14 sites). The system is
+always the run's Hamiltonian object (`model.system`), whose methods give E and the exact values.
+
 With N independent draws s_k ~ q and weights w_k = exp(-beta E(s_k) - log q(s_k)):
     Z = E_q[w]             ->  log Z ~ log mean(w);  F = -log Z / beta
     se(log Z) ~ std(w) / (mean(w) sqrt(N))                    (delta method)
@@ -46,29 +51,42 @@ MIN_ESS = 0.01
 
 
 # ----------------------------------------------------------------------------- the Hamiltonian
-def states(hamiltonian: str) -> int:
-    """q of a built-in Hamiltonian: 2 for ISING1/ISING2, q for POTTS<q>."""
-    return hamiltonians.builtin(hamiltonian).q
+# Every function below takes the system as a Hamiltonian object (a run's `model.system`: a spin-glass
+# instance is one) or a built-in name (ISING1, ISING2, POTTS<q>), and asks the object, never its type.
+def system_of(hamiltonian):
+    """The Hamiltonian object: itself, or the built-in one a name names (`hamiltonians.resolve`)."""
+    return hamiltonians.resolve(hamiltonian)
 
 
-def lattice_energy(grids, hamiltonian: str) -> np.ndarray:
-    """Exact energies of the built-in Hamiltonian's lattices (spins ±1 or Potts states)."""
-    return hamiltonians.builtin(hamiltonian).energy(grids)
+def states(hamiltonian) -> int:
+    """q of the system: 2 for spins ±1 (Ising, a spin glass), q for POTTS<q>."""
+    return system_of(hamiltonian).q
 
 
-def exact_energy_distribution(n_x: int, n_y: int, beta: float, hamiltonian: str):
+def lattice_energy(grids, hamiltonian) -> np.ndarray:
+    """Exact energies of the system's lattices (spins ±1 or Potts states)."""
+    return system_of(hamiltonian).energy(grids)
+
+
+def exact_energy_distribution(n_x: int, n_y: int, beta: float, hamiltonian):
     """(levels, P(E)) of the finite lattice; ValueError where no exact method applies."""
-    return hamiltonians.builtin(hamiltonian).exact_distribution(n_x, n_y, beta)
+    return system_of(hamiltonian).exact_distribution(n_x, n_y, beta)
 
 
-def describe(hamiltonian: str):
-    """A Potts run's caption ("q = 3 Potts model (POTTS3)"); None for Ising, whose outputs carry none."""
-    q = states(hamiltonian)
-    return None if q == 2 else f"q = {q} Potts model ({hamiltonian})"
+def describe(hamiltonian):
+    """A caption for a Potts run ("q = 3 Potts model (POTTS3)") or a spin-glass instance's ("spin-glass
+    instance EA_8x8_seed0"); None for Ising, whose outputs carry none."""
+    return hamiltonians.caption(system_of(hamiltonian))
 
 
-def _lattices(q) -> str:
-    return "Ising lattices" if q == 2 else f"q = {q} Potts lattices"
+def report_system(report: dict):
+    """The system a thermo report was computed for: its `hamiltonian` and, for an instance, `instance`."""
+    return hamiltonians.from_attrs({"hamiltonian": report["hamiltonian"], **(report.get("instance") or {})})
+
+
+def _lattices(system) -> str:
+    caption = hamiltonians.caption(system)
+    return "Ising lattices" if caption is None else f"lattices of the {caption}"
 
 
 # ----------------------------------------------------------------------------- estimators
@@ -110,15 +128,20 @@ def estimates(energies, log_q, beta: float, n_sites: int, n_boot: int = 200, see
             "C_per_site": c / n_sites, "C_err": float(np.std(boot)) / n_sites}
 
 
-def exact_values(n_x: int, n_y: int, beta: float, hamiltonian: str) -> dict:
-    """Exact finite-lattice F, U, C per site (None where no exact method applies)."""
-    s, h = n_x * n_y, hamiltonians.builtin(hamiltonian)
+def exact_values(n_x: int, n_y: int, beta: float, hamiltonian) -> dict:
+    """Exact finite-lattice F, U, C per site (None where no exact method applies), each from the
+    system's own exact methods (`exact_moments`, `exact_log_z`): Kaufman's log Z for ISING1 at any
+    size, a transfer matrix otherwise (rows of <= 10 sites; a spin-glass instance's, <= 14), which
+    refuses, in a ValueError, what it cannot reach: then F alone is None (U and C may still be exact)."""
+    s, h = n_x * n_y, system_of(hamiltonian)
     try:
         mean, var = h.exact_moments(n_x, n_y, beta)
-        # log Z: Kaufman for ISING1 at any size, the transfer matrix (rows of <= 10 sites) otherwise
-        log_z = h.exact_log_z(n_x, n_y, beta) if (hamiltonian == "ISING1" or min(n_x, n_y) <= 10) else None
     except ValueError:
         return {"F_exact_per_site": None, "U_exact_per_site": None, "C_exact_per_site": None}
+    try:
+        log_z = h.exact_log_z(n_x, n_y, beta)
+    except ValueError:
+        log_z = None
     return {"F_exact_per_site": None if log_z is None else -log_z / beta / s,
             "U_exact_per_site": mean / s, "C_exact_per_site": beta**2 * var / s}
 
@@ -152,7 +175,7 @@ def thermodynamics(model, n_samples: int, betas=None, seed: int = 0, order: str 
     """Sample the model and estimate F, U, C at every beta. Returns (report dict for
     thermo.json, arrays {"grids", "energies", "log_q"} for the plots)."""
     hp = model.hparams
-    n_x, n_y, beta_train, kind = int(hp.n_x), int(hp.n_y), float(hp.beta), str(hp.hamiltonian)
+    n_x, n_y, beta_train, kind = int(hp.n_x), int(hp.n_y), float(hp.beta), model.system
     s = n_x * n_y
     grids, log_q = model.sample(n_samples, seed=seed, order=order, batch_size=batch_size, progress=progress)
     e = lattice_energy(grids, kind)
@@ -162,13 +185,16 @@ def thermodynamics(model, n_samples: int, betas=None, seed: int = 0, order: str 
         rows.append({**estimates(e, log_q, b, s, seed=seed), **exact_values(n_x, n_y, b, kind)})
     exact_f = exact_values(n_x, n_y, beta_train, kind)["F_exact_per_site"]
     report = {
-        "beta_train": beta_train, "n_x": n_x, "n_y": n_y, "hamiltonian": kind, "n_samples": int(n_samples),
+        "beta_train": beta_train, "n_x": n_x, "n_y": n_y, "hamiltonian": kind.name, "n_samples": int(n_samples),
         "order": order, "seed": seed,
         "variational_F_per_site": f_q, "variational_F_err": f_q_err,
         # KL(q || p) = beta (F_q - F) for the whole lattice, in nats
         "kl_q_p_nats": None if exact_f is None else beta_train * s * (f_q - exact_f),
         "rows": rows,
     }
+    instance = hamiltonians.instance_attrs(kind)
+    if instance is not None:  # a spin-glass instance: its couplings, so the report names what it was computed for
+        report["instance"] = instance
     try:
         ee, pp = exact_energy_distribution(n_x, n_y, beta_train, kind)
         lw = -beta_train * e - log_q
@@ -187,7 +213,7 @@ def plot_thermodynamics(report: dict, arrays: dict, images_dir, mc_grids=None, p
     lattice has no exact values the exact curves are left out. Returns the paths written."""
     from plotting import plt, save_figure
 
-    n_x, n_y, kind, bt = report["n_x"], report["n_y"], report["hamiltonian"], report["beta_train"]
+    n_x, n_y, kind, bt = report["n_x"], report["n_y"], report_system(report), report["beta_train"]
     s, q, caption = n_x * n_y, states(kind), describe(kind)
     if caption:
         caption = f"{caption}, {n_x} × {n_y}, trained at β = {bt:g}"
@@ -259,7 +285,7 @@ def _exact(value, spec: str) -> str:
 def markdown_rows(report: dict) -> str:
     """The README table: beta, ESS/N, F error against exact (in standard errors), U, C; a Potts
     run's table has a caption line first, and a missing exact value is a dash."""
-    caption = describe(report["hamiltonian"])
+    caption = describe(report_system(report))
     lines = [] if caption is None else [f"{caption}, {report['n_x']} × {report['n_y']}, trained at "
                                         f"β = {report['beta_train']:g}", ""]
     lines += ["| β | ESS/N | F/N (model) | F/N exact | rel. error | U/N (model) | U/N exact | C/N (model) | "
@@ -275,6 +301,15 @@ def markdown_rows(report: dict) -> str:
                      f"{_exact(r['U_exact_per_site'], '.4f')} | {r['C_per_site']:.4f} ± {r['C_err']:.4f} | "
                      f"{_exact(r['C_exact_per_site'], '.4f')} |")
     return "\n".join(lines)
+
+
+def holds_system(path, system) -> bool:
+    """Whether a data file holds lattices of `system` (its attributes name the same Hamiltonian and, for a
+    spin glass, the same couplings); a one-line UserError for a file that cannot be read."""
+    from data_files import check_data_file, file_system
+
+    found = file_system(path, check_data_file(path))
+    return found is not None and hamiltonians.same_system(found, system)
 
 
 def monte_carlo_lattices(path, shape, n: int = 8, q: int = 2):
@@ -314,7 +349,7 @@ def main(argv=None) -> int:
     import torch
 
     from checks import atomic_path, write_json
-    from data_files import check_data_file, path as data_path
+    from data_files import check_data_file, ea_path, file_system, path as data_path
     from runs import load_probability_model
 
     if args.threads:
@@ -329,14 +364,18 @@ def main(argv=None) -> int:
     out = Path(args.out or args.run)
     check_output_dir("--out", out)
     check_output_dir("--images", args.images or out)
-    q = states(model.hparams.hamiltonian)
-    # the default is shown only if it is there
-    mc_path = args.mc_path or data_path("test", "data" if q == 2 else f"data/potts{q}", q)
-    if args.mc_path or Path(mc_path).is_file():
-        mc_q = check_data_file(mc_path).get("q")
-        if args.mc_path and mc_q != q:
-            raise UserError(f"--mc_path {args.mc_path} holds {_lattices(mc_q)}, but --run {args.run} is a model "
-                            f"of {_lattices(q)}: show lattices of the run's own model")
+    system = model.system
+    q = system.q
+    if args.mc_path:
+        if not holds_system(args.mc_path, system):
+            mc_system = file_system(args.mc_path, check_data_file(args.mc_path))
+            shown = "a learned table's lattices" if mc_system is None else _lattices(mc_system)
+            raise UserError(f"--mc_path {args.mc_path} holds {shown}, but --run {args.run} is a model "
+                            f"of {_lattices(system)}: show lattices of the run's own model")
+        mc_path = args.mc_path
+    else:  # the standard test file of the run's own system, shown only if it is there
+        standard = (data_path("test", "data" if q == 2 else f"data/potts{q}", q), ea_path("test"))
+        mc_path = next((p for p in standard if Path(p).is_file() and holds_system(p, system)), None)
     report, arrays = thermodynamics(model, args.n_samples, args.betas, args.seed, args.order, args.batch_size,
                                     progress=args.progress_bar)
     report["run"] = str(args.run)

@@ -6,7 +6,9 @@
       architecture, sequence model or extensive model, chosen once)
     -> data (`prepare_data`): the training file's beta, lattice size, Hamiltonian and q (2 for
        Ising spins ±1, q > 2 for the states of a q-state Potts model, whose runs are named
-       ..._Q<q>); the data module (the files' energies, or a teacher's with --teacher); every file
+       ..._Q<q>) and, for a spin-glass instance, its couplings, which the model records as its
+       hyper-parameter `instance` (every file of the run must hold that instance; the extensive
+       model cannot represent one and is refused); the data module (the files' energies, or a teacher's with --teacher); every file
        opened and checked as the loaders will read it (same size, Hamiltonian and q as the training
        file), before anything is written: a wrong file, run or folder is one line `<prog>: error:
        ...`, exit status 2
@@ -111,8 +113,9 @@ class Data:
     meta: dict  # the training file's metadata (data_files.read_metadata)
     beta: float  # --beta, or the training file's
     q: int  # 2: Ising spins ±1; q > 2: the states 0..q-1 of a q-state Potts model
-    hamiltonian: str  # ISING1, ISING2, POTTS<q>
+    hamiltonian: str  # ISING1, ISING2, POTTS<q>, EA
     target: str  # "absolute", or "centred" for a causal teacher's labels (E up to a constant)
+    instance: dict | None = None  # a spin-glass instance's couplings (`hamiltonians.instance_attrs`), else None
 
 
 def prepare_data(parser: argparse.ArgumentParser, args: argparse.Namespace, family: str) -> Data:
@@ -138,7 +141,27 @@ def prepare_data(parser: argparse.ArgumentParser, args: argparse.Namespace, fami
     beta = args.beta if args.beta is not None else meta["beta"]
     if beta is None:
         parser.error(f"{args.train_path} holds several betas {meta['betas']}; pass --beta explicitly")
-    return Data(module, meta, float(beta), meta["q"], data_files.file_hamiltonian(meta), target)
+    return Data(module, meta, float(beta), meta["q"], data_files.file_hamiltonian(meta), target,
+                training_instance(parser, args))
+
+
+def training_instance(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict | None:
+    """The spin-glass instance the training file holds (its couplings, which the model records as its
+    hyper-parameter `instance`), or None for a system of any lattice size. The extensive model is
+    refused on an instance: its tile network is one function of a window, the same at every site, so
+    it cannot hold a coupling per bond (`disorder_ednn.py` is the extensive model that reads them)."""
+    import hamiltonians
+    try:
+        system = data_files.file_system(args.train_path, data_files.read_metadata(args.train_path))
+    except UserError as err:
+        fail(parser, str(err))
+    instance = None if system is None else hamiltonians.instance_attrs(system)
+    if instance is not None and getattr(args, "architecture", "rnn") == "ednn":
+        fail(parser, f"--architecture ednn: {args.train_path} holds the spin-glass instance {system.label}, a "
+                     "coupling per bond, which the extensive model's translation-invariant tile cannot represent; "
+                     "train a sequence model (--architecture rnn) or the extensive model that reads the couplings, "
+                     "disorder_ednn.py")
+    return instance
 
 
 # ----------------------------------------------------------------------------- model
@@ -153,6 +176,8 @@ def build_model(parser: argparse.ArgumentParser, args: argparse.Namespace, arch:
 
     hparams = {**arch.hparams(args, family, data.target), "beta": data.beta, "n_x": data.meta["n_x"],
                "n_y": data.meta["n_y"], "hamiltonian": data.hamiltonian, "q": data.q}
+    if data.instance is not None:  # a spin-glass instance: the run records its couplings (and only then)
+        hparams["instance"] = data.instance
     if args.threads:
         torch.set_num_threads(args.threads)
     pl.seed_everything(args.seed, workers=True, verbose=False)  # a flag error after this stays one line
