@@ -6,6 +6,7 @@
     python benchmarks/bench_sampler.py --potts    # the Potts heat-bath kernel only
     python benchmarks/bench_sampler.py --cluster  # Swendsen-Wang against checkerboard at beta_c
     python benchmarks/bench_sampler.py --slmc     # SLMC's acceptance on the learned Hamiltonians
+    python benchmarks/bench_sampler.py --disorder # K spin-glass instances in one program vs one by one
 
 Measures, for 8 x 8 ISING1 at beta = 0.25, in one process:
   * the published algorithm: one chain, a Python loop, a random site per step, the whole
@@ -22,6 +23,8 @@ Measures, for 8 x 8 ISING1 at beta = 0.25, in one process:
     where each wins sets sampler.DENSE_MAX_SITES;
   * a table Hamiltonian (3 x 3 window energies, the form of a learned energy function) against
     the built-in kernel on 16 x 16 ... 64 x 64, and the any-window table kernel it replaces there;
+  * K spin-glass instances in one program (a disorder average) against the same K run one after
+    another: build and compile time, instance-sweeps per second;
   * the q = 3 and q = 4 Potts heat-bath kernel against the Ising kernel on 8 x 8 and 64 x 64, near
     each model's critical point;
   * end to end (generate_ising.generate: sampling, device->host, HDF5 write): stored samples per
@@ -265,6 +268,56 @@ def spin_glass_paths(repeats):
     for k, r in ratios.items():
         print(f"  EA with replica exchange every {k:2d} sweeps: {np.median(r):4.2f}x of no swaps (median of {len(r)} "
               f"interleaved rounds, quartiles {np.quantile(r, 0.25):4.2f} ... {np.quantile(r, 0.75):4.2f})")
+    disorder_paths(repeats)
+
+
+def disorder_batch(n_instances=32, size=16, n_chains=16, n_betas=8, rounds=3, target_updates=4e7):
+    """K ±J instances of size x size, n_betas x n_chains chains each with replica exchange every sweep:
+    one Sampler of `spin_glass.Disorder` (one program) against K Samplers run one after another, in the same
+    process. Returns {"batched"/"sequential": (seconds to build and compile, instance-sweeps/s median of
+    rounds)}; an instance-sweep is one sweep of one instance's chains. The two are timed in turn in each
+    round, so a shared machine's load drifts alike."""
+    import spin_glass
+
+    ladder = list(1.0 / np.geomspace(3.0, 0.5, n_betas))
+    seeds = range(n_instances)
+    n = max(2, int(target_updates // (n_instances * n_chains * n_betas * size * size)))
+
+    def build(hamiltonian):
+        sm = sampler.Sampler(size, size, hamiltonian, ladder, n_chains, 0, swap_every=1)
+        sm.burn(n)                                           # compile + warm up
+        jax.block_until_ready(sm.blocks)
+        return sm
+    t0 = time.perf_counter()
+    batched = build(spin_glass.Disorder.standard(size, size, seeds))
+    t1 = time.perf_counter()
+    alone = [build(spin_glass.EdwardsAnderson.standard(size, size, k)) for k in seeds]
+    t2 = time.perf_counter()
+
+    def timed(samplers):
+        t = time.perf_counter()
+        for sm in samplers:
+            sm.burn(n)
+            jax.block_until_ready(sm.blocks)
+        return time.perf_counter() - t
+    rates = {"batched": [], "sequential": []}
+    for _ in range(rounds):
+        rates["batched"].append(n_instances * n / timed([batched]))
+        rates["sequential"].append(n_instances * n / timed(alone))
+    return {"batched": (t1 - t0, float(np.median(rates["batched"]))),
+            "sequential": (t2 - t1, float(np.median(rates["sequential"]))), "sweeps": n,
+            "chains": batched.n_real, "padded": batched.B}
+
+
+def disorder_paths(repeats, size=16, instances=(8, 32)):
+    """`disorder_batch` for a few K: build time and instance-sweeps/s, batched against one after another."""
+    print(f"\nDisorder average: K ±J instances of {size} x {size}, 8 betas x 16 chains each, replica exchange every "
+          f"sweep, one program against K run one after another (median of {repeats} interleaved rounds; {load()}):")
+    for K in instances:
+        r = disorder_batch(K, size, rounds=repeats)
+        (tb, rb), (ts, rs) = r["batched"], r["sequential"]
+        print(f"  K = {K:3d} ({r['chains']} chains, {r['sweeps']} sweeps a round): build + compile {tb:5.1f} s batched, "
+              f"{ts:5.1f} s one by one; {rb:9.1f} against {rs:9.1f} instance-sweeps/s ({rb / rs:4.2f}x)")
 
 
 def swap_cost(hamiltonian, betas, size, rounds, n_chains=8, target_updates=4e7, every=(1, 10)):
@@ -408,7 +461,10 @@ def main(argv=None):
     p.add_argument("--tau", action="store_true", help="print the tau_int / burn-in tables instead")
     p.add_argument("--tables", action="store_true", help="only the table-Hamiltonian figures (a minute)")
     p.add_argument("--potts", action="store_true", help="only the Potts heat-bath figures (a minute)")
-    p.add_argument("--spin_glass", action="store_true", help="only the spin glass's and replica exchange's figures")
+    p.add_argument("--spin_glass", action="store_true", help="only the spin glass's, replica exchange's and disorder "
+                   "average's figures")
+    p.add_argument("--disorder", action="store_true", help="only the disorder average's figures: K instances in one "
+                   "program against one after another")
     p.add_argument("--cluster", action="store_true", help="only the cluster update's figures (Swendsen-Wang against "
                    "checkerboard at beta_c, 64 x 64 and 128 x 128: about 15 minutes)")
     p.add_argument("--slmc", action="store_true", help="only self-learning Monte Carlo's acceptance on the shipped "
@@ -431,6 +487,9 @@ def main(argv=None):
         return
     if args.spin_glass:
         spin_glass_paths(args.repeats)
+        return
+    if args.disorder:
+        disorder_paths(args.repeats)
         return
     if args.cluster:
         cluster_paths()
