@@ -140,3 +140,24 @@ def test_bad_instances_is_one_line(tmp_path, capsys, flags, usage):
                         capsys)
     user_error(code, err, "--instances", usage=usage)
     assert not (tmp_path / "out").exists() and not (tmp_path / "img").exists()
+
+
+@pytest.mark.slow
+def test_a_batch_is_the_same_on_one_or_three_devices():
+    """Sharded over 1 or 3 XLA host devices (the chains padded to 81, 4 groups of 24 by the batched
+    products), the same chains: streams are per chain id, the instance of a chain is its layout's."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import jax, numpy as np, spin_glass; from sampler import Sampler; assert len(jax.devices()) == %d; "
+            "s = Sampler(4, 4, spin_glass.Disorder.standard(4, 4, (2, 3, 5)), [0.4, 1.0, 2.5], 8, 3, swap_every=1); "
+            "s.burn(20); e = np.asarray(s.produce(2, 3)[1])[:, :s.n_real]; print(s.B, e.tobytes().hex())")
+    outs = []
+    for nd in (1, 3):
+        env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={nd}", JAX_PLATFORMS="cpu")
+        run = subprocess.run([sys.executable, "-c", code % nd], check=True, cwd=Path(__file__).resolve().parents[1],
+                             env=env, capture_output=True, text=True)
+        outs.append(run.stdout.split())
+    assert outs[0][1] == outs[1][1] and outs[1][0] == "81"
