@@ -133,7 +133,7 @@ FLAG_KEYS = ("cell", "bidirectional", "attention", "two_d", "joint", "energy_hea
 
 def reference_rmse(row: dict):
     """The published RMSE of the same combination (reference head, GRU), or None."""
-    if row.get("focus") is not None or row.get("joint") or row.get("q", 2) > 2:  # no published counterpart
+    if row.get("focus") is not None or row.get("joint") or row.get("q", 2) > 2 or row.get("instance"):  # none published
         return None
     if row.get("energy_head", "logsigmoid") not in (None, "logsigmoid") or str(row.get("cell") or "gru") != "gru":
         return None
@@ -164,6 +164,7 @@ def score_run(run: Run, grids, energies, betas, model=None) -> dict:
         "train_time_s": run.metrics.get("train_time_s"),
         "predict_seconds": seconds,
         **({"q": model.q} if model.q > 2 else {}),  # Potts rows only: Ising rows stay as they were
+        **({"instance": model.system.label} if model.hparams.get("instance") else {}),  # a spin glass's rows only
         "_pred": pred,
         "_run": run,
     }
@@ -225,8 +226,9 @@ def evaluate_runs(runs_root, eval_path, n: int = N_EVAL, seed: int = EVAL_SEED, 
 
 def describe(row: dict) -> str:
     """Readable model description like the reference table's ("Energy GRU + Attention + 2D");
-    a Potts row ends in ", q = 3 Potts"."""
+    a Potts row ends in ", q = 3 Potts", a spin glass's in ", spin-glass instance EA_8x8_seed0"."""
     potts = f", q = {row['q']} Potts" if row.get("q", 2) > 2 else ""
+    potts += f", spin-glass instance {row['instance']}" if row.get("instance") else ""
     if row.get("focus") is not None:
         label_free = " (label-free, centred)" if row.get("target") == "centred" else ""
         return f"Energy EDNN, focus {row['focus']}, context {row['context']}{label_free}{potts}"

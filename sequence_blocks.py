@@ -2,7 +2,8 @@
 
 Everything here works on spin sequences: float tensors (B, L, 1) with values ±1, the
 lattice read in snake order (`ising.snake_permutation`). Nothing depends
-on the lattice size, so a model trained on 8 x 8 runs on any other size.
+on the lattice size, so a model trained on 8 x 8 runs on any other size (except a model of one
+spin-glass instance, which knows its sites' positions: `SitePositions`).
 
 The q-state Potts model (`potts.py`, hyper-parameter q > 2; q = 2 is the Ising model and its
 code path is unchanged) runs through the same code: its sequences hold the states 0..q-1
@@ -32,10 +33,13 @@ of one Bernoulli logit (...). The log-space energies take q and generalise as fo
 - `SelfAttention`   one `nn.MultiheadAttention` with a residual connection and an optional
                     boolean mask; returns its weights (B, Lq, Lk) on request, for the plots.
 - `causal_mask`, `diagonal_mask`, `sinusoidal_encoding` (length-agnostic positions).
+- `SitePositions`: a learned code per snake position, read beside the spins by the models of a
+  spin-glass instance (hyper-parameter `instance`: its couplings), whose conditionals differ from
+  site to site; such a model reads the lattices of its instance only (`SequenceModule.check_lattice`).
 - Log-space energies: `log_prob_observed`, `causal_energy`, `conditional_energy`,
   `log_prob_energy` (no products of probabilities, no clamping).
 - `grids_to_sequences` / `sequences_to_grids`: lattice <-> snake sequence in torch.
-- `encode_states`, `check_lattice_model` (q and Hamiltonian agree), `exact_energy` (the
+- `encode_states`, `check_lattice_model` (q, Hamiltonian and instance agree), `exact_energy` (the
   true energy of grids of either model, for the test metrics and the teacher's test labels).
 - `SequenceModule`: the sequence models' base, a `lattice_module.LatticeModule` (the steps,
   optimiser and schedule, logging and test metrics of every model) with the one check of a
@@ -381,7 +385,8 @@ class SequenceModule(LatticeModule):
 
     # -- the prediction entry point ---------------------------------------------------------
     def predict_energy(self, grids: torch.Tensor, return_attention: bool = False):
-        """grids (B, n_x, n_y) ±1 (Potts: states 0..q-1), any dtype, any lattice size -> energies float32 (B,).
+        """grids (B, n_x, n_y) ±1 (Potts: states 0..q-1), any dtype, any lattice size (a model of
+        an instance: its own, else ValueError) -> energies float32 (B,).
 
         With `return_attention=True` also returns {"rows": (B, L, L)[, "cols": ...]}
         attention weights indexed by sequence positions (query, key) of that snake order

@@ -263,6 +263,8 @@ def test_evaluate_scores_the_runs_by_the_protocol(ea_runs, files, tmp_path, caps
     assert len(rows) == 3 and all(np.isfinite(r["rmse_centred"]) for r in rows)
     model = runs_module.load_model(ea_runs["causal"])
     row = next(r for r in rows if r["run"].endswith("probability/GRU_1L_1H_hid8"))
+    assert row["instance"] == "EA_4x4_seed3" and evaluate.reference_rmse(row) is None   # no published figure
+    assert evaluate.describe(row).endswith("spin-glass instance EA_4x4_seed3")
     pred = runs_module.predict(model, grids)
     assert row["rmse_centred"] == pytest.approx(float(np.sqrt(np.mean(((pred - pred.mean()) -
                                                                         (energies - energies.mean())) ** 2))))
