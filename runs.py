@@ -143,10 +143,15 @@ def find_runs(root) -> list[Run]:
 
 def lattice_problem(hparams, n_x: int, n_y: int):
     """Why a model with these hyper-parameters cannot read n_x x n_y lattices, or None: the
-    extensive model needs sizes its tiles cover; the sequence models read any length."""
-    focus = dict(hparams).get("focus")
+    extensive model needs sizes its tiles cover; the sequence models read any length, except a model
+    of one spin-glass instance (hyper-parameter `instance`), which reads that instance's lattice only."""
+    hparams = dict(hparams)
+    focus = hparams.get("focus")
     if focus and (n_x % int(focus) or n_y % int(focus)):
         return f"its tiles of focus {focus} do not cover a {n_x} x {n_y} lattice"
+    if hparams.get("instance") and (int(n_x), int(n_y)) != (int(hparams["n_x"]), int(hparams["n_y"])):
+        return (f"it learned one spin-glass instance of {hparams['n_x']} x {hparams['n_y']} sites, whose couplings "
+                f"a {n_x} x {n_y} lattice does not have")
     return None
 
 

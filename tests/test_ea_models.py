@@ -240,6 +240,13 @@ def test_a_model_of_an_instance_refuses_lattices_of_another_size(ea_runs):
         runs_module.predict(model, np.ones((2, 4, 6), np.int8))
 
 
+def test_other_sizes_are_a_lattice_problem(ea_runs):
+    """transfer.py asks `runs.lattice_problem` which sizes a run reads: an instance's run, its own only."""
+    config = runs_module.read_run(ea_runs["causal"]).metrics["config"]
+    assert runs_module.lattice_problem(config, N_X, N_Y) is None
+    assert "spin-glass instance" in runs_module.lattice_problem(config, 8, 8)
+
+
 def test_thermodynamics_refuses_monte_carlo_lattices_of_another_instance(ea_runs, files, tmp_path, capsys):
     argv = ["--run", ea_runs["causal"], "--n_samples", "100", "--out", tmp_path / "x", "--mc_path",
             files["other_instance"], "--no-progress_bar"]
