@@ -65,6 +65,8 @@ class Hamiltonian(Protocol):
         order parameter (Potts)."""
 
     order_components: int   # real components of the order parameter (Binder cumulant): 1, Potts 2
+    crossing_exponent: float | None   # 1/nu + omega of its universality class: how the U4 crossing of L and 2L
+                                      # approaches T_c (phase_diagram's extrapolation); None where unknown
 
     def table(self):
         """The energy as window energies (`ising.Table`, `potts.PottsTable`), itself for a table."""

@@ -345,9 +345,9 @@ def phase_diagram(source="ISING1", sizes=DEFAULT_SIZES, betas=None, chains=DEFAU
               "tc_method": f"U4 crossing of the two largest sizes, {sizes[-2]} and {sizes[-1]} ({best['method']}); "
                            "errors: jackknife over chains", "warnings": warnings}
     found = [c for c in crossings if c["T"] is not None]
-    if len(found) >= 2:
+    if len(found) >= 2 and hamiltonian.crossing_exponent is not None:
         fs = reweighting.extrapolate([c["sizes"][0] for c in found], [c["T"] for c in found],
-                                     [c["T_err"] for c in found])
+                                     [c["T_err"] for c in found], hamiltonian.crossing_exponent)
         report["finite_size"] = {**fs, "note": "T(L1, L2) = T_inf + a L1^-exponent fitted to the crossings of "
                                  "consecutive sizes; systematic: |T_c - T_inf|, the finite-size correction left in T_c"}
     if exact:

@@ -24,9 +24,16 @@ from functools import lru_cache
 
 import numpy as np
 
-from ising import LearnedTable
+from ising import CROSSING_EXPONENT, LearnedTable
 
 Q_MAX = 127                       # int8 states
+
+
+def crossing_exponent(q: int) -> float | None:
+    """1/nu + omega of the 2D q-state Potts class (see ising.CROSSING_EXPONENT): q = 2 is Ising; q = 3 has
+    nu = 5/6 and a leading irrelevant exponent omega = 4/5 (den Nijs 1979, Nienhuis 1982), so 6/5 + 4/5 = 2;
+    q = 4 has logarithmic corrections and q > 4 a first-order transition: None, no power law to fit."""
+    return {2: CROSSING_EXPONENT, 3: 2.0}.get(int(q))
 
 
 def beta_c(q: int) -> float:
@@ -141,6 +148,7 @@ class Potts:
         return {"hamiltonian": self.name, "q": self.q}
 
     order_components = 2
+    crossing_exponent = property(lambda self: crossing_exponent(self.q))
 
     def order_parameter(self, grids):
         return zq_magnetisation(grids, self.q)
@@ -203,6 +211,7 @@ class PottsTable(LearnedTable):
         return table_energy(grids, self)
 
     order_components = 2
+    crossing_exponent = property(lambda self: crossing_exponent(self.q))
 
     def order_parameter(self, grids):
         return zq_magnetisation(grids, self.q)

@@ -37,10 +37,6 @@ from scipy.optimize import brentq
 import estimators
 
 MIN_OVERLAP = 0.01      # ~ 2.3 standard deviations between neighbouring Gaussian histograms
-# Crossing of L and 2L: T(L) - T_c ~ L^-(1/nu + omega) (Binder 1981). 2D Ising: nu = 1; the leading
-# correction to U4 comes from the analytic background of chi, relative L^-gamma/nu = L^-7/4 (Salas &
-# Sokal 2000; the irrelevant-field corrections are L^-2 and beyond), so 1 + 7/4.
-CROSSING_EXPONENT = 2.75
 
 
 def logsumexp(x, axis=0, keepdims=False):
@@ -256,11 +252,11 @@ def all_crossings(hists: dict, near=None) -> list[dict]:
     return [crossing(hists[a], hists[b], near) for i, a in enumerate(sizes) for b in sizes[i + 1:]]
 
 
-def extrapolate(L, T, T_err=None, exponent=CROSSING_EXPONENT) -> dict:
+def extrapolate(L, T, T_err, exponent: float) -> dict:
     """Fit T(L) = T_inf + a L^-exponent to crossings T (n,) of the pairs (L, 2L), L (n,) the smaller size,
-    by weighted least squares (weights 1/T_err^2; equal without). exponent: 1/nu + omega (see
-    CROSSING_EXPONENT). Returns T_inf, T_inf_err (from the fit, statistics only), a, chi2, dof, exponent,
-    and systematic = |T of the largest L - T_inf|, the size of the correction still in the last crossing."""
+    by weighted least squares (weights 1/T_err^2; equal without). exponent: 1/nu + omega of the
+    universality class (a Hamiltonian's `crossing_exponent`). Returns T_inf, T_inf_err (from the fit,
+    statistics only), a, chi2, dof, exponent, and systematic = |T of the largest L - T_inf|, the size of the correction still in the last crossing."""
     L, T = np.asarray(L, np.float64), np.asarray(T, np.float64)
     if len(L) < 2:
         raise ValueError("the extrapolation needs crossings of at least 2 pairs of sizes")

@@ -398,6 +398,7 @@ class EdwardsAnderson:
                 "J_v": np.asarray(self.J_v, np.float32), "disorder_seed": -1 if self.seed is None else self.seed}
 
     order_components = 1
+    crossing_exponent = None     # no transition at T > 0 in 2D
 
     def order_parameter(self, grids):
         """The spin mean per lattice, float64 (...): the glass's order parameter is the overlap of two
@@ -459,6 +460,7 @@ class Disorder:
     beta_c = None
     lattice_kind = "bonds"
     order_components = 1
+    crossing_exponent = None     # no transition at T > 0 in 2D
 
     def __post_init__(self):
         if not self.instances:

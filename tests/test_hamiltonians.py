@@ -36,6 +36,9 @@ def test_every_system_answers_the_interface(h):
     assert m.shape == (len(g),) and np.all(np.abs(m) <= 1)
     with pytest.raises(ValueError):
         h.check_grids(g + 7)
+    # the class's crossing exponent 1/nu + omega, the same for its table: Ising 1 + 7/4, 3-state Potts
+    # 6/5 + 4/5, none for 4 states (logarithmic corrections)
+    assert h.crossing_exponent == t.crossing_exponent == {"ISING1": 2.75, "ISING2": 2.75, "POTTS3": 2.0}.get(h.name)
 
 
 @pytest.mark.parametrize("h", SYSTEMS, ids=lambda h: h.name)

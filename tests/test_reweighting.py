@@ -200,6 +200,6 @@ def test_all_pairs_and_the_finite_size_extrapolation():
     assert [c["sizes"] for c in cs] == [[2, 3], [2, 4], [3, 4]] and all(c["beta"] is not None for c in cs)
     L = np.array([8.0, 16, 32, 64])
     T = 2.269 + 0.7 * L ** -2.75
-    fit = rw.extrapolate(L, T, np.full(4, 1e-4))
+    fit = rw.extrapolate(L, T, np.full(4, 1e-4), 2.75)
     assert fit["T_inf"] == pytest.approx(2.269, abs=1e-9) and fit["a"] == pytest.approx(0.7, abs=1e-6)
     assert fit["systematic"] == pytest.approx(0.7 * 64 ** -2.75) and fit["dof"] == 2 and fit["chi2"] < 1e-12
