@@ -19,7 +19,8 @@ HDF5 layout: ising_grids int8 (N, n_x, n_y) (spins ±1, or Potts states 0..q-1);
 (N,); beta float32 (N,); avg_E float32 (n_betas,) mean stored energy per beta; attributes: the
 Hamiltonian's own (`attrs()`: hamiltonian, q, and a table's energy_function, trained_on, table_focus,
 table_context), n_x, n_y, betas, n_chains, burn_in_sweeps, thin_sweeps, algorithm, random_seed,
-acceptance_rate and tau_int_sweeps (per beta, measured), lowest_energy (per beta: the lowest energy after
+acceptance_rate and tau_int_sweeps (per beta, measured), tau_int_stored_energy, tau_int_stored_order and
+effective_samples (per beta: how independent the stored samples are, `stored_autocorrelation`), lowest_energy (per beta: the lowest energy after
 any sweep from the measured burn-in sweeps on, `Sampler.lowest_energies`), n_samples_per_beta, versions
 (JSON), command.
 Sample order: index i = (t * n_chains + c) * n_betas + b (beta b fastest, then chain c, then stored
@@ -429,9 +430,36 @@ def _burn_in(sampler, burn_in, n_chains):
     return tau, acc
 
 
+MIN_STORED_PER_CHAIN = 20   # stored samples of one chain below which their autocorrelation is not estimated
+
+
+def stored_autocorrelation(energies, orders, n_chains: int, n_betas: int):
+    """How independent a file's samples are: (tau_E, tau_m, effective samples), float64 (n_betas,) each.
+
+    The thinning (`generate`'s thin) is set by the energy's tau_int in the burn-in; slower observables,
+    the order parameter above all (near T_c it decorrelates many times slower under local updates), keep
+    successive stored samples of one chain correlated. So the stored series themselves are measured:
+    energies, orders float (N,) in the file's sample order (i = (t n_chains + c) n_betas + b), per beta the
+    n_chains series over t, tau_int (`integrated_autocorr_time`, averaged over the chains) in stored
+    samples (1: independent), of the energy and of |order parameter|. Effective samples: n_per_beta /
+    max(1, tau_E, tau_m), the number of independent samples a mean over the file's lattices at that beta
+    is worth. NaN where a chain stored fewer than MIN_STORED_PER_CHAIN samples (too short to tell)."""
+    T = len(energies) // (n_chains * n_betas)
+    nan = np.full(n_betas, np.nan)
+    if T < MIN_STORED_PER_CHAIN:
+        return nan, nan.copy(), nan.copy()
+    cut = T * n_chains * n_betas
+    per_beta = lambda x: np.asarray(x[:cut], np.float64).reshape(T, n_chains, n_betas).transpose(2, 1, 0)  # noqa: E731
+    e, m = per_beta(energies), per_beta(np.abs(orders))
+    tau_e = np.array([integrated_autocorr_time(e[b]) for b in range(n_betas)])
+    tau_m = np.array([integrated_autocorr_time(m[b]) for b in range(n_betas)])
+    return tau_e, tau_m, len(energies) / n_betas / np.maximum(1.0, np.maximum(tau_e, tau_m))
+
+
 def _stream(sampler, f, n_samples, thin, bar, block_bytes):
     """Produce n_samples per beta into the open HDF5 file f in the documented order.  Returns the
-    mean energy per beta, float64 (n_betas,)."""
+    mean energy per beta, float64 (n_betas,), and the stored energies and order parameters (N,) (for
+    `stored_autocorrelation`)."""
     R, nb, n_x, n_y = sampler.n_real, len(sampler.betas), sampler.n_x, sampler.n_y
     N = n_samples * nb
     dsets = {"ising_grids": f.create_dataset("ising_grids", (0, n_x, n_y), np.int8, maxshape=(N, n_x, n_y),
@@ -439,14 +467,16 @@ def _stream(sampler, f, n_samples, thin, bar, block_bytes):
     for name in ("true_energies", "beta"):
         dsets[name] = f.create_dataset(name, (0,), np.float32, maxshape=(N,), chunks=(min(N, 1 << 16),))
     beta_row = np.tile(sampler.betas.astype(np.float32), R // nb)                     # (R,)
-    sum_e, written = np.zeros(nb), 0
+    sum_e, written, orders, energies = np.zeros(nb), 0, np.empty(N, np.float32), np.empty(N, np.float32)
     for spins, en in sampler.stream(-(-N // R), thin, block_bytes):
         keep = min(spins.size // sampler.S, N - written)
         spins, en = spins.reshape(-1, n_x, n_y)[:keep], en.reshape(-1)[:keep]
         sum_e += np.bincount(np.arange(keep) % nb, weights=en, minlength=nb)
+        orders[written:written + keep] = np.abs(sampler.hamiltonian.order_parameter(spins))
+        energies[written:written + keep] = en
         written = _write_block(dsets, written, spins, en, np.tile(beta_row, len(en) // R + 1)[:keep])
         bar.update(keep)
-    return sum_e / n_samples
+    return sum_e / n_samples, energies, orders
 
 
 def generate(filename, *, hamiltonian="ISING1", n_x=8, n_y=8, betas=(0.25,), n_samples=10000, n_chains=None,
@@ -460,6 +490,9 @@ def generate(filename, *, hamiltonian="ISING1", n_x=8, n_y=8, betas=(0.25,), n_s
     thin: sweeps between stored samples (default: ceil of the largest integrated
     autocorrelation time of the energy, measured per beta on the last 256 burn-in sweeps;
     the acceptance rate is measured there too; with burn_in = 0 both are NaN and thin is 1).
+    The energy is not the slowest observable: the file records how correlated the stored samples of a
+    chain still are, energy and |order parameter|, and the effective number of samples per beta
+    (`stored_autocorrelation`); for independent samples raise thin until tau_int_stored_* is ~1.
     command: the attribute `command` (default: this process's command line).
     swap_every: K > 0 adds replica exchange between neighbouring betas every K sweeps (`Sampler`); the
     file then records swap_every and swap_acceptance (per neighbour pair, measured over the whole run).
@@ -484,7 +517,9 @@ def generate(filename, *, hamiltonian="ISING1", n_x=8, n_y=8, betas=(0.25,), n_s
     with atomic_path(filename) as tmp:
         with h5py.File(tmp, "w") as f, tqdm(total=n_samples * nb, unit="samples", unit_scale=True,
                                              disable=not progress, desc=f"{h.label} {n_x}x{n_y} {nb} beta(s)") as bar:
-            f["avg_E"] = _stream(sampler, f, n_samples, int(thin), bar, block_bytes).astype(np.float32)
+            avg_e, energies, orders = _stream(sampler, f, n_samples, int(thin), bar, block_bytes)
+            f["avg_E"] = avg_e.astype(np.float32)
+            tau_e, tau_m, effective = stored_autocorrelation(energies, orders, n_chains, nb)
             f.attrs.update(h.attrs())
             if swap_every:
                 f.attrs.update({"swap_every": int(swap_every), "swap_acceptance": sampler.swap_rates()})
@@ -492,6 +527,8 @@ def generate(filename, *, hamiltonian="ISING1", n_x=8, n_y=8, betas=(0.25,), n_s
                             "burn_in_sweeps": burn_in, "thin_sweeps": int(thin),
                             "algorithm": sampler.lat.algorithm_name(algorithm),
                             "random_seed": int(random_seed), "acceptance_rate": acc, "tau_int_sweeps": tau,
+                            "tau_int_stored_energy": tau_e, "tau_int_stored_order": tau_m,
+                            "effective_samples": effective,
                             "lowest_energy": sampler.lowest_energies(),
                             "n_samples_per_beta": n_samples,
                             "versions": json.dumps({"python": sys.version.split()[0], "jax": jax.__version__,

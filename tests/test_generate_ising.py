@@ -569,3 +569,24 @@ def test_potts_builtin_table_is_the_potts_model(tmp_path):
     for b in (0.6, 1.2):
         e = d["true_energies"][np.isclose(d["beta"], b)].astype(np.float64)
         assert chi_square_p(e, *potts.exact_energy_distribution(4, 4, 3, b)) > ALPHA, b
+
+
+def test_the_file_says_how_independent_its_samples_are(tmp_path):
+    """Thinned by the energy's tau, the stored samples of a chain near T_c are still correlated in |m|
+    (16 x 16 at beta 0.44, checkerboard: tau_int(|m|) ~ 26 sweeps against the energy's ~9): the file
+    records tau_int_stored_order well above 1 and above the energy's, and fewer effective samples than
+    lattices. Thinned 10x more, the same measure reads ~1 (power: the figure follows the thinning, it is
+    not a constant); with too few stored samples per chain it is NaN, not a claim of independence."""
+    def attrs(name, thin, n_chains=16, n=4000):
+        path = sampler.generate(tmp_path / name, hamiltonian="ISING1", n_x=16, n_y=16, betas=(0.44,), n_samples=n,
+                                n_chains=n_chains, burn_in=300, thin=thin, random_seed=3, progress=False)
+        with h5py.File(path, "r") as f:
+            return {k: np.asarray(f.attrs[k]) for k in ("tau_int_stored_energy", "tau_int_stored_order",
+                                                        "effective_samples", "thin_sweeps")}
+    dense = attrs("dense.hdf5", None)
+    assert dense["tau_int_stored_order"][0] > max(2.0, 1.3 * dense["tau_int_stored_energy"][0])
+    assert dense["effective_samples"][0] == pytest.approx(4000 / dense["tau_int_stored_order"][0])
+    sparse = attrs("sparse.hdf5", 10 * int(dense["thin_sweeps"]))
+    assert sparse["tau_int_stored_order"][0] < 1.4 and sparse["effective_samples"][0] > 2800
+    short = attrs("short.hdf5", None, n_chains=400)                  # 10 samples per chain
+    assert np.isnan(short["tau_int_stored_order"][0]) and np.isnan(short["effective_samples"][0])
