@@ -395,7 +395,9 @@ def per_bond(train_path, blocks: int = 10, max_lattices: int | None = None, fiel
         report.update(rms_error=float(np.sqrt(np.mean(dev ** 2))), max_abs_error=float(np.abs(dev).max()),
                       mean_error=float(dev.mean()), signs_right=float(np.mean(np.sign(fitted) == np.sign(planted))),
                       n_signs_wrong=int(np.sum(np.sign(fitted) != np.sign(planted))),
-                      max_error_in_error_bars=float(np.max(np.abs(dev) / err[:2 * n])))
+                      max_error_in_error_bars=float(np.max(np.abs(dev) / err[:2 * n])),
+                      rms_error_by_row={k: np.sqrt(np.mean(d.reshape(n_x, n_y) ** 2, axis=1)).tolist()
+                                        for k, d in (("J_h", dev[:n]), ("J_v", dev[n:]))})
         if exact_T and min(n_x, n_y) <= EXACT_MAX_SIDE:
             written = [arrays[k].astype(np.float32) for k in ("J_h", "J_v")]
             report["exact"] = exact_comparison(written, truth, exact_T)
@@ -413,6 +415,12 @@ def markdown_per_bond(report: dict) -> str:
                 "signs_right", "n_signs_wrong", "max_error_in_error_bars", "field_rms", "field_error_bar_rms"):
         if key in report:
             lines.append(f"| {key} | {report[key]:.6g} |")
+    if "rms_error_by_row" in report:
+        rows = report["rms_error_by_row"]
+        lines += ["", "rms error by row x (J_h: the bonds (x, y)-(x, y+1); J_v: (x, y)-(x+1, y), the last row's wrap "
+                  "around the torus)", "", "| x | " + " | ".join(str(x) for x in range(len(rows["J_h"]))) + " |",
+                  "|---|" + "---|" * len(rows["J_h"])]
+        lines += [f"| {k} | " + " | ".join(f"{v:.3f}" for v in rows[k]) + " |" for k in ("J_h", "J_v")]
     if "exact" in report:
         ex = report["exact"]
         lines += ["", "Exact (transfer matrix): U/N of the planted instance, of the fit in its own energy, and the "
