@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: install test test-fast data data-demo data-ising2 data-potts data-ea bench demo reproduce reproduce-reference headline weights thermo transfer phase phase-critical inverse-ising phase-learned potts clean
+.PHONY: install test test-fast data data-demo data-ising2 data-potts data-ea bench demo reproduce reproduce-reference headline weights thermo transfer phase phase-critical inverse-ising phase-learned potts spin-glass-learned clean
 
 install: $(VENV)/.installed
 
@@ -193,6 +193,27 @@ potts: install data-potts
 	for h in EDNN_F1_C1_hid16x2_Q3 EDNN_F1_C1_hid16x2_Centred_Q3_from_GRU_1L_1H_hid64_Cosine_Q3 \
 	    EDNN_F1_C1_hid16x2_Centred_Flip_Q3_from_$(POTTS_JOINT); do \
 	    $(PY) phase_diagram.py --hamiltonian runs/potts/energy/$$h --algorithm checkerboard --sizes 16 32 --out $(PP) --images $(PP) || exit 1; done
+
+# The 8 x 8 spin-glass instance learned from its lattices at T = 2 (results/spin_glass_learned/; about an hour
+# on 2 cores): the causal model (scores, thermodynamics against the transfer matrix) and the joint conditional
+# model, the label-free students (one coupling per bond fitted to each teacher's energies, inverse_ising.py
+# --teacher), and the fits simulated with replica exchange beside the planted instance.
+EA_FILES = --train_path data/ea/train_data.hdf5 --test_path data/ea/test_data.hdf5 --val_paths data/ea/val_data_beta_dot5.hdf5
+SGL = results/spin_glass_learned
+EA_TEACHERS = GRU_1L_1H_hid128_Cosine 2D_GRU_1L_1H_Bi_Joint_hid64_Cosine
+spin-glass-learned: install data-ea
+	test -f runs/ea/probability/GRU_1L_1H_hid128_Cosine/metrics.json || $(PY) probability_trainer.py $(EA_FILES) \
+	    --hidden_size 128 --lr 2e-3 --lr_schedule cosine --max_epochs 6 --batch_size 256 --threads 1 --output_dir runs/ea
+	test -f runs/ea/probability/2D_GRU_1L_1H_Bi_Joint_hid64_Cosine/metrics.json || $(PY) probability_trainer.py $(EA_FILES) \
+	    --two_d --bidirectional --joint --hidden_size 64 --lr 5e-3 --lr_schedule cosine --gradient_clip_val 1.0 --max_epochs 4 \
+	    --batch_size 512 --limit_val_batches 10 --precision 32-true --threads 1 --seed 1 --output_dir runs/ea
+	$(PY) evaluate.py --runs runs/ea --eval_path data/ea/eval_data.hdf5 --out $(SGL) --images $(SGL)
+	$(PY) thermodynamics.py --run runs/ea/probability/GRU_1L_1H_hid128_Cosine --n_samples 200000 \
+	    --mc_path data/ea/test_data.hdf5 --out $(SGL)/thermo
+	for t in $(EA_TEACHERS); do $(PY) inverse_ising.py --train_path data/ea/train_data.hdf5 --teacher runs/ea/probability/$$t \
+	    --out $(SGL)/student_from_$$t.json || exit 1; done
+	$(PY) $(SGL)/simulate.py $(SGL)/simulated results/inverse_ising/pseudo_likelihood_per_bond_EA_8x8_seed0.npz \
+	    $(foreach t,$(EA_TEACHERS),$(SGL)/student_from_$(t).npz)
 
 clean:
 	rm -rf runs results/demo data/demo

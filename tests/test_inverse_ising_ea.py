@@ -2,6 +2,7 @@
 for an EA file): exact recovery of every bond from the exact Boltzmann law of enumerated states, the fit
 from the repo's sampler within its own error bars, the .npz as a Hamiltonian source, one-line errors."""
 import json
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -209,3 +210,28 @@ def test_the_teacher_fit_runs_the_per_bond_pipeline(sampled, tmp_path, monkeypat
     assert "teacher RUN" in out.with_suffix(".md").read_text()
     fitted = hamiltonians.spin_glass_instance(6, 6, couplings=str(out.with_suffix(".npz")))
     assert fitted.J_h_array.shape == (6, 6)
+
+
+def test_the_shipped_label_free_student_meets_its_targets():
+    """results/spin_glass_learned: the student of the joint conditional teacher has every sign of the
+    planted 8 x 8 instance, rms error <= 0.02, and its law's planted U/N within 0.01 of the exact one at
+    T = 0.5 and 1.5 (transfer matrix). Power: the causal teacher's student, wrong on the torus's seam,
+    fails the rms target, and the same check against another instance fails the signs."""
+    folder = Path(__file__).resolve().parent.parent / "results" / "spin_glass_learned"
+    planted = spin_glass.standard_instance(8, 8, 0)
+
+    def load(name):
+        with np.load(folder / f"student_from_{name}.npz") as f:
+            return f["J_h"].astype(np.float64), f["J_v"].astype(np.float64)
+
+    def rms(fit, truth):
+        return np.sqrt(np.mean(np.concatenate([(a - b).ravel() for a, b in zip(fit, truth)]) ** 2))
+
+    joint = load("2D_GRU_1L_1H_Bi_Joint_hid64_Cosine")
+    assert all(np.array_equal(np.sign(a), b) for a, b in zip(joint, planted))
+    assert rms(joint, planted) <= 0.02
+    ex = inverse_ising.exact_comparison(joint, planted, (0.5, 1.5))
+    assert ex["max_abs_du_cross"] <= 0.01 and ex["e0_rel_error"] < 0.01
+    assert rms(load("GRU_1L_1H_hid128_Cosine"), planted) > 0.1
+    other = spin_glass.standard_instance(8, 8, 1)
+    assert not all(np.array_equal(np.sign(a), b) for a, b in zip(joint, other))
