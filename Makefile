@@ -134,11 +134,21 @@ transfer: install
 phase: install
 	$(PY) phase_diagram.py --hamiltonian ISING1 --algorithm checkerboard --out results/phase --images images
 
-# T_c of ISING1 to ~0.02%: cluster updates at 5 betas around beta_c on 32, 64 and 128, crossings on the
-# reweighted Binder cumulants (results/phase/critical/; resumable: a killed run continues).
+# Critical points with cluster updates (self-learning Monte Carlo for the learned tables) and crossings of the
+# reweighted Binder cumulants (results/phase/critical/; each run resumable: a killed run continues).
+# ISING1 on 64, 128, 256 to 0.008% (77 min on the loaded 2-core machine); ISING2, POTTS3 and the learned
+# Hamiltonians on 32, 64, 128 (20-45 min each).
+CRIT = --chains 32 --sweeps 2000 --burn_in 300 --out results/phase/critical --images results/phase/critical
 phase-critical: install
-	$(PY) phase_diagram.py --hamiltonian ISING1 --sizes 32 64 128 --betas 0.4390 0.43975 0.4405 0.44125 0.4420 \
-	    --chains 32 --sweeps 2000 --burn_in 300 --out results/phase/critical --images results/phase/critical
+	$(PY) phase_diagram.py --hamiltonian ISING1 --sizes 64 128 256 --betas 0.4400 0.4403 0.4406 0.4409 0.4412 $(CRIT)
+	$(PY) phase_diagram.py --hamiltonian ISING2 --sizes 32 64 128 --betas 0.2620 0.2625 0.2630 0.2635 0.2640 $(CRIT)
+	$(PY) phase_diagram.py --hamiltonian POTTS3 --sizes 32 64 128 --betas 1.0000 1.0025 1.0050 1.0075 1.0100 $(CRIT)
+	$(PY) phase_diagram.py --hamiltonian weights/energy/EDNN_F1_C1_hid16x2 --sizes 32 64 128 \
+	    --betas 0.4390 0.43975 0.4405 0.44125 0.4420 $(CRIT)
+	$(PY) phase_diagram.py --hamiltonian weights/energy/EDNN_F1_C1_hid16x2_Flip_from_2D_GRU_1L_1H_Bi_Joint_hid64_Cosine \
+	    --sizes 32 64 128 --betas 0.4378 0.43855 0.4393 0.44005 0.4408 $(CRIT)
+	$(PY) phase_diagram.py --hamiltonian weights/energy/EDNN_F1_C1_hid16x2_Flip_ISING2_from_2D_GRU_1L_1H_Bi_Joint_hid64_Cosine_ISING2 \
+	    --sizes 32 64 128 --betas 0.2613 0.26155 0.2618 0.26205 0.2623 $(CRIT)
 
 # The physicist's baseline: pair couplings fitted to the training lattices by pseudo-likelihood
 # (results/inverse_ising/; seconds).
