@@ -523,8 +523,8 @@ def overview(folder) -> str:
             if ref is not None and ref["tc"] is not None:
                 d = r["tc"] / ref["tc"] - 1
                 e = math.hypot(r["tc_err"] / ref["tc"], ref["tc_err"] * r["tc"] / ref["tc"] ** 2)
-                diff, ref_tc = f"{d:+.2%} ± {e:.2%}", f"{_pm(ref['tc'], ref['tc_err'])} ({ref['name']})"
-        vs_exact = f"{r['tc'] / r['tc_exact'] - 1:+.2%}" if r["tc"] is not None and "tc_exact" in r else "—"
+                diff, ref_tc = f"{d:+.3%} ± {e:.3%}", f"{_pm(ref['tc'], ref['tc_err'])} ({ref['name']})"
+        vs_exact = f"{r['tc'] / r['tc_exact'] - 1:+.3%}" if r["tc"] is not None and "tc_exact" in r else "—"
         big = [row for row in r["rows"] if row["L"] == max(r["sizes"])]
         exact = "U_exact_per_site" in big[0]
         known = "_Centred" not in r["name"]        # a run trained on centred energies: E known up to a constant

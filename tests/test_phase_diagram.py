@@ -226,9 +226,9 @@ def test_overview_sets_each_report_beside_its_true_hamiltonian(tmp_path):
     report("ISING1", "ISING1", 2.27)
     report("learned", "ISING1", 2.30)
     text = pd.overview(tmp_path)
-    assert "| learned | ISING1 | 2.300 ± 0.010 | 2.270 ± 0.010 (ISING1) | +1.32% ± 0.63% |" in text
+    assert "| learned | ISING1 | 2.300 ± 0.010 | 2.270 ± 0.010 (ISING1) | +1.322% ± 0.627% |" in text
     report("ISING1_table", "ISING1", 2.25)
-    assert "(ISING1_table) | +2.22%" in pd.overview(tmp_path)
+    assert "(ISING1_table) | +2.222%" in pd.overview(tmp_path)
     assert "| 1.0e-03 (L = 8) | 0.4400 (0.4400) |" in pd.overview(tmp_path)
     assert pd.c_peak([0.1, 0.2, 0.3, 0.4], [1.0, 3.0, 2.0, 0.0]) == pytest.approx(0.2 + 0.1 * 0.5 / 3)
     assert pd.main(["--overview", "--out", str(tmp_path)]) == 0 and (tmp_path / "overview.md").is_file()
