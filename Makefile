@@ -205,8 +205,8 @@ potts: install data-potts
 	    $(PY) phase_diagram.py --hamiltonian runs/potts/energy/$$h --algorithm checkerboard --sizes 16 32 --out $(PP) --images $(PP) || exit 1; done
 
 # The 8 x 8 spin-glass instance learned from its lattices at T = 2 (results/spin_glass_learned/; about an hour
-# on 2 cores): the causal model (scores, thermodynamics against the transfer matrix) and the joint conditional
-# model, the label-free students (one coupling per bond fitted to each teacher's energies, inverse_ising.py
+# on 2 cores): the causal model (scores, thermodynamics against the transfer matrix), the joint conditional
+# model and a supervised energy model, the label-free students (one coupling per bond fitted to each teacher's energies, inverse_ising.py
 # --teacher), and the fits simulated with replica exchange beside the planted instance.
 EA_FILES = --train_path data/ea/train_data.hdf5 --test_path data/ea/test_data.hdf5 --val_paths data/ea/val_data_beta_dot5.hdf5
 SGL = results/spin_glass_learned
@@ -217,6 +217,8 @@ spin-glass-learned: install data-ea
 	test -f runs/ea/probability/2D_GRU_1L_1H_Bi_Joint_hid64_Cosine/metrics.json || $(PY) probability_trainer.py $(EA_FILES) \
 	    --two_d --bidirectional --joint --hidden_size 64 --lr 5e-3 --lr_schedule cosine --gradient_clip_val 1.0 --max_epochs 4 \
 	    --batch_size 512 --limit_val_batches 10 --precision 32-true --threads 1 --seed 1 --output_dir runs/ea
+	test -f runs/ea/energy/GRU_1L_1H_hid64_Cosine/metrics.json || $(PY) energy_trainer.py $(EA_FILES) \
+	    --hidden_size 64 --lr 2e-3 --lr_schedule cosine --max_epochs 2 --batch_size 256 --threads 1 --output_dir runs/ea
 	$(PY) evaluate.py --runs runs/ea --eval_path data/ea/eval_data.hdf5 --out $(SGL) --images $(SGL)
 	$(PY) thermodynamics.py --run runs/ea/probability/GRU_1L_1H_hid128_Cosine --n_samples 200000 \
 	    --mc_path data/ea/test_data.hdf5 --out $(SGL)/thermo
