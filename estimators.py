@@ -127,6 +127,17 @@ def linear_root(x, d, i: int) -> float:
     return x0 + d0 * (x1 - x0) / (d0 - d1)
 
 
+def parabola_peak(x, y) -> float:
+    """x of the maximum of y (n,) sampled on increasing x (n,): the vertex of the parabola through the
+    largest value and its two neighbours (the grid's own x at an end), e.g. where C peaks."""
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    i = int(np.argmax(y))
+    if i == 0 or i == len(y) - 1:
+        return float(x[i])
+    a, b, _ = np.polyfit(x[i - 1:i + 2], y[i - 1:i + 2], 2)
+    return float(-b / (2 * a))
+
+
 def crossing(x, y1, y2, err=None, direction: int = 0):
     """Where the curves y1(x) and y2(x), sampled on increasing x (n,), cross: (x_c, i) with the
     difference d = y2 - y1 changing sign between x[i] and x[i+1] (d[i] d[i+1] <= 0, not both 0)

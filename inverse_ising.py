@@ -52,6 +52,7 @@ from pathlib import Path
 import numpy as np
 
 import data_files
+import estimators
 import hamiltonians
 import ising
 import spin_glass
@@ -294,11 +295,7 @@ def heat_capacity_peak(J_h, J_v, t_min: float = 0.3, t_max: float = 3.0, step: f
     """The temperature of the exact C/N maximum of an instance on [t_min, t_max]: the grid's largest
     C = beta^2 Var E, refined by the parabola through it and its two neighbours (spin_glass.moments)."""
     ts = np.arange(t_min, t_max + step / 2, step)
-    c = np.array([spin_glass.moments(J_h, J_v, 1.0 / t)[1] / t ** 2 for t in ts])
-    k = int(np.clip(np.argmax(c), 1, len(ts) - 2))
-    a, b, d = c[k - 1:k + 2]
-    curvature = a - 2 * b + d
-    return float(ts[k] + (0.5 * step * (a - d) / curvature if curvature < 0 else 0.0))
+    return estimators.parabola_peak(ts, [spin_glass.moments(J_h, J_v, 1.0 / t)[1] / t ** 2 for t in ts])
 
 
 def exact_comparison(fit, truth, temperatures=EXACT_T) -> dict:

@@ -437,17 +437,6 @@ def markdown(report: dict) -> str:
     return "\n".join(lines + [f"\nwarning: {w}" for w in report["warnings"]]) + "\n"
 
 
-def c_peak(betas, c) -> float:
-    """beta of the maximum of C: the vertex of the parabola through the largest value and its two
-    neighbours on the grid (the grid's own beta at an end)."""
-    b, c = np.asarray(betas, np.float64), np.asarray(c, np.float64)
-    i = int(np.argmax(c))
-    if i == 0 or i == len(c) - 1:
-        return float(b[i])
-    a, bb, _ = np.polyfit(b[i - 1:i + 2], c[i - 1:i + 2], 2)
-    return float(-bb / (2 * a))
-
-
 REPORT_KEYS = {"hamiltonian", "name", "trained_on", "sizes", "tc", "tc_err", "rows"}
 
 
@@ -530,8 +519,8 @@ def overview(folder) -> str:
         known = "_Centred" not in r["name"]        # a run trained on centred energies: E known up to a constant
         du = f"{max(abs(row['U_per_site'] - row['U_exact_per_site']) for row in big):.1e}" if exact and known else "—"
         b = [row["beta"] for row in big]
-        peak = f"{c_peak(b, [row['C_per_site'] for row in big]):.4f}" + (
-            f" ({c_peak(b, [row['C_exact_per_site'] for row in big]):.4f})" if exact else "")
+        peak = f"{estimators.parabola_peak(b, [row['C_per_site'] for row in big]):.4f}" + (
+            f" ({estimators.parabola_peak(b, [row['C_exact_per_site'] for row in big]):.4f})" if exact else "")
         lines.append(f"| {r['name']} | {r['trained_on']} | {tc} | {ref_tc} | {diff} | {vs_exact} | {du} "
                      f"(L = {max(r['sizes'])}) | {peak} |")
     return "\n".join(lines) + "\n"

@@ -439,9 +439,9 @@ def stored_autocorrelation(energies, orders, n_chains: int, n_betas: int):
     The thinning (`generate`'s thin) is set by the energy's tau_int in the burn-in; slower observables,
     the order parameter above all (near T_c it decorrelates many times slower under local updates), keep
     successive stored samples of one chain correlated. So the stored series themselves are measured:
-    energies, orders float (N,) in the file's sample order (i = (t n_chains + c) n_betas + b), per beta the
-    n_chains series over t, tau_int (`integrated_autocorr_time`, averaged over the chains) in stored
-    samples (1: independent), of the energy and of |order parameter|. Effective samples: n_per_beta /
+    energies and orders (|order parameter|), float (N,) in the file's sample order (i = (t n_chains + c)
+    n_betas + b); per beta the n_chains series over t, tau_int (`integrated_autocorr_time`, averaged over
+    the chains) in stored samples (1: independent), of each. Effective samples: n_per_beta /
     max(1, tau_E, tau_m), the number of independent samples a mean over the file's lattices at that beta
     is worth. NaN where a chain stored fewer than MIN_STORED_PER_CHAIN samples (too short to tell)."""
     T = len(energies) // (n_chains * n_betas)
@@ -450,7 +450,7 @@ def stored_autocorrelation(energies, orders, n_chains: int, n_betas: int):
         return nan, nan.copy(), nan.copy()
     cut = T * n_chains * n_betas
     per_beta = lambda x: np.asarray(x[:cut], np.float64).reshape(T, n_chains, n_betas).transpose(2, 1, 0)  # noqa: E731
-    e, m = per_beta(energies), per_beta(np.abs(orders))
+    e, m = per_beta(energies), per_beta(orders)
     tau_e = np.array([integrated_autocorr_time(e[b]) for b in range(n_betas)])
     tau_m = np.array([integrated_autocorr_time(m[b]) for b in range(n_betas)])
     return tau_e, tau_m, len(energies) / n_betas / np.maximum(1.0, np.maximum(tau_e, tau_m))
@@ -458,8 +458,8 @@ def stored_autocorrelation(energies, orders, n_chains: int, n_betas: int):
 
 def _stream(sampler, f, n_samples, thin, bar, block_bytes):
     """Produce n_samples per beta into the open HDF5 file f in the documented order.  Returns the
-    mean energy per beta, float64 (n_betas,), and the stored energies and order parameters (N,) (for
-    `stored_autocorrelation`)."""
+    mean energy per beta, float64 (n_betas,), and the stored energies and |order parameters| float32 (N,)
+    (for `stored_autocorrelation`)."""
     R, nb, n_x, n_y = sampler.n_real, len(sampler.betas), sampler.n_x, sampler.n_y
     N = n_samples * nb
     dsets = {"ising_grids": f.create_dataset("ising_grids", (0, n_x, n_y), np.int8, maxshape=(N, n_x, n_y),
@@ -467,16 +467,15 @@ def _stream(sampler, f, n_samples, thin, bar, block_bytes):
     for name in ("true_energies", "beta"):
         dsets[name] = f.create_dataset(name, (0,), np.float32, maxshape=(N,), chunks=(min(N, 1 << 16),))
     beta_row = np.tile(sampler.betas.astype(np.float32), R // nb)                     # (R,)
-    sum_e, written, orders, energies = np.zeros(nb), 0, np.empty(N, np.float32), np.empty(N, np.float32)
+    written, orders, energies = 0, np.empty(N, np.float32), np.empty(N, np.float32)
     for spins, en in sampler.stream(-(-N // R), thin, block_bytes):
         keep = min(spins.size // sampler.S, N - written)
         spins, en = spins.reshape(-1, n_x, n_y)[:keep], en.reshape(-1)[:keep]
-        sum_e += np.bincount(np.arange(keep) % nb, weights=en, minlength=nb)
         orders[written:written + keep] = np.abs(sampler.hamiltonian.order_parameter(spins))
         energies[written:written + keep] = en
         written = _write_block(dsets, written, spins, en, np.tile(beta_row, len(en) // R + 1)[:keep])
         bar.update(keep)
-    return sum_e / n_samples, energies, orders
+    return energies.reshape(n_samples, nb).mean(axis=0, dtype=np.float64), energies, orders
 
 
 def generate(filename, *, hamiltonian="ISING1", n_x=8, n_y=8, betas=(0.25,), n_samples=10000, n_chains=None,

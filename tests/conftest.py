@@ -112,3 +112,23 @@ def user_error(code, err, *names, usage=False) -> str:
     for name in names:
         assert str(name).lower() in lines[0].lower(), f"{name!r} not named in: {lines[0]}"
     return lines[0]
+
+
+def assert_joint_never_reads_its_own_spin(model, grids, moved: float) -> None:
+    """Leak check of a joint conditional model on grids (B, n_x, n_y) ±1: flipping the spin at rows-snake
+    position k leaves logit k unchanged (to 1e-6) and moves some logit by more than `moved` (the check can fail)."""
+    import torch
+
+    from ising import snake_permutation
+    from sequence_blocks import grids_to_sequences
+
+    n_x, n_y = grids.shape[1:]
+    seqs = lambda g: {o: grids_to_sequences(g, o) for o in ("rows", "cols")}  # noqa: E731
+    z, _ = model.joint_logits(seqs(grids), (n_x, n_y))
+    for k in range(n_x * n_y):                                   # k: rows snake position
+        x, y = divmod(int(snake_permutation(n_x, n_y, "rows")[k]), n_y)
+        flipped = grids.clone()
+        flipped[:, x, y] = -flipped[:, x, y]
+        z2, _ = model.joint_logits(seqs(flipped), (n_x, n_y))
+        torch.testing.assert_close(z2[:, k], z[:, k], rtol=0, atol=1e-6)
+        assert (z2 - z).abs().max() > moved

@@ -16,6 +16,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import energy_models
+from conftest import assert_joint_never_reads_its_own_spin
 import probability_models
 from energy_models import EnergyModel
 from ising import energy as ising_energy
@@ -183,16 +184,7 @@ def test_joint_model_never_sees_its_own_spin():
     torch.manual_seed(0)
     n_x, n_y = 4, 5
     model = ProbabilityModel(hidden_size=H, bidirectional=True, two_d=True, joint=True, n_x=n_x, n_y=n_y).eval()
-    grids = random_grids(3, n_x, n_y, seed=3)
-    seqs = lambda g: {o: grids_to_sequences(g, o) for o in ("rows", "cols")}  # noqa: E731
-    z, _ = model.joint_logits(seqs(grids), (n_x, n_y))
-    for k in range(n_x * n_y):                                   # k: rows snake position
-        x, y = divmod(int(snake_permutation(n_x, n_y, "rows")[k]), n_y)
-        flipped = grids.clone()
-        flipped[:, x, y] = -flipped[:, x, y]
-        z2, _ = model.joint_logits(seqs(flipped), (n_x, n_y))
-        torch.testing.assert_close(z2[:, k], z[:, k], rtol=0, atol=1e-6)
-        assert (z2 - z).abs().max() > 1e-4
+    assert_joint_never_reads_its_own_spin(model, random_grids(3, n_x, n_y, seed=3), moved=1e-4)
     with pytest.raises(ValueError, match="needs the 2D conditional model"):
         ProbabilityModel(two_d=True, joint=True)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import estimators
 import ising
 import potts
 import runs
@@ -230,7 +231,7 @@ def test_overview_sets_each_report_beside_its_true_hamiltonian(tmp_path):
     report("ISING1_table", "ISING1", 2.25)
     assert "(ISING1_table) | +2.222%" in pd.overview(tmp_path)
     assert "| 1.0e-03 (L = 8) | 0.4400 (0.4400) |" in pd.overview(tmp_path)
-    assert pd.c_peak([0.1, 0.2, 0.3, 0.4], [1.0, 3.0, 2.0, 0.0]) == pytest.approx(0.2 + 0.1 * 0.5 / 3)
+    assert estimators.parabola_peak([0.1, 0.2, 0.3, 0.4], [1.0, 3.0, 2.0, 0.0]) == pytest.approx(0.2 + 0.1 * 0.5 / 3)
     assert pd.main(["--overview", "--out", str(tmp_path)]) == 0 and (tmp_path / "overview.md").is_file()
 
 

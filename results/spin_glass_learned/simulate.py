@@ -15,6 +15,7 @@ import json
 import sys
 from pathlib import Path
 
+import h5py
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -31,7 +32,6 @@ def simulate(fit: EdwardsAnderson, planted: EdwardsAnderson, path: Path, seed: i
     nb, n = len(BETAS), planted.J_h_array.size
     sampler.generate(path, hamiltonian=fit, n_x=8, n_y=8, betas=BETAS, n_samples=N_PER_BETA, n_chains=CHAINS,
                      burn_in=BURN_IN, thin=THIN, random_seed=seed, progress=False, swap_every=1)
-    import h5py
     with h5py.File(path, "r") as f:
         grids, own = f["ising_grids"][()], f["true_energies"][()].astype(np.float64)
     path.unlink()
