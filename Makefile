@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: install test test-fast data data-demo data-ising2 data-potts data-ea bench demo reproduce reproduce-reference headline weights thermo transfer phase phase-critical inverse-ising phase-learned potts spin-glass-learned clean
+.PHONY: install test test-fast data data-demo data-ising2 data-potts data-ea bench demo reproduce reproduce-reference headline weights thermo transfer phase phase-critical inverse-ising phase-learned potts potts-weights spin-glass-learned clean
 
 install: $(VENV)/.installed
 
@@ -90,7 +90,7 @@ ISING2_FILES = --train_path data/ising2/train_data.hdf5 --test_path data/ising2/
     --val_paths data/ising2/val_data_beta_dot25.hdf5 data/ising2/val_data_beta_dot125.hdf5 data/ising2/val_data_beta_dot5.hdf5
 JOINT2 = 2D_GRU_1L_1H_Bi_Joint_hid64_Cosine_ISING2
 EDNN = --architecture ednn --max_epochs 40 --limit_train_batches 782 --threads 1 --output_dir $(W)
-weights: install data data-ising2 reproduce headline
+weights: install data data-ising2 reproduce headline potts-weights
 	test -f $(W)/probability/GRU_1L_1H_hid128_Cosine/metrics.json || $(PY) probability_trainer.py --hidden_size 128 \
 	    --lr 1e-3 --lr_schedule cosine --max_epochs 40 --patience 6 --threads 1 --output_dir $(W)
 	test -f $(W)/energy/EDNN_F1_C1_hid16x2/metrics.json || $(PY) energy_trainer.py $(EDNN)
@@ -149,6 +149,10 @@ phase-critical: install
 	    --sizes 32 64 128 --betas 0.4378 0.43855 0.4393 0.44005 0.4408 $(CRIT)
 	$(PY) phase_diagram.py --hamiltonian weights/energy/EDNN_F1_C1_hid16x2_Flip_ISING2_from_2D_GRU_1L_1H_Bi_Joint_hid64_Cosine_ISING2 \
 	    --sizes 32 64 128 --betas 0.2613 0.26155 0.2618 0.26205 0.2623 $(CRIT)
+	for h in EDNN_F1_C1_hid16x2_Q3 EDNN_F1_C1_hid16x2_Centred_Flip_Q3_from_2D_GRU_1L_1H_Bi_Joint_hid64_Cosine_Q3; do \
+	    $(PY) phase_diagram.py --hamiltonian weights/energy/$$h --sizes 32 64 128 \
+	    --betas 1.0000 1.0025 1.0050 1.0075 1.0100 $(CRIT) || exit 1; done
+	$(PY) phase_diagram.py --overview --out results/phase/critical
 
 # The physicist's baseline: pair couplings fitted to the training lattices by pseudo-likelihood
 # (results/inverse_ising/; seconds).
@@ -170,39 +174,48 @@ phase-learned: install inverse-ising
 	for h in ISING1 ISING2; do $(PY) phase_diagram.py --hamiltonian $$h --as_table --algorithm checkerboard --out results/phase --images images || exit 1; done
 	$(PY) phase_diagram.py --overview --out results/phase
 
-# The 3-state Potts model through the pipeline: the supervised EDNN and the causal model trained on
-# 8 x 8 at beta 0.8 (runs/potts/), the EDNN's energies on 16 ... 64 (results/potts/transfer/), free
-# energies from the causal model's samples (results/potts/thermo/), and the transition of POTTS3
-# itself (results/phase/POTTS3.*; ~15 min on one core); the learned Potts Hamiltonians (supervised, and
-# label-free taught by the causal model or, state-permutation symmetric, by the joint conditional model)
-# simulated on 16 and 32 beside POTTS3 through its table (results/phase/potts_16_32/; the table kernel is
-# ~8x slower than the built-in one, 10-45 min a run). About 3 hours on 2 cores.
+# The 3-state Potts model through the pipeline, from the shipped models (weights/, trained on 8 x 8 at beta 0.8 by
+# `make potts-weights`): the supervised EDNN's energies on 16 ... 64 (results/potts/transfer/), free energies from
+# the causal model's samples (results/potts/thermo/), the transition of POTTS3 itself (results/phase/POTTS3.*;
+# ~15 min on one core), and the learned Potts Hamiltonians (supervised, and label-free taught by the causal model
+# or, state-permutation symmetric, by the joint conditional model) simulated on 16 and 32 beside POTTS3 through
+# its table with local updates (results/phase/potts_16_32/; 10-45 min a run). About 2 hours on 2 cores; their
+# critical points by self-learning Monte Carlo on 32 ... 128 are in `make phase-critical`.
 POTTS_FILES = --train_path data/potts3/train_data.hdf5 --test_path data/potts3/test_data.hdf5 \
     --val_paths data/potts3/val_data_beta_dot8.hdf5 data/potts3/val_data_beta_dot4.hdf5 data/potts3/val_data_beta_1dot6.hdf5
 PP = results/phase/potts_16_32
 POTTS_EDNN = --architecture ednn --max_epochs 60 --limit_train_batches 782 --lr 0.02 --lr_decay 0.92 --patience 10 \
     --threads 1 $(POTTS_FILES) --output_dir runs/potts
 POTTS_JOINT = 2D_GRU_1L_1H_Bi_Joint_hid64_Cosine_Q3
+POTTS_CAUSAL = GRU_1L_1H_hid64_Cosine_Q3
+POTTS_LEARNED = EDNN_F1_C1_hid16x2_Q3 EDNN_F1_C1_hid16x2_Centred_Q3_from_$(POTTS_CAUSAL) \
+    EDNN_F1_C1_hid16x2_Centred_Flip_Q3_from_$(POTTS_JOINT)
 potts: install data-potts
+	$(PY) transfer.py --runs weights/energy/EDNN_F1_C1_hid16x2_Q3 --sizes 16 32 64 --out results/potts/transfer --images results/potts
+	$(PY) thermodynamics.py --run weights/probability/$(POTTS_CAUSAL) --n_samples 1000000 --seed 1 \
+	    --betas 0.4 0.6 0.8 0.9 1.0 --out results/potts/thermo --images results/potts
+	$(PY) phase_diagram.py --hamiltonian POTTS3 --algorithm checkerboard --out results/phase --images images
+	$(PY) phase_diagram.py --hamiltonian POTTS3 --as_table --algorithm checkerboard --sizes 16 32 --out $(PP) --images $(PP)
+	for h in $(POTTS_LEARNED); do \
+	    $(PY) phase_diagram.py --hamiltonian weights/energy/$$h --algorithm checkerboard --sizes 16 32 --out $(PP) --images $(PP) || exit 1; done
+
+# The five Potts models of weights/ retrained (runs/potts/; about 2 hours on 2 cores, deterministic for their seeds
+# on one CPU) and exported: the supervised EDNN, the causal model, its label-free student, the joint conditional
+# model and its state-permutation symmetric student.
+potts-weights: install data-potts
 	test -f runs/potts/energy/EDNN_F1_C1_hid16x2_Q3/metrics.json || $(PY) energy_trainer.py $(POTTS_EDNN)
-	test -f runs/potts/probability/GRU_1L_1H_hid64_Cosine_Q3/metrics.json || $(PY) probability_trainer.py --hidden_size 64 \
+	test -f runs/potts/probability/$(POTTS_CAUSAL)/metrics.json || $(PY) probability_trainer.py --hidden_size 64 \
 	    --lr 3e-3 --lr_schedule cosine --gradient_clip_val 1.0 --max_epochs 20 --batch_size 512 --limit_val_batches 10 \
 	    --precision 32-true --threads 1 --seed 0 $(POTTS_FILES) --output_dir runs/potts
-	test -f runs/potts/energy/EDNN_F1_C1_hid16x2_Centred_Q3_from_GRU_1L_1H_hid64_Cosine_Q3/metrics.json || $(PY) energy_trainer.py \
-	    $(POTTS_EDNN) --teacher runs/potts/probability/GRU_1L_1H_hid64_Cosine_Q3
+	test -f runs/potts/energy/EDNN_F1_C1_hid16x2_Centred_Q3_from_$(POTTS_CAUSAL)/metrics.json || $(PY) energy_trainer.py \
+	    $(POTTS_EDNN) --teacher runs/potts/probability/$(POTTS_CAUSAL)
 	test -f runs/potts/probability/$(POTTS_JOINT)/metrics.json || $(PY) probability_trainer.py --two_d --bidirectional --joint \
 	    --hidden_size 64 --lr 5e-3 --lr_schedule cosine --gradient_clip_val 1.0 --max_epochs 15 --batch_size 512 \
 	    --limit_val_batches 10 --precision 32-true --threads 1 --seed 1 $(POTTS_FILES) --output_dir runs/potts
 	test -f runs/potts/energy/EDNN_F1_C1_hid16x2_Centred_Flip_Q3_from_$(POTTS_JOINT)/metrics.json || $(PY) energy_trainer.py \
 	    $(POTTS_EDNN) --spin_flip --teacher runs/potts/probability/$(POTTS_JOINT)
-	$(PY) transfer.py --runs runs/potts/energy/EDNN_F1_C1_hid16x2_Q3 --sizes 16 32 64 --out results/potts/transfer --images results/potts
-	$(PY) thermodynamics.py --run runs/potts/probability/GRU_1L_1H_hid64_Cosine_Q3 --n_samples 1000000 --seed 1 \
-	    --betas 0.4 0.6 0.8 0.9 1.0 --out results/potts/thermo --images results/potts
-	$(PY) phase_diagram.py --hamiltonian POTTS3 --algorithm checkerboard --out results/phase --images images
-	$(PY) phase_diagram.py --hamiltonian POTTS3 --as_table --algorithm checkerboard --sizes 16 32 --out $(PP) --images $(PP)
-	for h in EDNN_F1_C1_hid16x2_Q3 EDNN_F1_C1_hid16x2_Centred_Q3_from_GRU_1L_1H_hid64_Cosine_Q3 \
-	    EDNN_F1_C1_hid16x2_Centred_Flip_Q3_from_$(POTTS_JOINT); do \
-	    $(PY) phase_diagram.py --hamiltonian runs/potts/energy/$$h --algorithm checkerboard --sizes 16 32 --out $(PP) --images $(PP) || exit 1; done
+	$(PY) evaluate.py export runs/potts/probability/$(POTTS_CAUSAL) runs/potts/probability/$(POTTS_JOINT) \
+	    $(addprefix runs/potts/energy/,$(POTTS_LEARNED)) --to weights
 
 # The 8 x 8 spin-glass instance learned from its lattices at T = 2 (results/spin_glass_learned/; about an hour
 # on 2 cores): the causal model (scores, thermodynamics against the transfer matrix), the joint conditional

@@ -1,5 +1,6 @@
 """Cluster updates of the sampler: Swendsen-Wang for ferromagnetic pair Hamiltonians, and self-learning
-Monte Carlo (`slmc`) for table Hamiltonians, its proposals Swendsen-Wang updates of the table's pairs.
+Monte Carlo (`slmc`) for table Hamiltonians (Ising and Potts), its proposals Swendsen-Wang updates of the
+table's pairs.
 
 `swendsen_wang` is a kernel like those of `metropolis.py`, (lat, t, blocks, e, ch) -> (blocks, energies
 (B,), changed sites (B,)), run by the unchanged `sampler.py` programs for `--algorithm cluster` on the
@@ -188,21 +189,32 @@ def wolff(lat, t, blocks, e, ch):
 
 
 # ------------------------------------------------------------------- self-learning Monte Carlo
-def pair_thresholds(beta, couplings):
+def pair_thresholds(beta, gaps):
     """uint32 (B or 1, k) in the kernel, from beta float32 (B or 1,): round-down of 2^24 p, p = 1 -
-    exp(-2 beta J) per proposal coupling J (k,), shifted to 32 bits (24-bit resolution, as the table
-    kernels' acceptance)."""
-    p = -jnp.expm1(-2.0 * beta[:, None] * jnp.asarray(couplings, jnp.float32)[None, :])
+    exp(-beta Delta) per proposal bond of energy gap Delta (k,), shifted to 32 bits (24-bit resolution,
+    as the table kernels' acceptance)."""
+    p = -jnp.expm1(-beta[:, None] * jnp.asarray(gaps, jnp.float32)[None, :])
     return jnp.minimum(p * 2.0 ** 24, 2.0 ** 24 - 1).astype(jnp.uint32) << jnp.uint32(8)
+
+
+def agreement(lat, a, b):
+    """The pair model's bond variable d(a, b): s_i s_j for Ising spins, delta(s_i, s_j) for Potts states
+    (a lattice with q); a bond of coupling J loses 2 J (Ising) or J (Potts) when broken (`gaps`)."""
+    return (a == b).astype(jnp.float32) if hasattr(lat, "q") else a * b
+
+
+def gaps(lat):
+    """The proposal bonds' energy gaps Delta (k,): 2 J per Ising coupling, J per Potts coupling."""
+    return [J * (1.0 if hasattr(lat, "q") else 2.0) for J in lat.cluster_couplings]
 
 
 def pair_energy_change(lat, s, new):
     """E_pairs(new) - E_pairs(s), float32 (B,), of the proposal's pair model E_pairs = -sum over
-    lat.cluster_offsets o of J_o sum_i s_i s_(i + o) (periodic rolls, as its bonds are drawn): per
-    offset an integer sum, exact in float32, times J_o."""
+    lat.cluster_offsets o of J_o sum_i d(s_i, s_(i + o)) (`agreement`; periodic rolls, as its bonds are
+    drawn): per offset an integer sum, exact in float32, times J_o."""
     d = 0.0
     for (dx, dy), J in zip(lat.cluster_offsets, lat.cluster_couplings):
-        d = d - J * jnp.sum(new * _shift(new, dx, dy) - s * _shift(s, dx, dy), axis=(1, 2))
+        d = d - J * jnp.sum(agreement(lat, new, _shift(new, dx, dy)) - agreement(lat, s, _shift(s, dx, dy)), axis=(1, 2))
     return d
 
 
@@ -222,9 +234,10 @@ def table_terms(lat, blocks):
 
 def slmc(lat, t, blocks, e, ch):
     """Sweep t of self-learning Monte Carlo (Liu, Qi, Meng & Fu, PRB 95, 041101 (2017)) on a table
-    Hamiltonian E (a learned energy function: pair, many-spin and odd terms): one local Metropolis sweep
-    of E (the lattice's own kernel), then one Swendsen-Wang update of the proposal's pair model E_pairs
-    (the table's own ferromagnetic pair couplings J_o > 0, `lattices.slmc_pairs`) proposed as a whole
+    Hamiltonian E (a learned energy function: pair, many-spin and odd terms): one local sweep of E (the
+    lattice's own kernel: Metropolis for Ising tables, heat bath for Potts tables), then one Swendsen-Wang
+    update of the proposal's pair model E_pairs (the table's own ferromagnetic pair couplings J_o > 0,
+    Ising s_i s_j or Potts delta(s_i, s_j): `lattices.slmc_pairs`) proposed as a whole
     and accepted with min(1, exp(-beta [(E(s') - E(s)) - (E_pairs(s') - E_pairs(s))])).
 
     Why it samples exp(-beta E) exactly: SW on E_pairs is reversible with respect to pi_pairs ∝
@@ -234,10 +247,12 @@ def slmc(lat, t, blocks, e, ch):
     the rule above: detailed balance for pi whatever E_pairs is, so E_pairs only sets the acceptance.
     The table's antiferromagnetic pair couplings (J_o < 0) and every other term stay out of E_pairs
     and are accounted for by the acceptance alone. Ergodic: the local sweep alone is
-    (`metropolis.acceptance_scale`), and an exact move composed with it keeps pi stationary.
+    (`metropolis.acceptance_scale`; a heat bath at every beta), and an exact move composed with it keeps
+    pi stationary.
     Energy differences are summed window by window (`table_terms`) and bond by bond, never as the
     difference of two extensive float32 totals. ch.thr float32 (B or 1, 2): beta, c(beta) of the local
-    sweep. Returns (blocks, energies (B,), local flips plus the spins of accepted proposals (B,))."""
+    sweep (a Potts table's (B or 1, 1): beta). Returns (blocks, energies (B,), local flips plus the spins
+    of accepted proposals (B,))."""
     blocks, _, acc = lat.sweep("checkerboard")(lat, t, blocks, e, ch)
     proposed, new_terms, old_terms, changed, a = slmc_proposal(lat, blocks, t, ch)
     u = (chain_words(ch.key, ch.cid, t, len(lat.cluster_offsets) + 2) >> jnp.uint32(8)).astype(jnp.float32)
@@ -251,7 +266,7 @@ def slmc_proposal(lat, blocks, t, ch):
     """`slmc`'s proposal from the blocks: (proposed blocks, its window energies and the current ones
     float32 (B, n_windows) (`table_terms`), changed sites int32 (B,), acceptance probability float32 (B,))."""
     s, beta = grid_of(lat, blocks), ch.thr[:, 0]
-    bonds = occupied_bonds(lat, s, t, ch, pair_thresholds(beta, lat.cluster_couplings))
+    bonds = occupied_bonds(lat, s, t, ch, pair_thresholds(beta, gaps(lat)))
     new = recolour(lat, s, components(bonds, s.shape), t, ch)
     proposed = blocks_of(lat, new)
     old_terms, new_terms = table_terms(lat, blocks), table_terms(lat, proposed)

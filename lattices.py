@@ -16,7 +16,8 @@ interact, so a kernel updates a whole block at once. Each lattice carries what t
 Classes: `PairLattice` (ISING1/ISING2, any size), `BondLattice` (a coupling per bond: the spin
 glass, one instance or many), `TableLattice` / `WindowLattice` (a table
 Hamiltonian: any window by gathers / 3 x 3 windows on strided sub-lattices), `PottsLattice` (Potts),
-`PottsWindowLattice` (a Potts table).
+`PottsWindowLattice` (a Potts table). --algorithm cluster: Swendsen-Wang on the ferromagnetic pair
+Hamiltonians, self-learning Monte Carlo on the tables (Ising and Potts).
 """
 from __future__ import annotations
 
@@ -347,7 +348,7 @@ class TableLattice(Blocks):
                     where[t], mask[t] = b, m
             self.tile_site.append(where)
             self.tile_mask.append(mask)
-        slmc_pairs(self, table)
+        slmc_pairs(self, ising_pairs(table))
 
     def sweep(self, algorithm):
         return cluster.slmc if algorithm == "cluster" else _sweep_table
@@ -360,19 +361,24 @@ class TableLattice(Blocks):
         return jnp.sum(table[_patterns(self, jnp.concatenate(blocks, axis=1))], axis=1)
 
 
-def slmc_pairs(lat, table):
-    """Set lat's self-learning Monte Carlo proposal (`cluster.slmc`, --algorithm cluster) from the table's
-    closed form (`ising.coupling_classes`, as hamiltonian.py expands it): cluster_offsets (dx, dy) and
-    cluster_couplings J > 0 (Ising sign, per site) of its ferromagnetic pair classes, the largest first.
-    Antiferromagnetic pairs and every other term are left to the acceptance. A table without a
+def slmc_pairs(lat, couplings: dict):
+    """Set lat's self-learning Monte Carlo proposal (`cluster.slmc`, --algorithm cluster) from a table's
+    pair couplings {(dx, dy): J per site} (its closed form: `ising_pairs`, `potts.delta_couplings`):
+    cluster_offsets (dx, dy) and cluster_couplings J > 0 of its ferromagnetic pair classes, the largest
+    first. Antiferromagnetic pairs and every other term are left to the acceptance. A table without a
     ferromagnetic pair has no clusters to propose: its lattice refuses --algorithm cluster."""
-    classes = ising.coupling_classes(table.array, table.focus, table.context)
-    pairs = sorted(((-c, shape[1]) for shape, c in classes.items() if len(shape) == 2 and -c > ZERO_COUPLING),
-                   reverse=True)
+    pairs = sorted(((J, o) for o, J in couplings.items() if J > ZERO_COUPLING), reverse=True)
     lat.cluster_couplings = [J for J, _ in pairs]
     lat.cluster_offsets = [tuple(o) for _, o in pairs]
     lat.algorithms = ("checkerboard", "cluster") if pairs else ("checkerboard",)
     lat.cluster_refusal = "its table has no ferromagnetic pair coupling to build self-learning cluster proposals from"
+
+
+def ising_pairs(table) -> dict:
+    """{(dx, dy): J per site}: an Ising table's pair classes (`ising.coupling_classes`, as hamiltonian.py
+    expands it) as couplings of E = -J s_i s_(i + o)."""
+    classes = ising.coupling_classes(table.array, table.focus, table.context)
+    return {shape[1]: -c for shape, c in classes.items() if len(shape) == 2}
 
 
 ZERO_COUPLING = 1e-6     # a pair class weaker than this (per site) proposes no bonds
@@ -443,7 +449,7 @@ class WindowLattice(Strided):
         self._stride(n_x, n_y, (_smallest_divisor(n_x), _smallest_divisor(n_y)))
         self.rows = [[(dx, dy) for dy in range(-2, 3) if (dx, dy) != (0, 0)] for dx in range(-2, 3)]
         self.bands = self._bands(table.array)
-        slmc_pairs(self, table)
+        slmc_pairs(self, ising_pairs(table))
 
     def sweep(self, algorithm):
         return cluster.slmc if algorithm == "cluster" else _sweep_window
@@ -504,19 +510,26 @@ class PottsLattice(States, Strided):
 class PottsWindowLattice(States, WindowLattice):
     """A Potts table Hamiltonian (`potts.PottsTable`: q^9 energies of 3 x 3 windows) on sides >= 3:
     `WindowLattice`'s strided colours (no two sites of a colour share a window), heat bath on the q
-    candidate energies of a site, looked up in the 9 windows that hold it (`metropolis._sweep_potts_window`)."""
-    algorithms = ("checkerboard",)
-    cluster_refusal = ("self-learning cluster proposals are built for Ising tables only: a Potts table's pair "
-                       "part needs its expansion in q-state characters")
+    candidate energies of a site, looked up in the 9 windows that hold it (`metropolis._sweep_potts_window`).
+    --algorithm cluster: self-learning Monte Carlo (`cluster.slmc`), its proposal Swendsen-Wang clusters of
+    the table's ferromagnetic Potts couplings (`potts.delta_couplings`)."""
 
     def __init__(self, n_x, n_y, table, dense=None):
         if min(n_x, n_y) < 3:
             raise ValueError(f"a learned Potts Hamiltonian's 3 x 3 windows need --n_x and --n_y >= 3 (got {n_x} x {n_y})")
         self.table, self.hamiltonian, self.q = table, table, table.q
         self._stride(n_x, n_y, (_smallest_divisor(n_x), _smallest_divisor(n_y)))
+        slmc_pairs(self, potts.delta_couplings(table.array, table.q))
 
     def sweep(self, algorithm):
-        return _sweep_potts_window
+        return cluster.slmc if algorithm == "cluster" else _sweep_potts_window
+
+    def algorithm_name(self, algorithm) -> str:
+        return "slmc" if algorithm == "cluster" else "heat-bath"
+
+    def thresholds(self, betas, algorithm):
+        """beta float32 (n, 1), the heat bath's operand (and the acceptance's, under --algorithm cluster)."""
+        return np.asarray(betas).reshape(-1, 1).astype(np.float32)
 
     def digit(self, g, k):
         """Window position k's contribution to a pattern: the state times q^k."""

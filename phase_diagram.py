@@ -587,6 +587,9 @@ def main(argv=None) -> int:
         print(text, end="")
         return 0
     if args.hamiltonian == "EA":
+        if args.algorithm not in (None, "checkerboard"):
+            raise UserError(f"--algorithm {args.algorithm}: the spin glass is sampled by checkerboard sweeps with "
+                            "replica exchange (couplings of both signs have no cluster update); drop --algorithm")
         return spin_glass_report.spin_glass_main(args, argv, Path(__file__).name)
     for key, default in (("sizes", list(DEFAULT_SIZES)), ("chains", DEFAULT_CHAINS), ("sweeps", DEFAULT_SWEEPS),
                          ("burn_in", DEFAULT_BURN_IN)):

@@ -5,7 +5,7 @@
     python benchmarks/bench_sampler.py --tables   # table Hamiltonians only
     python benchmarks/bench_sampler.py --potts    # the Potts heat-bath kernel only
     python benchmarks/bench_sampler.py --cluster  # Swendsen-Wang against checkerboard at beta_c
-    python benchmarks/bench_sampler.py --slmc     # SLMC's acceptance on the learned Hamiltonians
+    python benchmarks/bench_sampler.py --slmc     # SLMC on the learned Hamiltonians: acceptance, Potts tau_int
     python benchmarks/bench_sampler.py --disorder # K spin-glass instances in one program vs one by one
 
 Measures, for 8 x 8 ISING1 at beta = 0.25, in one process:
@@ -344,20 +344,29 @@ def swap_cost(hamiltonian, betas, size, rounds, n_chains=8, target_updates=4e7, 
 
 @functools.partial(jax.jit, static_argnames=("lat", "kernel", "n"), donate_argnames=("blocks",))
 def _abs_m_trace(lat, kernel, t0, n, blocks, ch):
-    """n updates of `kernel` from update t0: (blocks, |m| after each update float32 (n, B))."""
+    """n updates of `kernel` from update t0: (blocks, |m| after each update float32 (n, B)); a Potts
+    lattice's |m| is the modulus of the Z_q magnetisation (1/N) sum_i exp(2 pi i s_i / q)."""
+    def order(b):
+        if not hasattr(lat, "q"):
+            return jnp.abs(sum(jnp.sum(x, axis=1) for x in b)) / lat.S
+        angle = [2.0 * np.pi / lat.q * x for x in b]
+        re, im = (sum(jnp.sum(f(a), axis=1) for a in angle) for f in (jnp.cos, jnp.sin))
+        return jnp.sqrt(re ** 2 + im ** 2) / lat.S
+
     def body(b, i):
         b = kernel(lat, t0 + i, b, 0.0, ch)[0]
-        return b, jnp.abs(sum(jnp.sum(x, axis=1) for x in b)) / lat.S
+        return b, order(b)
     return jax.lax.scan(body, blocks, jnp.arange(n, dtype=jnp.uint32))
 
 
-def _cluster_run(size, kernel, n_chains, n, equilibrated=None, algorithm="cluster"):
-    """ISING1 at beta_c on size x size: tau_int(|m|) in updates over n updates of n_chains chains (from
-    `equilibrated` blocks, else 200 Swendsen-Wang sweeps from a random start), and seconds per update of
-    the whole batch (the trace's own time). Returns (tau, s_per_update, final blocks)."""
-    sm = sampler.Sampler(size, size, "ISING1", [ising.BETA_C_ISING1], n_chains, 1, algorithm)
+def _cluster_run(size, kernel, n_chains, n, equilibrated=None, algorithm="cluster", hamiltonian="ISING1",
+                 beta=ising.BETA_C_ISING1):
+    """A Hamiltonian (ISING1) at beta (beta_c) on size x size: tau_int(|m|) in updates over n updates of
+    n_chains chains (from `equilibrated` blocks, else 200 cluster sweeps from a random start), and seconds
+    per update of the whole batch (the trace's own time). Returns (tau, s_per_update, final blocks)."""
+    sm = sampler.Sampler(size, size, hamiltonian, [beta], n_chains, 1, algorithm)
     if equilibrated is None:
-        sw = sampler.Sampler(size, size, "ISING1", [ising.BETA_C_ISING1], n_chains, 2, "cluster")
+        sw = sampler.Sampler(size, size, hamiltonian, [beta], n_chains, 2, "cluster")
         sw.burn(200)
         equilibrated = sw.blocks
     blocks = tuple(jnp.array(b) for b in equilibrated)
@@ -422,8 +431,11 @@ def cluster_paths(n_sw=2000, n_local=(30000, 30000)):
     print(f"  {load()}")
 
 
-# T_c of each shipped learned Hamiltonian (results/phase/README.md, its own 32/64 crossing; ISING1: Onsager)
-LEARNED_T_C = {"EDNN_F1_C1_hid16x2": 2.2648, "EDNN_F1_C1_hid16x2_Centred_from_GRU_1L_1H_hid128_Cosine": 2.2906,
+# T_c of each shipped learned Hamiltonian (results/phase/README.md, its own 32/64 crossing, the Potts ones' 16/32:
+# results/potts/README.md)
+LEARNED_T_C = {"EDNN_F1_C1_hid16x2_Q3": 0.9903,
+               "EDNN_F1_C1_hid16x2_Centred_Flip_Q3_from_2D_GRU_1L_1H_Bi_Joint_hid64_Cosine_Q3": 0.9908,
+               "EDNN_F1_C1_hid16x2": 2.2648, "EDNN_F1_C1_hid16x2_Centred_from_GRU_1L_1H_hid128_Cosine": 2.2906,
                "EDNN_F1_C1_hid16x2_Flip_ISING2_from_2D_GRU_1L_1H_Bi_Joint_hid64_Cosine_ISING2": 3.8194,
                "EDNN_F1_C1_hid16x2_Flip_from_2D_GRU_1L_1H_Bi_Joint_hid64_Cosine": 2.2762,
                "EDNN_F1_C1_hid16x2_ISING2": 3.7931, "EDNN_F1_C1_hid16x2_from_2D_GRU_1L_1H_Bi_Joint_hid64_Cosine": 2.740}
@@ -448,6 +460,37 @@ def slmc_paths(size=64, n_chains=64, burn=200, proposals=10):
         print(f"  {name:80s} beta {1 / t_c:.4f}: acceptance {np.mean(a):.3f}   (proposal J {J}, ...)")
 
 
+def potts_table_paths(name="EDNN_F1_C1_hid16x2_Q3", size=64, n_chains=32, n_local=20000, n_cluster=2000):
+    """A shipped learned Potts Hamiltonian (a table of 3^9 window energies) at its T_c on size x size:
+    its heat-bath kernel against self-learning Monte Carlo (heat bath plus Swendsen-Wang proposals of the
+    table's delta couplings), beside POTTS3's own heat bath and Swendsen-Wang: tau_int(|m|) (Z_q
+    magnetisation) and the seconds per update in each trace, and the tau-corrected independent samples
+    per second of each, as ratios to the table's heat bath (the traces run one after another: a shared
+    machine's load drifts between them, printed before and after)."""
+    import cluster
+    from runs import learned_hamiltonian
+
+    table, beta = learned_hamiltonian(f"weights/energy/{name}"), 1.0 / LEARNED_T_C[name]
+    print(f"\nA learned Potts Hamiltonian ({name}), {size} x {size}, {n_chains} chains at beta {beta:.4f}; {load()}")
+    rows = {}
+    for label, h, kernels in ((f"table", table, (("slmc", cluster.slmc, n_cluster, "cluster"),
+                                                 ("heat bath", metropolis._sweep_potts_window, n_local, "checkerboard"))),
+                              ("POTTS3", potts.Potts(3), (("swendsen-wang", cluster.swendsen_wang, n_cluster, "cluster"),
+                                                          ("heat bath", metropolis._sweep_heatbath, n_local, "checkerboard")))):
+        eq = None
+        for kname, kernel, n, alg in kernels:
+            tau, dt, blocks = _cluster_run(size, kernel, n_chains, n, eq, alg, h, beta)
+            eq = eq if eq is not None else blocks
+            rows[label, kname] = tau, dt
+            print(f"  {label:6s} {kname:14s}: tau_int(|m|) {tau:8.2f} updates, {dt / n_chains * 1e3:7.3f} ms per update "
+                  f"and chain, independent samples/s {n_chains / (dt * max(tau, 0.5)):9.1f}", flush=True)
+    base = rows["table", "heat bath"]
+    rate = {k: 1.0 / (dt * max(tau, 0.5)) for k, (tau, dt) in rows.items()}
+    print("  independent samples/s against the table's heat bath: " +
+          ", ".join(f"{a} {b} {r * base[1] * max(base[0], 0.5):.1f}x" for (a, b), r in rate.items()))
+    print(f"  {load()}")
+
+
 @functools.partial(jax.jit, static_argnames=("lat",))
 def _slmc_acceptance(lat, blocks, t, ch):
     import cluster
@@ -468,7 +511,8 @@ def main(argv=None):
     p.add_argument("--cluster", action="store_true", help="only the cluster update's figures (Swendsen-Wang against "
                    "checkerboard at beta_c, 64 x 64 and 128 x 128: about 15 minutes)")
     p.add_argument("--slmc", action="store_true", help="only self-learning Monte Carlo's acceptance on the shipped "
-                   "learned Hamiltonians (weights/energy) at their T_c")
+                   "learned Hamiltonians (weights/energy) at their T_c, and its tau_int against the heat bath on a "
+                   "learned Potts Hamiltonian (about 15 minutes)")
     p.add_argument("--rate_of", type=int, default=None, metavar="N_CHAINS",
                    help="print the device count and the checkerboard rate at N_CHAINS only (used for the child process)")
     args = p.parse_args(argv)
@@ -496,6 +540,7 @@ def main(argv=None):
         return
     if args.slmc:
         slmc_paths()
+        potts_table_paths()
         return
 
     energy_jit = jax.jit(lambda s: ising.energy(s, "ISING1"))

@@ -147,7 +147,7 @@ def _cli(argv, capsys):
     (["--sizes", "1", "4"], "--sizes must be at least 2", False),
     (["--hamiltonian", "NO_SUCH_RUN"], "--hamiltonian NO_SUCH_RUN", False),
     (["--algorithm", "bogus"], "--algorithm bogus: unknown", False),
-    (["--hamiltonian", "POTTS3", "--as_table", "--algorithm", "cluster"], "--algorithm cluster", False),
+    (["--hamiltonian", "EA", "--algorithm", "cluster"], "--algorithm cluster", False),
     (["--hamiltonian", "weights/probability/GRU_1L_1H_hid64"], "only the extensive model", False),
     (["--betas", "-1", "0.5"], "argument --betas: must be a positive number", True),
     (["--betas", "0.4"], "at least 2 different positive", False),

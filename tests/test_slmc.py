@@ -15,6 +15,7 @@ import pytest
 import generate_ising as gi
 import ising
 import lattices
+import potts
 import sampler
 from estimators import chi_square_test
 
@@ -104,3 +105,55 @@ def test_proposal_is_the_tables_ferromagnetic_pairs():
     positive = {s[1] for s, c in classes.items() if len(s) == 2 and -c > lattices.ZERO_COUPLING}
     assert set(pairs.cluster_offsets) == positive and min(pairs.cluster_couplings) > 0
     assert any(len(s) == 2 and c > 0 for s, c in classes.items())          # it has antiferromagnetic pairs too
+
+
+def random_potts_table(seed, noise=0.3):
+    return potts.PottsTable.of(potts.builtin_table(3) + np.random.default_rng(seed).normal(0.0, noise, 3 ** 9), 3,
+                               f"potts_random{seed}")
+
+
+def translation_classes(grids):
+    """int64 (M,): the smallest base-3 code among the 9 translates of each 3 x 3 state (its class)."""
+    g = np.asarray(grids).astype(np.int64)
+    codes = [(np.roll(g, (dx, dy), axis=(1, 2)).reshape(len(g), -1) * 3 ** np.arange(9)).sum(axis=1)
+             for dx in range(3) for dy in range(3)]
+    return np.min(codes, axis=0)
+
+
+def test_potts_table_states_3x3(tmp_path):
+    """A random q = 3 table (POTTS3's window energies plus noise on all 19,683: many-site terms, fields,
+    further pairs of either sign) by heat bath plus Swendsen-Wang proposals of its delta couplings,
+    against the law of its states over all 3^9, binned by translation class (translates have one
+    energy; the energy levels themselves lie too close for float32 energies to tell apart)."""
+    table = random_potts_table(3)
+    grids, e, attrs = sample(tmp_path, table, 3, 3)
+    np.testing.assert_allclose(e, table.energy(grids), atol=1e-4)
+    assert attrs["algorithm"] == "slmc"
+    states = potts.all_states(3, 3, 3)
+    classes, of_state = np.unique(translation_classes(states), return_inverse=True)
+    counts = np.bincount(np.searchsorted(classes, translation_classes(grids)), minlength=len(classes))
+    exact = table.energy(states)
+    for beta, passes in ((BETA, True), (WRONG * BETA, False)):
+        probs = np.bincount(of_state, weights=np.exp(-beta * (exact - exact.min())))
+        assert (chi_square_test(counts, probs / probs.sum(), MIN_EXPECTED)[2] > ALPHA) == passes
+
+
+def test_potts_proposal_is_the_tables_delta_couplings():
+    """POTTS3 through its table: the proposal is POTTS3 itself (J = 1 on the axes, nothing else), every
+    proposal accepted; POTTS3 with a second-neighbour coupling 0.3 added reads it back as J(0, 2) =
+    J(2, 0) = 0.3; a table with only antiferromagnetic pairs has no proposal and refuses the cluster."""
+    lat = lattices.lattice(potts.Potts(3).table(), 6, 6, True)
+    assert dict(zip(lat.cluster_offsets, lat.cluster_couplings)) == pytest.approx({(0, 1): 1.0, (1, 0): 1.0})
+    s = sampler.Sampler(6, 6, potts.Potts(3).table(), [1.0], 64, 0, "cluster")
+    s.burn(20)
+    import cluster
+    import jax.numpy as jnp
+    a = np.asarray(cluster.slmc_proposal(s.lat, s.blocks, jnp.uint32(99), s.chains)[4])
+    np.testing.assert_allclose(a, 1.0, atol=1e-4)
+    d = np.arange(3 ** 9)[:, None] // 3 ** np.arange(9) % 3
+    further = potts.builtin_table(3) - 0.3 * ((d[:, 3] == d[:, 5]) * 1.0 + (d[:, 1] == d[:, 7]))
+    got = potts.delta_couplings(further, 3)
+    assert got[0, 2] == pytest.approx(0.3) and got[2, 0] == pytest.approx(0.3) and got[1, 1] == pytest.approx(0.0)
+    anti = potts.PottsTable.of(-potts.builtin_table(3), 3, "anti")
+    with pytest.raises(ValueError, match="no cluster update"):
+        lattices.lattice(anti, 6, 6, True).check_algorithm("cluster")

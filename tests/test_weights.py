@@ -15,6 +15,7 @@ import torch
 
 import data_files
 import generate_ising
+import hamiltonians
 import ising
 import runs
 
@@ -34,8 +35,9 @@ def test_files(tmp_path_factory):
     def get(hamiltonian: str) -> Path:
         if hamiltonian not in made:
             folder = tmp_path_factory.mktemp(f"test_{hamiltonian}")
-            generate_ising.main([*data_files.command("test", folder, hamiltonian), "--no_progress"])
-            made[hamiltonian] = Path(data_files.path("test", folder))
+            q = hamiltonians.builtin(hamiltonian).q
+            generate_ising.main([*data_files.command("test", folder, hamiltonian, q=q), "--no_progress"])
+            made[hamiltonian] = Path(data_files.path("test", folder, q=q))
         return made[hamiltonian]
 
     return get
@@ -54,7 +56,7 @@ def test_shipped_run_reproduces_its_test_metrics(metrics_path, test_files):
     model = runs.model_class(metrics["class"]).load_from_checkpoint(str(ckpt), map_location="cpu").eval()
     with data_files.open_h5(test_path) as f:
         grids = f["ising_grids"][()]
-    true = ising.energy(grids, metrics["config"]["hamiltonian"])
+    true = hamiltonians.builtin(metrics["config"]["hamiltonian"]).energy(grids)
     with torch.no_grad():
         pred = runs.predict(model, grids)
     assert len(pred) == metrics["test_n_samples"]
