@@ -473,7 +473,7 @@ def potts_table_paths(name="EDNN_F1_C1_hid16x2_Q3", size=64, n_chains=32, n_loca
     table, beta = learned_hamiltonian(f"weights/energy/{name}"), 1.0 / LEARNED_T_C[name]
     print(f"\nA learned Potts Hamiltonian ({name}), {size} x {size}, {n_chains} chains at beta {beta:.4f}; {load()}")
     rows = {}
-    for label, h, kernels in ((f"table", table, (("slmc", cluster.slmc, n_cluster, "cluster"),
+    for label, h, kernels in (("table", table, (("slmc", cluster.slmc, n_cluster, "cluster"),
                                                  ("heat bath", metropolis._sweep_potts_window, n_local, "checkerboard"))),
                               ("POTTS3", potts.Potts(3), (("swendsen-wang", cluster.swendsen_wang, n_cluster, "cluster"),
                                                           ("heat bath", metropolis._sweep_heatbath, n_local, "checkerboard")))):
