@@ -255,13 +255,19 @@ def fit_energies(equations) -> np.ndarray | None:
     return solution[1:] if np.all(np.isfinite(solution)) else None
 
 
-def teacher_energies(teacher, grids) -> np.ndarray:
+def teacher_energies(teacher, grids, system=None) -> np.ndarray:
     """float64 (M,): the energies a trained probability model (run directory) gives the lattices:
     -(1/beta) log q(s) + const for the causal model, its absolute energy for a conditional one (`teacher.py`).
-    Checked like a student's teacher: of the lattices' size and Hamiltonian (runs.check_grids)."""
-    from runs import load_probability_model, predict     # torch only where a teacher is asked for
+    Checked like a student's teacher: of the lattices' size and Hamiltonian (runs.check_grids), and, where
+    the file records its system (`data_files.file_system`), that the teacher learned the same one: a
+    teacher of another spin-glass instance of the same size would label these lattices with its energy."""
+    from runs import load_probability_model, predict, read_run     # torch only where a teacher is asked for
 
     model, _ = load_probability_model(teacher, "--teacher")
+    learned = read_run(teacher).system
+    if system is not None and learned is not None and not hamiltonians.same_system(learned, system):
+        raise UserError(f"--teacher {teacher}: it learned {learned.label}, these lattices are of {system.label}; "
+                        "a teacher labels lattices of its own system only")
     hp = model.hparams
     if (int(hp.n_x), int(hp.n_y)) != grids.shape[1:]:
         raise UserError(f"--teacher {teacher}: trained on {hp.n_x} x {hp.n_y} lattices, these are "
@@ -362,7 +368,7 @@ def per_bond(train_path, blocks: int = 10, max_lattices: int | None = None, fiel
         fits = [fit_bonds(np.sum(parts, axis=0), n_x, n_y, beta)] + [fit_bonds(c, n_x, n_y, beta) for c in parts]
         thetas = [t if ok else None for t, ok in fits]
     else:
-        energies = teacher_energies(teacher, grids)
+        energies = teacher_energies(teacher, grids, data_files.file_system(train_path, meta))
         parts = [normal_equations(g, e, field) for g, e in zip(np.array_split(grids, blocks),
                                                                 np.array_split(energies, blocks))]
         thetas = [fit_energies((sum(a for a, _ in parts), sum(b for _, b in parts)))] + [fit_energies(p) for p in parts]

@@ -14,6 +14,7 @@ import torch
 
 import energy_trainer
 import evaluate
+import inverse_ising
 import hamiltonians
 import probability_trainer
 import runs as runs_module
@@ -222,6 +223,15 @@ def test_evaluate_refuses_lattices_of_another_instance_or_size(ea_runs, files, t
     line = [x for x in err.splitlines() if x.startswith("error:")]
     assert len(line) == 1 and files[wrong].name in line[0]
     assert not (tmp_path / "res").exists()
+
+
+@pytest.mark.parametrize("wrong", ["other_instance", "ising"])
+def test_a_teacher_labels_lattices_of_its_own_instance_only(ea_runs, files, tmp_path, capsys, wrong):
+    """inverse_ising.py --teacher: the joint model of one instance refuses another instance's (or the Ising
+    model's) lattices of its size in one line, and writes nothing."""
+    argv = ["--train_path", files[wrong], "--teacher", ea_runs["joint"], "--out", tmp_path / "fit.json"]
+    user_error(*run_cli(inverse_ising.main, argv, capsys), "--teacher", "EA_4x4_seed3")
+    assert not (tmp_path / "fit.json").exists()
 
 
 def test_a_model_of_an_instance_refuses_lattices_of_another_size(ea_runs):

@@ -196,7 +196,7 @@ def test_the_teacher_fit_runs_the_per_bond_pipeline(sampled, tmp_path, monkeypat
     h, rep_pl, _ = sampled
     rng = np.random.default_rng(1)
     monkeypatch.setattr(inverse_ising, "teacher_energies",
-                        lambda teacher, grids: h.energy(grids) - 40.0 + rng.normal(0, 0.3, len(grids)))
+                        lambda teacher, grids, system=None: h.energy(grids) - 40.0 + rng.normal(0, 0.3, len(grids)))
     out = tmp_path / "student.json"
     assert main_guard(inverse_ising.main, ["--train_path", rep_pl["train_path"], "--teacher", "RUN", "--out", str(out),
                                            "--exact_T", "0.5", "2"]) == 0
