@@ -137,7 +137,7 @@ phase: install
 # Critical points with cluster updates (self-learning Monte Carlo for the learned tables) and crossings of the
 # reweighted Binder cumulants (results/phase/critical/; each run resumable: a killed run continues).
 # ISING1 on 64, 128, 256 to 0.008% (77 min on the loaded 2-core machine); ISING2, POTTS3 and the learned
-# Hamiltonians on 32, 64, 128 (20-45 min each).
+# Hamiltonians on 32, 64, 128 (20-45 min each; the learned Potts ones by SLMC, 24-60 min).
 CRIT = --chains 32 --sweeps 2000 --burn_in 300 --out results/phase/critical --images results/phase/critical
 phase-critical: install
 	$(PY) phase_diagram.py --hamiltonian ISING1 --sizes 64 128 256 --betas 0.4400 0.4403 0.4406 0.4409 0.4412 $(CRIT)
