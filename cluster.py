@@ -189,11 +189,11 @@ def wolff(lat, t, blocks, e, ch):
 
 
 # ------------------------------------------------------------------- self-learning Monte Carlo
-def pair_thresholds(beta, gaps):
+def pair_thresholds(beta, deltas):
     """uint32 (B or 1, k) in the kernel, from beta float32 (B or 1,): round-down of 2^24 p, p = 1 -
     exp(-beta Delta) per proposal bond of energy gap Delta (k,), shifted to 32 bits (24-bit resolution,
     as the table kernels' acceptance)."""
-    p = -jnp.expm1(-beta[:, None] * jnp.asarray(gaps, jnp.float32)[None, :])
+    p = -jnp.expm1(-beta[:, None] * jnp.asarray(deltas, jnp.float32)[None, :])
     return jnp.minimum(p * 2.0 ** 24, 2.0 ** 24 - 1).astype(jnp.uint32) << jnp.uint32(8)
 
 
