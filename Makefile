@@ -136,12 +136,12 @@ phase: install
 
 # Critical points with cluster updates (self-learning Monte Carlo for the learned tables) and crossings of the
 # reweighted Binder cumulants (results/phase/critical/; each run resumable: a killed run continues).
-# ISING1 on 64, 128, 256 to 0.008% (77 min on the loaded 2-core machine); ISING2, POTTS3 and the learned
+# ISING1 on 64, 128, 256 to 0.008% (77 min on the loaded 2-core machine), ISING2 the same (37 min, idle); POTTS3 and the learned
 # Hamiltonians on 32, 64, 128 (20-45 min each; the learned Potts ones by SLMC, 24-60 min).
 CRIT = --chains 32 --sweeps 2000 --burn_in 300 --out results/phase/critical --images results/phase/critical
 phase-critical: install
 	$(PY) phase_diagram.py --hamiltonian ISING1 --sizes 64 128 256 --betas 0.4400 0.4403 0.4406 0.4409 0.4412 $(CRIT)
-	$(PY) phase_diagram.py --hamiltonian ISING2 --sizes 32 64 128 --betas 0.2620 0.2625 0.2630 0.2635 0.2640 $(CRIT)
+	$(PY) phase_diagram.py --hamiltonian ISING2 --sizes 64 128 256 --betas 0.2622 0.26245 0.2627 0.26295 0.2632 $(CRIT)
 	$(PY) phase_diagram.py --hamiltonian POTTS3 --sizes 32 64 128 --betas 1.0000 1.0025 1.0050 1.0075 1.0100 $(CRIT)
 	$(PY) phase_diagram.py --hamiltonian weights/energy/EDNN_F1_C1_hid16x2 --sizes 32 64 128 \
 	    --betas 0.4390 0.43975 0.4405 0.44125 0.4420 $(CRIT)
