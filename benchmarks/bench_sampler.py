@@ -349,9 +349,7 @@ def _abs_m_trace(lat, kernel, t0, n, blocks, ch):
     def order(b):
         if not hasattr(lat, "q"):
             return jnp.abs(sum(jnp.sum(x, axis=1) for x in b)) / lat.S
-        angle = [2.0 * np.pi / lat.q * x for x in b]
-        re, im = (sum(jnp.sum(f(a), axis=1) for a in angle) for f in (jnp.cos, jnp.sin))
-        return jnp.sqrt(re ** 2 + im ** 2) / lat.S
+        return jnp.abs(sum(jnp.sum(jnp.exp(2j * np.pi / lat.q * x), axis=1) for x in b)) / lat.S
 
     def body(b, i):
         b = kernel(lat, t0 + i, b, 0.0, ch)[0]

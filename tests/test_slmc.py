@@ -12,6 +12,7 @@ import h5py
 import numpy as np
 import pytest
 
+import cluster
 import generate_ising as gi
 import ising
 import lattices
@@ -66,6 +67,15 @@ def energy_p(energies, exact, beta):
     return chi_square_test(np.bincount(idx, minlength=len(levels)), probs / probs.sum(), MIN_EXPECTED)[2]
 
 
+def proposal_acceptance(table, size, beta):
+    """float (64,): the acceptance probability of one SLMC proposal per chain, 64 chains of size x size
+    after 20 SLMC sweeps."""
+    import jax.numpy as jnp
+    s = sampler.Sampler(size, size, table, [beta], 64, 0, "cluster")
+    s.burn(20)
+    return np.asarray(cluster.slmc_proposal(s.lat, s.blocks, jnp.uint32(99), s.chains)[4])
+
+
 @pytest.mark.parametrize("n_x,n_y,kind", [(3, 3, lattices.WindowLattice), (2, 4, lattices.TableLattice)])
 def test_states(tmp_path, n_x, n_y, kind):
     table = random_table(1)
@@ -94,12 +104,7 @@ def test_proposal_is_the_tables_ferromagnetic_pairs():
     got = dict(zip(lat.cluster_offsets, lat.cluster_couplings))
     assert got.keys() == {(0, 1), (1, 0), (1, 1), (1, -1)}
     np.testing.assert_allclose([got[0, 1], got[1, 0], got[1, 1], got[1, -1]], [1.0, 1.0, 0.5, 0.5], atol=1e-9)
-    s = sampler.Sampler(8, 8, ising.Ising("ISING2").table(), [0.26], 64, 0, "cluster")
-    s.burn(20)
-    import cluster
-    import jax.numpy as jnp
-    a = np.asarray(cluster.slmc_proposal(s.lat, s.blocks, jnp.uint32(99), s.chains)[4])
-    np.testing.assert_allclose(a, 1.0, atol=1e-4)
+    np.testing.assert_allclose(proposal_acceptance(ising.Ising("ISING2").table(), 8, 0.26), 1.0, atol=1e-4)
     classes = ising.coupling_classes(random_table(1).array)
     pairs = lattices.lattice(random_table(1), 4, 4, True)
     positive = {s[1] for s, c in classes.items() if len(s) == 2 and -c > lattices.ZERO_COUPLING}
@@ -144,12 +149,7 @@ def test_potts_proposal_is_the_tables_delta_couplings():
     J(2, 0) = 0.3; a table with only antiferromagnetic pairs has no proposal and refuses the cluster."""
     lat = lattices.lattice(potts.Potts(3).table(), 6, 6, True)
     assert dict(zip(lat.cluster_offsets, lat.cluster_couplings)) == pytest.approx({(0, 1): 1.0, (1, 0): 1.0})
-    s = sampler.Sampler(6, 6, potts.Potts(3).table(), [1.0], 64, 0, "cluster")
-    s.burn(20)
-    import cluster
-    import jax.numpy as jnp
-    a = np.asarray(cluster.slmc_proposal(s.lat, s.blocks, jnp.uint32(99), s.chains)[4])
-    np.testing.assert_allclose(a, 1.0, atol=1e-4)
+    np.testing.assert_allclose(proposal_acceptance(potts.Potts(3).table(), 6, 1.0), 1.0, atol=1e-4)
     d = np.arange(3 ** 9)[:, None] // 3 ** np.arange(9) % 3
     further = potts.builtin_table(3) - 0.3 * ((d[:, 3] == d[:, 5]) * 1.0 + (d[:, 1] == d[:, 7]))
     got = potts.delta_couplings(further, 3)
