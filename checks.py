@@ -15,6 +15,7 @@
   UserError into one line on stderr and exit status 2, no traceback; Ctrl-C (SIGINT) and SIGTERM
   into one line and exit status 130 and 143, after the file being written is removed; anything
   else is a bug and keeps its traceback.
+- `HelpFormatter`: every command line's --help, each flag's default shown once.
 - `atomic_path` / `write_json`: every file the repo writes appears whole or not at all; the
   temporary file of a writer that was killed (SIGKILL cannot be caught) is removed by the next
   writer of the same file.
@@ -36,6 +37,15 @@ import sys
 from pathlib import Path
 
 import numpy as np
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """--help with each flag's default, unless it has none (None) or its help says it already."""
+
+    def _get_help_string(self, action):
+        if action.default is None or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
 
 
 class UserError(Exception):

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 import hamiltonians
-from checks import UserError, atomic_path, check_output_dir, check_output_file, main_guard, positive_int
+from checks import HelpFormatter, UserError, atomic_path, check_output_dir, check_output_file, main_guard, positive_int
 from data_files import open_h5, read_metadata
 from estimators import chi_square_test, level_counts
 from ising import BETA_C_ISING1
@@ -376,7 +376,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description="Check data files of generate_ising.py against exact physics: the energy "
                                 "histogram of each beta against the exact P(E) (chi-square), the mean energy "
                                 "against the exact <E>, the sampler's acceptance rate and tau_int.",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=HelpFormatter)
     p.add_argument("files", nargs="+", help="HDF5 data files (generate_ising.py) of a Hamiltonian with an exact law "
                    "(ISING1, ISING2, POTTS<q> on small lattices)")
     p.add_argument("--max_samples", type=positive_int, default=200_000, help="lattices read per file (its first ones)")

@@ -44,7 +44,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from checks import MissingFileError, UserError, check_output_dir, main_guard, positive_int
+from checks import HelpFormatter, MissingFileError, UserError, check_output_dir, main_guard, positive_int
 
 DATA_DIR = "data"
 # role -> (file name, generate_ising.py flags other than size and file name, size flag)
@@ -266,7 +266,7 @@ def fingerprint(path) -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description="Write the standard data files that are missing "
                                 "(existing files are kept; delete one to remake it).",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=HelpFormatter)
     p.add_argument("--data_dir", default=DATA_DIR, help="folder for the files")
     p.add_argument("--hamiltonian", "--model", default="ISING1", choices=("ISING1", "ISING2", "EA"),
                    help="Hamiltonian (EA: the spin-glass set, above; use --data_dir data/ea)")

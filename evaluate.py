@@ -48,7 +48,7 @@ import numpy as np
 
 import data_files
 from data_files import file_system
-from checks import atomic_path
+from checks import HelpFormatter, atomic_path
 from checks import UserError, check_output_dir, main_guard, positive_int, seed_int
 from ising import centred_rmse, rmse, site_to_snake, snake_to_site
 from plotting import hide_unused, markdown_table, plt, save_figure
@@ -467,7 +467,7 @@ def main(argv=None) -> int:
         description="Score trained runs on the evaluation set (reference protocol: 32,000 lattices drawn "
         "with replacement, centred RMSE), write the leaderboard and the images. "
         "`evaluate.py export RUN...` copies runs as weights and hyper-parameters only.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("--runs", default="runs", help="folder of runs (<family>/<config>/)")
     p.add_argument("--eval_path", default=data_files.path("eval"), help="evaluation file")

@@ -20,7 +20,7 @@ import sys
 
 import hamiltonians
 import ising
-from checks import UserError, check_output_file, main_guard, write_json
+from checks import HelpFormatter, UserError, check_output_file, main_guard, write_json
 from runs import learned_hamiltonian
 
 PAIRS = {name: ising.canonical_shape([(0, 0), offset]) for name, offset in ising.PAIR_NAMES.items()}
@@ -75,7 +75,7 @@ def markdown(rep: dict, top: int = 12) -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description="Expand a run's energy function (an extensive model, or a built-in "
                                 "Hamiltonian) exactly into couplings per translation class.",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=HelpFormatter)
     p.add_argument("source", help=f"a run directory of the extensive model, or one of {', '.join(ising.HAMILTONIANS)}")
     p.add_argument("--json", default=None, help="also write every class to this JSON file (not inside the run "
                    "directory it reads)")

@@ -56,7 +56,8 @@ import estimators
 import hamiltonians
 import ising
 import spin_glass
-from checks import UserError, atomic_path, check_output_file, main_guard, positive_float, positive_int, write_json
+from checks import (HelpFormatter, UserError, atomic_path, check_output_file, main_guard, positive_float, positive_int,
+                    write_json)
 
 KIND = "pseudo_likelihood"
 TEACHER_KIND = "teacher_per_bond"     # the label-free student: a teacher's energies, least squares
@@ -441,7 +442,7 @@ def markdown_per_bond(report: dict) -> str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter)
     p.add_argument("--train_path", default=data_files.path("train"), help="lattices of one beta (generate_ising.py)")
     p.add_argument("--out", default=None, help="JSON to write, its .md beside it, and the per-bond fit's .npz "
                    "(default: results/inverse_ising/pseudo_likelihood_<Hamiltonian of the file>.json, "

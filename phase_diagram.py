@@ -1,4 +1,4 @@
-"""The phase transition of a Hamiltonian from exact Metropolis sampling: T_c from Binder crossings.
+"""The phase transition of a Hamiltonian from exact sampling: T_c from Binder crossings.
 
     python phase_diagram.py --hamiltonian ISING1 --sizes 16 32 64 --out results/phase --images images
     python phase_diagram.py --hamiltonian weights/energy/EDNN_F1_C1_hid16x2 --sizes 8 16 --sweeps 4000
@@ -41,7 +41,8 @@ Updates (--algorithm): cluster updates by default where the Hamiltonian allows t
 Swendsen-Wang for ISING1, ISING2 and POTTS<q>, self-learning Monte Carlo for a learned Ising table
 (Swendsen-Wang proposals from its pair couplings, accepted by its full energy), else the local kernel. A run
 keeps every finished (size, beta block) in <out>/<name>.partial/ until its report is written: rerun a
-killed run with the same command and it samples only what is missing.
+killed run with the same command and it samples only what is missing. The blocks are independent (each
+has its own seed), so --workers N samples them in N processes, largest first, with the same report.
 
 Critical slowing down of local updates: the integrated autocorrelation time of |m| (tau_int, `estimators.integrated_autocorr_time`,
 in sweeps, reported per row) grows ~L^2 at T_c: in the default ISING1 run at beta = 0.44,
@@ -84,8 +85,8 @@ import ising
 import reweighting
 import spin_glass_report
 from spin_glass_report import EA_BURN_IN, EA_CHAINS, EA_EXACT_MAX, EA_SWEEPS, EA_THIN
-from checks import (UserError, atomic_path, check_output_dir, check_output_file, main_guard, non_negative_int,
-                    positive_float, positive_int, seed_int, write_json)
+from checks import (HelpFormatter, UserError, atomic_path, check_output_dir, check_output_file, main_guard,
+                    non_negative_int, positive_float, positive_int, seed_int, write_json)
 
 TC_EXACT = 2.0 / math.log(1.0 + math.sqrt(2.0))        # Onsager: 2.269185
 DEFAULT_SIZES, DEFAULT_CHAINS, DEFAULT_SWEEPS, DEFAULT_BURN_IN = (16, 32, 64), 32, 20_000, 4_000
@@ -255,6 +256,51 @@ def _save_block(path: Path, key: str, block: dict) -> None:
         np.savez(fh, key=key, **block)
 
 
+class _QueueBar:
+    """A worker's progress bar: its counts go to the parent's bar through a queue."""
+    queue = None
+
+    def update(self, n):
+        self.queue.put(n)
+
+
+def _worker_init(queue):
+    _QueueBar.queue = queue
+
+
+def _worker_block(args, path, key, algorithm):
+    """One block in a worker process, kept in the resume folder as soon as it is done (so a killed run keeps it)."""
+    block = sample_block(*args, _QueueBar(), algorithm)
+    if path is not None:
+        _save_block(path, key, block)
+    return block
+
+
+def _sample_in_processes(jobs, kept, missing, cost, workers, algorithm, bar):
+    """Sample the blocks `missing` (indices into jobs) in `workers` processes, largest first (so the last to
+    finish are small), filling kept. Every block has its own seed, so the report is the same for any number
+    of processes. Spawned, not forked: JAX's threads do not survive a fork."""
+    import multiprocessing
+    import queue as queues
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    ctx = multiprocessing.get_context("spawn")
+    counts = ctx.Queue()
+    with ProcessPoolExecutor(min(workers, len(missing)), mp_context=ctx, initializer=_worker_init,
+                             initargs=(counts,)) as pool:
+        running = {pool.submit(_worker_block, *jobs[j], algorithm): j
+                   for j in sorted(missing, key=lambda j: -cost[j])}
+        while running:
+            done, _ = wait(running, timeout=0.5, return_when=FIRST_COMPLETED)
+            try:
+                while True:
+                    bar.update(counts.get_nowait())
+            except queues.Empty:
+                pass
+            for f in done:
+                kept[running.pop(f)] = f.result()
+
+
 ENERGY_RESOLUTION = 1e-3   # a table's float energies pooled to this: each sample's weight moves by < 1e-5 near T_c
 
 
@@ -275,12 +321,13 @@ def reweighted_crossing(betas, blocks_a, blocks_b, chord, components: int = 1) -
 
 def phase_diagram(source="ISING1", sizes=DEFAULT_SIZES, betas=None, chains=DEFAULT_CHAINS, sweeps=DEFAULT_SWEEPS,
                   burn_in=DEFAULT_BURN_IN, thin=None, seed=0, progress=True, command=None, as_table=False,
-                  resolved=None, algorithm=None, resume=None) -> dict:
+                  resolved=None, algorithm=None, resume=None, workers=1) -> dict:
     """Sample every (size, beta) and return the report (the JSON); UserError for bad settings.
     resolved: `resolve(source, as_table)` where the caller has it already. algorithm: the sampler's
     update (None: `default_algorithm`). resume: a folder where every finished (size, beta block) is kept
     (L<L>_<j>.npz, with the settings it was sampled with), so that a killed run, rerun, samples only what
-    is missing; the caller removes it once the report is written."""
+    is missing; the caller removes it once the report is written. workers: processes sampling the blocks
+    in parallel (the report does not depend on it)."""
     from tqdm.auto import tqdm
 
     hamiltonian = resolve(source, as_table) if resolved is None else resolved
@@ -290,23 +337,32 @@ def phase_diagram(source="ISING1", sizes=DEFAULT_SIZES, betas=None, chains=DEFAU
     components = hamiltonian.order_components
     nb, exact = len(betas), trained_on == "ISING1"
     plan = [(L, blk) for L in sizes for blk in beta_blocks(nb, chains, L * L)]
-    total = sum((burn_in + sweeps) * chains * len(blk) * L * L for L, blk in plan)
+    cost = [(burn_in + sweeps) * chains * len(blk) * L * L for L, blk in plan]       # spin updates per block
     rows, reps, warnings, series = [], {}, [], {L: [None] * nb for L in sizes}
-    with tqdm(total=total, unit="flip", unit_scale=True, disable=None if progress else True, desc=name) as bar:
-        for j, (L, blk) in enumerate(plan):
-            bar.set_description(f"{name} L={L} beta {betas[blk[0]]:g}-{betas[blk[-1]]:g}")
+    jobs = []                                   # per block: sample_block's arguments, where it is kept, its settings
+    for j, (L, blk) in enumerate(plan):
+        args = (L, hamiltonian, [betas[i] for i in blk], chains, sweeps, burn_in, thin, _seed(seed, L, j))
+        key = _block_key(hamiltonian=str(source), as_table=as_table, L=L, betas=args[2], chains=chains, sweeps=sweeps,
+                         burn_in=burn_in, thin=thin, seed=args[7], algorithm=algorithm)
+        jobs.append((args, None if resume is None else Path(resume) / f"L{L}_{j}.npz", key))
+    with tqdm(total=sum(cost), unit="flip", unit_scale=True, disable=None if progress else True, desc=name) as bar:
+        kept = [None if path is None else _load_block(path, key) for _, path, key in jobs]
+        missing = [j for j, b in enumerate(kept) if b is None]
+        bar.update(sum(cost) - sum(cost[j] for j in missing))
+        if workers > 1 and len(missing) > 1:
+            bar.set_description(f"{name} ({min(workers, len(missing))} processes)")
+            _sample_in_processes(jobs, kept, missing, cost, workers, algorithm, bar)
+            bar.update(bar.total - bar.n)
+            missing = []
+        for j in missing:
+            args, path, key = jobs[j]
+            bar.set_description(f"{name} L={args[0]} beta {args[2][0]:g}-{args[2][-1]:g}")
             done = bar.n
-            key = _block_key(hamiltonian=str(source), as_table=as_table, L=L, betas=[betas[i] for i in blk],
-                             chains=chains, sweeps=sweeps, burn_in=burn_in, thin=thin, seed=_seed(seed, L, j),
-                             algorithm=algorithm)
-            path = None if resume is None else Path(resume) / f"L{L}_{j}.npz"
-            b = None if path is None else _load_block(path, key)
-            if b is None:
-                b = sample_block(L, hamiltonian, [betas[i] for i in blk], chains, sweeps, burn_in, thin,
-                                 _seed(seed, L, j), bar, algorithm)
-                if path is not None:
-                    _save_block(path, key, b)
-            bar.update(done + (burn_in + sweeps) * chains * len(blk) * L * L - bar.n)
+            kept[j] = sample_block(*args, bar, algorithm)
+            if path is not None:
+                _save_block(path, key, kept[j])
+            bar.update(done + cost[j] - bar.n)
+        for (L, blk), b in zip(plan, kept):
             th = int(b["thin"])
             for q, i in enumerate(blk):
                 r, reps[L, i] = row(b["avg"][:, q], betas[i], L, components)
@@ -529,8 +585,8 @@ def overview(folder) -> str:
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     p = argparse.ArgumentParser(description="T_c of a Hamiltonian (ISING1, ISING2 or an extensive model's run) from "
-                                "Binder-cumulant crossings of exact Metropolis sampling on several lattice sizes.",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                "Binder-cumulant crossings of exact sampling (cluster or local updates) on several lattice sizes.",
+                                formatter_class=HelpFormatter)
     p.add_argument("--hamiltonian", default="ISING1", help="ISING1, ISING2, POTTS<q>, a run directory of the extensive model "
                    "or a coupling fit (inverse_ising.py); --as_table: a built-in one through its table")
     p.add_argument("--sizes", type=positive_int, nargs="+", default=None,
@@ -558,6 +614,8 @@ def main(argv=None) -> int:
                    help="the sampler's update: checkerboard, single or cluster (Swendsen-Wang) (default: cluster where "
                         "the Hamiltonian allows it, else checkerboard; Potts: heat bath)")
     p.add_argument("--seed", type=seed_int, default=0, help="random seed")
+    p.add_argument("--workers", type=positive_int, default=1, help="processes sampling (size, beta) blocks in "
+                   "parallel, one per core: the same report, sooner")
     p.add_argument("--as_table", action="store_true", help="sample a built-in Hamiltonian through its table, as a "
                    "learned one is (same seed and --algorithm checkerboard: the same random numbers, so the two runs' "
                    "difference is precise)")
@@ -613,7 +671,7 @@ def main(argv=None) -> int:
     resume = Path(args.out) / f"{hamiltonian.label}.partial"       # finished blocks of a killed run
     report = phase_diagram(args.hamiltonian, args.sizes, args.betas, args.chains, args.sweeps, args.burn_in, args.thin,
                            args.seed, args.progress_bar, shlex.join([Path(__file__).name, *argv]), args.as_table,
-                           resolved=hamiltonian, algorithm=args.algorithm, resume=resume)
+                           resolved=hamiltonian, algorithm=args.algorithm, resume=resume, workers=args.workers)
     name = report["name"]
     plot(report, png_path)
     write_json(json_path, report)

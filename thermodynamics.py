@@ -45,7 +45,7 @@ import numpy as np
 
 import hamiltonians
 import ising
-from checks import UserError, check_output_dir, main_guard, positive_float, positive_int, seed_int
+from checks import HelpFormatter, UserError, check_output_dir, main_guard, positive_float, positive_int, seed_int
 
 MIN_ESS = 0.01
 
@@ -328,7 +328,7 @@ def monte_carlo_lattices(path, shape, n: int = 8, q: int = 2):
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description="Free energy, internal energy and heat capacity from a trained causal "
                                 "probability model's own samples (importance sampling), beside the exact values.",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=HelpFormatter)
     p.add_argument("--run", required=True, help="run directory of a causal probability model (holds best.ckpt)")
     p.add_argument("--n_samples", type=positive_int, default=100_000, help="lattices drawn from the model")
     p.add_argument("--betas", type=positive_float, nargs="+", default=None,

@@ -40,7 +40,7 @@ from pathlib import Path
 
 import data_files
 import evaluate as ev
-from checks import UserError, check_output_dir, main_guard, positive_int
+from checks import HelpFormatter, UserError, check_output_dir, main_guard, positive_int
 from trainer_flags import apply_defaults, build_parser, run_directory
 
 ROOT = Path(__file__).resolve().parent
@@ -253,7 +253,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(
         description="Train every combination of a profile (skipping finished runs), then score them all "
         "as evaluate.py does. Unknown flags go to every trainer.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
         allow_abbrev=False,  # a trainer flag must never be taken for an abbreviation of one of these
     )
     p.add_argument("--profile", choices=sorted(PROFILES), default="cpu", help="which runs and sizes")

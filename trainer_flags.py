@@ -24,7 +24,7 @@ import os
 from pathlib import Path
 
 import data_files
-from checks import non_negative_int, positive_float, positive_int, seed_int
+from checks import HelpFormatter, non_negative_int, positive_float, positive_int, seed_int
 from runs import config_name
 
 # the reference's names of the three validation files, main first
@@ -67,7 +67,7 @@ def _devices(text: str):
 
 def build_parser(family: str, description: str) -> argparse.ArgumentParser:
     """The flags both trainers share; the energy trainer adds its heads, losses and the EDNN."""
-    p = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(description=description, formatter_class=HelpFormatter)
     bool_flag = dict(action=argparse.BooleanOptionalAction)
     _add_data_flags(p.add_argument_group("data"), bool_flag)
     _add_model_flags(p.add_argument_group("model"), bool_flag, family)

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from checks import UserError, check_output_dir, main_guard, positive_float, positive_int
+from checks import HelpFormatter, UserError, check_output_dir, main_guard, positive_float, positive_int
 from checks import atomic_path
 from data_files import dataset, open_h5, read_metadata
 from ising import centred_rmse, rmse
@@ -203,7 +203,7 @@ def write(rows: list, out_dir, images_dir) -> list[Path]:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description="Energies of larger lattices than the training ones: "
                                 "per-site RMSE of every run per size and beta.",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=HelpFormatter)
     p.add_argument("--runs", nargs="+", default=["runs"], help="folders of runs (<family>/<config>/), or runs")
     p.add_argument("--sizes", type=positive_int, nargs="+", default=[16, 32, 64], help="lattice sides L (L x L)")
     p.add_argument("--betas", type=positive_float, nargs="+", default=argparse.SUPPRESS,

@@ -345,6 +345,22 @@ def test_a_killed_run_resumes_and_gives_the_uninterrupted_result(tmp_path, monke
     assert calls[3:] == [4, 6] and other["rows"] != whole["rows"]
 
 
+def test_blocks_sampled_in_processes_give_the_same_report_and_are_kept(tmp_path, monkeypatch):
+    """--workers 2: the blocks run in two spawned processes (none in this one), each kept in the resume folder
+    as it finishes, and the report is the one of a single process (every block has its own seed)."""
+    kw = dict(sizes=(4, 6), betas=(0.3, 0.44, 0.6), chains=4, sweeps=200, burn_in=50, seed=3, progress=False)
+    one = pd.phase_diagram("ISING1", **kw)
+
+    def not_here(*a, **k):
+        raise AssertionError("sampled in the parent process")
+    monkeypatch.setattr(pd, "sample_block", not_here)          # the spawned workers import their own
+    two = pd.phase_diagram("ISING1", resume=tmp_path / "kept", workers=2, **kw)
+    assert json.dumps(two, sort_keys=True) == json.dumps(one, sort_keys=True)
+    assert sorted(p.name for p in (tmp_path / "kept").iterdir()) == ["L4_0.npz", "L6_1.npz"]
+    again = pd.phase_diagram("ISING1", resume=tmp_path / "kept", workers=2, **{**kw, "seed": 4})
+    assert again["rows"] != one["rows"]                        # other settings: sampled anew, not loaded
+
+
 def test_blocks_of_one_size_with_different_thinning_reweight_together(monkeypatch):
     """Thin is measured per beta block, so the betas of one size can hold different numbers of samples;
     the reweighted crossing uses the first n of each (n the fewest), and the run completes."""
