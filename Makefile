@@ -136,9 +136,10 @@ phase: install
 
 # Critical points with cluster updates (self-learning Monte Carlo for the learned tables) and crossings of the
 # reweighted Binder cumulants (results/phase/critical/; each run resumable: a killed run continues).
-# ISING1 on 64, 128, 256 to 0.008% (77 min on the loaded 2-core machine), ISING2 the same (37 min, idle); POTTS3 and the learned
-# Hamiltonians on 32, 64, 128 (20-45 min each; the learned Potts ones by SLMC, 24-60 min).
-CRIT = --chains 32 --sweeps 2000 --burn_in 300 --out results/phase/critical --images results/phase/critical
+# --workers 2: two processes, one per core. ISING1 on 64, 128, 256 to 0.008% (18 min on the idle 2-core machine),
+# ISING2 the same (37 min in one process); POTTS3 and the learned Hamiltonians on 32, 64, 128 (20-45 min each in
+# one process; the learned Potts ones by SLMC, 24-60 min).
+CRIT = --chains 32 --sweeps 2000 --burn_in 300 --workers 2 --out results/phase/critical --images results/phase/critical
 phase-critical: install
 	$(PY) phase_diagram.py --hamiltonian ISING1 --sizes 64 128 256 --betas 0.4400 0.4403 0.4406 0.4409 0.4412 $(CRIT)
 	$(PY) phase_diagram.py --hamiltonian ISING2 --sizes 64 128 256 --betas 0.2622 0.26245 0.2627 0.26295 0.2632 $(CRIT)
@@ -149,7 +150,9 @@ phase-critical: install
 	    --sizes 32 64 128 --betas 0.4378 0.43855 0.4393 0.44005 0.4408 $(CRIT)
 	$(PY) phase_diagram.py --hamiltonian weights/energy/EDNN_F1_C1_hid16x2_Flip_ISING2_from_2D_GRU_1L_1H_Bi_Joint_hid64_Cosine_ISING2 \
 	    --sizes 32 64 128 --betas 0.2613 0.26155 0.2618 0.26205 0.2623 $(CRIT)
-	for h in EDNN_F1_C1_hid16x2_Q3 EDNN_F1_C1_hid16x2_Centred_Flip_Q3_from_2D_GRU_1L_1H_Bi_Joint_hid64_Cosine_Q3; do \
+	$(PY) phase_diagram.py --hamiltonian weights/energy/EDNN_F1_C1_hid16x2_ISING2 --sizes 32 64 128 \
+	    --betas 0.2622 0.26245 0.2627 0.26295 0.2632 $(CRIT)
+	for h in EDNN_F1_C1_hid16x2_Q3 EDNN_F1_C1_hid16x2_Flip_Q3 EDNN_F1_C1_hid16x2_Centred_Flip_Q3_from_$(POTTS_JOINT); do \
 	    $(PY) phase_diagram.py --hamiltonian weights/energy/$$h --sizes 32 64 128 \
 	    --betas 1.0000 1.0025 1.0050 1.0075 1.0100 $(CRIT) || exit 1; done
 	$(PY) phase_diagram.py --overview --out results/phase/critical
@@ -199,11 +202,13 @@ potts: install data-potts
 	for h in $(POTTS_LEARNED); do \
 	    $(PY) phase_diagram.py --hamiltonian weights/energy/$$h --algorithm checkerboard --sizes 16 32 --out $(PP) --images $(PP) || exit 1; done
 
-# The five Potts models of weights/ retrained (runs/potts/; about 2 hours on 2 cores, deterministic for their seeds
-# on one CPU) and exported: the supervised EDNN, the causal model, its label-free student, the joint conditional
-# model and its state-permutation symmetric student.
+# The six Potts models of weights/ retrained (runs/potts/; about 2 hours on 2 cores, deterministic for their seeds
+# on one CPU) and exported: the supervised EDNN (and the same with the symmetry under permutations of the states
+# imposed), the causal model, its label-free student, the joint conditional model and its state-permutation
+# symmetric student.
 potts-weights: install data-potts
 	test -f runs/potts/energy/EDNN_F1_C1_hid16x2_Q3/metrics.json || $(PY) energy_trainer.py $(POTTS_EDNN)
+	test -f runs/potts/energy/EDNN_F1_C1_hid16x2_Flip_Q3/metrics.json || $(PY) energy_trainer.py $(POTTS_EDNN) --spin_flip
 	test -f runs/potts/probability/$(POTTS_CAUSAL)/metrics.json || $(PY) probability_trainer.py --hidden_size 64 \
 	    --lr 3e-3 --lr_schedule cosine --gradient_clip_val 1.0 --max_epochs 20 --batch_size 512 --limit_val_batches 10 \
 	    --precision 32-true --threads 1 --seed 0 $(POTTS_FILES) --output_dir runs/potts
@@ -215,7 +220,7 @@ potts-weights: install data-potts
 	test -f runs/potts/energy/EDNN_F1_C1_hid16x2_Centred_Flip_Q3_from_$(POTTS_JOINT)/metrics.json || $(PY) energy_trainer.py \
 	    $(POTTS_EDNN) --spin_flip --teacher runs/potts/probability/$(POTTS_JOINT)
 	$(PY) evaluate.py export runs/potts/probability/$(POTTS_CAUSAL) runs/potts/probability/$(POTTS_JOINT) \
-	    $(addprefix runs/potts/energy/,$(POTTS_LEARNED)) --to weights
+	    $(addprefix runs/potts/energy/,$(POTTS_LEARNED) EDNN_F1_C1_hid16x2_Flip_Q3) --to weights
 
 # The 8 x 8 spin-glass instance learned from its lattices at T = 2 (results/spin_glass_learned/; about an hour
 # on 2 cores): the causal model (scores, thermodynamics against the transfer matrix), the joint conditional

@@ -290,15 +290,20 @@ def _sample_in_processes(jobs, kept, missing, cost, workers, algorithm, bar):
                              initargs=(counts,)) as pool:
         running = {pool.submit(_worker_block, *jobs[j], algorithm): j
                    for j in sorted(missing, key=lambda j: -cost[j])}
-        while running:
-            done, _ = wait(running, timeout=0.5, return_when=FIRST_COMPLETED)
-            try:
-                while True:
-                    bar.update(counts.get_nowait())
-            except queues.Empty:
-                pass
-            for f in done:
-                kept[running.pop(f)] = f.result()
+        try:
+            while running:
+                done, _ = wait(running, timeout=0.5, return_when=FIRST_COMPLETED)
+                try:
+                    while True:
+                        bar.update(counts.get_nowait())
+                except queues.Empty:
+                    pass
+                for f in done:
+                    kept[running.pop(f)] = f.result()
+        except BaseException:                 # Ctrl-C, SIGTERM, a worker's error: stop the others now
+            for process in multiprocessing.active_children():
+                process.terminate()
+            raise
 
 
 ENERGY_RESOLUTION = 1e-3   # a table's float energies pooled to this: each sample's weight moves by < 1e-5 near T_c
