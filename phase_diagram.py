@@ -280,30 +280,35 @@ def _sample_in_processes(jobs, kept, missing, cost, workers, algorithm, bar):
     """Sample the blocks `missing` (indices into jobs) in `workers` processes, largest first (so the last to
     finish are small), filling kept. Every block has its own seed, so the report is the same for any number
     of processes. Spawned, not forked: JAX's threads do not survive a fork."""
+    import gc
     import multiprocessing
     import queue as queues
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     ctx = multiprocessing.get_context("spawn")
-    counts = ctx.Queue()
-    with ProcessPoolExecutor(min(workers, len(missing)), mp_context=ctx, initializer=_worker_init,
-                             initargs=(counts,)) as pool:
-        running = {pool.submit(_worker_block, *jobs[j], algorithm): j
-                   for j in sorted(missing, key=lambda j: -cost[j])}
-        try:
-            while running:
-                done, _ = wait(running, timeout=0.5, return_when=FIRST_COMPLETED)
-                try:
-                    while True:
-                        bar.update(counts.get_nowait())
-                except queues.Empty:
-                    pass
-                for f in done:
-                    kept[running.pop(f)] = f.result()
-        except BaseException:                 # Ctrl-C, SIGTERM, a worker's error: stop the others now
-            for process in multiprocessing.active_children():
-                process.terminate()
-            raise
+    counts, others = ctx.Queue(), set(multiprocessing.active_children())
+    pool = ProcessPoolExecutor(min(workers, len(missing)), mp_context=ctx, initializer=_worker_init,
+                               initargs=(counts,))
+    running = {pool.submit(_worker_block, *jobs[j], algorithm): j for j in sorted(missing, key=lambda j: -cost[j])}
+    try:
+        while running:
+            done, _ = wait(running, timeout=0.5, return_when=FIRST_COMPLETED)
+            try:
+                while True:
+                    bar.update(counts.get_nowait())
+            except queues.Empty:
+                pass
+            for f in done:
+                kept[running.pop(f)] = f.result()
+    except BaseException:                     # Ctrl-C, SIGTERM, a worker's error: stop the others now
+        for process in set(multiprocessing.active_children()) - others:
+            process.terminate()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        counts.close()
+        del pool, counts                      # their semaphores released now: a stopped run exits without finalizers
+        gc.collect()
 
 
 ENERGY_RESOLUTION = 1e-3   # a table's float energies pooled to this: each sample's weight moves by < 1e-5 near T_c
