@@ -202,7 +202,7 @@ potts: install data-potts
 	for h in $(POTTS_LEARNED); do \
 	    $(PY) phase_diagram.py --hamiltonian weights/energy/$$h --algorithm checkerboard --sizes 16 32 --out $(PP) --images $(PP) || exit 1; done
 
-# The six Potts models of weights/ retrained (runs/potts/; about 2 hours on 2 cores, deterministic for their seeds
+# The six Potts models of weights/ retrained (runs/potts/; about 2 h 20 min on 2 cores, deterministic for their seeds
 # on one CPU) and exported: the supervised EDNN (and the same with the symmetry under permutations of the states
 # imposed), the causal model, its label-free student, the joint conditional model and its state-permutation
 # symmetric student.

@@ -29,7 +29,10 @@ __all__ = ["generate", "main", "validate", "Sampler"]
 
 HELP_DEFAULTS = """
 Defaults: --thin is ceil(tau_int), the integrated autocorrelation time of the energy, at the slowest beta of the run, measured on the last
-256 burn-in sweeps of all chains (attributes thin_sweeps, tau_int_sweeps); --burn_in 1000 sweeps is
+256 burn-in sweeps of all chains (attributes thin_sweeps, tau_int_sweeps). Slower observables (the order
+parameter near T_c) leave successive stored samples of a chain correlated: the file records, per beta,
+tau_int of its stored energies and order parameters and its effective_samples (what a mean over its
+lattices is worth); thin more (--thin) for independent samples. --burn_in 1000 sweeps is
 10x the equilibration time at every beta (8x8) and ~200 tau_int at the critical point; --n_chains
 about 4096 in total, where the throughput saturates on 2 cores. Measured values and how they were
 chosen: benchmarks/README.md. Checkerboard acceptance: c(beta) min(1, exp(-beta dE)), x 0.9 at
