@@ -14,6 +14,12 @@ extensive model is skipped at sizes its tiles do not cover), and
 the scores are per site, so that sizes compare:
     per-site RMSE          sqrt(mean (E_pred - E)^2) / L^2        (models of absolute energies)
     per-site centred RMSE  the same after centring both by their means, per (size, beta)
+    U/N shift              (<d> - beta Cov(d, E)) / L^2, d = E_pred - E   (models of absolute energies)
+The U/N shift is what the model's own energy, simulated as a Hamiltonian at the same beta, does to
+U/N, to first order in d: d/dt of <E + t d>_{beta, E + t d} at t = 0 (Boltzmann weights of E + t d).
+Near T_c the covariance term dominates (C/N is large), so an energy error far below 1e-3 per site can
+move U/N by 1e-3. Its error is the standard error of the mean of d_i - beta (d_i - <d>)(E_i - <E>),
+with the file's lattices taken as independent (they are thinned by the energy's tau_int).
 The rows go to `<out>/transfer.{md,csv,json}` and a plot of the centred figure against L.
 
 The q-state Potts model: a run trained on POTTS<q> lattices (its hyper-parameter `hamiltonian`)
@@ -84,14 +90,26 @@ def batch_size(model, size: int) -> int:
     return 512 if size <= 32 else 64
 
 
+def u_shift(pred: np.ndarray, true: np.ndarray, beta: float) -> tuple[float, float]:
+    """(U shift, its standard error) of a model's energies pred against the true ones, float (n,) of
+    lattices drawn at beta: <d> - beta Cov(d, E), d = pred - true (the module's docstring)."""
+    d = np.asarray(pred, np.float64) - true
+    g = d - beta * (d - d.mean()) * (true - true.mean())
+    return float(g.mean()), float(g.std(ddof=1) / np.sqrt(len(g)))
+
+
 def score(pred: np.ndarray, true: np.ndarray, betas: np.ndarray, n_sites: int, absolute: bool) -> dict:
-    """Per-site RMSE (raw for absolute models; centred within each beta), per beta."""
+    """Per-site RMSE (raw for absolute models; centred within each beta) and, for absolute models, the
+    first-order U/N shift with its error, per beta."""
     out = {}
     for b in np.unique(betas):
         m = betas == b
+        shift = u_shift(pred[m], true[m], float(b)) if absolute else (None, None)
         out[f"{b:.4g}"] = {"rmse_per_site_centred": centred_rmse(pred[m], true[m]) / n_sites,
                            "rmse_per_site": rmse(pred[m], true[m]) / n_sites if absolute else None,
-                           "energy_std_per_site": float(true[m].std()) / n_sites}
+                           "energy_std_per_site": float(true[m].std()) / n_sites,
+                           "u_shift_per_site": None if shift[0] is None else shift[0] / n_sites,
+                           "u_shift_err": None if shift[1] is None else shift[1] / n_sites}
     return out
 
 
@@ -159,16 +177,17 @@ def markdown(rows: list) -> str:
     """The rows as a table; with a Hamiltonian column (and its beta_c) when a Potts run is among them."""
     named = any(Potts.from_name(r["hamiltonian"]) for r in rows)
     column = " Hamiltonian |" if named else ""
-    lines = [f"| Run |{column} Size | β | per-site RMSE (centred) | per-site RMSE (raw) | energy std per site |",
-             "|---|" + ("---|" if named else "") + "---|---|---|---|---|"]
+    lines = [f"| Run |{column} Size | β | per-site RMSE (centred) | per-site RMSE (raw) | energy std per site | "
+             "U/N shift (first order) |", "|---|" + ("---|" if named else "") + "---|---|---|---|---|---|"]
     for r in rows:
         raw = "—" if r["rmse_per_site"] is None else f"{r['rmse_per_site']:.2e}"
+        shift = "—" if r.get("u_shift_per_site") is None else f"{r['u_shift_per_site']:+.1e} ± {r['u_shift_err']:.0e}"
         potts = Potts.from_name(r["hamiltonian"])
         ham = ""
         if named:
             ham = f" {r['hamiltonian']}{f' (β_c {beta_c(potts.q):.4g})' if potts else ''} |"
         lines.append(f"| `{r['run']}` |{ham} {r['size']} | {r['beta']:g} | {r['rmse_per_site_centred']:.2e} | {raw} | "
-                     f"{r['energy_std_per_site']:.3f} |")
+                     f"{r['energy_std_per_site']:.3f} | {shift} |")
     return "\n".join(lines) + "\n"
 
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import energy_trainer
+import ising
 import runs
 import transfer
 from checks import main_guard
@@ -23,6 +24,30 @@ def test_score_by_hand():
     assert s["0.2"]["rmse_per_site_centred"] == pytest.approx(1.0 / 4)       # centred errors -1, 1
     assert s["0.3"]["rmse_per_site_centred"] == 0 and s["0.3"]["energy_std_per_site"] == pytest.approx(3 / 4)
     assert transfer.score(pred, true, betas, 4, absolute=False)["0.2"]["rmse_per_site"] is None
+    assert transfer.score(pred, true, betas, 4, absolute=False)["0.2"]["u_shift_per_site"] is None
+    # beta 0.2: d = 1, 3 around <d> = 2; E - <E> = -1, 1: <d> - beta Cov(d, E) = 2 - 0.2 * 1, per site / 4
+    assert s["0.2"]["u_shift_per_site"] == pytest.approx((2 - 0.2 * 1.0) / 4)
+
+
+@pytest.mark.parametrize("beta", [0.3, 0.44])
+def test_u_shift_is_the_first_order_change_of_the_exact_u(beta):
+    """A model E + eta E_diag (a 1% diagonal coupling), simulated at beta, has U'(beta) = U(beta) +
+    eta dU/deta + O(eta^2); u_shift on lattices drawn exactly from E's Boltzmann law (4 x 4, all states)
+    matches eta dU/deta of the enumerated U within 4 errors, and fails at 1.05 beta (power)."""
+    states = ising.all_states(4, 4)
+    E = ising_energy(states, "ISING1").astype(np.float64)
+    diag = -(states * np.roll(states, (1, 1), axis=(1, 2))).sum((1, 2)).astype(np.float64)
+
+    def U(H):
+        w = np.exp(-beta * (H - H.min()))
+        return (w * H).sum() / w.sum()
+    eta, h = 0.01, 1e-5
+    exact = eta * (U(E + h * diag) - U(E - h * diag)) / (2 * h)
+    w = np.exp(-beta * (E - E.min()))
+    idx = np.random.default_rng(0).choice(len(E), 200_000, p=w / w.sum())
+    shift, err = transfer.u_shift(E[idx] + eta * diag[idx], E[idx], beta)
+    assert abs(shift - exact) < 4 * err and err < 0.005 * abs(exact)
+    assert abs(transfer.u_shift(E[idx] + eta * diag[idx], E[idx], 1.05 * beta)[0] - exact) > 8 * err
 
 
 @pytest.mark.slow
