@@ -544,7 +544,7 @@ def main(argv=None):
     energy_jit = jax.jit(lambda s: ising.energy(s, "ISING1"))
     ref_jax = reference_steps_per_s(lambda s: energy_jit(jnp.asarray(s)), 1500)
     ref_np = reference_steps_per_s(lambda s: ising.energy(s, "ISING1"), 20000)
-    print(f"\nPublished algorithm (1 chain, Python loop, full energy per step):")
+    print("\nPublished algorithm (1 chain, Python loop, full energy per step):")
     print(f"  JAX (jitted energy): {ref_jax:10.3e} steps/s")
     print(f"  numpy:               {ref_np:10.3e} steps/s   (numpy / JAX = {ref_np / ref_jax:.2f})")
 

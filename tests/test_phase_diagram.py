@@ -17,7 +17,6 @@ import pytest
 import estimators
 import ising
 import potts
-import runs
 import phase_diagram as pd
 from checks import UserError
 from conftest import run_cli
