@@ -337,7 +337,8 @@ def phase_diagram(source="ISING1", sizes=DEFAULT_SIZES, betas=None, chains=DEFAU
     update (None: `default_algorithm`). resume: a folder where every finished (size, beta block) is kept
     (L<L>_<j>.npz, with the settings it was sampled with), so that a killed run, rerun, samples only what
     is missing; the caller removes it once the report is written. workers: processes sampling the blocks
-    in parallel (the report does not depend on it)."""
+    in parallel (the report does not depend on it; they are spawned, so a script calling this with
+    workers > 1 needs the usual `if __name__ == "__main__":` guard)."""
     from tqdm.auto import tqdm
 
     hamiltonian = resolve(source, as_table) if resolved is None else resolved
