@@ -94,12 +94,14 @@ weights: install data data-ising2 reproduce headline potts-weights
 	test -f $(W)/probability/GRU_1L_1H_hid128_Cosine/metrics.json || $(PY) probability_trainer.py --hidden_size 128 \
 	    --lr 1e-3 --lr_schedule cosine --max_epochs 40 --patience 6 --threads 1 --output_dir $(W)
 	test -f $(W)/energy/EDNN_F1_C1_hid16x2/metrics.json || $(PY) energy_trainer.py $(EDNN)
+	test -f $(W)/energy/EDNN_F1_C1_hid16x2_E80/metrics.json || $(PY) energy_trainer.py $(EDNN) --max_epochs 80 \
+	    --lr_decay 0.9 --patience 80 --run_name EDNN_F1_C1_hid16x2_E80
 	test -f $(W)/energy/EDNN_F1_C1_hid16x2_ISING2/metrics.json || $(PY) energy_trainer.py $(EDNN) $(ISING2_FILES) \
 	    --run_name EDNN_F1_C1_hid16x2_ISING2
 	test -f $(W)/energy/EDNN_F1_C1_hid16x2_Centred_from_GRU_1L_1H_hid128_Cosine/metrics.json || $(PY) energy_trainer.py \
 	    $(EDNN) --teacher $(W)/probability/GRU_1L_1H_hid128_Cosine
 	$(PY) evaluate.py export $(W)/probability/GRU_1L_1H_hid128_Cosine $(W)/energy/EDNN_F1_C1_hid16x2 \
-	    $(W)/energy/EDNN_F1_C1_hid16x2_ISING2 $(W)/energy/EDNN_F1_C1_hid16x2_Centred_from_GRU_1L_1H_hid128_Cosine \
+	    $(W)/energy/EDNN_F1_C1_hid16x2_E80 $(W)/energy/EDNN_F1_C1_hid16x2_ISING2 $(W)/energy/EDNN_F1_C1_hid16x2_Centred_from_GRU_1L_1H_hid128_Cosine \
 	    runs/cpu/energy/2D_GRU_1L_1H_Bi_Attn_hid64 runs/cpu/probability/GRU_1L_1H_hid64 \
 	    runs/headline/seed1/probability/2D_GRU_1L_1H_Bi_Joint_hid64_Cosine --to weights
 	test -f $(W)/energy/EDNN_F1_C1_hid16x2_from_2D_GRU_1L_1H_Bi_Joint_hid64_Cosine/metrics.json || $(PY) energy_trainer.py \
@@ -125,7 +127,7 @@ thermo: install
 # The shipped extensive models and the causal model that teaches one, on 16 x 16 ... 64 x 64 lattices
 # (results/transfer/, images/transfer_plot.png).
 transfer: install
-	$(PY) transfer.py --runs weights/energy/EDNN_F1_C1_hid16x2 weights/energy/EDNN_F1_C1_hid16x2_ISING2 \
+	$(PY) transfer.py --runs weights/energy/EDNN_F1_C1_hid16x2 weights/energy/EDNN_F1_C1_hid16x2_E80 weights/energy/EDNN_F1_C1_hid16x2_ISING2 \
 	    weights/energy/EDNN_F1_C1_hid16x2_Centred_from_GRU_1L_1H_hid128_Cosine weights/probability/GRU_1L_1H_hid128_Cosine \
 	    --sizes 16 32 64 --out results/transfer --images images
 

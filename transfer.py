@@ -214,7 +214,8 @@ def write(rows: list, out_dir, images_dir) -> list[Path]:
         ax.set_xlabel("lattice side L")
         ax.set_title(f"β = {b:g}")
     axes[0, 0].set_ylabel("per-site RMSE, centred")
-    axes[0, -1].legend(fontsize=7)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(3, len(labels)), fontsize=7)   # below the panels
     save_figure(fig, paths[3])
     return paths
 
