@@ -430,10 +430,12 @@ def cluster_paths(n_sw=2000, n_local=(30000, 30000)):
 
 
 # T_c of each shipped learned Hamiltonian: its 64/128 crossing in results/phase/critical where it has one, else its
-# 32/64 chord in results/phase (the supervised Potts EDNN without the symmetry: its 16/32, results/potts/README.md)
+# 32/64 crossing in results/phase or results/phase/kaufman (the supervised Potts EDNN without the symmetry: its
+# 16/32, results/potts/README.md)
 LEARNED_T_C = {"EDNN_F1_C1_hid16x2_Q3": 0.9903, "EDNN_F1_C1_hid16x2_Flip_Q3": 0.9951,
                "EDNN_F1_C1_hid16x2_Centred_Flip_Q3_from_2D_GRU_1L_1H_Bi_Joint_hid64_Cosine_Q3": 0.9931,
-               "EDNN_F1_C1_hid16x2": 2.2693, "EDNN_F1_C1_hid16x2_Centred_from_GRU_1L_1H_hid128_Cosine": 2.2906,
+               "EDNN_F1_C1_hid16x2": 2.2693, "EDNN_F1_C1_hid16x2_E80": 2.2689,
+               "EDNN_F1_C1_hid16x2_Centred_from_GRU_1L_1H_hid128_Cosine": 2.2906,
                "EDNN_F1_C1_hid16x2_Flip_ISING2_from_2D_GRU_1L_1H_Bi_Joint_hid64_Cosine_ISING2": 3.8201,
                "EDNN_F1_C1_hid16x2_Flip_from_2D_GRU_1L_1H_Bi_Joint_hid64_Cosine": 2.2816,
                "EDNN_F1_C1_hid16x2_ISING2": 3.8052, "EDNN_F1_C1_hid16x2_from_2D_GRU_1L_1H_Bi_Joint_hid64_Cosine": 2.740}
