@@ -168,7 +168,8 @@ inverse-ising: install data data-ising2
 # The learned Hamiltonians simulated on 16, 32, 64 over ISING1's and ISING2's grids: the shipped
 # EDNNs and the pseudo-likelihood fits, beside the true Hamiltonians through their own tables with
 # the same seed (results/phase/, images/phase_*.png; ~15 min each on one core, as fast as `make phase`); then the
-# longer-trained EDNN over ISING1's grid by SLMC on 32 and 64, its U/N against Kaufman's (results/phase/kaufman/).
+# supervised EDNN and the same trained longer over ISING1's grid by SLMC on 32 and 64, their U/N against Kaufman's
+# (results/phase/kaufman/; ~13 min each).
 LEARNED = weights/energy/EDNN_F1_C1_hid16x2 weights/energy/EDNN_F1_C1_hid16x2_Centred_from_GRU_1L_1H_hid128_Cosine \
     weights/energy/EDNN_F1_C1_hid16x2_Flip_from_2D_GRU_1L_1H_Bi_Joint_hid64_Cosine \
     weights/energy/EDNN_F1_C1_hid16x2_from_2D_GRU_1L_1H_Bi_Joint_hid64_Cosine \
@@ -179,8 +180,9 @@ phase-learned: install inverse-ising
 	for h in $(LEARNED); do $(PY) phase_diagram.py --hamiltonian $$h --algorithm checkerboard --out results/phase --images images || exit 1; done
 	for h in ISING1 ISING2; do $(PY) phase_diagram.py --hamiltonian $$h --as_table --algorithm checkerboard --out results/phase --images images || exit 1; done
 	$(PY) phase_diagram.py --overview --out results/phase
-	$(PY) phase_diagram.py --hamiltonian weights/energy/EDNN_F1_C1_hid16x2_E80 --sizes 32 64 --chains 48 --sweeps 2000 \
-	    --burn_in 300 --workers 2 --out results/phase/kaufman --images results/phase/kaufman
+	for h in EDNN_F1_C1_hid16x2 EDNN_F1_C1_hid16x2_E80; do $(PY) phase_diagram.py --hamiltonian weights/energy/$$h \
+	    --sizes 32 64 --chains 48 --sweeps 2000 --burn_in 300 --workers 2 --out results/phase/kaufman \
+	    --images results/phase/kaufman || exit 1; done
 
 # The 3-state Potts model through the pipeline, from the shipped models (weights/, trained on 8 x 8 at beta 0.8 by
 # `make potts-weights`): the supervised EDNN's energies on 16 ... 64 (results/potts/transfer/), free energies from
