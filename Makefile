@@ -101,7 +101,8 @@ weights: install data data-ising2 reproduce headline potts-weights
 	test -f $(W)/energy/EDNN_F1_C1_hid16x2_Centred_from_GRU_1L_1H_hid128_Cosine/metrics.json || $(PY) energy_trainer.py \
 	    $(EDNN) --teacher $(W)/probability/GRU_1L_1H_hid128_Cosine
 	$(PY) evaluate.py export $(W)/probability/GRU_1L_1H_hid128_Cosine $(W)/energy/EDNN_F1_C1_hid16x2 \
-	    $(W)/energy/EDNN_F1_C1_hid16x2_E80 $(W)/energy/EDNN_F1_C1_hid16x2_ISING2 $(W)/energy/EDNN_F1_C1_hid16x2_Centred_from_GRU_1L_1H_hid128_Cosine \
+	    $(W)/energy/EDNN_F1_C1_hid16x2_E80 $(W)/energy/EDNN_F1_C1_hid16x2_ISING2 \
+	    $(W)/energy/EDNN_F1_C1_hid16x2_Centred_from_GRU_1L_1H_hid128_Cosine \
 	    runs/cpu/energy/2D_GRU_1L_1H_Bi_Attn_hid64 runs/cpu/probability/GRU_1L_1H_hid64 \
 	    runs/headline/seed1/probability/2D_GRU_1L_1H_Bi_Joint_hid64_Cosine --to weights
 	test -f $(W)/energy/EDNN_F1_C1_hid16x2_from_2D_GRU_1L_1H_Bi_Joint_hid64_Cosine/metrics.json || $(PY) energy_trainer.py \
@@ -127,7 +128,8 @@ thermo: install
 # The shipped extensive models and the causal model that teaches one, on 16 x 16 ... 64 x 64 lattices
 # (results/transfer/, images/transfer_plot.png).
 transfer: install
-	$(PY) transfer.py --runs weights/energy/EDNN_F1_C1_hid16x2 weights/energy/EDNN_F1_C1_hid16x2_E80 weights/energy/EDNN_F1_C1_hid16x2_ISING2 \
+	$(PY) transfer.py --runs weights/energy/EDNN_F1_C1_hid16x2 weights/energy/EDNN_F1_C1_hid16x2_E80 \
+	    weights/energy/EDNN_F1_C1_hid16x2_ISING2 \
 	    weights/energy/EDNN_F1_C1_hid16x2_Centred_from_GRU_1L_1H_hid128_Cosine weights/probability/GRU_1L_1H_hid128_Cosine \
 	    --sizes 16 32 64 --out results/transfer --images images
 

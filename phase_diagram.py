@@ -268,9 +268,10 @@ def _worker_init(queue):
     _QueueBar.queue = queue
 
 
-def _worker_block(args, path, key, algorithm):
-    """One block in a worker process, kept in the resume folder as soon as it is done (so a killed run keeps it)."""
-    block = sample_block(*args, _QueueBar(), algorithm)
+def _block(args, path, key, algorithm, bar=None):
+    """`sample_block(*args)`, kept in the resume folder (path, None: none) as soon as it is done, so that a
+    killed run keeps it; bar None: a worker process's (`_QueueBar`)."""
+    block = sample_block(*args, _QueueBar() if bar is None else bar, algorithm)
     if path is not None:
         _save_block(path, key, block)
     return block
@@ -289,7 +290,7 @@ def _sample_in_processes(jobs, kept, missing, cost, workers, algorithm, bar):
     counts, others = ctx.Queue(), set(multiprocessing.active_children())
     pool = ProcessPoolExecutor(min(workers, len(missing)), mp_context=ctx, initializer=_worker_init,
                                initargs=(counts,))
-    running = {pool.submit(_worker_block, *jobs[j], algorithm): j for j in sorted(missing, key=lambda j: -cost[j])}
+    running = {pool.submit(_block, *jobs[j], algorithm): j for j in sorted(missing, key=lambda j: -cost[j])}
     try:
         while running:
             done, _ = wait(running, timeout=0.5, return_when=FIRST_COMPLETED)
@@ -352,10 +353,11 @@ def phase_diagram(source="ISING1", sizes=DEFAULT_SIZES, betas=None, chains=DEFAU
     rows, reps, warnings, series = [], {}, [], {L: [None] * nb for L in sizes}
     jobs = []                                   # per block: sample_block's arguments, where it is kept, its settings
     for j, (L, blk) in enumerate(plan):
-        args = (L, hamiltonian, [betas[i] for i in blk], chains, sweeps, burn_in, thin, _seed(seed, L, j))
-        key = _block_key(hamiltonian=str(source), as_table=as_table, L=L, betas=args[2], chains=chains, sweeps=sweeps,
-                         burn_in=burn_in, thin=thin, seed=args[7], algorithm=algorithm)
-        jobs.append((args, None if resume is None else Path(resume) / f"L{L}_{j}.npz", key))
+        block_betas, block_seed = [betas[i] for i in blk], _seed(seed, L, j)
+        key = _block_key(hamiltonian=str(source), as_table=as_table, L=L, betas=block_betas, chains=chains,
+                         sweeps=sweeps, burn_in=burn_in, thin=thin, seed=block_seed, algorithm=algorithm)
+        jobs.append(((L, hamiltonian, block_betas, chains, sweeps, burn_in, thin, block_seed),
+                     None if resume is None else Path(resume) / f"L{L}_{j}.npz", key))
     with tqdm(total=sum(cost), unit="flip", unit_scale=True, disable=None if progress else True, desc=name) as bar:
         kept = [None if path is None else _load_block(path, key) for _, path, key in jobs]
         missing = [j for j, b in enumerate(kept) if b is None]
@@ -366,12 +368,10 @@ def phase_diagram(source="ISING1", sizes=DEFAULT_SIZES, betas=None, chains=DEFAU
             bar.update(bar.total - bar.n)
             missing = []
         for j in missing:
-            args, path, key = jobs[j]
-            bar.set_description(f"{name} L={args[0]} beta {args[2][0]:g}-{args[2][-1]:g}")
+            L, blk = plan[j]
+            bar.set_description(f"{name} L={L} beta {betas[blk[0]]:g}-{betas[blk[-1]]:g}")
             done = bar.n
-            kept[j] = sample_block(*args, bar, algorithm)
-            if path is not None:
-                _save_block(path, key, kept[j])
+            kept[j] = _block(*jobs[j], algorithm, bar)
             bar.update(done + cost[j] - bar.n)
         for (L, blk), b in zip(plan, kept):
             th = int(b["thin"])
@@ -596,7 +596,8 @@ def overview(folder) -> str:
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     p = argparse.ArgumentParser(description="T_c of a Hamiltonian (ISING1, ISING2 or an extensive model's run) from "
-                                "Binder-cumulant crossings of exact sampling (cluster or local updates) on several lattice sizes.",
+                                "Binder-cumulant crossings of exact sampling (cluster or local updates) on several "
+                                "lattice sizes.",
                                 formatter_class=HelpFormatter)
     p.add_argument("--hamiltonian", default="ISING1", help="ISING1, ISING2, POTTS<q>, a run directory of the extensive model "
                    "or a coupling fit (inverse_ising.py); --as_table: a built-in one through its table")

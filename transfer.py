@@ -104,12 +104,11 @@ def score(pred: np.ndarray, true: np.ndarray, betas: np.ndarray, n_sites: int, a
     out = {}
     for b in np.unique(betas):
         m = betas == b
-        shift = u_shift(pred[m], true[m], float(b)) if absolute else (None, None)
+        shift, err = (x / n_sites for x in u_shift(pred[m], true[m], float(b))) if absolute else (None, None)
         out[f"{b:.4g}"] = {"rmse_per_site_centred": centred_rmse(pred[m], true[m]) / n_sites,
                            "rmse_per_site": rmse(pred[m], true[m]) / n_sites if absolute else None,
                            "energy_std_per_site": float(true[m].std()) / n_sites,
-                           "u_shift_per_site": None if shift[0] is None else shift[0] / n_sites,
-                           "u_shift_err": None if shift[1] is None else shift[1] / n_sites}
+                           "u_shift_per_site": shift, "u_shift_err": err}
     return out
 
 
