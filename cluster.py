@@ -1,6 +1,6 @@
 """Cluster updates of the sampler: Swendsen-Wang for ferromagnetic pair Hamiltonians, and self-learning
 Monte Carlo (`slmc`) for table Hamiltonians (Ising and Potts), its proposals Swendsen-Wang updates of the
-table's pairs.
+table's pairs and field (`weighted_recolour` where the field or the couplings favour some states).
 
 `swendsen_wang` is a kernel like those of `metropolis.py`, (lat, t, blocks, e, ch) -> (blocks, energies
 (B,), changed sites (B,)), run by the unchanged `sampler.py` programs for `--algorithm cluster` on the
@@ -131,13 +131,18 @@ def components(bonds, shape):
 
 def occupied_bonds(lat, s, t, ch, thr):
     """The bonds of step 1: [(dx, dy, occupied bool (B, n_x, n_y))] for each of lat.cluster_offsets
-    (dx, dy), occupied where the pair is equal and its word is below thr[:, k] (uint32 (B or 1, k),
-    `bond_thresholds`)."""
+    (dx, dy), occupied where the pair is equal and its word is below thr[k] (uint32, per chain (B or 1,
+    1, 1) or per site (B, n_x, n_y): `bond_thresholds`, `state_bonds`)."""
     out = []
     for k, (dx, dy) in enumerate(lat.cluster_offsets):
         u = site_words(lat, ch.key, ch.cid, t, k)
-        out.append((dx, dy, (s == _shift(s, dx, dy)) & (u < thr[:, k, None, None])))
+        out.append((dx, dy, (s == _shift(s, dx, dy)) & (u < thr[k])))
     return out
+
+
+def per_chain(thr):
+    """[uint32 (B or 1, 1, 1)] per bond offset k from thr uint32 (B or 1, k)."""
+    return [thr[:, k, None, None] for k in range(thr.shape[1])]
 
 
 def chain_words(key, cid, t, j):
@@ -161,7 +166,7 @@ def swendsen_wang(lat, t, blocks, e, ch):
     (B or 1, len(lat.cluster_offsets)): `bond_thresholds` per chain. Returns (blocks, energies (B,) of
     the new state, sites whose state changed (B,))."""
     s = grid_of(lat, blocks)
-    new = recolour(lat, s, components(occupied_bonds(lat, s, t, ch, ch.thr), s.shape), t, ch)
+    new = recolour(lat, s, components(occupied_bonds(lat, s, t, ch, per_chain(ch.thr)), s.shape), t, ch)
     blocks = blocks_of(lat, new)
     return blocks, lat.energies(blocks), jnp.sum(new != s, axis=(1, 2), dtype=jnp.int32)
 
@@ -171,7 +176,7 @@ def seed_cluster(lat, s, t, ch):
     sites connected to a random seed site (stream len(cluster_offsets) + 1) by the occupied bonds of
     step 1. Wolff grows it bond by bond, testing each satisfied bond once; drawing every bond first
     and keeping the seed's component gives the same law, and here costs a whole labelling."""
-    labels = components(occupied_bonds(lat, s, t, ch, ch.thr), s.shape).reshape(s.shape[0], -1)
+    labels = components(occupied_bonds(lat, s, t, ch, per_chain(ch.thr)), s.shape).reshape(s.shape[0], -1)
     word = chain_words(ch.key, ch.cid, t, len(lat.cluster_offsets) + 1)
     seed = (word % jnp.uint32(lat.S)).astype(jnp.int32)
     mine = jnp.take_along_axis(labels, seed[:, None], axis=1)
@@ -189,32 +194,88 @@ def wolff(lat, t, blocks, e, ch):
 
 
 # ------------------------------------------------------------------- self-learning Monte Carlo
-def pair_thresholds(beta, deltas):
-    """uint32 (B or 1, k) in the kernel, from beta float32 (B or 1,): round-down of 2^24 p, p = 1 -
-    exp(-beta Delta) per proposal bond of energy gap Delta (k,), shifted to 32 bits (24-bit resolution,
-    as the table kernels' acceptance)."""
-    p = -jnp.expm1(-beta[:, None] * jnp.asarray(deltas, jnp.float32)[None, :])
+# The proposal's model (`lattices.slmc_pairs`): E_prop = -sum over lat.cluster_offsets o, sites i of
+# G_o(a_i) delta(a_i, a_(i + o)) + sum_i h(a_i), a_i the state index of site i (`state_index`), G_o(a) > 0
+# the energy a satisfied bond in state a loses when broken (lat.proposal_gaps float64 (k, n_states);
+# Ising: 2 J_o for both states) and h the one-site energies (lat.proposal_fields float64 (n_states,)).
+def state_index(lat, s):
+    """int32 like s: the state index a of every site, Potts states as they are, Ising spins -1, +1 as 0, 1."""
+    return s.astype(jnp.int32) if hasattr(lat, "q") else (s > 0).astype(jnp.int32)
+
+
+def pair_thresholds(beta, gaps):
+    """uint32 (B or 1, k, n_states) in the kernel, from beta float32 (B or 1,): round-down of 2^24 p,
+    p = 1 - exp(-beta G) per proposal bond and state of gap G (k, n_states), shifted to 32 bits (24-bit
+    resolution, as the table kernels' acceptance)."""
+    p = -jnp.expm1(-beta[:, None, None] * jnp.asarray(gaps, jnp.float32)[None])
     return jnp.minimum(p * 2.0 ** 24, 2.0 ** 24 - 1).astype(jnp.uint32) << jnp.uint32(8)
 
 
-def agreement(lat, a, b):
-    """The pair model's bond variable d(a, b): s_i s_j for Ising spins, delta(s_i, s_j) for Potts states
-    (a lattice with q); a bond of coupling J loses 2 J (Ising) or J (Potts) when broken (`gaps`)."""
-    return (a == b).astype(jnp.float32) if hasattr(lat, "q") else a * b
+def state_bonds(lat, s, t, ch, beta):
+    """`occupied_bonds` of the proposal: a satisfied bond in state a occupied with probability
+    1 - exp(-beta G_o(a))."""
+    thr = pair_thresholds(beta, lat.proposal_gaps)
+    if not lat.proposal_weighted:
+        return occupied_bonds(lat, s, t, ch, per_chain(thr[:, :, 0]))
+    a, per_site = state_index(lat, s), []
+    for k in range(thr.shape[1]):
+        x = thr[:, k, 0, None, None]
+        for state in range(1, thr.shape[2]):
+            x = jnp.where(a == state, thr[:, k, state, None, None], x)
+        per_site.append(x)
+    return occupied_bonds(lat, s, t, ch, per_site)
 
 
-def gaps(lat):
-    """The proposal bonds' energy gaps Delta (k,): 2 J per Ising coupling, J per Potts coupling."""
-    return [J * (1.0 if hasattr(lat, "q") else 2.0) for J in lat.cluster_couplings]
+def weighted_recolour(lat, s, labels, bonds, beta, t, ch):
+    """Step 2 of Swendsen-Wang for E_prop with state-dependent gaps and a field. Given the bonds, the
+    Fortuin-Kasteleyn weight of the spins, prod over occupied bonds of (exp(beta G_b(a)) - 1) delta times
+    prod over sites of exp(-beta h(a_i)), factorises over clusters: cluster C takes state a with
+    probability proportional to w_a(C) = exp(-beta |C| h(a)) prod over o of (exp(beta G_o(a)) - 1)^n_o(C),
+    n_o(C) its occupied bonds of offset o. Summed out, the bonds give exp(-beta E_prop); drawn from
+    P(b | s) (`state_bonds`) and then s from P(s | b), the update is reversible with respect to exp(-beta
+    E_prop), as in the module's docstring. log w_a - log w_0 is summed from integer counts (|C|, n_o(C))
+    times per-state coefficients computed without cancellation; the state is the inverse CDF of the
+    root site's word (stream len(cluster_offsets)). float32 like s."""
+    B, n = s.shape[0], lat.S
+    lab = labels.reshape(B, n)
+    seg = (lab + jnp.arange(B, dtype=jnp.int32)[:, None] * n).reshape(-1)
+
+    def count(x):                                                           # per cluster root: float32 (B, n, 1)
+        return jax.ops.segment_sum(x.reshape(-1).astype(jnp.int32), seg, B * n).reshape(B, n, 1).astype(jnp.float32)
+
+    b = beta[:, None, None]                                                 # (B or 1, 1, 1)
+    h = np.asarray(lat.proposal_fields, np.float64)
+    log_w = -b * count(jnp.ones_like(lab)) * jnp.asarray(h - h[0], jnp.float32)
+    for (_, _, occ), g in zip(bonds, np.asarray(lat.proposal_gaps, np.float64)):
+        x0, dx = b * jnp.float32(g[0]), b * jnp.asarray(g - g[0], jnp.float32)
+        # log[(e^(x0 + dx) - 1) / (e^x0 - 1)] = dx + log1p(e^-x0 (1 - e^-dx) / (1 - e^-x0))
+        log_w = log_w + count(occ) * (dx + jnp.log1p(jnp.exp(-x0) * -jnp.expm1(-dx) / -jnp.expm1(-x0)))
+    p = jnp.exp(log_w - jnp.max(log_w, axis=2, keepdims=True))
+    cdf = jnp.cumsum(p, axis=2)
+    word = site_words(lat, ch.key, ch.cid, t, len(lat.cluster_offsets)).reshape(B, n, 1)
+    u = (word >> jnp.uint32(8)).astype(jnp.float32) * jnp.float32(2.0 ** -24) * cdf[:, :, -1:]
+    state = jnp.minimum(jnp.sum(u >= cdf[:, :, :-1], axis=2), cdf.shape[2] - 1)     # (B, n): per root
+    a = jnp.take_along_axis(state, lab, axis=1).reshape(s.shape)
+    return a.astype(jnp.float32) if hasattr(lat, "q") else (2 * a - 1).astype(jnp.float32)
 
 
-def pair_energy_change(lat, s, new):
-    """E_pairs(new) - E_pairs(s), float32 (B,), of the proposal's pair model E_pairs = -sum over
-    lat.cluster_offsets o of J_o sum_i d(s_i, s_(i + o)) (`agreement`; periodic rolls, as its bonds are
-    drawn): per offset an integer sum, exact in float32, times J_o."""
+def proposal_energy_change(lat, s, new):
+    """E_prop(new) - E_prop(s), float32 (B,): per offset (and state, where the gaps depend on it) an
+    integer count of satisfied bonds, exact in float32, times its gap; then the field's counts of sites
+    per state. Bonds by periodic rolls, as they are drawn."""
+    a, a_new = state_index(lat, s), state_index(lat, new)
+    gaps, h = np.asarray(lat.proposal_gaps, np.float64), np.asarray(lat.proposal_fields, np.float64)
     d = 0.0
-    for (dx, dy), J in zip(lat.cluster_offsets, lat.cluster_couplings):
-        d = d - J * jnp.sum(agreement(lat, new, _shift(new, dx, dy)) - agreement(lat, s, _shift(s, dx, dy)), axis=(1, 2))
+    for (dx, dy), g in zip(lat.cluster_offsets, gaps):
+        sat, sat_new = a == _shift(a, dx, dy), a_new == _shift(a_new, dx, dy)
+        if not lat.proposal_weighted:                         # one gap: the count of all satisfied bonds
+            d = d - g[0] * jnp.sum(sat_new.astype(jnp.float32) - sat, axis=(1, 2))
+            continue
+        for k in range(len(g)):
+            d = d - g[k] * jnp.sum((sat_new & (a_new == k)).astype(jnp.float32) - (sat & (a == k)), axis=(1, 2))
+    if lat.proposal_weighted:
+        for k in range(len(h)):
+            d = d + h[k] * jnp.sum((a_new == k).astype(jnp.float32) - (a == k), axis=(1, 2))
     return d
 
 
@@ -236,16 +297,17 @@ def slmc(lat, t, blocks, e, ch):
     """Sweep t of self-learning Monte Carlo (Liu, Qi, Meng & Fu, PRB 95, 041101 (2017)) on a table
     Hamiltonian E (a learned energy function: pair, many-spin and odd terms): one local sweep of E (the
     lattice's own kernel: Metropolis for Ising tables, heat bath for Potts tables), then one Swendsen-Wang
-    update of the proposal's pair model E_pairs (the table's own ferromagnetic pair couplings J_o > 0,
-    Ising s_i s_j or Potts delta(s_i, s_j): `lattices.slmc_pairs`) proposed as a whole
-    and accepted with min(1, exp(-beta [(E(s') - E(s)) - (E_pairs(s') - E_pairs(s))])).
+    update of the proposal's model E_pairs (the table's own ferromagnetic pair couplings, Ising s_i s_j or
+    Potts delta(s_i, s_j) with a coupling per state, and a field that gives its ordered states the
+    table's energies: `lattices.slmc_pairs`) proposed as a whole and accepted with
+    min(1, exp(-beta [(E(s') - E(s)) - (E_pairs(s') - E_pairs(s))])).
 
     Why it samples exp(-beta E) exactly: SW on E_pairs is reversible with respect to pi_pairs ∝
     exp(-beta E_pairs) (the module's docstring): pi_pairs(s) T(s -> s') = pi_pairs(s') T(s' -> s), so
     T(s' -> s) / T(s -> s') = exp(-beta [E_pairs(s) - E_pairs(s')]). Metropolis-Hastings with proposal T
     and target pi ∝ exp(-beta E) accepts with min(1, pi(s') T(s' -> s) / (pi(s) T(s -> s'))), which is
     the rule above: detailed balance for pi whatever E_pairs is, so E_pairs only sets the acceptance.
-    The table's antiferromagnetic pair couplings (J_o < 0) and every other term stay out of E_pairs
+    The table's antiferromagnetic pair couplings (J_o < 0 in some state) and every other term stay out of E_pairs
     and are accounted for by the acceptance alone. Ergodic: the local sweep alone is
     (`metropolis.acceptance_scale`; a heat bath at every beta), and an exact move composed with it keeps
     pi stationary.
@@ -266,10 +328,12 @@ def slmc_proposal(lat, blocks, t, ch):
     """`slmc`'s proposal from the blocks: (proposed blocks, its window energies and the current ones
     float32 (B, n_windows) (`table_terms`), changed sites int32 (B,), acceptance probability float32 (B,))."""
     s, beta = grid_of(lat, blocks), ch.thr[:, 0]
-    bonds = occupied_bonds(lat, s, t, ch, pair_thresholds(beta, gaps(lat)))
-    new = recolour(lat, s, components(bonds, s.shape), t, ch)
+    bonds = state_bonds(lat, s, t, ch, beta)
+    labels = components(bonds, s.shape)
+    new = (weighted_recolour(lat, s, labels, bonds, beta, t, ch) if lat.proposal_weighted
+           else recolour(lat, s, labels, t, ch))
     proposed = blocks_of(lat, new)
     old_terms, new_terms = table_terms(lat, blocks), table_terms(lat, proposed)
-    d_rest = jnp.sum(new_terms - old_terms, axis=1) - pair_energy_change(lat, s, new)
+    d_rest = jnp.sum(new_terms - old_terms, axis=1) - proposal_energy_change(lat, s, new)
     changed = jnp.sum(new != s, axis=(1, 2), dtype=jnp.int32)
     return proposed, new_terms, old_terms, changed, jnp.exp(jnp.minimum(-beta * d_rest, 0.0))

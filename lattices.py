@@ -348,7 +348,7 @@ class TableLattice(Blocks):
                     where[t], mask[t] = b, m
             self.tile_site.append(where)
             self.tile_mask.append(mask)
-        slmc_pairs(self, ising_pairs(table))
+        slmc_pairs(self, *ising_proposal(table))
 
     def sweep(self, algorithm):
         return cluster.slmc if algorithm == "cluster" else _sweep_table
@@ -361,24 +361,51 @@ class TableLattice(Blocks):
         return jnp.sum(table[_patterns(self, jnp.concatenate(blocks, axis=1))], axis=1)
 
 
-def slmc_pairs(lat, couplings: dict):
+def slmc_pairs(lat, gaps: dict, fields):
     """Set lat's self-learning Monte Carlo proposal (`cluster.slmc`, --algorithm cluster) from a table's
-    pair couplings {(dx, dy): J per site} (its closed form: `ising_pairs`, `potts.delta_couplings`):
-    cluster_offsets (dx, dy) and cluster_couplings J > 0 of its ferromagnetic pair classes, the largest
-    first. Antiferromagnetic pairs and every other term are left to the acceptance. A table without a
-    ferromagnetic pair has no clusters to propose: its lattice refuses --algorithm cluster."""
-    pairs = sorted(((J, o) for o, J in couplings.items() if J > ZERO_COUPLING), reverse=True)
-    lat.cluster_couplings = [J for J, _ in pairs]
-    lat.cluster_offsets = [tuple(o) for _, o in pairs]
+    closed form read as a pair model with a field (`ising_proposal`, `potts_proposal`): gaps {(dx, dy):
+    G float64 (n_states,)}, the energy a satisfied bond in state a loses when broken, and fields
+    (n_states,), the one-site energies. cluster_offsets (dx, dy) and proposal_gaps (k, n_states) of the
+    ferromagnetic pair classes (G > 0 in every state), the largest first; proposal_fields. Where
+    neither the gaps depend on the state nor the field differs from 0 (by more than ZERO_COUPLING),
+    proposal_weighted is False and the clusters are redrawn uniformly (`cluster.recolour`); else by
+    their weights (`cluster.weighted_recolour`). Antiferromagnetic pairs and every other term are left
+    to the acceptance. A table without a ferromagnetic pair has no clusters to propose: its lattice
+    refuses --algorithm cluster."""
+    pairs = sorted(((float(np.mean(g)), o, np.asarray(g, np.float64)) for o, g in gaps.items()
+                    if np.min(g) > ZERO_COUPLING), key=lambda p: p[:2], reverse=True)
+    fields = np.asarray(fields, np.float64)
+    g = np.array([p[2] for p in pairs]).reshape(len(pairs), len(fields))
+    lat.proposal_weighted = bool(np.ptp(fields) > ZERO_COUPLING or (len(g) and np.ptp(g, axis=1).max() > ZERO_COUPLING))
+    lat.cluster_offsets = [tuple(o) for _, o, _ in pairs]
+    lat.proposal_gaps = g if lat.proposal_weighted else np.repeat(g.mean(axis=1, keepdims=True), len(fields), axis=1)
+    lat.proposal_fields = fields - fields.mean() if lat.proposal_weighted else np.zeros_like(fields)
     lat.algorithms = ("checkerboard", "cluster") if pairs else ("checkerboard",)
     lat.cluster_refusal = "its table has no ferromagnetic pair coupling to build self-learning cluster proposals from"
 
 
-def ising_pairs(table) -> dict:
-    """{(dx, dy): J per site}: an Ising table's pair classes (`ising.coupling_classes`, as hamiltonian.py
-    expands it) as couplings of E = -J s_i s_(i + o)."""
+# A proposal's field makes its ordered states' energies those of the table: near and below T_c the big
+# clusters recolour whole ordered domains, so this balance sets most of the acceptance (a field read off
+# the one-site terms alone is blind to the odd many-spin terms that also shift the ordered states).
+def ising_proposal(table) -> tuple[dict, np.ndarray]:
+    """An Ising table's pair classes (`ising.coupling_classes`, as hamiltonian.py expands it) and field,
+    as `slmc_pairs` takes them: E = -J s_i s_(i + o) is a gap 2 J in both states; the field (-c, +c) on
+    the states (-1, +1), c the sum of the table's odd terms per site (its all-up and all-down states
+    differ by 2 c per site)."""
     classes = ising.coupling_classes(table.array, table.focus, table.context)
-    return {shape[1]: -c for shape, c in classes.items() if len(shape) == 2}
+    c = sum(v for shape, v in classes.items() if len(shape) % 2 == 1)
+    return ({shape[1]: np.full(2, -2.0 * v) for shape, v in classes.items() if len(shape) == 2 and -v > ZERO_COUPLING},
+            np.array([-c, c]))
+
+
+def potts_proposal(table) -> tuple[dict, np.ndarray]:
+    """A Potts table's state-dependent delta couplings (`potts.delta_couplings`) and field, as
+    `slmc_pairs` takes them: the gap of offset o in state a is J_o(a), and the field h(a) = e_a + sum over
+    the proposal's pairs of J_o(a), e_a the table's energy per site of the state all a, so the proposal's
+    ordered state a has energy e_a per site."""
+    couplings = potts.delta_couplings(table.array, table.q)
+    ordered = table.array[np.arange(table.q) * sum(table.q ** k for k in range(potts.WINDOW))]
+    return couplings, ordered + sum((J for J in couplings.values() if np.min(J) > ZERO_COUPLING), np.zeros(table.q))
 
 
 ZERO_COUPLING = 1e-6     # a pair class weaker than this (per site) proposes no bonds
@@ -449,7 +476,7 @@ class WindowLattice(Strided):
         self._stride(n_x, n_y, (_smallest_divisor(n_x), _smallest_divisor(n_y)))
         self.rows = [[(dx, dy) for dy in range(-2, 3) if (dx, dy) != (0, 0)] for dx in range(-2, 3)]
         self.bands = self._bands(table.array)
-        slmc_pairs(self, ising_pairs(table))
+        slmc_pairs(self, *ising_proposal(table))
 
     def sweep(self, algorithm):
         return cluster.slmc if algorithm == "cluster" else _sweep_window
@@ -519,7 +546,7 @@ class PottsWindowLattice(States, WindowLattice):
             raise ValueError(f"a learned Potts Hamiltonian's 3 x 3 windows need --n_x and --n_y >= 3 (got {n_x} x {n_y})")
         self.table, self.hamiltonian, self.q = table, table, table.q
         self._stride(n_x, n_y, (_smallest_divisor(n_x), _smallest_divisor(n_y)))
-        slmc_pairs(self, potts.delta_couplings(table.array, table.q))
+        slmc_pairs(self, *potts_proposal(table))
 
     def sweep(self, algorithm):
         return cluster.slmc if algorithm == "cluster" else _sweep_potts_window

@@ -235,24 +235,27 @@ def table_energy(grids, table: PottsTable) -> np.ndarray:
 
 
 def delta_couplings(values, q: int) -> dict:
-    """{(dx, dy): J per site}: a Potts table's pair part read as Potts couplings, E ~ -sum_i J_o
-    delta(s_i, s_(i + o)) + everything else. The table is expanded over its window sites (the
-    functional ANOVA under uniform states, the q-state analogue of `ising.walsh_coefficients`): the pair
-    term of window sites k, l is f(a, b) = m(a, b) - m(a, .) - m(., b) + m(., .), m the table averaged
-    over the other seven sites; its least-squares fit by -J (delta(a, b) - 1/q) is J = -trace(f) / (q - 1).
-    Offsets (dx, dy) from site k to site l > k (row-major: dx > 0, or dx = 0 and dy > 0), summed over the
-    window's pairs that are translates. POTTS<q>'s own table gives J = 1 on (0, 1) and (1, 0), 0 elsewhere.
-    Self-learning Monte Carlo proposes clusters of the ferromagnetic ones (`lattices.PottsWindowLattice`)."""
+    """{(dx, dy): J_o float64 (q,) per site}: a Potts table's pair part read as Potts couplings that may
+    depend on the state, E ~ -sum_i sum_o J_o(s_i) delta(s_i, s_(i + o)) + everything else. The table is
+    expanded over its window sites (the functional ANOVA under uniform states, the q-state analogue of
+    `ising.walsh_coefficients`): the pair term of sites k, l is f(a, b) = m(a, b) - m(a, .) - m(., b) +
+    m(., .), m the table averaged over the other seven sites, summed over the window's pairs that are
+    translates (offset (dx, dy) from k to l > k, row-major: dx > 0, or dx = 0 and dy > 0); J_o is its
+    least-squares fit by the same ANOVA term of -J(a) delta(a, b). A table symmetric under permuting the
+    states has J_o(a) = -trace(f) / (q - 1) for every a. POTTS<q>'s own table gives J = 1 on (0, 1) and
+    (1, 0), 0 elsewhere. Self-learning Monte Carlo proposes clusters of the ferromagnetic ones
+    (`lattices.potts_proposal`)."""
     t = np.asarray(values, np.float64).reshape((q,) * WINDOW).transpose(range(WINDOW - 1, -1, -1))  # axis k: site k
     sites = [(dx, dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1)]
-    out: dict = {}
+    pair: dict = {}
     for k in range(WINDOW):
         for l in range(k + 1, WINDOW):
             m = t.mean(axis=tuple(a for a in range(WINDOW) if a not in (k, l)))
-            f = m - m.mean(axis=0, keepdims=True) - m.mean(axis=1, keepdims=True) + m.mean()
             o = (sites[l][0] - sites[k][0], sites[l][1] - sites[k][1])
-            out[o] = out.get(o, 0.0) - float(np.trace(f)) / (q - 1)
-    return out
+            pair[o] = pair.get(o, 0.0) + m - m.mean(axis=0, keepdims=True) - m.mean(axis=1, keepdims=True) + m.mean()
+    eye = np.eye(q)       # design[(a, b), c]: the ANOVA pair term of -delta(a, c) delta(a, b)
+    design = -eye[:, None, :] * eye[:, :, None] + (eye[:, None, :] + eye[None, :, :]) / q - 1.0 / q ** 2
+    return {o: np.linalg.lstsq(design.reshape(q * q, q), f.reshape(-1), rcond=None)[0] for o, f in pair.items()}
 
 
 def builtin_table(q: int) -> np.ndarray:

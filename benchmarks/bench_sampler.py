@@ -430,9 +430,10 @@ def cluster_paths(n_sw=2000, n_local=(30000, 30000)):
 
 
 # T_c of each shipped learned Hamiltonian: its 64/128 crossing in results/phase/critical where it has one, else its
-# 32/64 crossing in results/phase or results/phase/kaufman (the supervised Potts EDNN without the symmetry: its
-# 16/32, results/potts/README.md)
+# 32/64 crossing in results/phase or results/phase/kaufman (the Potts EDNNs without the symmetry: their 16/32 in
+# results/phase/potts_16_32)
 LEARNED_T_C = {"EDNN_F1_C1_hid16x2_Q3": 0.9903, "EDNN_F1_C1_hid16x2_Flip_Q3": 0.9951,
+               "EDNN_F1_C1_hid16x2_Centred_Q3_from_GRU_1L_1H_hid64_Cosine_Q3": 1.0178,
                "EDNN_F1_C1_hid16x2_Centred_Flip_Q3_from_2D_GRU_1L_1H_Bi_Joint_hid64_Cosine_Q3": 0.9931,
                "EDNN_F1_C1_hid16x2": 2.2693, "EDNN_F1_C1_hid16x2_E80": 2.2689,
                "EDNN_F1_C1_hid16x2_Centred_from_GRU_1L_1H_hid128_Cosine": 2.2906,
@@ -444,7 +445,7 @@ LEARNED_T_C = {"EDNN_F1_C1_hid16x2_Q3": 0.9903, "EDNN_F1_C1_hid16x2_Flip_Q3": 0.
 def slmc_paths(size=64, n_chains=64, burn=200, proposals=10):
     """Self-learning Monte Carlo on the shipped learned energy functions (weights/energy, as tables) at
     each one's own T_c: the mean acceptance probability of the Swendsen-Wang proposal on the table's
-    ferromagnetic pairs, over `proposals` sweeps after `burn` SLMC sweeps."""
+    ferromagnetic pairs and its field (`lattices.slmc_pairs`), over `proposals` sweeps after `burn` SLMC sweeps."""
     from runs import learned_hamiltonian
 
     print(f"\nSLMC acceptance, {size} x {size}, {n_chains} chains at each model's T_c; {load()}")
@@ -456,8 +457,10 @@ def slmc_paths(size=64, n_chains=64, burn=200, proposals=10):
         for k in range(proposals):
             a.append(np.asarray(_slmc_acceptance(sm.lat, sm.blocks, jnp.uint32(10 ** 6 + k), sm.chains))[:sm.n_real])
             sm.burn(1)
-        J = ", ".join(f"{o}: {j:.3f}" for o, j in zip(sm.lat.cluster_offsets[:4], sm.lat.cluster_couplings[:4]))
-        print(f"  {name:80s} beta {1 / t_c:.4f}: acceptance {np.mean(a):.3f}   (proposal J {J}, ...)")
+        lat = sm.lat
+        G = ", ".join(f"{o}: {g.mean():.3f}" for o, g in zip(lat.cluster_offsets[:4], lat.proposal_gaps[:4]))
+        redraw = f"weighted, field spread {np.ptp(lat.proposal_fields):.4f}" if lat.proposal_weighted else "uniform"
+        print(f"  {name:80s} beta {1 / t_c:.4f}: acceptance {np.mean(a):.3f}   (proposal gaps {G}, ...; {redraw})")
 
 
 def potts_table_paths(name="EDNN_F1_C1_hid16x2_Flip_Q3", size=64, n_chains=32, n_local=20000, n_cluster=2000):

@@ -27,6 +27,13 @@ WRONG = 1.15          # the power check's beta factor
 BETA = 0.4
 
 
+def field_table(c=0.1):
+    """ISING1's window energies plus a field, c s_i per site: the form of the SLMC proposal, every
+    proposal accepted, the clusters redrawn by their field weights."""
+    d = np.arange(512)[:, None] >> np.arange(9) & 1
+    return ising.Table.of(ising.builtin_table("ISING1") + c * (2 * d[:, 4] - 1), 1, 1, "field")
+
+
 def random_table(seed, noise=0.3):
     return ising.Table.of(ising.builtin_table("ISING1") + np.random.default_rng(seed).normal(0.0, noise, 512),
                           1, 1, f"random{seed}")
@@ -76,10 +83,14 @@ def proposal_acceptance(table, size, beta):
     return np.asarray(cluster.slmc_proposal(s.lat, s.blocks, jnp.uint32(99), s.chains)[4])
 
 
-@pytest.mark.parametrize("n_x,n_y,kind", [(3, 3, lattices.WindowLattice), (2, 4, lattices.TableLattice)])
-def test_states(tmp_path, n_x, n_y, kind):
-    table = random_table(1)
+@pytest.mark.parametrize("n_x,n_y,kind,make", [(3, 3, lattices.WindowLattice, lambda: random_table(1)),
+                                                (2, 4, lattices.TableLattice, lambda: random_table(1)),
+                                                (3, 3, lattices.WindowLattice, field_table)],
+                         ids=["window", "any-window", "field"])
+def test_states(tmp_path, n_x, n_y, kind, make):
+    table = make()
     assert isinstance(lattices.lattice(table, n_x, n_y, True), kind)
+    assert lattices.lattice(table, n_x, n_y, True).proposal_weighted
     grids, e, attrs = sample(tmp_path, table, n_x, n_y)
     np.testing.assert_allclose(e, table.energy(grids), atol=1e-4)
     assert attrs["algorithm"] == "slmc"
@@ -101,14 +112,18 @@ def test_proposal_is_the_tables_ferromagnetic_pairs():
     so the pair model is the whole energy and every proposal is accepted; a random table's proposal keeps
     only its positive pair classes."""
     lat = lattices.lattice(ising.Ising("ISING2").table(), 8, 8, True)
-    got = dict(zip(lat.cluster_offsets, lat.cluster_couplings))
-    assert got.keys() == {(0, 1), (1, 0), (1, 1), (1, -1)}
-    np.testing.assert_allclose([got[0, 1], got[1, 0], got[1, 1], got[1, -1]], [1.0, 1.0, 0.5, 0.5], atol=1e-9)
+    got = dict(zip(lat.cluster_offsets, lat.proposal_gaps))
+    assert got.keys() == {(0, 1), (1, 0), (1, 1), (1, -1)} and not lat.proposal_weighted
+    np.testing.assert_allclose([got[0, 1], got[1, 0], got[1, 1], got[1, -1]], np.repeat([[2.0], [2.0], [1.0], [1.0]], 2, 1),
+                               atol=1e-9)
     np.testing.assert_allclose(proposal_acceptance(ising.Ising("ISING2").table(), 8, 0.26), 1.0, atol=1e-4)
+    gaps, field = lattices.ising_proposal(field_table(0.1))
+    np.testing.assert_allclose(field, [-0.1, 0.1], atol=1e-12)
+    np.testing.assert_allclose(proposal_acceptance(field_table(0.1), 8, 0.4), 1.0, atol=1e-4)
     classes = ising.coupling_classes(random_table(1).array)
     pairs = lattices.lattice(random_table(1), 4, 4, True)
     positive = {s[1] for s, c in classes.items() if len(s) == 2 and -c > lattices.ZERO_COUPLING}
-    assert set(pairs.cluster_offsets) == positive and min(pairs.cluster_couplings) > 0
+    assert set(pairs.cluster_offsets) == positive and pairs.proposal_gaps.min() > 0
     assert any(len(s) == 2 and c > 0 for s, c in classes.items())          # it has antiferromagnetic pairs too
 
 
@@ -125,12 +140,24 @@ def translation_classes(grids):
     return np.min(codes, axis=0)
 
 
-def test_potts_table_states_3x3(tmp_path):
+def planted_potts_table(J=(0.6, 1.0, 1.4), h=(0.3, -0.1, -0.2)):
+    """A Potts table whose couplings depend on the state and which has a field: E = sum_i h(s_i) - sum_i
+    J(s_i) [delta(s_i, s_right) + delta(s_i, s_down)], which is exactly the form of the SLMC proposal."""
+    d = np.arange(3 ** 9)[:, None] // 3 ** np.arange(9) % 3
+    J, h = np.asarray(J), np.asarray(h)
+    same = (d[:, 4] == d[:, 5]) * 1.0 + (d[:, 4] == d[:, 7])          # right and down of the window's centre
+    return potts.PottsTable.of(h[d[:, 4]] - J[d[:, 4]] * same, 3, "planted")
+
+
+@pytest.mark.parametrize("make", [lambda: random_potts_table(3), planted_potts_table], ids=["random", "planted"])
+def test_potts_table_states_3x3(tmp_path, make):
     """A random q = 3 table (POTTS3's window energies plus noise on all 19,683: many-site terms, fields,
-    further pairs of either sign) by heat bath plus Swendsen-Wang proposals of its delta couplings,
+    further pairs of either sign), and the planted table whose every proposal is accepted (so the
+    state-weighted cluster redraw alone must be exact), by heat bath plus Swendsen-Wang proposals,
     against the law of its states over all 3^9, binned by translation class (translates have one
     energy; the energy levels themselves lie too close for float32 energies to tell apart)."""
-    table = random_potts_table(3)
+    table = make()
+    assert lattices.lattice(table, 3, 3, True).proposal_weighted
     grids, e, attrs = sample(tmp_path, table, 3, 3)
     np.testing.assert_allclose(e, table.energy(grids), atol=1e-4)
     assert attrs["algorithm"] == "slmc"
@@ -148,12 +175,19 @@ def test_potts_proposal_is_the_tables_delta_couplings():
     proposal accepted; POTTS3 with a second-neighbour coupling 0.3 added reads it back as J(0, 2) =
     J(2, 0) = 0.3; a table with only antiferromagnetic pairs has no proposal and refuses the cluster."""
     lat = lattices.lattice(potts.Potts(3).table(), 6, 6, True)
-    assert dict(zip(lat.cluster_offsets, lat.cluster_couplings)) == pytest.approx({(0, 1): 1.0, (1, 0): 1.0})
+    assert lat.cluster_offsets == [(1, 0), (0, 1)] and not lat.proposal_weighted
+    np.testing.assert_allclose(lat.proposal_gaps, 1.0, atol=1e-12)
     np.testing.assert_allclose(proposal_acceptance(potts.Potts(3).table(), 6, 1.0), 1.0, atol=1e-4)
     d = np.arange(3 ** 9)[:, None] // 3 ** np.arange(9) % 3
     further = potts.builtin_table(3) - 0.3 * ((d[:, 3] == d[:, 5]) * 1.0 + (d[:, 1] == d[:, 7]))
     got = potts.delta_couplings(further, 3)
-    assert got[0, 2] == pytest.approx(0.3) and got[2, 0] == pytest.approx(0.3) and got[1, 1] == pytest.approx(0.0)
+    np.testing.assert_allclose([got[0, 2], got[2, 0], got[1, 1]], [[0.3] * 3, [0.3] * 3, [0.0] * 3], atol=1e-12)
+    planted = planted_potts_table()
+    got = potts.delta_couplings(planted.array, 3)
+    np.testing.assert_allclose([got[0, 1], got[1, 0]], [[0.6, 1.0, 1.4]] * 2, atol=1e-12)
+    gaps, field = lattices.potts_proposal(planted)
+    np.testing.assert_allclose(field - field.mean(), [0.3, -0.1, -0.2], atol=1e-12)
+    np.testing.assert_allclose(proposal_acceptance(planted, 6, 1.0), 1.0, atol=1e-4)
     anti = potts.PottsTable.of(-potts.builtin_table(3), 3, "anti")
     with pytest.raises(ValueError, match="no cluster update"):
         lattices.lattice(anti, 6, 6, True).check_algorithm("cluster")
