@@ -153,7 +153,7 @@ phase-critical: install
 	$(PY) phase_diagram.py --hamiltonian weights/energy/EDNN_F1_C1_hid16x2_Flip_from_2D_GRU_1L_1H_Bi_Joint_hid64_Cosine \
 	    --sizes 32 64 128 --betas 0.4378 0.43855 0.4393 0.44005 0.4408 $(CRIT)
 	$(PY) phase_diagram.py --hamiltonian weights/energy/EDNN_F1_C1_hid16x2_Flip_ISING2_from_2D_GRU_1L_1H_Bi_Joint_hid64_Cosine_ISING2 \
-	    --sizes 32 64 128 --betas 0.2613 0.26155 0.2618 0.26205 0.2623 $(CRIT)
+	    --sizes 32 64 128 --betas 0.2613 0.26155 0.2618 0.26205 0.2623 $(CRIT) --chains 96
 	$(PY) phase_diagram.py --hamiltonian weights/energy/EDNN_F1_C1_hid16x2_ISING2 --sizes 32 64 128 \
 	    --betas 0.2622 0.26245 0.2627 0.26295 0.2632 $(CRIT)
 	for h in EDNN_F1_C1_hid16x2_Q3 EDNN_F1_C1_hid16x2_Flip_Q3 EDNN_F1_C1_hid16x2_Centred_Flip_Q3_from_$(POTTS_JOINT); do \
