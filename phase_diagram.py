@@ -38,8 +38,8 @@ omega)), and the smaller pairs, with smaller error bars, would pull a weighted m
 bias. T = 1/beta, T_err = beta_err / beta^2 (from the jackknife of T itself).
 
 Updates (--algorithm): cluster updates by default where the Hamiltonian allows them (`cluster.py`):
-Swendsen-Wang for ISING1, ISING2 and POTTS<q>, self-learning Monte Carlo for a learned Ising table
-(Swendsen-Wang proposals from its pair couplings, accepted by its full energy), else the local kernel. A run
+Swendsen-Wang for ISING1, ISING2 and POTTS<q>, self-learning Monte Carlo for a learned table, Ising or Potts
+(Swendsen-Wang proposals from its pair couplings and field, accepted by its full energy), else the local kernel. A run
 keeps every finished (size, beta block) in <out>/<name>.partial/ until its report is written: rerun a
 killed run with the same command and it samples only what is missing. The blocks are independent (each
 has its own seed), so --workers N samples them in N processes, largest first, with the same report.
