@@ -1,6 +1,7 @@
 """Cluster updates of the sampler: Swendsen-Wang for ferromagnetic pair Hamiltonians, and self-learning
 Monte Carlo (`slmc`) for table Hamiltonians (Ising and Potts), its proposals Swendsen-Wang updates of the
-table's pairs and field (`weighted_recolour` where the field or the couplings favour some states).
+table's pairs and field (`weighted_recolour` where the field or the couplings favour some states), read off
+the table's closed form or refitted to its energies on sampled configurations (`fit_proposal`).
 
 `swendsen_wang` is a kernel like those of `metropolis.py`, (lat, t, blocks, e, ch) -> (blocks, energies
 (B,), changed sites (B,)), run by the unchanged `sampler.py` programs for `--algorithm cluster` on the
@@ -279,6 +280,40 @@ def proposal_energy_change(lat, s, new):
     return d
 
 
+def fit_proposal(lat, grids, energies):
+    """The self-learning step of Liu et al.: the proposal's model refitted to the table's energies on
+    sampled configurations, grids (M, n_x, n_y) (Ising spins or Potts states) with their energies (M,).
+    The closed form (lat's proposal, read off the table's expansion) projects the table under uniform
+    states; near T_c the chains visit a small, correlated part of the state space, and the least-squares
+    fit over the configurations they do visit makes the proposal's energy changes track the table's
+    there, which is what the acceptance measures. Unknowns: G_o(a) for lat.cluster_offsets and h(a), a
+    constant; fitted as corrections to the closed form (least-norm), so that a state the samples never
+    visit keeps its closed-form values. An offset whose fitted gap is not positive in every state is
+    dropped and the rest refitted. Returns ({offset: G float64 (n_states,)}, fields float64 (n_states,))
+    as `lattices.slmc_pairs` takes them, or lat's own proposal where no offset survives."""
+    a = np.asarray(grids)
+    a = a.astype(np.int64) if hasattr(lat, "q") else (a > 0).astype(np.int64)
+    n = lat.proposal_gaps.shape[1] if len(lat.cluster_offsets) else (lat.q if hasattr(lat, "q") else 2)
+    onehot = a[..., None] == np.arange(n)                                        # (M, n_x, n_y, n)
+    sites = onehot.sum(axis=(1, 2)).astype(np.float64)                           # (M, n)
+    bonds = {o: ((a == np.roll(a, (-o[0], -o[1]), axis=(1, 2)))[..., None] & onehot).sum(axis=(1, 2))
+             for o in lat.cluster_offsets}
+    prior = dict(zip(lat.cluster_offsets, np.asarray(lat.proposal_gaps, np.float64)))
+    h0 = np.asarray(lat.proposal_fields, np.float64)       # the field as contrasts n_a - n_last: centred h
+    offsets = list(lat.cluster_offsets)
+    while offsets:
+        X = np.concatenate([-bonds[o] for o in offsets] + [sites[:, :-1] - sites[:, -1:], np.ones((len(a), 1))], axis=1)
+        c0 = np.concatenate([prior[o] for o in offsets] + [h0[:-1] - h0.mean(), [0.0]])
+        c = c0 + np.linalg.lstsq(X, np.asarray(energies, np.float64) - X @ c0, rcond=None)[0]
+        gaps = c[:len(offsets) * n].reshape(len(offsets), n)
+        keep = [o for o, g in zip(offsets, gaps) if g.min() > 0]
+        if keep == offsets:
+            h = c[len(offsets) * n:-1]
+            return dict(zip(offsets, gaps)), np.append(h, -h.sum())
+        offsets = keep
+    return prior, h0
+
+
 def table_terms(lat, blocks):
     """The table's energy window by window, float32 (B, n_windows): `lattices.TableLattice` by its tiles'
     patterns, `lattices.WindowLattice` by the pattern of the window centred on each site."""
@@ -299,7 +334,8 @@ def slmc(lat, t, blocks, e, ch):
     lattice's own kernel: Metropolis for Ising tables, heat bath for Potts tables), then one Swendsen-Wang
     update of the proposal's model E_pairs (the table's own ferromagnetic pair couplings, Ising s_i s_j or
     Potts delta(s_i, s_j) with a coupling per state, and a field that gives its ordered states the
-    table's energies: `lattices.slmc_pairs`) proposed as a whole and accepted with
+    table's energies: `lattices.slmc_pairs`; or these refitted to the table's energies on sampled
+    configurations, `fit_proposal`) proposed as a whole and accepted with
     min(1, exp(-beta [(E(s') - E(s)) - (E_pairs(s') - E_pairs(s))])).
 
     Why it samples exp(-beta E) exactly: SW on E_pairs is reversible with respect to pi_pairs ∝

@@ -23,7 +23,8 @@ import numpy as np
 
 import hamiltonians
 from checks import UserError, main_guard
-from sampler import ALGORITHMS, DEFAULT_BURN_IN, DEFAULT_TOTAL_CHAINS, Sampler, generate, validate  # noqa: F401 (API)
+from sampler import (ALGORITHMS, DEFAULT_BURN_IN, DEFAULT_TOTAL_CHAINS, FIT_SAMPLES, FIT_THIN, PROPOSALS,  # noqa: F401 (API)
+                     Sampler, generate, validate)
 
 __all__ = ["generate", "main", "validate", "Sampler"]
 
@@ -86,9 +87,14 @@ def build_parser():
                    help=f"independent chains per beta (default: about {DEFAULT_TOTAL_CHAINS} in total, at most n_samples)")
     p.add_argument("--algorithm", choices=ALGORITHMS, default="checkerboard",
                    help="checkerboard (sublattice) updates; 'single': the reference's random-site single-spin flips; "
-                        "'cluster': Swendsen-Wang (ISING1, ISING2, POTTS<q>) or, on a learned Ising table, "
-                        "self-learning Monte Carlo (cluster.py); a file's acceptance_rate is then the fraction of "
-                        "spins changed per sweep")
+                        "'cluster': Swendsen-Wang (ISING1, ISING2, POTTS<q>) or, on a learned table (Ising or "
+                        "Potts), self-learning Monte Carlo (cluster.py); a file's acceptance_rate is then the fraction "
+                        "of spins changed per sweep")
+    p.add_argument("--proposal", choices=PROPOSALS, default="closed_form",
+                   help="self-learning Monte Carlo's cluster proposal (--algorithm cluster on a learned Hamiltonian): "
+                        "closed_form, the table's own pair couplings and field; fitted, those refitted by least squares "
+                        f"to the table's energies on {FIT_SAMPLES * FIT_THIN} burn-in sweeps (accepted more often where "
+                        "the table has large many-spin or odd terms)")
     p.add_argument("--filename", default="training_data.hdf5", help="output HDF5 file, replaced atomically if it exists (default training_data.hdf5); "
                    "refused before any work: a folder, device, pipe, read-only file, the --hamiltonian it samples, "
                    "or more lattices than the free disk space holds")
@@ -123,13 +129,13 @@ def main(argv=None):
         hamiltonian = resolve(args.hamiltonian if args.q is None else f"POTTS{args.q}",
                               dict(n_x=args.n_x, n_y=args.n_y, disorder_seed=args.disorder_seed, couplings=args.couplings))
         validate(hamiltonian, args.n_x, args.n_y, betas, args.n_samples, args.n_chains, args.burn_in,
-                 args.thin, args.algorithm, args.filename, args.random_seed)
+                 args.thin, args.algorithm, args.filename, args.random_seed, args.proposal)
     except (ValueError, UserError) as e:
         parser.error(str(e))
     path = generate(args.filename, hamiltonian=hamiltonian, n_x=args.n_x, n_y=args.n_y, betas=betas,
                     n_samples=args.n_samples, n_chains=args.n_chains, burn_in=args.burn_in, thin=args.thin,
                     random_seed=args.random_seed, algorithm=args.algorithm, progress=not args.no_progress,
-                    swap_every=args.swap_every,
+                    swap_every=args.swap_every, proposal=args.proposal,
                     command=shlex.join([Path(__file__).name, *argv]))
     print(f"wrote {path}")
     return 0

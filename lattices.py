@@ -384,6 +384,14 @@ def slmc_pairs(lat, gaps: dict, fields):
     lat.cluster_refusal = "its table has no ferromagnetic pair coupling to build self-learning cluster proposals from"
 
 
+def with_proposal(lat, gaps: dict, fields):
+    """A copy of lat whose self-learning proposal is (gaps, fields) (`slmc_pairs`), e.g. refitted by
+    `cluster.fit_proposal`: a lattice of its own, so its programs compile apart from lat's."""
+    new = copy.copy(lat)
+    slmc_pairs(new, gaps, fields)
+    return new
+
+
 # A proposal's field makes its ordered states' energies those of the table: near and below T_c the big
 # clusters recolour whole ordered domains, so this balance sets most of the acceptance (a field read off
 # the one-site terms alone is blind to the odd many-spin terms that also shift the ordered states).

@@ -39,7 +39,8 @@ bias. T = 1/beta, T_err = beta_err / beta^2 (from the jackknife of T itself).
 
 Updates (--algorithm): cluster updates by default where the Hamiltonian allows them (`cluster.py`):
 Swendsen-Wang for ISING1, ISING2 and POTTS<q>, self-learning Monte Carlo for a learned table, Ising or Potts
-(Swendsen-Wang proposals from its pair couplings and field, accepted by its full energy), else the local kernel. A run
+(Swendsen-Wang proposals from its pair couplings and field, accepted by its full energy; --proposal fitted refits
+them by least squares to the table's energies on each block's burn-in chains), else the local kernel. A run
 keeps every finished (size, beta block) in <out>/<name>.partial/ until its report is written: rerun a
 killed run with the same command and it samples only what is missing. The blocks are independent (each
 has its own seed), so --workers N samples them in N processes, largest first, with the same report.
@@ -158,20 +159,27 @@ def _series(sampler, n: int, thin: int, bar):
     return np.concatenate(out_m), np.concatenate(out_e)
 
 
-def sample_block(size, hamiltonian, betas, chains, sweeps, burn_in, thin, seed, bar, algorithm="checkerboard"):
-    """One Sampler: `chains` chains at each of `betas` (nb,). Returns a dict: avg, the per-chain time
+def sample_block(size, hamiltonian, betas, chains, sweeps, burn_in, thin, seed, bar, algorithm="checkerboard",
+                 proposal="closed_form"):
+    """One Sampler: `chains` chains at each of `betas` (nb,); proposal "fitted": self-learning Monte Carlo's
+    proposal refitted to the block's own chains (`Sampler.learn_proposal`) on sampler.FIT_SAMPLES *
+    FIT_THIN sweeps taken from the burn-in, before the pilot. Returns a dict: avg, the per-chain time
     averages float64 (K, nb, 5) of e, e^2, |m|, m^2, m^4; tau_m, tau_e, tau_int of |m| and of E in sweeps
     (nb,); thin, the thinning used; m, E, the series float32 (nb, K, n) kept for the reweighting."""
-    from sampler import Sampler
+    from sampler import FIT_SAMPLES, FIT_THIN, Sampler
 
     s = Sampler(size, size, hamiltonian, betas, chains, seed, algorithm=algorithm)
     s.order()                                                  # ordered start, all +1 (Potts: all 0)
     R, S, nb = s.n_real, s.S, len(betas)
     pilot = min(PILOT_SWEEPS, burn_in) if thin is None else 0
-    for k in range(0, burn_in - pilot, 1000):                  # in pieces, so the bar moves
-        n = min(1000, burn_in - pilot - k)
+    fit = FIT_SAMPLES * FIT_THIN if proposal == "fitted" else 0    # its sweeps come out of the burn-in
+    for k in range(0, burn_in - pilot - fit, 1000):            # in pieces, so the bar moves
+        n = min(1000, burn_in - pilot - fit - k)
         s.burn(n)
         bar.update(n * R * S)
+    if fit:
+        s.learn_proposal(FIT_SAMPLES, FIT_THIN)
+        bar.update(fit * R * S)
     if thin is None:
         thin = 1
         if pilot >= 16:
@@ -268,16 +276,16 @@ def _worker_init(queue):
     _QueueBar.queue = queue
 
 
-def _block(args, path, key, algorithm, bar=None):
+def _block(args, path, key, algorithm, bar=None, proposal="closed_form"):
     """`sample_block(*args)`, kept in the resume folder (path, None: none) as soon as it is done, so that a
     killed run keeps it; bar None: a worker process's (`_QueueBar`)."""
-    block = sample_block(*args, _QueueBar() if bar is None else bar, algorithm)
+    block = sample_block(*args, _QueueBar() if bar is None else bar, algorithm, proposal)
     if path is not None:
         _save_block(path, key, block)
     return block
 
 
-def _sample_in_processes(jobs, kept, missing, cost, workers, algorithm, bar):
+def _sample_in_processes(jobs, kept, missing, cost, workers, algorithm, bar, proposal="closed_form"):
     """Sample the blocks `missing` (indices into jobs) in `workers` processes, largest first (so the last to
     finish are small), filling kept. Every block has its own seed, so the report is the same for any number
     of processes. Spawned, not forked: JAX's threads do not survive a fork."""
@@ -290,7 +298,7 @@ def _sample_in_processes(jobs, kept, missing, cost, workers, algorithm, bar):
     counts, others = ctx.Queue(), set(multiprocessing.active_children())
     pool = ProcessPoolExecutor(min(workers, len(missing)), mp_context=ctx, initializer=_worker_init,
                                initargs=(counts,))
-    running = {pool.submit(_block, *jobs[j], algorithm): j for j in sorted(missing, key=lambda j: -cost[j])}
+    running = {pool.submit(_block, *jobs[j], algorithm, proposal=proposal): j for j in sorted(missing, key=lambda j: -cost[j])}
     try:
         while running:
             done, _ = wait(running, timeout=0.5, return_when=FIRST_COMPLETED)
@@ -332,14 +340,15 @@ def reweighted_crossing(betas, blocks_a, blocks_b, chord, components: int = 1) -
 
 def phase_diagram(source="ISING1", sizes=DEFAULT_SIZES, betas=None, chains=DEFAULT_CHAINS, sweeps=DEFAULT_SWEEPS,
                   burn_in=DEFAULT_BURN_IN, thin=None, seed=0, progress=True, command=None, as_table=False,
-                  resolved=None, algorithm=None, resume=None, workers=1) -> dict:
+                  resolved=None, algorithm=None, resume=None, workers=1, proposal="closed_form") -> dict:
     """Sample every (size, beta) and return the report (the JSON); UserError for bad settings.
     resolved: `resolve(source, as_table)` where the caller has it already. algorithm: the sampler's
     update (None: `default_algorithm`). resume: a folder where every finished (size, beta block) is kept
     (L<L>_<j>.npz, with the settings it was sampled with), so that a killed run, rerun, samples only what
     is missing; the caller removes it once the report is written. workers: processes sampling the blocks
     in parallel (the report does not depend on it; they are spawned, so a script calling this with
-    workers > 1 needs the usual `if __name__ == "__main__":` guard)."""
+    workers > 1 needs the usual `if __name__ == "__main__":` guard). proposal: self-learning Monte Carlo's
+    (a learned Hamiltonian under --algorithm cluster), "closed_form" or "fitted" (`sample_block`)."""
     from tqdm.auto import tqdm
 
     hamiltonian = resolve(source, as_table) if resolved is None else resolved
@@ -355,7 +364,8 @@ def phase_diagram(source="ISING1", sizes=DEFAULT_SIZES, betas=None, chains=DEFAU
     for j, (L, blk) in enumerate(plan):
         block_betas, block_seed = [betas[i] for i in blk], _seed(seed, L, j)
         key = _block_key(hamiltonian=str(source), as_table=as_table, L=L, betas=block_betas, chains=chains,
-                         sweeps=sweeps, burn_in=burn_in, thin=thin, seed=block_seed, algorithm=algorithm)
+                         sweeps=sweeps, burn_in=burn_in, thin=thin, seed=block_seed, algorithm=algorithm,
+                         **({"proposal": proposal} if proposal != "closed_form" else {}))
         jobs.append(((L, hamiltonian, block_betas, chains, sweeps, burn_in, thin, block_seed),
                      None if resume is None else Path(resume) / f"L{L}_{j}.npz", key))
     with tqdm(total=sum(cost), unit="flip", unit_scale=True, disable=None if progress else True, desc=name) as bar:
@@ -364,14 +374,14 @@ def phase_diagram(source="ISING1", sizes=DEFAULT_SIZES, betas=None, chains=DEFAU
         bar.update(sum(cost) - sum(cost[j] for j in missing))
         if workers > 1 and len(missing) > 1:
             bar.set_description(f"{name} ({min(workers, len(missing))} processes)")
-            _sample_in_processes(jobs, kept, missing, cost, workers, algorithm, bar)
+            _sample_in_processes(jobs, kept, missing, cost, workers, algorithm, bar, proposal)
             bar.update(bar.total - bar.n)
             missing = []
         for j in missing:
             L, blk = plan[j]
             bar.set_description(f"{name} L={L} beta {betas[blk[0]]:g}-{betas[blk[-1]]:g}")
             done = bar.n
-            kept[j] = _block(*jobs[j], algorithm, bar)
+            kept[j] = _block(*jobs[j], algorithm, bar, proposal)
             bar.update(done + cost[j] - bar.n)
         for (L, blk), b in zip(plan, kept):
             th = int(b["thin"])
@@ -407,7 +417,8 @@ def phase_diagram(source="ISING1", sizes=DEFAULT_SIZES, betas=None, chains=DEFAU
     best = crossings[-1]
     report = {"hamiltonian": str(source), "name": name, "trained_on": trained_on, "sizes": sizes, "betas": betas,
               "chains": chains, "sweeps": sweeps, "burn_in": burn_in, "thin": "measured" if thin is None else thin,
-              "algorithm": algorithm, "seed": seed, "command": command, "rows": rows, "crossings": crossings,
+              "algorithm": algorithm, **({"proposal": proposal} if proposal != "closed_form" else {}),
+              "seed": seed, "command": command, "rows": rows, "crossings": crossings,
               "tc": best["T"], "tc_err": best["T_err"], "beta_c": best["beta"], "beta_c_err": best["beta_err"],
               "tc_method": f"U4 crossing of the two largest sizes, {sizes[-2]} and {sizes[-1]} ({best['method']}); "
                            "errors: jackknife over chains", "warnings": warnings}
@@ -479,7 +490,8 @@ def markdown(report: dict) -> str:
     lines = [f"# Phase diagram of {report['hamiltonian']}", "",
              f"sizes {report['sizes']}, {len(report['betas'])} betas, {report['chains']} chains each, "
              f"{report['sweeps']} sweeps after {report['burn_in']} burn-in, thin {report['thin']}, "
-             f"{report.get('algorithm', 'checkerboard')} updates, seed {report['seed']}",
+             f"{report.get('algorithm', 'checkerboard')} updates"
+             + (f" ({report['proposal']} proposal)" if "proposal" in report else "") + f", seed {report['seed']}",
              "", "| sizes | T crossing (reweighted) | T chord |", "|---|---|---|"]
     for c in report["crossings"]:
         chord = c.get("chord", c)
@@ -594,6 +606,7 @@ def overview(folder) -> str:
 
 
 def main(argv=None) -> int:
+    from sampler import FIT_SAMPLES, FIT_THIN, PROPOSALS
     argv = list(sys.argv[1:] if argv is None else argv)
     p = argparse.ArgumentParser(description="T_c of a Hamiltonian (ISING1, ISING2 or an extensive model's run) from "
                                 "Binder-cumulant crossings of exact sampling (cluster or local updates) on several "
@@ -625,6 +638,12 @@ def main(argv=None) -> int:
     p.add_argument("--algorithm", default=None,
                    help="the sampler's update: checkerboard, single or cluster (Swendsen-Wang) (default: cluster where "
                         "the Hamiltonian allows it, else checkerboard; Potts: heat bath)")
+    p.add_argument("--proposal", choices=PROPOSALS, default="closed_form",
+                   help="self-learning Monte Carlo's cluster proposal for a learned Hamiltonian under --algorithm "
+                        "cluster: closed_form, the table's own pair couplings and field; fitted, those refitted by "
+                        f"least squares to the table's energies on {FIT_SAMPLES * FIT_THIN} burn-in sweeps of each "
+                        "beta block (accepted more often where the table has large many-spin or odd terms; an "
+                        "extra compilation per block)")
     p.add_argument("--seed", type=seed_int, default=0, help="random seed")
     p.add_argument("--workers", type=positive_int, default=1, help="processes sampling (size, beta) blocks in "
                    "parallel, one per core: the same report, sooner")
@@ -680,10 +699,17 @@ def main(argv=None) -> int:
             lattice(hamiltonian, 4, 4, False).check_algorithm(args.algorithm)
         except ValueError as err:
             raise UserError(f"--algorithm {args.algorithm}: {err}") from None
+    if args.proposal != "closed_form":
+        from lattices import lattice
+        if not hasattr(lattice(hamiltonian, 4, 4, False), "proposal_gaps") or \
+                (args.algorithm or default_algorithm(hamiltonian, 4)) != "cluster":
+            raise UserError(f"--proposal {args.proposal}: only self-learning Monte Carlo (--algorithm cluster on a "
+                            "learned Hamiltonian) has a proposal to fit; drop --proposal")
     resume = Path(args.out) / f"{hamiltonian.label}.partial"       # finished blocks of a killed run
     report = phase_diagram(args.hamiltonian, args.sizes, args.betas, args.chains, args.sweeps, args.burn_in, args.thin,
                            args.seed, args.progress_bar, shlex.join([Path(__file__).name, *argv]), args.as_table,
-                           resolved=hamiltonian, algorithm=args.algorithm, resume=resume, workers=args.workers)
+                           resolved=hamiltonian, algorithm=args.algorithm, resume=resume, workers=args.workers,
+                           proposal=args.proposal)
     name = report["name"]
     plot(report, png_path)
     write_json(json_path, report)

@@ -54,6 +54,8 @@ DENSE_MAX_SITES = 1024   # pair lattices: dense products up to here, gathers abo
 DEFAULT_BURN_IN = 1000
 DEFAULT_TOTAL_CHAINS = 4096
 TRACE_SWEEPS = 256       # last burn-in sweeps, where tau_int and the acceptance rate are measured
+PROPOSALS = ("closed_form", "fitted")   # self-learning Monte Carlo's proposal (`Sampler.learn_proposal`)
+FIT_SAMPLES, FIT_THIN = 64, 2           # "fitted": the burn-in samples its least squares takes, their spacing
 # The largest beta sampled. The acceptance is min(1, exp(-beta dE)) in float32, which is 0 below
 # exp(-88): beyond beta = 1e4 every move raising the energy by more than 0.01 is never taken, so the
 # chains are frozen (a quench to zero temperature, not a Boltzmann sample), and the betas stored in
@@ -309,6 +311,21 @@ class Sampler:
         """The lowest energy each real chain has seen, float64 (n_instances, n_chains, n_betas)."""
         return np.asarray(self._low, np.float64)[:self.n_real].reshape(self.n_instances, self.n_chains, -1)
 
+    def learn_proposal(self, n=None, thin=None):
+        """Self-learning Monte Carlo's learning step (--algorithm cluster on a table Hamiltonian): n samples
+        of these chains, thin sweeps apart, refit the proposal to the table's energies there
+        (`cluster.fit_proposal`); the chains go on from where they are, under the refitted proposal. The
+        n * thin sweeps are spent like burn-in. Any proposal leaves the chain exact; this one is accepted
+        more often at the betas it was fitted at. Default n, thin: FIT_SAMPLES, FIT_THIN."""
+        import cluster
+        from lattices import with_proposal
+        if self.algorithm != "cluster" or not hasattr(self.lat, "proposal_gaps"):
+            raise ValueError(f"{self.hamiltonian.name}: only self-learning Monte Carlo (--algorithm cluster on a "
+                             "learned Hamiltonian) has a proposal to fit")
+        spins, e = (np.asarray(x)[:, :self.n_real] for x in self.produce(n or FIT_SAMPLES, thin or FIT_THIN))
+        self.lat = with_proposal(self.lat, *cluster.fit_proposal(self.lat, spins.reshape(-1, self.n_x, self.n_y),
+                                                                 e.reshape(-1)))
+
     def burn(self, n):
         """n sweeps, nothing recorded."""
         if n <= 0:
@@ -354,7 +371,7 @@ class Sampler:
 
 # --------------------------------------------------------------------------- the data file
 def validate(hamiltonian, n_x, n_y, betas, n_samples, n_chains=None, burn_in=None, thin=None,
-             algorithm="checkerboard", filename=None, random_seed=0):
+             algorithm="checkerboard", filename=None, random_seed=0, proposal="closed_form"):
     """Raise ValueError with a message saying what to change for impossible settings; returns
     the betas as float64 (n_betas,).  hamiltonian: a `hamiltonians.Hamiltonian` or a built-in name."""
     if algorithm not in ALGORITHMS:
@@ -395,6 +412,11 @@ def validate(hamiltonian, n_x, n_y, betas, n_samples, n_chains=None, burn_in=Non
                              "or another folder")
     lat = lattice(h, int(n_x), int(n_y), S <= DENSE_MAX_SITES)
     lat.check_algorithm(algorithm)                     # the lattice refuses sizes it cannot tile
+    if proposal not in PROPOSALS:
+        raise ValueError(f"unknown proposal {proposal!r}; use one of {', '.join(PROPOSALS)}")
+    if proposal != "closed_form" and (algorithm != "cluster" or not hasattr(lat, "proposal_gaps")):
+        raise ValueError(f"--proposal {proposal}: only self-learning Monte Carlo (--algorithm cluster on a learned "
+                         "Hamiltonian) has a proposal to fit; drop --proposal")
     if lat.n_instances > 1:
         raise ValueError(f"a data file holds one instance; {h.label} has {lat.n_instances}: write one file per "
                          "--disorder_seed")
@@ -415,12 +437,16 @@ def _write_block(dsets, start, grids, energies, betas):
     return stop
 
 
-def _burn_in(sampler, burn_in, n_chains):
+def _burn_in(sampler, burn_in, n_chains, proposal="closed_form"):
     """Burn-in sweeps; the last TRACE_SWEEPS (in equilibrium) record the energy after each sweep
-    and the accepted flips, so production needs no per-sweep bookkeeping.  Returns (tau_int of
-    the energy in sweeps, acceptance rate), float64 (n_betas,) each, NaN where not measured."""
+    and the accepted flips, so production needs no per-sweep bookkeeping; proposal "fitted": before
+    them, FIT_SAMPLES * FIT_THIN sweeps refit the proposal (`Sampler.learn_proposal`).  Returns (tau_int
+    of the energy in sweeps, acceptance rate), float64 (n_betas,) each, NaN where not measured."""
     nb, n_tr = len(sampler.betas), min(TRACE_SWEEPS, burn_in)
-    sampler.burn(burn_in - n_tr)
+    fit = FIT_SAMPLES * FIT_THIN if proposal == "fitted" else 0
+    sampler.burn(max(0, burn_in - n_tr - fit))
+    if fit:
+        sampler.learn_proposal()
     tau, acc = np.full(nb, np.nan), np.full(nb, np.nan)
     if n_tr:
         es, flips = (np.asarray(x)[..., :sampler.n_real] for x in sampler.trace(n_tr))   # (n_tr, R), (R,)
@@ -480,7 +506,7 @@ def _stream(sampler, f, n_samples, thin, bar, block_bytes):
 
 def generate(filename, *, hamiltonian="ISING1", n_x=8, n_y=8, betas=(0.25,), n_samples=10000, n_chains=None,
              burn_in=None, thin=None, random_seed=11, algorithm="checkerboard", progress=True,
-             command=None, block_bytes=1 << 25, swap_every=0):
+             command=None, block_bytes=1 << 25, swap_every=0, proposal="closed_form"):
     """Sample n_samples lattices per beta and write them atomically to `filename` (HDF5).
 
     hamiltonian: a `hamiltonians.Hamiltonian` (its `attrs()` go into the file) or a built-in name.
@@ -493,6 +519,9 @@ def generate(filename, *, hamiltonian="ISING1", n_x=8, n_y=8, betas=(0.25,), n_s
     chain still are, energy and |order parameter|, and the effective number of samples per beta
     (`stored_autocorrelation`); for independent samples raise thin until tau_int_stored_* is ~1.
     command: the attribute `command` (default: this process's command line).
+    proposal: self-learning Monte Carlo's (--algorithm cluster on a learned Hamiltonian): "closed_form",
+    the table's own pairs and field, or "fitted", refitted to its energies during the burn-in (`_burn_in`);
+    the file's attribute `proposal` (absent: closed_form).
     swap_every: K > 0 adds replica exchange between neighbouring betas every K sweeps (`Sampler`); the
     file then records swap_every and swap_acceptance (per neighbour pair, measured over the whole run).
     lowest_energy (per beta): the lowest energy after any sweep of the last TRACE_SWEEPS burn-in sweeps and
@@ -505,12 +534,12 @@ def generate(filename, *, hamiltonian="ISING1", n_x=8, n_y=8, betas=(0.25,), n_s
     from tqdm.auto import tqdm
 
     h = hamiltonians.resolve(hamiltonian)
-    betas = validate(h, n_x, n_y, betas, n_samples, n_chains, burn_in, thin, algorithm, filename, random_seed)
+    betas = validate(h, n_x, n_y, betas, n_samples, n_chains, burn_in, thin, algorithm, filename, random_seed, proposal)
     n_x, n_y, n_samples, nb = int(n_x), int(n_y), int(n_samples), len(betas)
     n_chains = int(n_chains) if n_chains is not None else max(1, min(n_samples, -(-DEFAULT_TOTAL_CHAINS // nb)))
     burn_in = DEFAULT_BURN_IN if burn_in is None else int(burn_in)
     sampler = Sampler(n_x, n_y, h, betas, n_chains, random_seed, algorithm, swap_every=swap_every)
-    tau, acc = _burn_in(sampler, burn_in, n_chains)
+    tau, acc = _burn_in(sampler, burn_in, n_chains, proposal)
     if thin is None:
         thin = max(1, math.ceil(float(np.nanmax(tau)) - 1e-9)) if np.any(np.isfinite(tau)) else 1
     with atomic_path(filename) as tmp:
@@ -520,6 +549,8 @@ def generate(filename, *, hamiltonian="ISING1", n_x=8, n_y=8, betas=(0.25,), n_s
             f["avg_E"] = avg_e.astype(np.float32)
             tau_e, tau_m, effective = stored_autocorrelation(energies, orders, n_chains, nb)
             f.attrs.update(h.attrs())
+            if proposal != "closed_form":
+                f.attrs["proposal"] = proposal
             if swap_every:
                 f.attrs.update({"swap_every": int(swap_every), "swap_acceptance": sampler.swap_rates()})
             f.attrs.update({"n_x": n_x, "n_y": n_y, "betas": betas, "n_chains": n_chains,

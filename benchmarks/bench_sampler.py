@@ -442,25 +442,34 @@ LEARNED_T_C = {"EDNN_F1_C1_hid16x2_Q3": 0.9903, "EDNN_F1_C1_hid16x2_Flip_Q3": 0.
                "EDNN_F1_C1_hid16x2_ISING2": 3.8052, "EDNN_F1_C1_hid16x2_from_2D_GRU_1L_1H_Bi_Joint_hid64_Cosine": 2.740}
 
 
-def slmc_paths(size=64, n_chains=64, burn=200, proposals=10):
+def slmc_paths(size=64, n_chains=64, burn=200, proposals=10, settle=50):
     """Self-learning Monte Carlo on the shipped learned energy functions (weights/energy, as tables) at
     each one's own T_c: the mean acceptance probability of the Swendsen-Wang proposal on the table's
-    ferromagnetic pairs and its field (`lattices.slmc_pairs`), over `proposals` sweeps after `burn` SLMC sweeps."""
+    ferromagnetic pairs and its field (`lattices.slmc_pairs`), over `proposals` sweeps after `burn` SLMC
+    sweeps: first the closed form, then the same chains' proposal refitted (`Sampler.learn_proposal`, as
+    phase_diagram.py --proposal fitted does) and `settle` sweeps more."""
     from runs import learned_hamiltonian
+
+    def acceptance(sm):
+        a = []
+        for k in range(proposals):
+            a.append(np.asarray(_slmc_acceptance(sm.lat, sm.blocks, jnp.uint32(10 ** 6 + k), sm.chains))[:sm.n_real])
+            sm.burn(1)
+        return np.mean(a)
 
     print(f"\nSLMC acceptance, {size} x {size}, {n_chains} chains at each model's T_c; {load()}")
     for name, t_c in LEARNED_T_C.items():
         sm = sampler.Sampler(size, size, learned_hamiltonian(f"weights/energy/{name}"), [1.0 / t_c], n_chains, 0,
                              "cluster")
         sm.burn(burn)
-        a = []
-        for k in range(proposals):
-            a.append(np.asarray(_slmc_acceptance(sm.lat, sm.blocks, jnp.uint32(10 ** 6 + k), sm.chains))[:sm.n_real])
-            sm.burn(1)
+        closed = acceptance(sm)
         lat = sm.lat
         G = ", ".join(f"{o}: {g.mean():.3f}" for o, g in zip(lat.cluster_offsets[:4], lat.proposal_gaps[:4]))
         redraw = f"weighted, field spread {np.ptp(lat.proposal_fields):.4f}" if lat.proposal_weighted else "uniform"
-        print(f"  {name:80s} beta {1 / t_c:.4f}: acceptance {np.mean(a):.3f}   (proposal gaps {G}, ...; {redraw})")
+        sm.learn_proposal()
+        sm.burn(settle)
+        print(f"  {name:80s} beta {1 / t_c:.4f}: acceptance closed form {closed:.3f}, fitted {acceptance(sm):.3f}"
+              f"   (closed form's gaps {G}, ...; {redraw})", flush=True)
 
 
 def potts_table_paths(name="EDNN_F1_C1_hid16x2_Flip_Q3", size=64, n_chains=32, n_local=20000, n_cluster=2000):

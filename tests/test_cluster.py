@@ -147,3 +147,15 @@ def test_refusals_one_line_exit_2_no_file(tmp_path, hamiltonian):
     assert r.returncode == 2 and not out.exists()
     last = r.stderr.strip().splitlines()[-1]
     assert last.startswith("generate_ising.py: error:") and "use --algorithm checkerboard" in last, r.stderr
+
+
+def test_fitted_proposal_refused_without_slmc(tmp_path):
+    """--proposal fitted where there is no self-learning proposal to fit (ISING1's own Swendsen-Wang):
+    one line saying so, exit 2, no file."""
+    out = tmp_path / "x.hdf5"
+    args = [sys.executable, str(ROOT / "generate_ising.py"), "--algorithm", "cluster", "--proposal", "fitted",
+            "--n_samples", "10", "--filename", str(out), "--no_progress"]
+    r = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert r.returncode == 2 and not out.exists()
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("generate_ising.py: error: --proposal fitted: only self-learning") and "drop" in last, r.stderr

@@ -147,6 +147,10 @@ def _cli(argv, capsys):
     (["--hamiltonian", "NO_SUCH_RUN"], "--hamiltonian NO_SUCH_RUN", False),
     (["--algorithm", "bogus"], "--algorithm bogus: unknown", False),
     (["--hamiltonian", "EA", "--algorithm", "cluster"], "--algorithm cluster", False),
+    (["--proposal", "fitted"], "--proposal fitted: only self-learning", False),
+    (["--hamiltonian", "weights/energy/EDNN_F1_C1_hid16x2", "--algorithm", "checkerboard", "--proposal", "fitted"],
+     "--proposal fitted", False),
+    (["--proposal", "bogus"], "argument --proposal: invalid choice", True),
     (["--hamiltonian", "weights/probability/GRU_1L_1H_hid64"], "only the extensive model", False),
     (["--betas", "-1", "0.5"], "argument --betas: must be a positive number", True),
     (["--betas", "0.4"], "at least 2 different positive", False),
@@ -177,14 +181,18 @@ def test_sizes_a_table_cannot_tile():
     assert pd.check_settings([8, 4, 8], [0.4, 0.3, 0.4], 8, table) == ([4, 8], [0.3, 0.4])
 
 
-def test_a_run_of_the_extensive_model(tmp_path):
-    """The learned Hamiltonian (trained on ISING1) through the table sampler: named after its folder,
-    with ISING1's exact values beside it, and close to them."""
+@pytest.mark.parametrize("proposal", ["closed_form", "fitted"])
+def test_a_run_of_the_extensive_model(tmp_path, proposal):
+    """The learned Hamiltonian (trained on ISING1) through the table sampler (self-learning Monte Carlo,
+    its proposal read off the table or refitted): named after its folder, with ISING1's exact values
+    beside it, and close to them."""
     run = ROOT / "weights" / "energy" / "EDNN_F1_C1_hid16x2"
     assert pd.main(["--hamiltonian", str(run), "--sizes", "4", "6", "--betas", "0.3", "0.5", "--chains", "16",
-                    "--sweeps", "400", "--burn_in", "100", "--no-progress_bar", "--out", str(tmp_path),
-                    "--images", str(tmp_path)]) == 0
+                    "--sweeps", "400", "--burn_in", "100", "--proposal", proposal, "--no-progress_bar",
+                    "--out", str(tmp_path), "--images", str(tmp_path)]) == 0
     report = json.loads((tmp_path / "EDNN_F1_C1_hid16x2.json").read_text())
+    assert report["algorithm"] == "cluster" and report.get("proposal", "closed_form") == proposal
+    assert (proposal == "fitted") == ("(fitted proposal)" in (tmp_path / "EDNN_F1_C1_hid16x2.md").read_text())
     assert report["hamiltonian"] == str(run) and report["trained_on"] == "ISING1" and len(report["rows"]) == 4
     assert (tmp_path / "phase_EDNN_F1_C1_hid16x2.png").is_file() and (tmp_path / "EDNN_F1_C1_hid16x2.md").is_file()
     for r in report["rows"]:

@@ -39,9 +39,10 @@ def random_table(seed, noise=0.3):
                           1, 1, f"random{seed}")
 
 
-def sample(tmp_path, table, n_x, n_y, seed=5):
+def sample(tmp_path, table, n_x, n_y, seed=5, proposal="closed_form"):
     path = gi.generate(tmp_path / "s.hdf5", hamiltonian=table, n_x=n_x, n_y=n_y, betas=(BETA,), n_samples=N,
-                       n_chains=N, burn_in=100, thin=1, random_seed=seed, algorithm="cluster", progress=False)
+                       n_chains=N, burn_in=100, thin=1, random_seed=seed, algorithm="cluster", progress=False,
+                       proposal=proposal)
     with h5py.File(path, "r") as f:
         return f["ising_grids"][()], f["true_energies"][()].astype(np.float64), dict(f.attrs)
 
@@ -161,13 +162,18 @@ def test_potts_table_states_3x3(tmp_path, make):
     grids, e, attrs = sample(tmp_path, table, 3, 3)
     np.testing.assert_allclose(e, table.energy(grids), atol=1e-4)
     assert attrs["algorithm"] == "slmc"
+    assert potts_class_p(grids, table, BETA) > ALPHA
+    assert potts_class_p(grids, table, WRONG * BETA) < ALPHA
+
+
+def potts_class_p(grids, table, beta):
+    """p-value of sampled 3 x 3 Potts states against the law of all 3^9, binned by translation class."""
     states = potts.all_states(3, 3, 3)
     classes, of_state = np.unique(translation_classes(states), return_inverse=True)
     counts = np.bincount(np.searchsorted(classes, translation_classes(grids)), minlength=len(classes))
     exact = table.energy(states)
-    for beta, passes in ((BETA, True), (WRONG * BETA, False)):
-        probs = np.bincount(of_state, weights=np.exp(-beta * (exact - exact.min())))
-        assert (chi_square_test(counts, probs / probs.sum(), MIN_EXPECTED)[2] > ALPHA) == passes
+    probs = np.bincount(of_state, weights=np.exp(-beta * (exact - exact.min())))
+    return chi_square_test(counts, probs / probs.sum(), MIN_EXPECTED)[2]
 
 
 def test_potts_proposal_is_the_tables_delta_couplings():
@@ -191,3 +197,47 @@ def test_potts_proposal_is_the_tables_delta_couplings():
     anti = potts.PottsTable.of(-potts.builtin_table(3), 3, "anti")
     with pytest.raises(ValueError, match="no cluster update"):
         lattices.lattice(anti, 6, 6, True).check_algorithm("cluster")
+
+
+def fitted_sampler(table, size, beta, n_chains=64):
+    """A Sampler of SLMC chains whose proposal was refitted to the table (`Sampler.learn_proposal`) after
+    50 sweeps, then run 50 more; and the lattice of its closed-form proposal."""
+    s = sampler.Sampler(size, size, table, [beta], n_chains, 0, "cluster")
+    closed = s.lat
+    s.burn(50)
+    s.learn_proposal(16, 1)
+    s.burn(50)
+    return s, closed
+
+
+@pytest.mark.parametrize("table, states_p", [(random_table(1), state_p), (random_potts_table(3), potts_class_p)],
+                         ids=["ising", "potts"])
+def test_fitted_proposal_states_3x3(tmp_path, table, states_p):
+    """generate_ising.py --proposal fitted: the proposal refitted by least squares during the burn-in
+    (`cluster.fit_proposal`), and the chains still sample the table's law exactly (the last state of each
+    of N chains, chi-square over all states, power check at 1.15 beta)."""
+    grids, e, attrs = sample(tmp_path, table, 3, 3, seed=7, proposal="fitted")
+    assert attrs["proposal"] == "fitted" and attrs["algorithm"] == "slmc"
+    np.testing.assert_allclose(e, table.energy(grids), atol=1e-4)
+    assert states_p(grids, table, BETA) > ALPHA
+    assert states_p(grids, table, WRONG * BETA) < ALPHA
+
+
+def test_fitted_proposal_reads_back_planted_tables():
+    """Tables of exactly the proposal's form: the fit returns the Potts table's couplings and field, and
+    every refitted proposal is accepted, as for the closed form (an Ising table's gap difference between
+    its states and its field are one energy on the lattice, sum over bonds of (s_i + s_j) / 2 = M, so
+    there the acceptance is the check). A random table's refit moves off its closed form."""
+    import jax.numpy as jnp
+    s, _ = fitted_sampler(planted_potts_table(), 6, 1.0)
+    got = dict(zip(s.lat.cluster_offsets, s.lat.proposal_gaps))
+    assert got.keys() == {(0, 1), (1, 0)} and s.lat.proposal_weighted
+    np.testing.assert_allclose([got[0, 1], got[1, 0]], [[0.6, 1.0, 1.4]] * 2, atol=1e-3)
+    np.testing.assert_allclose(s.lat.proposal_fields, [0.3, -0.1, -0.2], atol=1e-3)
+    for s in (s, fitted_sampler(field_table(0.1), 6, 0.4)[0]):
+        a = np.asarray(cluster.slmc_proposal(s.lat, s.blocks, jnp.uint32(99), s.chains)[4])
+        np.testing.assert_allclose(a, 1.0, atol=1e-4)
+    s, closed = fitted_sampler(random_table(1), 6, BETA)
+    fitted = dict(zip(s.lat.cluster_offsets, s.lat.proposal_gaps))
+    moved = [np.abs(g - fitted[o]).max() for o, g in zip(closed.cluster_offsets, closed.proposal_gaps) if o in fitted]
+    assert max(moved) > 0.01 or set(fitted) != set(closed.cluster_offsets)
