@@ -155,7 +155,7 @@ phase-critical: install
 	$(PY) phase_diagram.py --hamiltonian weights/energy/EDNN_F1_C1_hid16x2_Flip_ISING2_from_2D_GRU_1L_1H_Bi_Joint_hid64_Cosine_ISING2 \
 	    --sizes 32 64 128 --betas 0.2613 0.26155 0.2618 0.26205 0.2623 $(CRIT) --chains 96
 	$(PY) phase_diagram.py --hamiltonian weights/energy/EDNN_F1_C1_hid16x2_ISING2 --sizes 32 64 128 \
-	    --betas 0.2622 0.26245 0.2627 0.26295 0.2632 $(CRIT)
+	    --betas 0.2622 0.26245 0.2627 0.26295 0.2632 $(CRIT) --chains 64
 	for h in EDNN_F1_C1_hid16x2_Q3 EDNN_F1_C1_hid16x2_Flip_Q3 EDNN_F1_C1_hid16x2_Centred_Flip_Q3_from_$(POTTS_JOINT); do \
 	    $(PY) phase_diagram.py --hamiltonian weights/energy/$$h --sizes 32 64 128 \
 	    --betas 1.0000 1.0025 1.0050 1.0075 1.0100 $(CRIT) || exit 1; done
@@ -185,6 +185,8 @@ phase-learned: install inverse-ising
 	for h in EDNN_F1_C1_hid16x2 EDNN_F1_C1_hid16x2_E80; do $(PY) phase_diagram.py --hamiltonian weights/energy/$$h \
 	    --sizes 32 64 --chains 48 --sweeps 2000 --burn_in 300 --workers 2 --out results/phase/kaufman \
 	    --images results/phase/kaufman || exit 1; done
+	$(PY) phase_diagram.py --hamiltonian weights/energy/EDNN_F1_C1_hid16x2_E80 --sizes 32 64 --betas 0.435 0.44 0.445 0.45 0.455 \
+	    --chains 96 --sweeps 2000 --burn_in 300 --seed 1 --out results/phase/kaufman/seed1 --images results/phase/kaufman/seed1
 
 # The 3-state Potts model through the pipeline, from the shipped models (weights/, trained on 8 x 8 at beta 0.8 by
 # `make potts-weights`): the supervised EDNN's energies on 16 ... 64 (results/potts/transfer/), free energies from

@@ -292,12 +292,17 @@ def fit_proposal(lat, grids, energies):
     dropped and the rest refitted. Returns ({offset: G float64 (n_states,)}, fields float64 (n_states,))
     as `lattices.slmc_pairs` takes them, or lat's own proposal where no offset survives."""
     a = np.asarray(grids)
-    a = a.astype(np.int64) if hasattr(lat, "q") else (a > 0).astype(np.int64)
-    n = lat.proposal_gaps.shape[1] if len(lat.cluster_offsets) else (lat.q if hasattr(lat, "q") else 2)
-    onehot = a[..., None] == np.arange(n)                                        # (M, n_x, n_y, n)
-    sites = onehot.sum(axis=(1, 2)).astype(np.float64)                           # (M, n)
-    bonds = {o: ((a == np.roll(a, (-o[0], -o[1]), axis=(1, 2)))[..., None] & onehot).sum(axis=(1, 2))
-             for o in lat.cluster_offsets}
+    a = a.astype(np.int8) if hasattr(lat, "q") else (a > 0).astype(np.int8)
+    n, per = lat.proposal_gaps.shape[1], max(1, (1 << 24) // a[0].size)       # states; configurations per chunk
+    sites = np.zeros((len(a), n))                                               # counts per configuration and state
+    bonds = {o: np.zeros((len(a), n)) for o in lat.cluster_offsets}
+    for i in range(0, len(a), per):                                             # in chunks: bounded memory
+        x = a[i:i + per]
+        for k in range(n):
+            mask = x == k
+            sites[i:i + per, k] = mask.sum(axis=(1, 2))
+            for o in lat.cluster_offsets:
+                bonds[o][i:i + per, k] = (mask & (x == np.roll(x, (-o[0], -o[1]), axis=(1, 2)))).sum(axis=(1, 2))
     prior = dict(zip(lat.cluster_offsets, np.asarray(lat.proposal_gaps, np.float64)))
     h0 = np.asarray(lat.proposal_fields, np.float64)       # the field as contrasts n_a - n_last: centred h
     offsets = list(lat.cluster_offsets)

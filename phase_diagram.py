@@ -701,10 +701,12 @@ def main(argv=None) -> int:
             raise UserError(f"--algorithm {args.algorithm}: {err}") from None
     if args.proposal != "closed_form":
         from lattices import lattice
-        if not hasattr(lattice(hamiltonian, 4, 4, False), "proposal_gaps") or \
-                (args.algorithm or default_algorithm(hamiltonian, 4)) != "cluster":
-            raise UserError(f"--proposal {args.proposal}: only self-learning Monte Carlo (--algorithm cluster on a "
-                            "learned Hamiltonian) has a proposal to fit; drop --proposal")
+        from sampler import check_proposal
+        try:
+            lat = lattice(hamiltonian, args.sizes[0], args.sizes[0], False)
+            check_proposal(lat, args.algorithm or default_algorithm(hamiltonian, args.sizes[0]), args.proposal)
+        except ValueError as err:
+            raise UserError(str(err)) from None
     resume = Path(args.out) / f"{hamiltonian.label}.partial"       # finished blocks of a killed run
     report = phase_diagram(args.hamiltonian, args.sizes, args.betas, args.chains, args.sweeps, args.burn_in, args.thin,
                            args.seed, args.progress_bar, shlex.join([Path(__file__).name, *argv]), args.as_table,

@@ -412,11 +412,7 @@ def validate(hamiltonian, n_x, n_y, betas, n_samples, n_chains=None, burn_in=Non
                              "or another folder")
     lat = lattice(h, int(n_x), int(n_y), S <= DENSE_MAX_SITES)
     lat.check_algorithm(algorithm)                     # the lattice refuses sizes it cannot tile
-    if proposal not in PROPOSALS:
-        raise ValueError(f"unknown proposal {proposal!r}; use one of {', '.join(PROPOSALS)}")
-    if proposal != "closed_form" and (algorithm != "cluster" or not hasattr(lat, "proposal_gaps")):
-        raise ValueError(f"--proposal {proposal}: only self-learning Monte Carlo (--algorithm cluster on a learned "
-                         "Hamiltonian) has a proposal to fit; drop --proposal")
+    check_proposal(lat, algorithm, proposal)
     if lat.n_instances > 1:
         raise ValueError(f"a data file holds one instance; {h.label} has {lat.n_instances}: write one file per "
                          "--disorder_seed")
@@ -435,6 +431,16 @@ def _write_block(dsets, start, grids, energies, betas):
         dsets[name].resize(stop, axis=0)
         dsets[name][start:stop] = arr
     return stop
+
+
+def check_proposal(lat, algorithm, proposal):
+    """ValueError unless `proposal` (PROPOSALS) suits the lattice's update: only self-learning Monte Carlo
+    has one to fit."""
+    if proposal not in PROPOSALS:
+        raise ValueError(f"unknown proposal {proposal!r}; use one of {', '.join(PROPOSALS)}")
+    if proposal != "closed_form" and (algorithm != "cluster" or not hasattr(lat, "proposal_gaps")):
+        raise ValueError(f"--proposal {proposal}: only self-learning Monte Carlo (--algorithm cluster on a learned "
+                         "Hamiltonian) has a proposal to fit; drop --proposal")
 
 
 def _burn_in(sampler, burn_in, n_chains, proposal="closed_form"):
