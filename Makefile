@@ -185,8 +185,9 @@ phase-learned: install inverse-ising
 	for h in EDNN_F1_C1_hid16x2 EDNN_F1_C1_hid16x2_E80; do $(PY) phase_diagram.py --hamiltonian weights/energy/$$h \
 	    --sizes 32 64 --chains 48 --sweeps 2000 --burn_in 300 --workers 2 --out results/phase/kaufman \
 	    --images results/phase/kaufman || exit 1; done
-	$(PY) phase_diagram.py --hamiltonian weights/energy/EDNN_F1_C1_hid16x2_E80 --sizes 32 64 --betas 0.435 0.44 0.445 0.45 0.455 \
-	    --chains 96 --sweeps 2000 --burn_in 300 --seed 1 --out results/phase/kaufman/seed1 --images results/phase/kaufman/seed1
+	for h in weights/energy/EDNN_F1_C1_hid16x2_E80 "ISING1 --as_table"; do $(PY) phase_diagram.py --hamiltonian $$h \
+	    --sizes 32 64 --betas 0.435 0.44 0.445 0.45 0.455 --chains 96 --sweeps 2000 --burn_in 300 --seed 1 \
+	    --out results/phase/kaufman/seed1 --images results/phase/kaufman/seed1 || exit 1; done
 
 # The 3-state Potts model through the pipeline, from the shipped models (weights/, trained on 8 x 8 at beta 0.8 by
 # `make potts-weights`): the supervised EDNN's energies on 16 ... 64 (results/potts/transfer/), free energies from
