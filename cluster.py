@@ -292,12 +292,11 @@ def fit_proposal(lat, grids, energies):
     dropped and the rest refitted. Returns ({offset: G float64 (n_states,)}, fields float64 (n_states,))
     as `lattices.slmc_pairs` takes them, or lat's own proposal where no offset survives."""
     a = np.asarray(grids)
-    a = a.astype(np.int8) if hasattr(lat, "q") else (a > 0).astype(np.int8)
     n, per = lat.proposal_gaps.shape[1], max(1, (1 << 24) // a[0].size)       # states; configurations per chunk
     sites = np.zeros((len(a), n))                                               # counts per configuration and state
     bonds = {o: np.zeros((len(a), n)) for o in lat.cluster_offsets}
     for i in range(0, len(a), per):                                             # in chunks: bounded memory
-        x = a[i:i + per]
+        x = state_index(lat, a[i:i + per])
         for k in range(n):
             mask = x == k
             sites[i:i + per, k] = mask.sum(axis=(1, 2))

@@ -23,7 +23,7 @@ import numpy as np
 
 import hamiltonians
 from checks import UserError, main_guard
-from sampler import (ALGORITHMS, DEFAULT_BURN_IN, DEFAULT_TOTAL_CHAINS, FIT_SAMPLES, FIT_THIN, PROPOSALS,  # noqa: F401 (API)
+from sampler import (ALGORITHMS, DEFAULT_BURN_IN, DEFAULT_TOTAL_CHAINS, FIT_SWEEPS, PROPOSALS,  # noqa: F401 (API)
                      Sampler, generate, validate)
 
 __all__ = ["generate", "main", "validate", "Sampler"]
@@ -93,7 +93,7 @@ def build_parser():
     p.add_argument("--proposal", choices=PROPOSALS, default="closed_form",
                    help="self-learning Monte Carlo's cluster proposal (--algorithm cluster on a learned Hamiltonian): "
                         "closed_form, the table's own pair couplings and field; fitted, those refitted by least squares "
-                        f"to the table's energies on {FIT_SAMPLES * FIT_THIN} burn-in sweeps (accepted more often where "
+                        f"to the table's energies on {FIT_SWEEPS} burn-in sweeps (accepted more often where "
                         "the table has large many-spin or odd terms)")
     p.add_argument("--filename", default="training_data.hdf5", help="output HDF5 file, replaced atomically if it exists (default training_data.hdf5); "
                    "refused before any work: a folder, device, pipe, read-only file, the --hamiltonian it samples, "

@@ -162,23 +162,23 @@ def _series(sampler, n: int, thin: int, bar):
 def sample_block(size, hamiltonian, betas, chains, sweeps, burn_in, thin, seed, bar, algorithm="checkerboard",
                  proposal="closed_form"):
     """One Sampler: `chains` chains at each of `betas` (nb,); proposal "fitted": self-learning Monte Carlo's
-    proposal refitted to the block's own chains (`Sampler.learn_proposal`) on sampler.FIT_SAMPLES *
-    FIT_THIN sweeps taken from the burn-in, before the pilot. Returns a dict: avg, the per-chain time
+    proposal refitted to the block's own chains (`Sampler.learn_proposal`) on sampler.FIT_SWEEPS sweeps
+    taken from the burn-in, before the pilot. Returns a dict: avg, the per-chain time
     averages float64 (K, nb, 5) of e, e^2, |m|, m^2, m^4; tau_m, tau_e, tau_int of |m| and of E in sweeps
     (nb,); thin, the thinning used; m, E, the series float32 (nb, K, n) kept for the reweighting."""
-    from sampler import FIT_SAMPLES, FIT_THIN, Sampler
+    from sampler import FIT_SWEEPS, Sampler
 
     s = Sampler(size, size, hamiltonian, betas, chains, seed, algorithm=algorithm)
     s.order()                                                  # ordered start, all +1 (Potts: all 0)
     R, S, nb = s.n_real, s.S, len(betas)
     pilot = min(PILOT_SWEEPS, burn_in) if thin is None else 0
-    fit = FIT_SAMPLES * FIT_THIN if proposal == "fitted" else 0    # its sweeps come out of the burn-in
+    fit = FIT_SWEEPS if proposal == "fitted" else 0            # its sweeps come out of the burn-in
     for k in range(0, burn_in - pilot - fit, 1000):            # in pieces, so the bar moves
         n = min(1000, burn_in - pilot - fit - k)
         s.burn(n)
         bar.update(n * R * S)
     if fit:
-        s.learn_proposal(FIT_SAMPLES, FIT_THIN)
+        s.learn_proposal()
         bar.update(fit * R * S)
     if thin is None:
         thin = 1
@@ -606,7 +606,7 @@ def overview(folder) -> str:
 
 
 def main(argv=None) -> int:
-    from sampler import FIT_SAMPLES, FIT_THIN, PROPOSALS
+    from sampler import FIT_SWEEPS, PROPOSALS
     argv = list(sys.argv[1:] if argv is None else argv)
     p = argparse.ArgumentParser(description="T_c of a Hamiltonian (ISING1, ISING2 or an extensive model's run) from "
                                 "Binder-cumulant crossings of exact sampling (cluster or local updates) on several "
@@ -641,7 +641,7 @@ def main(argv=None) -> int:
     p.add_argument("--proposal", choices=PROPOSALS, default="closed_form",
                    help="self-learning Monte Carlo's cluster proposal for a learned Hamiltonian under --algorithm "
                         "cluster: closed_form, the table's own pair couplings and field; fitted, those refitted by "
-                        f"least squares to the table's energies on {FIT_SAMPLES * FIT_THIN} burn-in sweeps of each "
+                        f"least squares to the table's energies on {FIT_SWEEPS} burn-in sweeps of each "
                         "beta block (accepted more often where the table has large many-spin or odd terms; an "
                         "extra compilation per block)")
     p.add_argument("--seed", type=seed_int, default=0, help="random seed")

@@ -56,6 +56,7 @@ DEFAULT_TOTAL_CHAINS = 4096
 TRACE_SWEEPS = 256       # last burn-in sweeps, where tau_int and the acceptance rate are measured
 PROPOSALS = ("closed_form", "fitted")   # self-learning Monte Carlo's proposal (`Sampler.learn_proposal`)
 FIT_SAMPLES, FIT_THIN = 64, 2           # "fitted": the burn-in samples its least squares takes, their spacing
+FIT_SWEEPS = FIT_SAMPLES * FIT_THIN
 # The largest beta sampled. The acceptance is min(1, exp(-beta dE)) in float32, which is 0 below
 # exp(-88): beyond beta = 1e4 every move raising the energy by more than 0.01 is never taken, so the
 # chains are frozen (a quench to zero temperature, not a Boltzmann sample), and the betas stored in
@@ -319,9 +320,7 @@ class Sampler:
         more often at the betas it was fitted at. Default n, thin: FIT_SAMPLES, FIT_THIN."""
         import cluster
         from lattices import with_proposal
-        if self.algorithm != "cluster" or not hasattr(self.lat, "proposal_gaps"):
-            raise ValueError(f"{self.hamiltonian.name}: only self-learning Monte Carlo (--algorithm cluster on a "
-                             "learned Hamiltonian) has a proposal to fit")
+        check_proposal(self.lat, self.algorithm, "fitted")
         spins, e = (np.asarray(x)[:, :self.n_real] for x in self.produce(n or FIT_SAMPLES, thin or FIT_THIN))
         self.lat = with_proposal(self.lat, *cluster.fit_proposal(self.lat, spins.reshape(-1, self.n_x, self.n_y),
                                                                  e.reshape(-1)))
@@ -446,10 +445,10 @@ def check_proposal(lat, algorithm, proposal):
 def _burn_in(sampler, burn_in, n_chains, proposal="closed_form"):
     """Burn-in sweeps; the last TRACE_SWEEPS (in equilibrium) record the energy after each sweep
     and the accepted flips, so production needs no per-sweep bookkeeping; proposal "fitted": before
-    them, FIT_SAMPLES * FIT_THIN sweeps refit the proposal (`Sampler.learn_proposal`).  Returns (tau_int
+    them, FIT_SWEEPS sweeps refit the proposal (`Sampler.learn_proposal`).  Returns (tau_int
     of the energy in sweeps, acceptance rate), float64 (n_betas,) each, NaN where not measured."""
     nb, n_tr = len(sampler.betas), min(TRACE_SWEEPS, burn_in)
-    fit = FIT_SAMPLES * FIT_THIN if proposal == "fitted" else 0
+    fit = FIT_SWEEPS if proposal == "fitted" else 0
     sampler.burn(max(0, burn_in - n_tr - fit))
     if fit:
         sampler.learn_proposal()

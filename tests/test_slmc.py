@@ -78,9 +78,14 @@ def energy_p(energies, exact, beta):
 def proposal_acceptance(table, size, beta):
     """float (64,): the acceptance probability of one SLMC proposal per chain, 64 chains of size x size
     after 20 SLMC sweeps."""
-    import jax.numpy as jnp
     s = sampler.Sampler(size, size, table, [beta], 64, 0, "cluster")
     s.burn(20)
+    return acceptance_of(s)
+
+
+def acceptance_of(s):
+    """float (B,): the acceptance probability of one SLMC proposal per chain of Sampler s, as it stands."""
+    import jax.numpy as jnp
     return np.asarray(cluster.slmc_proposal(s.lat, s.blocks, jnp.uint32(99), s.chains)[4])
 
 
@@ -228,15 +233,13 @@ def test_fitted_proposal_reads_back_planted_tables():
     every refitted proposal is accepted, as for the closed form (an Ising table's gap difference between
     its states and its field are one energy on the lattice, sum over bonds of (s_i + s_j) / 2 = M, so
     there the acceptance is the check). A random table's refit moves off its closed form."""
-    import jax.numpy as jnp
     s, _ = fitted_sampler(planted_potts_table(), 6, 1.0)
     got = dict(zip(s.lat.cluster_offsets, s.lat.proposal_gaps))
     assert got.keys() == {(0, 1), (1, 0)} and s.lat.proposal_weighted
     np.testing.assert_allclose([got[0, 1], got[1, 0]], [[0.6, 1.0, 1.4]] * 2, atol=1e-3)
     np.testing.assert_allclose(s.lat.proposal_fields, [0.3, -0.1, -0.2], atol=1e-3)
     for s in (s, fitted_sampler(field_table(0.1), 6, 0.4)[0]):
-        a = np.asarray(cluster.slmc_proposal(s.lat, s.blocks, jnp.uint32(99), s.chains)[4])
-        np.testing.assert_allclose(a, 1.0, atol=1e-4)
+        np.testing.assert_allclose(acceptance_of(s), 1.0, atol=1e-4)
     s, closed = fitted_sampler(random_table(1), 6, BETA)
     fitted = dict(zip(s.lat.cluster_offsets, s.lat.proposal_gaps))
     moved = [np.abs(g - fitted[o]).max() for o, g in zip(closed.cluster_offsets, closed.proposal_gaps) if o in fitted]
