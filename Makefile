@@ -162,10 +162,15 @@ phase-critical: install
 	$(PY) phase_diagram.py --overview --out results/phase/critical
 
 # The physicist's baseline: pair couplings fitted to the training lattices by pseudo-likelihood
-# (results/inverse_ising/; seconds).
+# (results/inverse_ising/; seconds); then the same five numbers, label-free, fitted by least squares to
+# the energies the shipped joint models (the teachers) give those lattices, with the symmetry s -> -s
+# (~5 min each: the teacher's energies of 200,000 lattices).
 inverse-ising: install data data-ising2
 	$(PY) inverse_ising.py
 	$(PY) inverse_ising.py --train_path data/ising2/train_data.hdf5
+	$(PY) inverse_ising.py --spin_flip --teacher weights/probability/2D_GRU_1L_1H_Bi_Joint_hid64_Cosine
+	$(PY) inverse_ising.py --spin_flip --train_path data/ising2/train_data.hdf5 \
+	    --teacher weights/probability/2D_GRU_1L_1H_Bi_Joint_hid64_Cosine_ISING2
 
 # The learned Hamiltonians simulated on 16, 32, 64 over ISING1's and ISING2's grids: the shipped
 # EDNNs and the pseudo-likelihood fits, beside the true Hamiltonians through their own tables with

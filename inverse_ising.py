@@ -6,6 +6,7 @@
     python inverse_ising.py --train_path /tmp/ea.hdf5 --out /tmp/ea_fit.json   # a spin glass: one coupling per bond
     python generate_ising.py --hamiltonian EA --couplings /tmp/ea_fit.npz ...  # sample that fit
     python inverse_ising.py --train_path data/ea/train_data.hdf5 --teacher RUN  # label-free: a teacher's energies
+    python inverse_ising.py --teacher weights/probability/2D_GRU_1L_1H_Bi_Joint_hid64_Cosine   # the same five numbers
 
 No neural network and no energy label: it assumes the form a physicist would write down, pairs to
 the eight neighbours and a field,
@@ -37,8 +38,11 @@ its law is symmetric under the global flip s -> -s and every field's truth is 0;
 site anyway (N more parameters, a fifth feature s_i, 32 patterns), which only adds variance, and
 generate_ising.py --couplings does not read it. Sides of 2 are refused: there the two bonds of a pair
 have the same product in every lattice, and only their sum is identifiable.
-With --teacher RUN the same per-bond form is fitted to the energies a trained probability model gives
-the lattices, by least squares (the label-free student: no energy label, no pseudo-likelihood; `per_bond`).
+With --teacher RUN the same form (the five numbers; per bond for an EA file or with --per_bond) is
+fitted to the energies a trained probability model gives the lattices, by least squares plus a
+constant (the label-free student: no energy label, no pseudo-likelihood; `teacher_fit`, `per_bond`).
+A network student copies whatever the teacher's energies hold (further pairs, many-spin terms);
+this one keeps only the part of them that has the physicist's form.
 Output: the couplings as an .npz (arrays J_h, J_v (n_x, n_y) float32: a Hamiltonian source,
 `generate_ising.py --hamiltonian EA --couplings FIT.npz`) beside a JSON of the summary (rms error
 against the couplings the file records, the fraction of signs right, the block error bars).
@@ -61,6 +65,7 @@ from checks import (HelpFormatter, UserError, atomic_path, check_output_file, ma
 
 KIND = "pseudo_likelihood"
 TEACHER_KIND = "teacher_per_bond"     # the label-free student: a teacher's energies, least squares
+TEACHER_PAIRS_KIND = "teacher"        # the same with the five numbers of NAMES
 NAMES = (*ising.PAIR_NAMES, "field")
 
 
@@ -82,16 +87,18 @@ def feature_counts(grids, weights=None) -> np.ndarray:
     return np.bincount(code.reshape(-1), weights=w, minlength=len(ROWS))
 
 
-def fit(counts: np.ndarray, beta: float, steps: int = 50, tol: float = 1e-12) -> np.ndarray:
-    """(J_h, J_v, J_d, J_a, h) maximising sum_rows counts log sigmoid(2 beta ROWS . theta) (Newton)."""
-    x, w = ROWS.astype(np.float64), np.zeros(len(NAMES))
+def fit(counts: np.ndarray, beta: float, steps: int = 50, tol: float = 1e-12, spin_flip: bool = False) -> np.ndarray:
+    """(J_h, J_v, J_d, J_a, h) maximising sum_rows counts log sigmoid(2 beta ROWS . theta) (Newton);
+    spin_flip: the symmetry s -> -s imposed, h = 0."""
+    k = len(NAMES) - spin_flip
+    x, w = ROWS[:, :k].astype(np.float64), np.zeros(k)
     for _ in range(steps):
         p = 1.0 / (1.0 + np.exp(x @ w))                        # 1 - sigmoid, the gradient's weight
         step = np.linalg.solve((x * (counts * p * (1.0 - p))[:, None]).T @ x, x.T @ (counts * p))
         w += step
         if np.max(np.abs(step)) < tol:
             break
-    return w / (2.0 * beta)
+    return np.append(w, [0.0] * spin_flip) / (2.0 * beta)
 
 
 def read_lattices(train_path, blocks: int, max_lattices: int | None = None):
@@ -116,13 +123,14 @@ def read_lattices(train_path, blocks: int, max_lattices: int | None = None):
     return meta, grids
 
 
-def inverse_ising(train_path, blocks: int = 10, max_lattices: int | None = None) -> dict:
-    """The fit on every lattice of train_path (a single-beta file), with its block error bars."""
+def inverse_ising(train_path, blocks: int = 10, max_lattices: int | None = None, spin_flip: bool = False) -> dict:
+    """The fit on every lattice of train_path (a single-beta file), with its block error bars
+    (spin_flip: no field, `fit`)."""
     meta, grids = read_lattices(train_path, blocks, max_lattices)
     counts = [feature_counts(g) for g in np.array_split(grids, blocks)]
     try:
-        theta = fit(np.sum(counts, axis=0), meta["beta"])
-        per_block = np.array([fit(c, meta["beta"]) for c in counts])
+        theta = fit(np.sum(counts, axis=0), meta["beta"], spin_flip=spin_flip)
+        per_block = np.array([fit(c, meta["beta"], spin_flip=spin_flip) for c in counts])
     except np.linalg.LinAlgError:
         theta = per_block = np.array([np.nan])
     if not np.all(np.isfinite(theta)) or not np.all(np.isfinite(per_block)):
@@ -132,21 +140,24 @@ def inverse_ising(train_path, blocks: int = 10, max_lattices: int | None = None)
     truth = ising.true_couplings(meta["hamiltonian"]) if meta["hamiltonian"] in ising.HAMILTONIANS else {}
     return {"kind": KIND, "train_path": str(train_path), "trained_on": meta["hamiltonian"], "beta": meta["beta"],
             "n_lattices": int(len(grids)), "n_x": meta["n_x"], "n_y": meta["n_y"], "blocks": blocks,
-            "couplings": {n: float(v) for n, v in zip(NAMES, theta)},
+            "spin_flip": spin_flip, "couplings": {n: float(v) for n, v in zip(NAMES, theta)},
             "errors": {n: float(e) for n, e in zip(NAMES, err)},
             "truth": {**truth, "field": 0.0} if truth else None}
 
 
 def markdown(report: dict) -> str:
     truth = report["truth"] or {}
-    lines = [f"Pseudo-likelihood fit to {report['n_lattices']} lattices {report['n_x']} x {report['n_y']} "
+    how = ("Pseudo-likelihood fit" if report.get("teacher") is None else
+           f"Least-squares fit of the energies the teacher {report['teacher']} gives")
+    lines = [f"{how} to {report['n_lattices']} lattices {report['n_x']} x {report['n_y']} "
              f"of {report['train_path']} (beta = {report['beta']:g}, {report['trained_on']}); "
              f"error bars from {report['blocks']} blocks", "",
              "| coupling (E = -J s_i s_j - h s_i) | fitted | truth | fitted / truth - 1 |", "|---|---|---|---|"]
     for n in NAMES:
         v, e, t = report["couplings"][n], report["errors"][n], truth.get(n, float("nan"))
         rel = f"{v / t - 1:+.2e}" if t else "—"
-        lines.append(f"| {n} | {v:.6f} ± {e:.6f} | {t:g} | {rel} |")
+        value = "0 (imposed: --spin_flip)" if n == "field" and report.get("spin_flip") else f"{v:.6f} ± {e:.6f}"
+        lines.append(f"| {n} | {value} | {t:g} | {rel} |")
     return "\n".join(lines)
 
 
@@ -232,17 +243,28 @@ def bond_products(grids, field: bool = False) -> np.ndarray:
     return np.concatenate(cols + [s.reshape(m, -1)] * field, axis=1)
 
 
-def normal_equations(grids, energies, field: bool = False, chunk: int = 8192):
+def normal_equations(grids, energies, field: bool = False, chunk: int = 8192, products=None):
     """(A, b) of the least squares E(s) ~ c - sum_b theta_b s_i s_j [- sum_i h_i s_i] over the lattices:
     A = X^T X, b = X^T E with X = [1, -bond_products] (M, 1 + 2 N [+ N]), accumulated in chunks so
-    that 200,000 lattices of 8 x 8 never hold X at once. Sums over blocks of lattices add."""
+    that 200,000 lattices of 8 x 8 never hold X at once. Sums over blocks of lattices add.
+    products: another map from grids to the columns theta multiplies (`pair_sums`: the five numbers)."""
+    products = products or (lambda g: bond_products(g, field))
     a = b = 0.0
     for i in range(0, len(grids), chunk):
-        x = -bond_products(grids[i:i + chunk], field)
+        x = -products(grids[i:i + chunk])
         x = np.concatenate([np.ones((len(x), 1)), x], axis=1)
         e = np.asarray(energies[i:i + chunk], np.float64)
         a, b = a + x.T @ x, b + x.T @ e
     return a, b
+
+
+def pair_sums(grids, field: bool = True) -> np.ndarray:
+    """float64 (M, 5): per lattice of grids (M, n_x, n_y) ±1, the sum over sites of s_i s_(i+offset) for
+    each pair class of ising.PAIR_NAMES (each bond once), and of s_i (without `field`: (M, 4)):
+    E = -theta . pair_sums for NAMES."""
+    s = np.asarray(grids, np.float64)
+    cols = [(s * np.roll(s, (-dx, -dy), axis=(1, 2))).sum(axis=(1, 2)) for dx, dy in ising.PAIR_NAMES.values()]
+    return np.stack(cols + [s.sum(axis=(1, 2))] * field, axis=1)
 
 
 def fit_energies(equations) -> np.ndarray | None:
@@ -274,6 +296,33 @@ def teacher_energies(teacher, grids, system=None) -> np.ndarray:
         raise UserError(f"--teacher {teacher}: trained on {hp.n_x} x {hp.n_y} lattices, these are "
                         f"{grids.shape[1]} x {grids.shape[2]}; it labels lattices of its own size only")
     return np.asarray(predict(model, grids, batch_size=4096), np.float64)
+
+
+def teacher_fit(train_path, teacher, blocks: int = 10, max_lattices: int | None = None, spin_flip: bool = False) -> dict:
+    """The label-free five numbers: (J_h, J_v, J_d, J_a, h) and a constant fitted by least squares to the
+    energies the teacher (a run directory of a probability model trained on these lattices) gives every
+    lattice of train_path, with block error bars; the report of `inverse_ising`, kind TEACHER_PAIRS_KIND.
+    The teacher knows the energy up to a constant; the fit keeps the projection of its energies on the
+    form a physicist writes down, and so drops the further pairs and many-spin terms a network student
+    would copy from it. spin_flip: the symmetry s -> -s imposed, no field (a teacher's odd terms dropped;
+    on a large lattice near T_c even h ~ 1e-4 orders it, beta h M ~ 1)."""
+    meta, grids = read_lattices(train_path, blocks, max_lattices)
+    energies = teacher_energies(teacher, grids, data_files.file_system(train_path, meta))
+    parts = [normal_equations(g, e, products=lambda g: pair_sums(g, not spin_flip))
+             for g, e in zip(np.array_split(grids, blocks), np.array_split(energies, blocks))]
+    thetas = [fit_energies((sum(a for a, _ in parts), sum(b for _, b in parts)))] + [fit_energies(p) for p in parts]
+    thetas = [t if t is None else np.append(t, [0.0] * spin_flip) for t in thetas]
+    if any(t is None for t in thetas):
+        raise UserError(f"{train_path}: the least squares have no unique solution on these lattices (a pair class "
+                        "whose sum is the same in every lattice of a block); give more lattices or fewer --blocks")
+    err = np.array(thetas[1:]).std(axis=0, ddof=1) / np.sqrt(blocks)
+    truth = ising.true_couplings(meta["hamiltonian"]) if meta["hamiltonian"] in ising.HAMILTONIANS else {}
+    return {"kind": TEACHER_PAIRS_KIND, "teacher": str(teacher), "train_path": str(train_path),
+            "trained_on": meta["hamiltonian"], "beta": meta["beta"], "n_lattices": int(len(grids)),
+            "n_x": meta["n_x"], "n_y": meta["n_y"], "blocks": blocks, "spin_flip": spin_flip,
+            "couplings": {n: float(v) for n, v in zip(NAMES, thetas[0])},
+            "errors": {n: float(e) for n, e in zip(NAMES, err)},
+            "truth": {**truth, "field": 0.0} if truth else None}
 
 
 def planted_couplings(meta: dict, n_x: int, n_y: int):
@@ -446,16 +495,19 @@ def main(argv=None) -> int:
     p.add_argument("--train_path", default=data_files.path("train"), help="lattices of one beta (generate_ising.py)")
     p.add_argument("--out", default=None, help="JSON to write, its .md beside it, and the per-bond fit's .npz "
                    "(default: results/inverse_ising/pseudo_likelihood_<Hamiltonian of the file>.json, "
-                   "pseudo_likelihood_per_bond_<instance>.json)%(default).0s")
+                   "pseudo_likelihood_per_bond_<instance>.json; with --teacher, teacher[_per_bond]_..._from_<teacher>.json)"
+                   "%(default).0s")
     p.add_argument("--blocks", type=positive_int, default=10, help="disjoint blocks of lattices for the error bars")
     p.add_argument("--max_lattices", type=positive_int, default=None, help="use only the first this many lattices")
     p.add_argument("--per_bond", action="store_true", help="one coupling per bond (J_h, J_v per site, written as an "
                    ".npz): the default for a spin-glass file (hamiltonian EA)")
+    p.add_argument("--spin_flip", action="store_true", help="the five numbers: impose the symmetry s -> -s, no "
+                   "field (as the label-free EDNN students' --spin_flip; per bond there is none unless --field)")
     p.add_argument("--field", action="store_true", help="per bond: fit a field per site too (off by default: the EA "
                    "model has none, and generate_ising.py --couplings does not read it)")
-    p.add_argument("--teacher", default=None, metavar="RUN", help="label-free, per bond: fit the couplings to the "
-                   "energies a trained probability model (a run directory of probability_trainer.py, trained on these "
-                   "lattices) gives them, by least squares, instead of the pseudo-likelihood")
+    p.add_argument("--teacher", default=None, metavar="RUN", help="label-free: fit the couplings (the five numbers, "
+                   "or per bond) to the energies a trained probability model (a run directory of probability_trainer.py, "
+                   "trained on these lattices) gives them, by least squares, instead of the pseudo-likelihood")
     p.add_argument("--exact_T", type=positive_float, nargs="*", default=list(EXACT_T), metavar="T",
                    help="per bond, where the file records its couplings and the shorter side is <= "
                    f"{EXACT_MAX_SIDE}: exact U/N of the fit and of the planted instance at these temperatures, and "
@@ -464,7 +516,9 @@ def main(argv=None) -> int:
     if args.blocks < 2:
         raise UserError("--blocks: the error bars need at least 2 blocks")
     meta = data_files.check_data_file(args.train_path)
-    bonds = args.per_bond or args.field or args.teacher is not None or meta.get("hamiltonian") == "EA"
+    bonds = args.per_bond or args.field or meta.get("hamiltonian") == "EA"
+    if args.spin_flip and bonds:
+        raise UserError("--spin_flip drops the field of the five-number fit; a per-bond fit has none unless --field")
     suffixes = (".json", ".md", ".npz") if bonds else (".json", ".md")
 
     def check_out(out):
@@ -491,8 +545,14 @@ def main(argv=None) -> int:
         text = markdown_per_bond(report)
         report = {**report, "couplings": str(out.with_suffix(".npz"))}
     else:
-        report = inverse_ising(args.train_path, args.blocks, args.max_lattices)
-        out = check_out(args.out or f"results/inverse_ising/{KIND}_{report['trained_on']}.json")
+        if args.teacher is None:
+            report = inverse_ising(args.train_path, args.blocks, args.max_lattices, args.spin_flip)
+            label = f"{KIND}_{report['trained_on']}" + "_Flip" * args.spin_flip
+        else:
+            report = teacher_fit(args.train_path, args.teacher, args.blocks, args.max_lattices, args.spin_flip)
+            label = (f"{TEACHER_PAIRS_KIND}_{report['trained_on']}" + "_Flip" * args.spin_flip
+                     + f"_from_{Path(args.teacher).resolve().name}")
+        out = check_out(args.out or f"results/inverse_ising/{label}.json")
         text = markdown(report)
     write_json(out, {**report, "source": str(out)})
     with atomic_path(out.with_suffix(".md")) as tmp:

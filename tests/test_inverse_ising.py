@@ -1,5 +1,6 @@
 """The pseudo-likelihood baseline (inverse_ising.py): exact recovery of the couplings from the
 exact Boltzmann law, the fit as a Hamiltonian source, and one-line errors."""
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -25,9 +26,10 @@ def test_the_fit_recovers_the_couplings_of_the_exact_distribution(name, beta):
     states = ising.all_states(4, 4)
     log_w = -beta * ising.energy(states, name)
     p = np.exp(log_w - log_w.max())
-    theta = inverse_ising.fit(inverse_ising.feature_counts(states, p / p.sum()), beta)
+    counts = inverse_ising.feature_counts(states, p / p.sum())
     truth = [*ising.true_couplings(name).values(), 0.0]
-    np.testing.assert_allclose(theta, truth, atol=1e-9)
+    np.testing.assert_allclose(inverse_ising.fit(counts, beta), truth, atol=1e-9)
+    np.testing.assert_allclose(inverse_ising.fit(counts, beta, spin_flip=True), truth, atol=1e-9)
 
 
 def test_a_wrong_beta_gives_proportionally_wrong_couplings():
@@ -69,6 +71,43 @@ def test_the_fit_is_a_hamiltonian_source(tmp_path):
     assert s["odd_total_abs"] == pytest.approx(abs(rep["couplings"]["field"]), abs=1e-12)
 
 
+
+def test_the_teacher_fit_recovers_the_five_numbers_and_is_a_hamiltonian_source(tmp_path, monkeypatch):
+    """`inverse_ising.py --teacher RUN` on an ISING2 file: a teacher whose energies are the true ones plus a
+    constant, noise of 0.3 per lattice and an 8-spin term (a stand-in for the further terms a trained
+    teacher carries, which a network student copies) gives ISING2's couplings within 4 error bars, and
+    a JSON that hamiltonians.resolve reads as exactly those pairs. Power: the same energies times 1.01 (a
+    teacher at a slightly wrong beta) are refused by the same check."""
+    rng = np.random.default_rng(2)
+    grids = rng.choice(np.array([-1, 1], np.int8), size=(20000, 6, 6))
+    data = _write(tmp_path / "train.hdf5", grids, beta=0.2, hamiltonian_name="ISING2")
+    plaquettes = (grids * np.roll(grids, 1, axis=1) * np.roll(grids, 1, axis=2)
+                  * np.roll(grids, (1, 1), axis=(1, 2))).sum(axis=(1, 2))
+    true = ising.energy(grids, "ISING2") + 0.05 * plaquettes
+
+    def fitted(scale, *flags):
+        monkeypatch.setattr(inverse_ising, "teacher_energies", lambda teacher, g, system=None:
+                            scale * true - 40.0 + rng.normal(0, 0.3, len(g)))
+        out = tmp_path / f"student_{scale}{''.join(flags)}.json"
+        assert inverse_ising.main(["--train_path", str(data), "--teacher", "RUN", "--out", str(out), *flags]) == 0
+        return out, json.loads(out.read_text())
+
+    def within(rep):
+        return all(abs(rep["couplings"][n] - t) <= 4 * rep["errors"][n] for n, t in rep["truth"].items())
+
+    out, rep = fitted(1.0)
+    assert rep["kind"] == inverse_ising.TEACHER_PAIRS_KIND and rep["teacher"] == "RUN" and within(rep), rep
+    assert max(rep["errors"].values()) < 2e-3
+    assert "teacher RUN" in out.with_suffix(".md").read_text()
+    s = hamiltonian.summary(ising.coupling_classes(hamiltonians.resolve(str(out)).array))
+    for n in ising.PAIR_NAMES:
+        assert s[n] == pytest.approx(rep["couplings"][n], abs=1e-12)
+    assert s["many_spin_total_abs"] < 1e-12
+    assert not within(fitted(1.01)[1])
+    flip = fitted(1.0, "--spin_flip")[1]                 # the symmetry imposed: no field, the rest as before
+    assert flip["spin_flip"] and flip["couplings"]["field"] == 0.0 and within(flip), flip
+
+
 def _cli(*args):
     return subprocess.run([sys.executable, "inverse_ising.py", *args], cwd=ROOT, capture_output=True, text=True)
 
@@ -85,7 +124,8 @@ def test_bad_inputs_get_one_line(tmp_path):
     for args, named in ((["--train_path", str(tmp_path / "none.hdf5")], "none.hdf5"),
                         (["--train_path", str(multi)], multi.name),
                         (["--train_path", str(few), "--blocks", "10"], few.name),
-                        (["--train_path", str(few), "--blocks", "1"], "--blocks")):
+                        (["--train_path", str(few), "--blocks", "1"], "--blocks"),
+                        (["--train_path", str(few), "--spin_flip", "--per_bond"], "--spin_flip")):
         r = _cli(*args, "--out", str(tmp_path / "x.json"))
         user_error(r.returncode, r.stderr, named)
     assert not (tmp_path / "x.json").exists()
