@@ -156,6 +156,10 @@ phase-critical: install
 	    --sizes 32 64 128 --betas 0.2613 0.26155 0.2618 0.26205 0.2623 $(CRIT) --chains 96
 	$(PY) phase_diagram.py --hamiltonian weights/energy/EDNN_F1_C1_hid16x2_ISING2 --sizes 32 64 128 \
 	    --betas 0.2622 0.26245 0.2627 0.26295 0.2632 $(CRIT) --chains 64
+	$(PY) phase_diagram.py --hamiltonian results/inverse_ising/teacher_ISING1_Flip_from_2D_GRU_1L_1H_Bi_Joint_hid64_Cosine.json \
+	    --sizes 32 64 128 --betas 0.4397 0.44005 0.4404 0.44075 0.4411 $(CRIT)
+	$(PY) phase_diagram.py --hamiltonian results/inverse_ising/teacher_ISING2_Flip_from_2D_GRU_1L_1H_Bi_Joint_hid64_Cosine_ISING2.json \
+	    --sizes 32 64 128 --betas 0.2613 0.26155 0.2618 0.26205 0.2623 $(CRIT)
 	for h in EDNN_F1_C1_hid16x2_Q3 EDNN_F1_C1_hid16x2_Flip_Q3 EDNN_F1_C1_hid16x2_Centred_Flip_Q3_from_$(POTTS_JOINT); do \
 	    $(PY) phase_diagram.py --hamiltonian weights/energy/$$h --sizes 32 64 128 \
 	    --betas 1.0000 1.0025 1.0050 1.0075 1.0100 $(CRIT) || exit 1; done
@@ -193,6 +197,9 @@ phase-learned: install inverse-ising
 	for h in weights/energy/EDNN_F1_C1_hid16x2_E80 "ISING1 --as_table"; do $(PY) phase_diagram.py --hamiltonian $$h \
 	    --sizes 32 64 --betas 0.435 0.44 0.445 0.45 0.455 --chains 96 --sweeps 2000 --burn_in 300 --seed 1 \
 	    --out results/phase/kaufman/seed1 --images results/phase/kaufman/seed1 || exit 1; done
+	$(PY) phase_diagram.py --hamiltonian weights/energy/EDNN_F1_C1_hid16x2_E80 --sizes 8 64 --betas 0.44 0.445 \
+	    --chains 96 --sweeps 6000 --burn_in 300 --seed 2 --workers 2 --out results/phase/kaufman/seed2 \
+	    --images results/phase/kaufman/seed2
 
 # The 3-state Potts model through the pipeline, from the shipped models (weights/, trained on 8 x 8 at beta 0.8 by
 # `make potts-weights`): the supervised EDNN's energies on 16 ... 64 (results/potts/transfer/), free energies from

@@ -13,7 +13,6 @@ import hamiltonian
 import inverse_ising
 import hamiltonians
 import ising
-import runs
 from conftest import user_error
 
 ROOT = Path(__file__).resolve().parents[1]
