@@ -168,7 +168,7 @@ phase-critical: install
 # The physicist's baseline: pair couplings fitted to the training lattices by pseudo-likelihood
 # (results/inverse_ising/; seconds); then the same five numbers, label-free, fitted by least squares to
 # the energies the shipped joint models (the teachers) give those lattices, with the symmetry s -> -s
-# (~5 min each: the teacher's energies of 200,000 lattices).
+# (9 min each beside other jobs: the teacher's energies of 200,000 lattices).
 inverse-ising: install data data-ising2
 	$(PY) inverse_ising.py
 	$(PY) inverse_ising.py --train_path data/ising2/train_data.hdf5
