@@ -136,10 +136,16 @@ def inverse_ising(train_path, blocks: int = 10, max_lattices: int | None = None,
     if not np.all(np.isfinite(theta)) or not np.all(np.isfinite(per_block)):
         raise UserError(f"{train_path}: the pseudo-likelihood has no finite maximum on these lattices (too few "
                         "different neighbourhoods, e.g. every spin aligned); give lattices of a lower beta or more data")
-    err = per_block.std(axis=0, ddof=1) / np.sqrt(blocks)
+    return five_numbers_report(KIND, train_path, meta, len(grids), blocks, spin_flip, theta, per_block)
+
+
+def five_numbers_report(kind, train_path, meta, n_lattices, blocks, spin_flip, theta, per_block) -> dict:
+    """The report of a fit of the five numbers of NAMES: theta (5,) on every lattice, per_block (blocks, 5)
+    on each block alone (the error bars: their std / sqrt(blocks)), against the file's true couplings."""
+    err = np.asarray(per_block).std(axis=0, ddof=1) / np.sqrt(blocks)
     truth = ising.true_couplings(meta["hamiltonian"]) if meta["hamiltonian"] in ising.HAMILTONIANS else {}
-    return {"kind": KIND, "train_path": str(train_path), "trained_on": meta["hamiltonian"], "beta": meta["beta"],
-            "n_lattices": int(len(grids)), "n_x": meta["n_x"], "n_y": meta["n_y"], "blocks": blocks,
+    return {"kind": kind, "train_path": str(train_path), "trained_on": meta["hamiltonian"], "beta": meta["beta"],
+            "n_lattices": int(n_lattices), "n_x": meta["n_x"], "n_y": meta["n_y"], "blocks": blocks,
             "spin_flip": spin_flip, "couplings": {n: float(v) for n, v in zip(NAMES, theta)},
             "errors": {n: float(e) for n, e in zip(NAMES, err)},
             "truth": {**truth, "field": 0.0} if truth else None}
@@ -267,6 +273,14 @@ def pair_sums(grids, field: bool = True) -> np.ndarray:
     return np.stack(cols + [s.sum(axis=(1, 2))] * field, axis=1)
 
 
+def block_fits(grids, energies, blocks: int, products) -> list:
+    """[theta on every lattice, then theta on each of `blocks` disjoint blocks alone] of the least squares
+    E ~ c - theta . products(grids) (`normal_equations`, `fit_energies`: None where singular)."""
+    parts = [normal_equations(g, e, products=products)
+             for g, e in zip(np.array_split(grids, blocks), np.array_split(energies, blocks))]
+    return [fit_energies((sum(a for a, _ in parts), sum(b for _, b in parts)))] + [fit_energies(p) for p in parts]
+
+
 def fit_energies(equations) -> np.ndarray | None:
     """theta (2 N [+ N],) of `normal_equations` (the constant c dropped: a label-free energy is known only
     up to one), or None where they are singular (a bond whose product is the same in every lattice)."""
@@ -308,21 +322,14 @@ def teacher_fit(train_path, teacher, blocks: int = 10, max_lattices: int | None 
     on a large lattice near T_c even h ~ 1e-4 orders it, beta h M ~ 1)."""
     meta, grids = read_lattices(train_path, blocks, max_lattices)
     energies = teacher_energies(teacher, grids, data_files.file_system(train_path, meta))
-    parts = [normal_equations(g, e, products=lambda g: pair_sums(g, not spin_flip))
-             for g, e in zip(np.array_split(grids, blocks), np.array_split(energies, blocks))]
-    thetas = [fit_energies((sum(a for a, _ in parts), sum(b for _, b in parts)))] + [fit_energies(p) for p in parts]
-    thetas = [t if t is None else np.append(t, [0.0] * spin_flip) for t in thetas]
+    thetas = block_fits(grids, energies, blocks, lambda lattices: pair_sums(lattices, not spin_flip))
     if any(t is None for t in thetas):
         raise UserError(f"{train_path}: the least squares have no unique solution on these lattices (a pair class "
                         "whose sum is the same in every lattice of a block); give more lattices or fewer --blocks")
-    err = np.array(thetas[1:]).std(axis=0, ddof=1) / np.sqrt(blocks)
-    truth = ising.true_couplings(meta["hamiltonian"]) if meta["hamiltonian"] in ising.HAMILTONIANS else {}
-    return {"kind": TEACHER_PAIRS_KIND, "teacher": str(teacher), "train_path": str(train_path),
-            "trained_on": meta["hamiltonian"], "beta": meta["beta"], "n_lattices": int(len(grids)),
-            "n_x": meta["n_x"], "n_y": meta["n_y"], "blocks": blocks, "spin_flip": spin_flip,
-            "couplings": {n: float(v) for n, v in zip(NAMES, thetas[0])},
-            "errors": {n: float(e) for n, e in zip(NAMES, err)},
-            "truth": {**truth, "field": 0.0} if truth else None}
+    thetas = [np.append(t, [0.0] * spin_flip) for t in thetas]
+    report = five_numbers_report(TEACHER_PAIRS_KIND, train_path, meta, len(grids), blocks, spin_flip, thetas[0],
+                                 thetas[1:])
+    return {"kind": report["kind"], "teacher": str(teacher), **report}
 
 
 def planted_couplings(meta: dict, n_x: int, n_y: int):
@@ -419,9 +426,7 @@ def per_bond(train_path, blocks: int = 10, max_lattices: int | None = None, fiel
         thetas = [t if ok else None for t, ok in fits]
     else:
         energies = teacher_energies(teacher, grids, data_files.file_system(train_path, meta))
-        parts = [normal_equations(g, e, field) for g, e in zip(np.array_split(grids, blocks),
-                                                                np.array_split(energies, blocks))]
-        thetas = [fit_energies((sum(a for a, _ in parts), sum(b for _, b in parts)))] + [fit_energies(p) for p in parts]
+        thetas = block_fits(grids, energies, blocks, lambda lattices: bond_products(lattices, field))
     if any(t is None for t in thetas) or np.abs(thetas[1:]).max() > hamiltonians.MAX_COUPLING:
         raise UserError(f"{train_path}: the fit has no finite solution on these lattices (a bond whose spins agree, "
                         "or disagree, in every lattice of a block); give more lattices, a lower beta or fewer --blocks")
@@ -547,11 +552,10 @@ def main(argv=None) -> int:
     else:
         if args.teacher is None:
             report = inverse_ising(args.train_path, args.blocks, args.max_lattices, args.spin_flip)
-            label = f"{KIND}_{report['trained_on']}" + "_Flip" * args.spin_flip
         else:
             report = teacher_fit(args.train_path, args.teacher, args.blocks, args.max_lattices, args.spin_flip)
-            label = (f"{TEACHER_PAIRS_KIND}_{report['trained_on']}" + "_Flip" * args.spin_flip
-                     + f"_from_{Path(args.teacher).resolve().name}")
+        label = (f"{report['kind']}_{report['trained_on']}" + "_Flip" * args.spin_flip
+                 + ("" if args.teacher is None else f"_from_{Path(args.teacher).resolve().name}"))
         out = check_out(args.out or f"results/inverse_ising/{label}.json")
         text = markdown(report)
     write_json(out, {**report, "source": str(out)})

@@ -107,7 +107,6 @@ def test_the_teacher_fit_recovers_the_five_numbers_and_is_a_hamiltonian_source(t
     assert flip["spin_flip"] and flip["couplings"]["field"] == 0.0 and within(flip), flip
 
 
-
 def test_the_shipped_teacher_gives_the_committed_five_numbers(tmp_path):
     """results/inverse_ising/teacher_ISING1_Flip_...: the shipped ISING1 joint model, asked again on 4,000
     fresh 8 x 8 lattices at beta 0.25, gives the committed couplings within 5 of this sample's block errors
